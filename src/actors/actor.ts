@@ -1,0 +1,207 @@
+/**
+ * One running speed actor: the I/O shell around speed_state.ts for one
+ * partition. It restores from its snapshot (or from the current cut), consumes
+ * its partition subject with an ordered consumer from there, answers queries
+ * and status requests, and writes snapshots while it owns the partition.
+ */
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import type { ObjectStore } from "@nats-io/obj";
+import type { MetricDef } from "../core/catalog.js";
+import { ensureError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import type { Assignment } from "../core/records.js";
+import { parseWatermark, type Watermark } from "../core/watermark.js";
+import { decode, decodeRecord, encode } from "../nats/codec.js";
+import { getValue } from "../nats/kv.js";
+import { partitionKey, WATERMARK_KEY, type Names } from "../nats/names.js";
+import type { SpeedQueryReply, SpeedStatus } from "./protocol.js";
+import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
+import { applyRecord, applyWatermark, createSpeedState, heldEvents, querySpeed, type RangeQuery, type SpeedState } from "./speed_state.js";
+
+export interface ActorDeps {
+  nc: NatsConnection;
+  names: Names;
+  assignments: KV;
+  watermarks: KV;
+  snapshots: ObjectStore;
+  metricsBySource: ReadonlyMap<string, readonly MetricDef[]>;
+  log: Logger;
+}
+
+export interface ActorOptions {
+  nodeId: string;
+  partition: number;
+  generation: number;
+  dedupeHorizonIds: number;
+  snapshotIntervalMs: number;
+  /** Ignore the snapshot and rebuild from the stream (tests, repair). @default false */
+  forceReplay: boolean;
+}
+
+export interface RunningActor {
+  readonly partition: number;
+  readonly generation: number;
+  /** Applies a watermark the node has seen. */
+  onWatermark(w: Watermark): void;
+  /**
+   * Stops consuming and answering. With `writeSnapshot`, writes a final snapshot
+   * (only while this actor still owns the partition). Idempotent.
+   */
+  stop(writeSnapshot: boolean): Promise<void>;
+}
+
+export const snapshotName = (p: number) => `partition-${p}`;
+
+async function restoreState(deps: ActorDeps, opts: ActorOptions, log: Logger): Promise<{ state: SpeedState; from: string }> {
+  const wm = await getValue<unknown>(deps.watermarks, WATERMARK_KEY);
+  const watermark = wm ? parseWatermark(wm.value) : null;
+  if (!opts.forceReplay) {
+    const blob = await deps.snapshots.getBlob(snapshotName(opts.partition));
+    if (blob) {
+      const snap = decodeSnapshot(blob, opts.partition, opts.dedupeHorizonIds);
+      if (snap.kind === "state") {
+        if (watermark) applyWatermark(snap.state, watermark.run);
+        return { state: snap.state, from: `snapshot of generation ${snap.generation} at seq ${snap.state.appliedSeq}` };
+      }
+      log.warn("snapshot unusable; rebuilding from the stream at the current cut", { reason: snap.reason });
+    }
+  }
+  // No snapshot: the events above the current cut are all this actor must hold,
+  // so it replays from the barrier of the current watermark.
+  const cut = watermark?.cuts[opts.partition] ?? 0;
+  const state = createSpeedState(opts.partition, opts.dedupeHorizonIds, Math.max(0, cut - 1));
+  if (watermark) applyWatermark(state, watermark.run);
+  return { state, from: cut > 0 ? `cut of run ${watermark!.run} at seq ${cut}` : "the start of the stream" };
+}
+
+export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<RunningActor> {
+  const p = opts.partition;
+  const log = deps.log.child({ partition: p, generation: opts.generation });
+  const { state, from } = await restoreState(deps, opts, log);
+  const js = jetstream(deps.nc);
+  const jsm = await jetstreamManager(deps.nc);
+  const last = await jsm.streams.getMessage(deps.names.eventStream, { last_by_subj: deps.names.eventSubject(p) });
+  const headAtStart = last?.seq ?? 0;
+  log.info("speed actor starting", { from, appliedSeq: state.appliedSeq, headAtStart });
+
+  let stopped = false;
+  let dirty = false;
+  let snapshotting: Promise<void> = Promise.resolve();
+
+  const identity = () => ({ partition: p, node: opts.nodeId, generation: opts.generation, appliedSeq: state.appliedSeq });
+
+  const stillOwner = async (): Promise<boolean> => {
+    const a = await getValue<Assignment>(deps.assignments, partitionKey(p));
+    return a !== null && a.value.node === opts.nodeId && a.value.generation === opts.generation;
+  };
+
+  const writeSnapshot = (): Promise<void> => {
+    // Chain so two snapshot writes never interleave.
+    snapshotting = snapshotting.then(async () => {
+      if (!dirty) return;
+      // Fencing: a stale owner must not overwrite the new owner's snapshot.
+      if (!(await stillOwner())) {
+        log.warn("not writing snapshot: partition is owned by another generation now");
+        return;
+      }
+      dirty = false;
+      const data = encodeSnapshot(state, { partition: p, generation: opts.generation });
+      await deps.snapshots.putBlob({ name: snapshotName(p) }, data);
+    }).catch((err) => {
+      dirty = true;
+      log.error("snapshot write failed; will retry on the next interval", { err: ensureError(err) });
+    });
+    return snapshotting;
+  };
+
+  const subs: Subscription[] = [];
+  subs.push(
+    deps.nc.subscribe(deps.names.speedQuerySubject(p), {
+      callback: (err, msg) => {
+        if (err) return;
+        let reply: SpeedQueryReply;
+        try {
+          const q = decode<RangeQuery>(msg.data);
+          const a = querySpeed(state, q);
+          reply = a.kind === "value" ? { ...identity(), ...a, heldEvents: heldEvents(state) } : { ...identity(), ...a };
+        } catch (e) {
+          reply = { kind: "error", message: ensureError(e).message };
+        }
+        msg.respond(encode(reply));
+      },
+    }),
+  );
+  subs.push(
+    deps.nc.subscribe(deps.names.speedStatusSubject(p), {
+      callback: (err, msg) => {
+        if (err) return;
+        const status: SpeedStatus = {
+          ...identity(),
+          watermarkRun: state.watermarkRun,
+          heldEvents: heldEvents(state),
+          skippedDuplicates: state.skippedDuplicates,
+          segments: state.segments.map(({ counts: _c, ...info }) => info),
+          phase: state.appliedSeq < headAtStart ? "replaying" : "live",
+        };
+        msg.respond(encode(status));
+      },
+    }),
+  );
+
+  const consumer = await js.consumers.get(deps.names.eventStream, {
+    filter_subjects: deps.names.eventSubject(p),
+    ...(state.appliedSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: state.appliedSeq + 1 } : { deliver_policy: DeliverPolicy.All }),
+  });
+  const messages: ConsumerMessages = await consumer.consume();
+
+  const loop = (async () => {
+    for await (const m of messages) {
+      const record = decodeRecord(m.data);
+      if (!record) {
+        // Not ours to count; move past it so a bad record cannot wedge the actor.
+        log.warn("skipping a stream record that is neither an event nor a barrier", { seq: m.seq, subject: m.subject });
+        if (m.seq > state.appliedSeq) state.appliedSeq = m.seq;
+        continue;
+      }
+      const outcome = applyRecord(state, m.seq, record, deps.metricsBySource);
+      if (outcome === "redelivered") continue;
+      dirty = true;
+      if (outcome === "barrier") {
+        log.debug("segment closed by barrier", { run: record.k === "b" ? record.r : undefined, seq: m.seq });
+        void writeSnapshot();
+      }
+    }
+  })().catch((err) => {
+    if (!stopped) log.error("speed actor consume loop failed", { err: ensureError(err) });
+  });
+
+  const timer = setInterval(() => void writeSnapshot(), opts.snapshotIntervalMs);
+  timer.unref();
+
+  let stopping: Promise<void> | undefined;
+  return {
+    partition: p,
+    generation: opts.generation,
+    onWatermark(w) {
+      const dropped = applyWatermark(state, w.run);
+      if (dropped > 0) {
+        dirty = true;
+        log.debug("dropped segments covered by the watermark", { run: w.run, dropped, held: heldEvents(state) });
+      }
+    },
+    stop(write) {
+      return (stopping ??= (async () => {
+        stopped = true;
+        clearInterval(timer);
+        for (const s of subs) s.unsubscribe();
+        await messages.close().catch(() => undefined); // best effort: the consumer is ephemeral
+        await loop;
+        if (write) await writeSnapshot();
+        else await snapshotting;
+        log.info("speed actor stopped", { appliedSeq: state.appliedSeq, held: heldEvents(state) });
+      })());
+    },
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * What speed actors answer over NATS request-reply, and the client that asks
+ * them (used by serving nodes, tests and lambdactl).
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { NoRespondersError, RequestError, TimeoutError } from "@nats-io/transport-node";
+import { UnavailableError } from "../core/errors.js";
+import { decode, encode } from "../nats/codec.js";
+import type { Names } from "../nats/names.js";
+import type { RangeQuery } from "./speed_state.js";
+
+export interface SegmentInfo {
+  readonly openedAfterRun: number;
+  readonly closedByRun: number | null;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly events: number;
+}
+
+export interface ActorIdentity {
+  readonly partition: number;
+  readonly node: string;
+  readonly generation: number;
+  readonly appliedSeq: number;
+}
+
+export type SpeedQueryReply =
+  | (ActorIdentity & { readonly kind: "value"; readonly value: number; readonly eventsAboveCut: number; readonly heldEvents: number })
+  | (ActorIdentity & { readonly kind: "moved_on"; readonly run: number })
+  | { readonly kind: "error"; readonly message: string };
+
+export interface SpeedStatus extends ActorIdentity {
+  readonly watermarkRun: number;
+  readonly heldEvents: number;
+  readonly skippedDuplicates: number;
+  readonly segments: readonly SegmentInfo[];
+  /** "replaying" until the actor has caught up with the stream head it saw at start. */
+  readonly phase: "replaying" | "live";
+}
+
+/** How long a serving node waits for one actor reply. */
+export const SPEED_REQUEST_TIMEOUT_MS = 2_000;
+
+export interface SpeedClient {
+  /** @throws UnavailableError when no actor owns the partition or it does not answer. */
+  query(partition: number, q: RangeQuery, timeoutMs?: number): Promise<SpeedQueryReply>;
+  /** @throws UnavailableError */
+  status(partition: number, timeoutMs?: number): Promise<SpeedStatus>;
+}
+
+export function createSpeedClient(nc: NatsConnection, names: Names): SpeedClient {
+  const request = async <T>(subject: string, body: unknown, partition: number, timeout: number): Promise<T> => {
+    try {
+      const m = await nc.request(subject, encode(body), { timeout });
+      return decode<T>(m.data);
+    } catch (err) {
+      if (err instanceof NoRespondersError || err instanceof TimeoutError || err instanceof RequestError) {
+        throw new UnavailableError(`speed actor of partition ${partition} did not answer (${err.name}); is a speed node running and assigned?`, { cause: err });
+      }
+      throw err;
+    }
+  };
+  return {
+    query: (p, q, timeout = SPEED_REQUEST_TIMEOUT_MS) => request<SpeedQueryReply>(names.speedQuerySubject(p), q, p, timeout),
+    status: (p, timeout = SPEED_REQUEST_TIMEOUT_MS) => request<SpeedStatus>(names.speedStatusSubject(p), {}, p, timeout),
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * Snapshot of a speed actor: its segments, last applied sequence, watermark and
+ * dedupe ids, as msgpack. A new owner resumes from a snapshot and replays the
+ * stream after `appliedSeq`, so each event is applied once.
+ */
+import { decode, encode } from "../nats/codec.js";
+import type { MetricCounts, Segment, SpeedState } from "./speed_state.js";
+
+/** Bumped whenever the encoded shape changes; older snapshots are ignored (the stream replays). */
+export const SNAPSHOT_FORMAT = 1;
+
+interface EncodedSegment {
+  o: number;
+  c: number | null;
+  f: number;
+  l: number;
+  n: number;
+  /** [metric, [key, [window, count][]][]][] */
+  m: [string, [string, [number, number][]][]][];
+}
+
+interface EncodedSnapshot {
+  format: number;
+  partition: number;
+  generation: number;
+  appliedSeq: number;
+  watermarkRun: number;
+  skippedDuplicates: number;
+  segments: EncodedSegment[];
+  /** ids and their sequences, oldest first */
+  ids: [string, number][];
+}
+
+export interface SnapshotMeta {
+  readonly partition: number;
+  readonly generation: number;
+}
+
+export function encodeSnapshot(state: SpeedState, meta: SnapshotMeta): Uint8Array {
+  const segments: EncodedSegment[] = state.segments.map((s) => ({
+    o: s.openedAfterRun,
+    c: s.closedByRun,
+    f: s.firstSeq,
+    l: s.lastSeq,
+    n: s.events,
+    m: [...s.counts].map(([metric, byKey]) => [metric, [...byKey].map(([k, byW]) => [k, [...byW]])]),
+  }));
+  const snap: EncodedSnapshot = {
+    format: SNAPSHOT_FORMAT,
+    partition: meta.partition,
+    generation: meta.generation,
+    appliedSeq: state.appliedSeq,
+    watermarkRun: state.watermarkRun,
+    skippedDuplicates: state.skippedDuplicates,
+    segments,
+    ids: [...state.seenIds],
+  };
+  return encode(snap);
+}
+
+export type DecodedSnapshot =
+  | { readonly kind: "state"; readonly state: SpeedState; readonly generation: number }
+  | { readonly kind: "unusable"; readonly reason: string };
+
+export function decodeSnapshot(data: Uint8Array, partition: number, dedupeHorizonIds: number): DecodedSnapshot {
+  let snap: EncodedSnapshot;
+  try {
+    snap = decode<EncodedSnapshot>(data);
+  } catch (err) {
+    return { kind: "unusable", reason: `not msgpack: ${(err as Error).message}` };
+  }
+  if (snap?.format !== SNAPSHOT_FORMAT) return { kind: "unusable", reason: `format ${String(snap?.format)}, expected ${SNAPSHOT_FORMAT}` };
+  if (snap.partition !== partition) return { kind: "unusable", reason: `snapshot is of partition ${snap.partition}` };
+  const segments: Segment[] = snap.segments.map((s) => {
+    const counts = new Map<string, MetricCounts>();
+    for (const [metric, keys] of s.m) counts.set(metric, new Map(keys.map(([k, ws]) => [k, new Map(ws)])));
+    return { openedAfterRun: s.o, closedByRun: s.c, firstSeq: s.f, lastSeq: s.l, events: s.n, counts };
+  });
+  if (segments.length === 0 || segments[segments.length - 1]!.closedByRun !== null) {
+    return { kind: "unusable", reason: "no open segment" };
+  }
+  const seenIds = new Map(snap.ids);
+  // The horizon may have shrunk since the snapshot: keep the newest ids.
+  while (seenIds.size > dedupeHorizonIds) seenIds.delete(seenIds.keys().next().value as string);
+  return {
+    kind: "state",
+    generation: snap.generation,
+    state: {
+      partition,
+      appliedSeq: snap.appliedSeq,
+      watermarkRun: snap.watermarkRun,
+      segments,
+      seenIds,
+      dedupeHorizonIds,
+      skippedDuplicates: snap.skippedDuplicates,
+    },
+  };
+}

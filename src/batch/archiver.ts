@@ -1,0 +1,204 @@
+/**
+ * The archiver: appends every event of the stream to the master dataset in
+ * ClickHouse, exactly once, and records for each barrier that everything below
+ * it is flushed.
+ *
+ * Exactly once without ClickHouse's help (non-replicated tables do not dedupe
+ * retried inserts): the archiver's position per (source table, partition) is
+ * the highest sequence that table holds. It resumes from the lowest of those
+ * positions and skips, per table, every record at or below that table's own
+ * position, so neither a restart nor a retried insert writes a row twice.
+ * Batch runs also dedupe by event id, which covers copies the stream itself
+ * holds (a producer retry after the duplicate window).
+ *
+ * States: starting → running → stopping → closed.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { DeliverPolicy, jetstream, type ConsumerMessages } from "@nats-io/jetstream";
+import type { ClickHouseClient } from "@clickhouse/client";
+import type { Catalog } from "../core/catalog.js";
+import { ensureError } from "../core/errors.js";
+import { closeable, type Closeable } from "../core/lifecycle.js";
+import type { FieldValue } from "../core/events.js";
+import type { Logger } from "../core/logger.js";
+import type { ArchiverProgress } from "../core/records.js";
+import { queryRows } from "../ch/client.js";
+import { ensureSchema, masterTable } from "../ch/schema.js";
+import { decodeRecord } from "../nats/codec.js";
+import { getValue, putValue } from "../nats/kv.js";
+import { partitionKey, type Names } from "../nats/names.js";
+import { openBuckets } from "../nats/setup.js";
+import { archivedHeadsSql } from "./sql.js";
+
+export interface ArchiverOptions {
+  partitions: number;
+  database: string;
+  /** Flush at least this often while rows are buffered. */
+  flushIntervalMs: number;
+  /** Flush once this many rows are buffered. */
+  flushRows: number;
+}
+
+export interface ArchiverDeps {
+  nc: NatsConnection;
+  ch: ClickHouseClient;
+  catalog: Catalog;
+  names: Names;
+  log: Logger;
+}
+
+export interface ArchiverStats {
+  /** Rows inserted since start. */
+  readonly rowsArchived: number;
+  /** Records skipped because their table already held them. */
+  readonly rowsSkipped: number;
+  /** Highest archived sequence per source table and partition. */
+  readonly heads: Readonly<Record<string, readonly number[]>>;
+}
+
+/** close() flushes what is buffered and stops. */
+export interface Archiver extends Closeable {
+  stats(): ArchiverStats;
+}
+
+type Row = Record<string, FieldValue>;
+interface PendingBarrier {
+  partition: number;
+  run: number;
+  seq: number;
+}
+
+/** Retry delay after a failed insert. */
+const INSERT_RETRY_MS = 500;
+
+export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions): Promise<Archiver> {
+  const log = deps.log.child({ component: "archiver" });
+  const { ch, catalog } = deps;
+  await ensureSchema(ch, opts.database, catalog);
+  const buckets = await openBuckets(deps.nc, deps.names);
+  const js = jetstream(deps.nc);
+
+  // heads[source][p]: highest sequence that source's table holds for p.
+  const heads: Record<string, number[]> = {};
+  const loadHeads = async (source: string) => {
+    const h = new Array<number>(opts.partitions).fill(0);
+    const rows = await queryRows<{ partition: number; seq: number | string }>(ch, archivedHeadsSql(opts.database, catalog.sources.get(source)!));
+    for (const r of rows) if (r.partition < opts.partitions) h[r.partition] = Number(r.seq);
+    heads[source] = h;
+  };
+  for (const s of catalog.sources.keys()) await loadHeads(s);
+
+  let buffer = new Map<string, Row[]>();
+  let buffered = 0;
+  let barriers: PendingBarrier[] = [];
+  let rowsArchived = 0;
+  let rowsSkipped = 0;
+  let stopping = false;
+
+  const insertRows = async (source: string, rows: Row[]) => {
+    for (;;) {
+      try {
+        await ch.insert({ table: masterTable(opts.database, source), values: rows, format: "JSONEachRow" });
+        return;
+      } catch (err) {
+        log.error("insert into the master dataset failed; retrying without the rows that landed", { source, rows: rows.length, err: ensureError(err) });
+        await new Promise((r) => setTimeout(r, INSERT_RETRY_MS));
+        // The insert may have landed before the error: keep only what the table lacks.
+        await loadHeads(source);
+        const h = heads[source]!;
+        rows = rows.filter((r) => (r._seq as number) > h[r._partition as number]!);
+        if (rows.length === 0) return;
+      }
+    }
+  };
+
+  const recordBarrier = async (b: PendingBarrier) => {
+    const key = partitionKey(b.partition);
+    const current = await getValue<ArchiverProgress>(buckets.archiver, key);
+    if (current && current.value.run >= b.run) return;
+    const progress: ArchiverProgress = { partition: b.partition, run: b.run, barrierSeq: b.seq, atMs: Date.now() };
+    await putValue(buckets.archiver, key, progress);
+  };
+
+  let flushing: Promise<void> = Promise.resolve();
+  const flush = (): Promise<void> =>
+    (flushing = flushing.then(async () => {
+      if (buffered === 0 && barriers.length === 0) return;
+      const batch = buffer;
+      const done = barriers;
+      buffer = new Map();
+      buffered = 0;
+      barriers = [];
+      for (const [source, rows] of batch) {
+        await insertRows(source, rows);
+        const h = heads[source]!;
+        for (const r of rows) {
+          const p = r._partition as number;
+          if ((r._seq as number) > h[p]!) h[p] = r._seq as number;
+        }
+        rowsArchived += rows.length;
+      }
+      // Every row below these barriers was buffered before them, so it is in now.
+      for (const b of done) await recordBarrier(b);
+    }).catch((err) => log.error("archiver flush failed", { err: ensureError(err) })));
+
+  const timer = setInterval(() => void flush(), opts.flushIntervalMs);
+
+  const consumers: ConsumerMessages[] = [];
+  const loops: Promise<void>[] = [];
+  for (let p = 0; p < opts.partitions; p++) {
+    const from = Math.min(...Object.values(heads).map((h) => h[p]!));
+    const consumer = await js.consumers.get(deps.names.eventStream, {
+      filter_subjects: deps.names.eventSubject(p),
+      ...(from > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from + 1 } : { deliver_policy: DeliverPolicy.All }),
+    });
+    const messages = await consumer.consume();
+    consumers.push(messages);
+    loops.push(
+      (async () => {
+        for await (const m of messages) {
+          const rec = decodeRecord(m.data);
+          if (!rec) {
+            log.warn("skipping a stream record that is neither an event nor a barrier", { partition: p, seq: m.seq });
+            continue;
+          }
+          if (rec.k === "b") {
+            barriers.push({ partition: p, run: rec.r, seq: m.seq });
+            void flush();
+            continue;
+          }
+          const h = heads[rec.s];
+          if (!h) {
+            log.warn("skipping an event of a source the catalog does not define", { partition: p, seq: m.seq, source: rec.s });
+            continue;
+          }
+          if (m.seq <= h[p]!) {
+            rowsSkipped++;
+            continue;
+          }
+          const row: Row = { _partition: p, _seq: m.seq, _id: rec.id, ...rec.v };
+          let rows = buffer.get(rec.s);
+          if (!rows) buffer.set(rec.s, (rows = []));
+          rows.push(row);
+          if (++buffered >= opts.flushRows) void flush();
+        }
+      })().catch((err) => {
+        if (!stopping) log.error("archiver consume loop failed", { partition: p, err: ensureError(err) });
+      }),
+    );
+  }
+  log.info("archiver running", { partitions: opts.partitions });
+
+  const lifecycle = closeable(async () => {
+      stopping = true;
+      clearInterval(timer);
+      await Promise.all(consumers.map((c) => c.close().catch(() => undefined))); // best effort: ephemeral consumers
+      await Promise.all(loops);
+      await flush();
+      log.info("archiver closed", { rowsArchived });
+  });
+  return {
+    stats: () => ({ rowsArchived, rowsSkipped, heads: Object.fromEntries(Object.entries(heads).map(([s, h]) => [s, [...h]])) }),
+    ...lifecycle,
+  };
+}

@@ -1,0 +1,42 @@
+/**
+ * One ClickHouse client per process: a ClickHouse server over HTTP when a URL is
+ * configured, otherwise the embedded chDB engine plugged into the same
+ * @clickhouse/client through `createChdbConnection`. chDB locks its data
+ * directory to one process, so every ClickHouse-touching role of a process
+ * shares the client opened here.
+ */
+import { mkdirSync } from "node:fs";
+import { createClient, type ClickHouseClient } from "@clickhouse/client";
+import { createChdbConnection } from "chdb/connection";
+
+export interface ChOptions {
+  /** ClickHouse HTTP URL; empty for embedded chDB. */
+  url: string;
+  username: string;
+  password: string;
+  /** chDB data directory (used when `url` is empty). */
+  chdbPath: string;
+}
+
+export interface ChHandle {
+  readonly client: ClickHouseClient;
+  /** "chdb" or "server", for logs and the bench report. */
+  readonly engine: "chdb" | "server";
+  close(): Promise<void>;
+}
+
+export function openClickHouse(opts: ChOptions): ChHandle {
+  if (opts.url) {
+    const client = createClient({ url: opts.url, username: opts.username, password: opts.password });
+    return { client, engine: "server", close: () => client.close() };
+  }
+  mkdirSync(opts.chdbPath, { recursive: true });
+  const client = createClient({ connection: createChdbConnection({ path: opts.chdbPath }) } as Parameters<typeof createClient>[0]);
+  return { client, engine: "chdb", close: () => client.close() };
+}
+
+/** Runs a SELECT and returns its rows as objects. */
+export async function queryRows<T>(client: ClickHouseClient, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
+  const rs = await client.query({ query, query_params: params, format: "JSONEachRow" });
+  return rs.json<T>();
+}

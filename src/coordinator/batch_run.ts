@@ -1,0 +1,141 @@
+/**
+ * One batch run, the heart of the protocol:
+ *   1. write barrier N into every partition subject; its sequence is the cut;
+ *   2. wait until the archiver has flushed everything below every barrier;
+ *   3. recompute every metric from scratch below the cut (batch view version N);
+ *   4. publish watermark N (compare-and-set, forward only).
+ * Each step is recorded in the run's history entry.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream } from "@nats-io/jetstream";
+import type { ClickHouseClient } from "@clickhouse/client";
+import type { KV } from "@nats-io/kv";
+import type { Catalog } from "../core/catalog.js";
+import { ensureError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import type { ArchiverProgress } from "../core/records.js";
+import type { Watermark } from "../core/watermark.js";
+import { recomputeViews, dropViewsBefore } from "../batch/index.js";
+import { barrierMsgId, decode, encodeBarrier } from "../nats/codec.js";
+import type { Names } from "../nats/names.js";
+import type { Buckets } from "../nats/setup.js";
+import { nextRunNumber, publishWatermark, recordRun } from "./watermark_store.js";
+
+export interface BatchRunDeps {
+  nc: NatsConnection;
+  ch: ClickHouseClient;
+  catalog: Catalog;
+  names: Names;
+  buckets: Buckets;
+  log: Logger;
+}
+
+export interface BatchRunOptions {
+  partitions: number;
+  database: string;
+  coordinatorId: string;
+  /** How long to wait for the archiver to flush through the barriers. */
+  archiverTimeoutMs: number;
+  viewVersionsKept: number;
+}
+
+export const RunPhases = { barrier: "barrier", archiverFlush: "archiver_flush", recompute: "recompute", publish: "publish", done: "done" } as const;
+export type RunPhase = (typeof RunPhases)[keyof typeof RunPhases];
+
+export type RunProgress = (phase: RunPhase, detail: Record<string, unknown>) => void;
+
+/** The archiver did not flush through a barrier in time. Retryable: the next run tries again. */
+export class ArchiverTimeoutError extends Error {
+  override readonly name = "ArchiverTimeoutError";
+  constructor(
+    readonly run: number,
+    readonly waitingOn: readonly number[],
+    readonly timeoutMs: number,
+  ) {
+    super(`archiver has not flushed through barrier ${run} on partitions [${waitingOn.join(", ")}] after ${timeoutMs} ms; is an archiver running?`);
+  }
+}
+
+async function waitForArchiver(kv: KV, run: number, partitions: number, timeoutMs: number): Promise<void> {
+  const flushed = new Array<number>(partitions).fill(0);
+  const waiting = () => flushed.flatMap((r, p) => (r >= run ? [] : [p]));
+  const watch = await kv.watch({ key: "p.*" });
+  const timer = setTimeout(() => watch.stop(), timeoutMs);
+  try {
+    for await (const e of watch) {
+      if (e.operation === "PUT") {
+        const a = decode<ArchiverProgress>(e.value);
+        if (a.partition < partitions) flushed[a.partition] = Math.max(flushed[a.partition]!, a.run);
+      }
+      if (waiting().length === 0) return;
+    }
+    throw new ArchiverTimeoutError(run, waiting(), timeoutMs);
+  } finally {
+    clearTimeout(timer);
+    watch.stop();
+  }
+}
+
+export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progress: RunProgress = () => {}): Promise<Watermark> {
+  const { buckets } = deps;
+  const run = await nextRunNumber(buckets.coordinator);
+  const log = deps.log.child({ run });
+  const startedAtMs = Date.now();
+  const js = jetstream(deps.nc);
+  let cuts: number[] = [];
+  await recordRun(buckets.watermark, { run, outcome: "running", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: null, error: null, publishMs: null });
+  try {
+    let t = performance.now();
+    progress(RunPhases.barrier, { run });
+    const acks = await Promise.all(
+      Array.from({ length: opts.partitions }, (_, p) => js.publish(deps.names.eventSubject(p), encodeBarrier(run), { msgID: barrierMsgId(run, p) })),
+    );
+    cuts = acks.map((a) => a.seq);
+    const barrierMs = performance.now() - t;
+
+    t = performance.now();
+    progress(RunPhases.archiverFlush, { run, cuts });
+    await waitForArchiver(buckets.archiver, run, opts.partitions, opts.archiverTimeoutMs);
+    const archiverFlushMs = performance.now() - t;
+
+    t = performance.now();
+    progress(RunPhases.recompute, { run });
+    const result = await recomputeViews(deps.ch, deps.catalog, opts.database, {
+      run,
+      cuts,
+      onMetric: (metric, done, total) => progress(RunPhases.recompute, { run, metric, done, total }),
+    });
+    const recomputeMs = performance.now() - t;
+
+    t = performance.now();
+    progress(RunPhases.publish, { run });
+    const base = {
+      run,
+      cuts,
+      viewVersion: run,
+      coveredFromMs: result.coveredFromMs,
+      coveredToMs: result.coveredToMs,
+      eventsCovered: result.eventsCovered,
+      startedAtMs,
+      coordinator: opts.coordinatorId,
+    };
+    const watermark: Watermark = { ...base, publishedAtMs: Date.now(), timings: { barrierMs, archiverFlushMs, recomputeMs } };
+    await publishWatermark(buckets.watermark, watermark);
+    const publishMs = performance.now() - t;
+    await recordRun(buckets.watermark, { run, outcome: "published", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: Date.now(), error: null, publishMs });
+    log.info("watermark published", { cuts, eventsCovered: result.eventsCovered, barrierMs, archiverFlushMs, recomputeMs, publishMs });
+    progress(RunPhases.done, { run });
+    // Readers may still answer at the previous versions; keep a few.
+    await dropViewsBefore(deps.ch, deps.catalog, opts.database, run - opts.viewVersionsKept + 1).catch((err) =>
+      log.warn("could not drop old batch view versions; they will be retried after the next run", { err: ensureError(err) }),
+    );
+    return watermark;
+  } catch (err) {
+    const e = ensureError(err);
+    await recordRun(buckets.watermark, { run, outcome: "failed", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: Date.now(), error: e.message, publishMs: null }).catch(
+      (recErr) => log.error("could not record the failed run", { err: ensureError(recErr) }),
+    );
+    log.error("batch run failed", { err: e });
+    throw e;
+  }
+}

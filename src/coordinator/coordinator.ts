@@ -1,0 +1,157 @@
+/**
+ * The coordinator (single instance for now): tracks speed-node membership,
+ * keeps partitions assigned (balanced, sticky, generation-fenced), and runs
+ * batch runs one at a time, on an interval and on demand (in process through
+ * `runNow`, or over NATS on the run-now subject).
+ *
+ * States: running → stopping → closed.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { ClickHouseClient } from "@clickhouse/client";
+import type { Catalog } from "../core/catalog.js";
+import { ensureError } from "../core/errors.js";
+import { closeable, type Closeable } from "../core/lifecycle.js";
+import type { Logger } from "../core/logger.js";
+import type { Assignment } from "../core/records.js";
+import type { Watermark } from "../core/watermark.js";
+import { ensureSchema } from "../ch/schema.js";
+import { decode, encode } from "../nats/codec.js";
+import { putValue } from "../nats/kv.js";
+import { partitionKey, type Names } from "../nats/names.js";
+import { openBuckets, type Buckets } from "../nats/setup.js";
+import { assignPartitions } from "./assignment.js";
+import { runBatch, type RunProgress } from "./batch_run.js";
+import { MembershipTracker } from "./membership.js";
+
+/** How long a batch run waits for the archiver by default. */
+export const ARCHIVER_TIMEOUT_MS = 120_000;
+
+export interface CoordinatorOptions {
+  coordinatorId: string;
+  partitions: number;
+  database: string;
+  /** 0 disables scheduled runs (on demand only). */
+  batchIntervalMs: number;
+  /** How often membership and assignments are checked. */
+  heartbeatIntervalMs: number;
+  nodeTimeoutMs: number;
+  viewVersionsKept: number;
+  /** @default ARCHIVER_TIMEOUT_MS */
+  archiverTimeoutMs?: number;
+}
+
+export interface CoordinatorDeps {
+  nc: NatsConnection;
+  ch: ClickHouseClient;
+  catalog: Catalog;
+  names: Names;
+  log: Logger;
+}
+
+/** Reply on the run-now subject. */
+export type RunNowReply = { kind: "published"; watermark: Watermark } | { kind: "failed"; error: string };
+
+export interface Coordinator extends Closeable {
+  /** Runs a batch run now (after any run in progress) and returns its watermark. */
+  runNow(progress?: RunProgress): Promise<Watermark>;
+  /** The current assignment of every partition. */
+  assignments(): Assignment[];
+}
+
+async function readAssignments(buckets: Buckets, partitions: number): Promise<Map<number, Assignment>> {
+  const out = new Map<number, Assignment>();
+  for (let p = 0; p < partitions; p++) {
+    const e = await buckets.assignments.get(partitionKey(p));
+    if (e && e.operation === "PUT") out.set(p, decode<Assignment>(e.value));
+  }
+  return out;
+}
+
+export async function createCoordinator(deps: CoordinatorDeps, opts: CoordinatorOptions): Promise<Coordinator> {
+  const log = deps.log.child({ component: "coordinator", coordinator: opts.coordinatorId });
+  await ensureSchema(deps.ch, opts.database, deps.catalog);
+  const buckets = await openBuckets(deps.nc, deps.names);
+  const membership = new MembershipTracker(opts.nodeTimeoutMs);
+  const current = await readAssignments(buckets, opts.partitions);
+  let stopping = false;
+
+  const rebalance = async () => {
+    const revisions = new Map<string, number>();
+    const keys = await buckets.members.keys("speed.*");
+    for await (const k of keys) {
+      const e = await buckets.members.get(k);
+      if (e && e.operation === "PUT") revisions.set(k.slice("speed.".length), e.revision);
+    }
+    const now = Date.now();
+    membership.observe(revisions, now);
+    const next = assignPartitions(opts.partitions, membership.alive(now), current);
+    for (const a of next) {
+      const prev = current.get(a.partition);
+      if (prev && prev.node === a.node && prev.generation === a.generation) continue;
+      await putValue(buckets.assignments, partitionKey(a.partition), a);
+      log.info("partition assigned", { partition: a.partition, node: a.node || "(none)", generation: a.generation });
+      current.set(a.partition, a);
+    }
+  };
+
+  let ticking: Promise<void> = Promise.resolve();
+  const tick = () => {
+    ticking = ticking.then(() => (stopping ? undefined : rebalance())).catch((err) => log.error("membership check failed; retrying next tick", { err: ensureError(err) }));
+    return ticking;
+  };
+  await tick();
+  const ticker = setInterval(() => void tick(), opts.heartbeatIntervalMs);
+
+  // Batch runs never overlap: each waits for the one before it.
+  let runs: Promise<unknown> = Promise.resolve();
+  const runNow = (progress?: RunProgress): Promise<Watermark> => {
+    const r = runs.then(() =>
+      runBatch(
+        { nc: deps.nc, ch: deps.ch, catalog: deps.catalog, names: deps.names, buckets, log },
+        {
+          partitions: opts.partitions,
+          database: opts.database,
+          coordinatorId: opts.coordinatorId,
+          archiverTimeoutMs: opts.archiverTimeoutMs ?? ARCHIVER_TIMEOUT_MS,
+          viewVersionsKept: opts.viewVersionsKept,
+        },
+        progress,
+      ),
+    );
+    runs = r.catch(() => undefined);
+    return r;
+  };
+
+  const scheduler =
+    opts.batchIntervalMs > 0
+      ? setInterval(() => {
+          if (!stopping) runNow().catch(() => undefined); // runBatch logged and recorded the failure
+        }, opts.batchIntervalMs)
+      : undefined;
+
+  const runNowSub = deps.nc.subscribe(deps.names.runNowSubject, {
+    callback: (err, msg) => {
+      if (err) return;
+      runNow().then(
+        (watermark) => msg.respond(encode({ kind: "published", watermark } satisfies RunNowReply)),
+        (e) => msg.respond(encode({ kind: "failed", error: ensureError(e).message } satisfies RunNowReply)),
+      );
+    },
+  });
+  log.info("coordinator running", { partitions: opts.partitions, batchIntervalMs: opts.batchIntervalMs });
+
+  const lifecycle = closeable(async () => {
+      stopping = true;
+      clearInterval(ticker);
+      if (scheduler) clearInterval(scheduler);
+      runNowSub.unsubscribe();
+      await ticking;
+      await runs;
+      log.info("coordinator closed");
+  });
+  return {
+    runNow,
+    assignments: () => [...current.values()].sort((a, b) => a.partition - b.partition),
+    ...lifecycle,
+  };
+}

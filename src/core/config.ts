@@ -1,0 +1,192 @@
+/**
+ * The one configuration schema of every role. Values come from environment
+ * variables (`LAMBDA_*`, passed in as a plain object so tests can supply their
+ * own) and from explicit overrides; unknown `LAMBDA_*` keys are refused, and an
+ * override that replaces an environment value is logged.
+ */
+import { ConfigError } from "./errors.js";
+import type { Logger, LogLevel } from "./logger.js";
+import { LogLevels } from "./logger.js";
+
+/** Default number of stream partitions. */
+export const DEFAULT_PARTITIONS = 8;
+/** Default subject/stream/bucket prefix. */
+export const DEFAULT_PREFIX = "lambda";
+/** Default ClickHouse database. */
+export const DEFAULT_DATABASE = "lambda";
+/** Default interval between scheduled batch runs. */
+export const BATCH_INTERVAL_MS = 60_000;
+/** How often speed nodes write their heartbeat. */
+export const HEARTBEAT_INTERVAL_MS = 1_000;
+/** A speed node whose heartbeat has not changed for this long loses its partitions. */
+export const NODE_TIMEOUT_MS = 5_000;
+/** Distinct event ids a speed actor remembers per partition to skip late copies. */
+export const DEDUPE_HORIZON_IDS = 100_000;
+/** How often a speed actor writes a snapshot while events arrive. */
+export const SNAPSHOT_INTERVAL_MS = 2_000;
+/** Archiver: flush at least this often while rows are buffered. */
+export const ARCHIVER_FLUSH_INTERVAL_MS = 200;
+/** Archiver: flush when this many rows are buffered. */
+export const ARCHIVER_FLUSH_ROWS = 20_000;
+/** Default gRPC port of a serving node. */
+export const GRPC_PORT = 50051;
+/** Batch view versions kept behind the current one for readers still on them. */
+export const VIEW_VERSIONS_KEPT = 3;
+/** JetStream duplicate window for event ids (Nats-Msg-Id). */
+export const DUPLICATE_WINDOW_MS = 120_000;
+
+/** The roles a process can run; any mix can share one process. */
+export const Roles = { archiver: "archiver", coordinator: "coordinator", serving: "serving", speed: "speed" } as const;
+export type Role = (typeof Roles)[keyof typeof Roles];
+
+export interface ResolvedConfig {
+  /** Roles this process runs. */
+  roles: Role[];
+  /** NATS server URL; empty means "start a local nats-server" (local cluster only). */
+  natsUrl: string;
+  /** ClickHouse HTTP URL; empty means the embedded chDB engine at `chdbPath`. */
+  clickhouseUrl: string;
+  clickhouseUser: string;
+  clickhousePassword: string;
+  /** chDB data directory for the embedded engine. */
+  chdbPath: string;
+  database: string;
+  prefix: string;
+  partitions: number;
+  catalogPath: string;
+  grpcHost: string;
+  grpcPort: number;
+  batchIntervalMs: number;
+  heartbeatIntervalMs: number;
+  nodeTimeoutMs: number;
+  dedupeHorizonIds: number;
+  snapshotIntervalMs: number;
+  archiverFlushIntervalMs: number;
+  archiverFlushRows: number;
+  viewVersionsKept: number;
+  duplicateWindowMs: number;
+  /** This process's member id (speed node, coordinator). */
+  nodeId: string;
+  logLevel: LogLevel;
+}
+
+export type ConfigOverrides = Partial<ResolvedConfig>;
+
+type Parser = (key: string, raw: string) => unknown;
+const str: Parser = (_k, raw) => raw;
+const int =
+  (min: number, max = Number.MAX_SAFE_INTEGER): Parser =>
+  (key, raw) => {
+    const n = Number(raw);
+    if (raw.trim() === "" || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new ConfigError(key, raw, `an integer in ${min}..${max}`);
+    }
+    return n;
+  };
+const name: Parser = (key, raw) => {
+  if (!/^[A-Za-z0-9_-]+$/.test(raw)) throw new ConfigError(key, raw, "letters, digits, '_' or '-'");
+  return raw;
+};
+const level: Parser = (key, raw) => {
+  if (!(raw in LogLevels)) throw new ConfigError(key, raw, `one of ${Object.keys(LogLevels).join(", ")}`);
+  return raw;
+};
+
+const roles: Parser = (key, raw) => {
+  const list = raw.split(",").map((r) => r.trim()).filter(Boolean);
+  for (const r of list) if (!(r in Roles)) throw new ConfigError(key, raw, `a comma-separated list of ${Object.keys(Roles).join(", ")}`);
+  if (list.length === 0) throw new ConfigError(key, raw, "at least one role");
+  return [...new Set(list)];
+};
+
+/** Environment variable → config field, parser. */
+const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
+  LAMBDA_ROLES: ["roles", roles],
+  LAMBDA_NATS_URL: ["natsUrl", str],
+  LAMBDA_CLICKHOUSE_URL: ["clickhouseUrl", str],
+  LAMBDA_CLICKHOUSE_USER: ["clickhouseUser", str],
+  LAMBDA_CLICKHOUSE_PASSWORD: ["clickhousePassword", str],
+  LAMBDA_CHDB_PATH: ["chdbPath", str],
+  LAMBDA_DATABASE: ["database", name],
+  LAMBDA_PREFIX: ["prefix", name],
+  LAMBDA_PARTITIONS: ["partitions", int(1, 1024)],
+  LAMBDA_CATALOG: ["catalogPath", str],
+  LAMBDA_GRPC_HOST: ["grpcHost", str],
+  LAMBDA_GRPC_PORT: ["grpcPort", int(0, 65535)],
+  LAMBDA_BATCH_INTERVAL_MS: ["batchIntervalMs", int(0)],
+  LAMBDA_HEARTBEAT_INTERVAL_MS: ["heartbeatIntervalMs", int(50)],
+  LAMBDA_NODE_TIMEOUT_MS: ["nodeTimeoutMs", int(100)],
+  LAMBDA_DEDUPE_HORIZON_IDS: ["dedupeHorizonIds", int(0)],
+  LAMBDA_SNAPSHOT_INTERVAL_MS: ["snapshotIntervalMs", int(10)],
+  LAMBDA_ARCHIVER_FLUSH_INTERVAL_MS: ["archiverFlushIntervalMs", int(1)],
+  LAMBDA_ARCHIVER_FLUSH_ROWS: ["archiverFlushRows", int(1)],
+  LAMBDA_VIEW_VERSIONS_KEPT: ["viewVersionsKept", int(1)],
+  LAMBDA_DUPLICATE_WINDOW_MS: ["duplicateWindowMs", int(100)],
+  LAMBDA_NODE_ID: ["nodeId", name],
+  LAMBDA_LOG_LEVEL: ["logLevel", level],
+};
+
+export function defaultConfig(): ResolvedConfig {
+  return {
+    roles: ["archiver", "coordinator", "serving"],
+    natsUrl: "",
+    clickhouseUrl: "",
+    clickhouseUser: "default",
+    clickhousePassword: "",
+    chdbPath: ".lambda/chdb",
+    database: DEFAULT_DATABASE,
+    prefix: DEFAULT_PREFIX,
+    partitions: DEFAULT_PARTITIONS,
+    catalogPath: "catalog/catalog.json",
+    grpcHost: "0.0.0.0",
+    grpcPort: GRPC_PORT,
+    batchIntervalMs: BATCH_INTERVAL_MS,
+    heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+    nodeTimeoutMs: NODE_TIMEOUT_MS,
+    dedupeHorizonIds: DEDUPE_HORIZON_IDS,
+    snapshotIntervalMs: SNAPSHOT_INTERVAL_MS,
+    archiverFlushIntervalMs: ARCHIVER_FLUSH_INTERVAL_MS,
+    archiverFlushRows: ARCHIVER_FLUSH_ROWS,
+    viewVersionsKept: VIEW_VERSIONS_KEPT,
+    duplicateWindowMs: DUPLICATE_WINDOW_MS,
+    nodeId: `node-${process.pid}`,
+    logLevel: "info",
+  };
+}
+
+/**
+ * Resolves the configuration once: defaults, then `env`, then `overrides`.
+ * @throws ConfigError for an unknown `LAMBDA_*` variable or a bad value.
+ */
+export function resolveConfig(
+  env: Record<string, string | undefined>,
+  overrides: ConfigOverrides = {},
+  log?: Logger,
+): ResolvedConfig {
+  const cfg = defaultConfig();
+  const fromEnv = new Set<keyof ResolvedConfig>();
+  for (const [key, raw] of Object.entries(env)) {
+    if (!key.startsWith("LAMBDA_") || raw === undefined) continue;
+    const entry = ENV_SCHEMA[key];
+    if (!entry) {
+      throw new ConfigError(key, raw, `a known variable (${Object.keys(ENV_SCHEMA).join(", ")})`);
+    }
+    const [field, parse] = entry;
+    (cfg as unknown as Record<string, unknown>)[field] = parse(key, raw);
+    fromEnv.add(field);
+  }
+  for (const [field, value] of Object.entries(overrides) as [keyof ResolvedConfig, unknown][]) {
+    if (value === undefined) continue;
+    if (!(field in cfg)) throw new ConfigError(field, value, "a known config field");
+    if (fromEnv.has(field) && log) {
+      log.warn("config override replaces an environment value; unset the variable to silence this", { field });
+    }
+    (cfg as unknown as Record<string, unknown>)[field] = value;
+  }
+  return cfg;
+}
+
+/** The environment variable that sets each field, for docs and manifests. */
+export function envVarFor(field: keyof ResolvedConfig): string | undefined {
+  return Object.entries(ENV_SCHEMA).find(([, [f]]) => f === field)?.[0];
+}

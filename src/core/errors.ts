@@ -1,0 +1,80 @@
+/**
+ * One error class per failure kind. Each keeps its context in fields, names the
+ * bad value and what was allowed, and says by its class whether a retry can help.
+ */
+
+/** Turns anything thrown into an Error, keeping Errors as they are. */
+export function ensureError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  return new Error(typeof value === "string" ? value : JSON.stringify(value));
+}
+
+/** An event that can never be accepted: terminal, dead-letter it and move on. */
+export class InvalidEventError extends Error {
+  override readonly name = "InvalidEventError";
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+    readonly eventId: string | undefined,
+    readonly source: string | undefined,
+  ) {
+    super(
+      `invalid event${eventId !== undefined ? ` ${JSON.stringify(eventId)}` : ""}` +
+        `${source !== undefined ? ` of source ${JSON.stringify(source)}` : ""}: field ${JSON.stringify(field)} ${reason}`,
+    );
+  }
+}
+
+/** The catalog file is malformed; names the file, the entry and the field. */
+export class CatalogError extends Error {
+  override readonly name = "CatalogError";
+  constructor(
+    readonly file: string,
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${file}: ${path}: ${reason}`);
+  }
+}
+
+/** A configuration key has a bad value or is unknown. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(
+    readonly key: string,
+    readonly value: unknown,
+    readonly expected: string,
+  ) {
+    super(`config ${key}: expected ${expected}, got ${JSON.stringify(value)}`);
+  }
+}
+
+/** A query that cannot be answered as asked; maps to INVALID_ARGUMENT. */
+export class InvalidQueryError extends Error {
+  override readonly name = "InvalidQueryError";
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`${field}: ${reason}`);
+  }
+}
+
+/** A part the answer needs is not reachable right now; a retry can help. */
+export class UnavailableError extends Error {
+  override readonly name = "UnavailableError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A required executable (e.g. nats-server) is not installed. */
+export class MissingBinaryError extends Error {
+  override readonly name = "MissingBinaryError";
+  constructor(
+    readonly binary: string,
+    readonly hint: string,
+  ) {
+    super(`${binary} was not found on PATH: ${hint}`);
+  }
+}

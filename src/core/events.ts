@@ -1,0 +1,125 @@
+/**
+ * Events: validation against a source's schema and normalisation to the form
+ * every layer sees (timestamps as epoch milliseconds, the id as a string).
+ */
+import type { Catalog, SourceDef } from "./catalog.js";
+import { InvalidEventError } from "./errors.js";
+
+export type FieldValue = string | number | boolean | null;
+
+/** A validated event, as it travels on the stream. */
+export interface NormalizedEvent {
+  readonly source: string;
+  /** The event id as a string (dedupe key, Nats-Msg-Id). */
+  readonly id: string;
+  /** Event time, epoch milliseconds. */
+  readonly ts: number;
+  /** Every schema field, normalised (timestamps in epoch ms). */
+  readonly fields: Readonly<Record<string, FieldValue>>;
+}
+
+/** Latest event time accepted: far-future timestamps are almost always unit errors. */
+const MAX_TS_MS = Date.UTC(2200, 0, 1);
+
+function parseTimestamp(v: unknown): number | string {
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) return "is not a finite number";
+    if (!Number.isInteger(v)) return "must be whole epoch milliseconds";
+    if (v < 0 || v > MAX_TS_MS) return `epoch milliseconds ${v} is outside 1970..2200`;
+    return v;
+  }
+  if (typeof v === "string") {
+    // Only ISO 8601 with a date part: Date.parse accepts too much otherwise.
+    if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(v)) {
+      return `cannot parse ${JSON.stringify(v)} as a time; expected ISO 8601 (e.g. 2026-06-08T14:23:00Z) or epoch milliseconds`;
+    }
+    const ms = Date.parse(v);
+    if (Number.isNaN(ms)) return `cannot parse ${JSON.stringify(v)} as a time`;
+    if (ms < 0 || ms > MAX_TS_MS) return `time ${v} is outside 1970..2200`;
+    return ms;
+  }
+  return `expected a timestamp (ISO 8601 string or epoch milliseconds), got ${typeName(v)}`;
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  return typeof v;
+}
+
+function normalizeField(source: SourceDef, field: string, v: unknown, id: string | undefined): FieldValue {
+  const type = source.fields[field]!;
+  const bad = (reason: string) => new InvalidEventError(field, reason, id, source.name);
+  if (v === undefined || v === null) throw bad("is missing");
+  switch (type) {
+    case "string":
+      if (typeof v !== "string") throw bad(`expected string, got ${typeName(v)}`);
+      if (v.length === 0) throw bad("is empty");
+      return v;
+    case "int":
+      if (typeof v !== "number" || !Number.isSafeInteger(v)) throw bad(`expected an integer, got ${typeName(v)} ${JSON.stringify(v)}`);
+      return v;
+    case "float":
+      if (typeof v !== "number" || !Number.isFinite(v)) throw bad(`expected a finite number, got ${typeName(v)}`);
+      return v;
+    case "bool":
+      if (typeof v !== "boolean") throw bad(`expected boolean, got ${typeName(v)}`);
+      return v;
+    case "timestamp": {
+      const r = parseTimestamp(v);
+      if (typeof r === "string") throw bad(r);
+      return r;
+    }
+  }
+}
+
+/**
+ * Validates one raw event of `sourceName`.
+ * @throws InvalidEventError naming the field and why (unknown source: field "source").
+ */
+export function validateEvent(catalog: Catalog, sourceName: string, raw: unknown): NormalizedEvent {
+  const source = catalog.sources.get(sourceName);
+  const rawId = typeof raw === "object" && raw !== null ? (raw as Record<string, unknown>)[source?.idField ?? "id"] : undefined;
+  const idHint = typeof rawId === "string" || typeof rawId === "number" ? String(rawId) : undefined;
+  if (!source) {
+    throw new InvalidEventError("source", `unknown source ${JSON.stringify(sourceName)}; known: ${[...catalog.sources.keys()].join(", ")}`, idHint, sourceName);
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new InvalidEventError("(event)", `expected an object, got ${typeName(raw)}`, undefined, sourceName);
+  }
+  const obj = raw as Record<string, unknown>;
+  for (const k of Object.keys(obj)) {
+    if (!(k in source.fields)) {
+      throw new InvalidEventError(k, `is not in the schema of ${sourceName} (fields: ${Object.keys(source.fields).join(", ")})`, idHint, sourceName);
+    }
+  }
+  const fields: Record<string, FieldValue> = {};
+  // The id first, so later errors can name the event.
+  fields[source.idField] = normalizeField(source, source.idField, obj[source.idField], undefined);
+  const id = String(fields[source.idField]);
+  for (const f of Object.keys(source.fields)) {
+    if (f === source.idField) continue;
+    fields[f] = normalizeField(source, f, obj[f], id);
+  }
+  return { source: sourceName, id, ts: fields[source.timeField] as number, fields };
+}
+
+/** Stable 32-bit FNV-1a hash of a string's UTF-8 bytes. */
+export function fnv1a32(text: string): number {
+  let h = 0x811c9dc5;
+  const bytes = Buffer.from(text, "utf8");
+  for (let i = 0; i < bytes.length; i++) {
+    h ^= bytes[i]!;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** The partition of an event: stable hash of its partition key's value mod `partitions`. */
+export function partitionOfKey(keyValue: FieldValue, partitions: number): number {
+  return fnv1a32(String(keyValue)) % partitions;
+}
+
+export function partitionOf(source: SourceDef, event: NormalizedEvent, partitions: number): number {
+  return partitionOfKey(event.fields[source.partitionKey]!, partitions);
+}

@@ -1,0 +1,131 @@
+/**
+ * Ingest: validate → publish → dead-letter. Valid events go to their partition
+ * subject with the event id as message id (JetStream drops retried publishes
+ * inside its duplicate window); refused events are reported to the caller and
+ * kept in the dead-letter stream, never dropped silently.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
+import type { Catalog } from "../core/catalog.js";
+import { InvalidEventError, ensureError } from "../core/errors.js";
+import { partitionOf, validateEvent, type NormalizedEvent } from "../core/events.js";
+import type { Logger } from "../core/logger.js";
+import { encode, encodeEvent, eventMsgId } from "../nats/codec.js";
+import type { Names } from "../nats/names.js";
+
+/** Publishes kept in flight at once by `publishBatch`. */
+export const INGEST_MAX_IN_FLIGHT = 512;
+
+export interface Refusal {
+  /** Position in the batch. */
+  readonly index: number;
+  readonly eventId: string | undefined;
+  readonly field: string;
+  readonly reason: string;
+}
+
+export interface IngestResult {
+  /** Events the stream stored. */
+  readonly accepted: number;
+  /** Events the stream already held (same id inside the duplicate window). */
+  readonly duplicates: number;
+  readonly refused: readonly Refusal[];
+}
+
+export interface Ingest {
+  /** Validates and publishes one event. @throws InvalidEventError (after dead-lettering it). */
+  publish(source: string, raw: unknown): Promise<{ partition: number; seq: number; duplicate: boolean }>;
+  /** Validates a batch; the valid events go in, the refused ones are reported and dead-lettered. */
+  publishBatch(source: string, raws: readonly unknown[]): Promise<IngestResult>;
+}
+
+export interface IngestDeps {
+  nc: NatsConnection;
+  catalog: Catalog;
+  names: Names;
+  partitions: number;
+  log: Logger;
+}
+
+/** A dead-letter record: what was refused and why. */
+export interface DeadLetter {
+  readonly source: string;
+  readonly raw: unknown;
+  readonly field: string;
+  readonly reason: string;
+  readonly eventId: string | null;
+  readonly refusedAt: string;
+}
+
+export function createIngest(deps: IngestDeps): Ingest {
+  const js: JetStreamClient = jetstream(deps.nc);
+  const log = deps.log.child({ component: "ingest" });
+
+  const toStream = (e: NormalizedEvent) => {
+    const source = deps.catalog.sources.get(e.source)!;
+    const p = partitionOf(source, e, deps.partitions);
+    return js.publish(deps.names.eventSubject(p), encodeEvent(e), { msgID: eventMsgId(e.source, e.id) }).then((ack) => ({ p, ack }));
+  };
+
+  const deadLetter = async (source: string, raw: unknown, err: InvalidEventError) => {
+    const record: DeadLetter = { source, raw, field: err.field, reason: err.reason, eventId: err.eventId ?? null, refusedAt: new Date().toISOString() };
+    await js.publish(deps.names.deadLetterSubject, encode(record));
+  };
+
+  const validate = (source: string, raw: unknown): NormalizedEvent | InvalidEventError => {
+    try {
+      return validateEvent(deps.catalog, source, raw);
+    } catch (err) {
+      if (err instanceof InvalidEventError) return err;
+      throw err;
+    }
+  };
+
+  return {
+    async publish(source, raw) {
+      const v = validate(source, raw);
+      if (v instanceof InvalidEventError) {
+        await deadLetter(source, raw, v);
+        throw v;
+      }
+      const { p, ack } = await toStream(v);
+      return { partition: p, seq: ack.seq, duplicate: ack.duplicate };
+    },
+
+    async publishBatch(source, raws) {
+      const refused: Refusal[] = [];
+      let accepted = 0;
+      let duplicates = 0;
+      const inFlight = new Set<Promise<void>>();
+      let failure: Error | undefined;
+      for (let i = 0; i < raws.length && !failure; i++) {
+        const raw = raws[i];
+        const v = validate(source, raw);
+        if (v instanceof InvalidEventError) {
+          refused.push({ index: i, eventId: v.eventId, field: v.field, reason: v.reason });
+          await deadLetter(source, raw, v);
+          continue;
+        }
+        const p: Promise<void> = toStream(v).then(
+          ({ ack }) => {
+            if (ack.duplicate) duplicates++;
+            else accepted++;
+          },
+          (err) => {
+            failure ??= ensureError(err);
+          },
+        );
+        inFlight.add(p);
+        void p.finally(() => inFlight.delete(p));
+        if (inFlight.size >= INGEST_MAX_IN_FLIGHT) await Promise.race(inFlight);
+      }
+      await Promise.all(inFlight);
+      if (failure) {
+        log.error("ingest batch stopped on a publish failure; events after it were not sent", { err: failure, accepted });
+        throw new Error(`publish failed after ${accepted} accepted events: ${failure.message}`, { cause: failure });
+      }
+      if (refused.length > 0) log.warn("events refused and dead-lettered; see the dead-letter stream", { refused: refused.length });
+      return { accepted, duplicates, refused };
+    },
+  };
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+/**
+ * `lambda-node`: runs the roles LAMBDA_ROLES names (archiver, coordinator,
+ * serving, speed) against LAMBDA_NATS_URL. The Kubernetes workloads and the
+ * local cluster's speed nodes run this entry.
+ */
+import { loadCatalog } from "../core/catalog.js";
+import { resolveConfig } from "../core/config.js";
+import { ConfigError } from "../core/errors.js";
+import { createJsonLogger } from "../core/logger.js";
+import { connectNats } from "../nats/connect.js";
+import { onShutdownSignal } from "./process.js";
+import { startRoles } from "./roles.js";
+
+async function main() {
+  const cfg = resolveConfig(process.env);
+  const log = createJsonLogger(cfg.logLevel, { node: cfg.nodeId });
+  if (!cfg.natsUrl) throw new ConfigError("LAMBDA_NATS_URL", "", "the URL of a NATS server with JetStream (e.g. nats://127.0.0.1:4222)");
+  const catalog = loadCatalog(cfg.catalogPath);
+  const nc = await connectNats(cfg.natsUrl, `lambda-node ${cfg.nodeId} (${cfg.roles.join(",")})`);
+  const roles = await startRoles(cfg, nc, catalog, log);
+  log.info("node started", { roles: cfg.roles, grpc: roles.serving?.address });
+  // Tell a parent process (the local cluster, tests) that start-up is done.
+  process.send?.({ kind: "ready", grpc: roles.serving?.address ?? null });
+  onShutdownSignal(log, async () => {
+    await roles.close();
+    await nc.drain();
+  });
+}
+
+main().catch((err) => {
+  process.stderr.write(`lambda-node: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,56 @@
+/**
+ * Starts `lambda-node` (main/node.ts) as a child process, for the local cluster
+ * and the test harness: speed nodes are separate processes, as in production.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+/** How long a child node may take to report that it started. */
+export const NODE_START_TIMEOUT_MS = 30_000;
+
+export interface ChildNode {
+  readonly pid: number;
+  readonly nodeId: string;
+  /** Resolves when the child reported it started; rejects if it exited first. */
+  readonly ready: Promise<void>;
+  /** Resolves with the exit code or signal once the process is gone. */
+  readonly exited: Promise<number | NodeJS.Signals>;
+  /** Sends SIGTERM (clean stop) and waits for the exit. */
+  stop(): Promise<void>;
+  /** Sends SIGKILL (a crash) and waits for the exit. */
+  kill(): Promise<void>;
+}
+
+const NODE_ENTRY = fileURLToPath(new URL("./node.js", import.meta.url));
+
+/**
+ * @param env LAMBDA_* variables for the child (merged over the parent's PATH/HOME only).
+ * @param output where the child's stderr goes: "inherit" or "ignore".
+ */
+export function spawnNode(nodeId: string, env: Record<string, string>, output: "inherit" | "ignore" = "inherit"): ChildNode {
+  const child: ChildProcess = fork(NODE_ENTRY, [], {
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env, LAMBDA_NODE_ID: nodeId },
+    stdio: ["ignore", output, output, "ipc"],
+    execArgv: ["--enable-source-maps"],
+  });
+  const exited = new Promise<number | NodeJS.Signals>((resolve) => child.once("exit", (code, signal) => resolve(signal ?? code ?? 0)));
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node ${nodeId} did not start within ${NODE_START_TIMEOUT_MS} ms`)), NODE_START_TIMEOUT_MS);
+    child.on("message", (m: unknown) => {
+      if ((m as { kind?: string })?.kind === "ready") {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void exited.then((how) => {
+      clearTimeout(timer);
+      reject(new Error(`node ${nodeId} exited (${how}) before it was ready`));
+    });
+  });
+  ready.catch(() => undefined); // observed by callers that await it; avoid an unhandled rejection otherwise
+  const signal = async (s: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(s);
+    await exited;
+  };
+  return { pid: child.pid!, nodeId, ready, exited, stop: () => signal("SIGTERM"), kill: () => signal("SIGKILL") };
+}

@@ -1,0 +1,62 @@
+/**
+ * Every subject, stream, bucket and key name of the runtime, derived from one
+ * prefix so several clusters (or tests) can share a NATS server.
+ */
+
+export interface Names {
+  readonly prefix: string;
+  /** The partitioned event stream. */
+  readonly eventStream: string;
+  /** Wildcard subject the event stream captures. */
+  readonly eventSubjects: string;
+  /** Subject of partition `p`. */
+  eventSubject(p: number): string;
+  /** Stream of refused events. */
+  readonly deadLetterStream: string;
+  readonly deadLetterSubject: string;
+  /** KV: `current` → the watermark; `run.<N>` → history of run N. */
+  readonly watermarkBucket: string;
+  /** KV: `speed.<node>` → heartbeat. */
+  readonly membersBucket: string;
+  /** KV: `p.<p>` → assignment. */
+  readonly assignmentsBucket: string;
+  /** KV: `p.<p>` → barrier the archiver has flushed through. */
+  readonly archiverBucket: string;
+  /** KV: `runs` → the last run number handed out. */
+  readonly coordinatorBucket: string;
+  /** Object store: `partition-<p>` → speed actor snapshot. */
+  readonly snapshotStore: string;
+  /** Request subject a speed actor answers queries on. */
+  speedQuerySubject(p: number): string;
+  /** Request subject a speed actor answers status requests on. */
+  speedStatusSubject(p: number): string;
+  /** Request subject the coordinator answers "run a batch now" on. */
+  readonly runNowSubject: string;
+}
+
+export const WATERMARK_KEY = "current";
+export const RUN_COUNTER_KEY = "runs";
+export const runKey = (run: number) => `run.${run}`;
+export const partitionKey = (p: number) => `p.${p}`;
+export const speedMemberKey = (node: string) => `speed.${node}`;
+
+export function namesFor(prefix: string): Names {
+  const up = prefix.toUpperCase();
+  return {
+    prefix,
+    eventStream: `${up}_EVENTS`,
+    eventSubjects: `${prefix}.events.*`,
+    eventSubject: (p) => `${prefix}.events.${p}`,
+    deadLetterStream: `${up}_DEADLETTER`,
+    deadLetterSubject: `${prefix}.deadletter`,
+    watermarkBucket: `${prefix}_watermark`,
+    membersBucket: `${prefix}_members`,
+    assignmentsBucket: `${prefix}_assignments`,
+    archiverBucket: `${prefix}_archiver`,
+    coordinatorBucket: `${prefix}_coordinator`,
+    snapshotStore: `${prefix}_snapshots`,
+    speedQuerySubject: (p) => `${prefix}.speed.${p}.query`,
+    speedStatusSubject: (p) => `${prefix}.speed.${p}.status`,
+    runNowSubject: `${prefix}.coordinator.run`,
+  };
+}

@@ -1,0 +1,156 @@
+/**
+ * A whole cluster for a test, on real parts: a nats-server child, chDB in a
+ * temporary directory, the ClickHouse roles (archiver, coordinator, serving)
+ * in this process, and speed nodes as child processes (so a test can SIGKILL
+ * one). Each cluster has its own subject prefix and database. close() removes
+ * everything, also after a failed assertion.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { credentials } from "@grpc/grpc-js";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { loadCatalog, type Catalog } from "../../src/core/catalog.js";
+import { resolveConfig, type ConfigOverrides, type ResolvedConfig } from "../../src/core/config.js";
+import { createJsonLogger, silentLogger, type Logger } from "../../src/core/logger.js";
+import { createSpeedClient, type SpeedClient, type SpeedStatus } from "../../src/actors/index.js";
+import { createIngest, type Ingest } from "../../src/ingest/index.js";
+import { startRoles, type RunningRoles } from "../../src/main/roles.js";
+import { spawnNode, type ChildNode } from "../../src/main/spawn.js";
+import { connectNats } from "../../src/nats/connect.js";
+import { namesFor, type Names } from "../../src/nats/names.js";
+import { partitionHeads } from "../../src/nats/setup.js";
+import { LambdaServiceClient } from "../../src/gen/lambda/v1/serving.js";
+import { startTestNats, type TestNats } from "./nats.js";
+import { waitFor } from "./wait.js";
+
+export interface TestClusterOptions {
+  partitions?: number;
+  speedNodes?: number;
+  /** Extra config for every role. */
+  config?: ConfigOverrides;
+}
+
+export interface TestCluster extends AsyncDisposable {
+  readonly cfg: ResolvedConfig;
+  readonly names: Names;
+  readonly nc: NatsConnection;
+  readonly catalog: Catalog;
+  readonly roles: RunningRoles;
+  readonly ingest: Ingest;
+  readonly speed: SpeedClient;
+  readonly grpc: LambdaServiceClient;
+  readonly speedNodes: Map<string, ChildNode>;
+  /** Starts a speed node process and waits until it runs. */
+  addSpeedNode(nodeId: string): Promise<ChildNode>;
+  /** Waits until every partition's actor is owned by a live node and has applied the stream head. */
+  waitForSpeedCaughtUp(timeoutMs?: number): Promise<SpeedStatus[]>;
+  /** Status of every partition's actor. */
+  speedStatuses(): Promise<SpeedStatus[]>;
+  close(): Promise<void>;
+}
+
+const CATALOG = join(process.cwd(), "catalog/catalog.json");
+let clusterCounter = 0;
+
+export async function startTestCluster(opts: TestClusterOptions = {}): Promise<TestCluster> {
+  const nats = await startTestNats();
+  const dir = mkdtempSync(join(tmpdir(), "lambda-test-"));
+  const prefix = `t${process.pid}x${clusterCounter++}`;
+  const log: Logger = process.env.LAMBDA_TEST_LOG ? createJsonLogger("debug") : silentLogger;
+  const cfg = resolveConfig({}, {
+    natsUrl: nats.url,
+    chdbPath: join(dir, "chdb"),
+    database: prefix,
+    prefix,
+    partitions: opts.partitions ?? 4,
+    catalogPath: CATALOG,
+    grpcHost: "127.0.0.1",
+    grpcPort: 0,
+    batchIntervalMs: 0,
+    heartbeatIntervalMs: 200,
+    nodeTimeoutMs: 1_500,
+    snapshotIntervalMs: 200,
+    archiverFlushIntervalMs: 50,
+    nodeId: `${prefix}-main`,
+    ...opts.config,
+  });
+  const catalog = loadCatalog(cfg.catalogPath);
+  const names = namesFor(cfg.prefix);
+  const nc = await connectNats(nats.url, "test");
+  const speedNodes = new Map<string, ChildNode>();
+  let roles: RunningRoles | undefined;
+  let grpc: LambdaServiceClient | undefined;
+
+  const close = async () => {
+    grpc?.close();
+    await Promise.all([...speedNodes.values()].map((n) => n.stop()));
+    await roles?.close();
+    await nc.close();
+    await nats.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    roles = await startRoles({ ...cfg, roles: ["archiver", "coordinator", "serving"] }, nc, catalog, log);
+    grpc = new LambdaServiceClient(roles.serving!.address, credentials.createInsecure());
+    const speed = createSpeedClient(nc, names);
+
+    const childEnv: Record<string, string> = {
+      LAMBDA_NATS_URL: nats.url,
+      LAMBDA_PREFIX: cfg.prefix,
+      LAMBDA_PARTITIONS: String(cfg.partitions),
+      LAMBDA_CATALOG: cfg.catalogPath,
+      LAMBDA_ROLES: "speed",
+      LAMBDA_HEARTBEAT_INTERVAL_MS: String(cfg.heartbeatIntervalMs),
+      LAMBDA_SNAPSHOT_INTERVAL_MS: String(cfg.snapshotIntervalMs),
+      LAMBDA_DEDUPE_HORIZON_IDS: String(cfg.dedupeHorizonIds),
+      LAMBDA_LOG_LEVEL: process.env.LAMBDA_TEST_LOG ? "debug" : "warn",
+    };
+    const addSpeedNode = async (nodeId: string) => {
+      const node = spawnNode(nodeId, childEnv, "inherit");
+      speedNodes.set(nodeId, node);
+      await node.ready;
+      return node;
+    };
+    for (let i = 0; i < (opts.speedNodes ?? 2); i++) await addSpeedNode(`${prefix}-speed-${i}`);
+
+    const speedStatuses = () => Promise.all(Array.from({ length: cfg.partitions }, (_, p) => speed.status(p, 1_000)));
+    const waitForSpeedCaughtUp = (timeoutMs = 30_000) =>
+      waitFor(
+        "speed actors to apply every partition's stream head",
+        async () => {
+          const heads = await partitionHeads(nc, names, cfg.partitions);
+          const statuses = await speedStatuses();
+          const owners = roles!.coordinator!.assignments();
+          const ok = statuses.every(
+            (s, p) => s.appliedSeq >= heads[p]! && s.generation === owners[p]?.generation && s.node === owners[p]?.node && speedNodes.has(s.node),
+          );
+          return ok ? statuses : undefined;
+        },
+        { timeoutMs },
+      );
+
+    return {
+      cfg,
+      names,
+      nc,
+      catalog,
+      roles,
+      ingest: createIngest({ nc, catalog, names, partitions: cfg.partitions, log }),
+      speed,
+      grpc,
+      speedNodes,
+      addSpeedNode,
+      waitForSpeedCaughtUp,
+      speedStatuses,
+      close,
+      [Symbol.asyncDispose]: close,
+    };
+  } catch (err) {
+    await close().catch(() => undefined); // best effort: the start failure is what matters
+    throw err;
+  }
+}
+
+export type { TestNats };
