@@ -7,25 +7,23 @@
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import type { ObjectStore } from "@nats-io/obj";
 import type { MetricDef } from "../core/catalog.js";
 import { ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
-import type { Assignment } from "../core/records.js";
 import { parseWatermark, type Watermark } from "../core/watermark.js";
 import { decode, decodeRecord, encode } from "../nats/codec.js";
 import { getValue } from "../nats/kv.js";
-import { partitionKey, WATERMARK_KEY, type Names } from "../nats/names.js";
-import type { SpeedQueryReply, SpeedStatus } from "./protocol.js";
+import { WATERMARK_KEY, type Names } from "../nats/names.js";
+import type { RestoredFrom, SpeedQueryReply, SpeedStatus } from "./protocol.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
+import { SnapshotFencedError, type SnapshotStore } from "./snapshot_store.js";
 import { applyRecord, applyWatermark, createSpeedState, heldEvents, querySpeed, type RangeQuery, type SpeedState } from "./speed_state.js";
 
 export interface ActorDeps {
   nc: NatsConnection;
   names: Names;
-  assignments: KV;
   watermarks: KV;
-  snapshots: ObjectStore;
+  snapshots: SnapshotStore;
   metricsBySource: ReadonlyMap<string, readonly MetricDef[]>;
   log: Logger;
 }
@@ -52,18 +50,16 @@ export interface RunningActor {
   stop(writeSnapshot: boolean): Promise<void>;
 }
 
-export const snapshotName = (p: number) => `partition-${p}`;
-
-async function restoreState(deps: ActorDeps, opts: ActorOptions, log: Logger): Promise<{ state: SpeedState; from: string }> {
+async function restoreState(deps: ActorDeps, opts: ActorOptions, log: Logger): Promise<{ state: SpeedState; from: RestoredFrom }> {
   const wm = await getValue<unknown>(deps.watermarks, WATERMARK_KEY);
   const watermark = wm ? parseWatermark(wm.value) : null;
   if (!opts.forceReplay) {
-    const blob = await deps.snapshots.getBlob(snapshotName(opts.partition));
+    const blob = await deps.snapshots.read(opts.partition);
     if (blob) {
       const snap = decodeSnapshot(blob, opts.partition, opts.dedupeHorizonIds);
       if (snap.kind === "state") {
         if (watermark) applyWatermark(snap.state, watermark.run);
-        return { state: snap.state, from: `snapshot of generation ${snap.generation} at seq ${snap.state.appliedSeq}` };
+        return { state: snap.state, from: { kind: "snapshot", generation: snap.generation, appliedSeq: snap.state.appliedSeq } };
       }
       log.warn("snapshot unusable; rebuilding from the stream at the current cut", { reason: snap.reason });
     }
@@ -73,7 +69,7 @@ async function restoreState(deps: ActorDeps, opts: ActorOptions, log: Logger): P
   const cut = watermark?.cuts[opts.partition] ?? 0;
   const state = createSpeedState(opts.partition, opts.dedupeHorizonIds, Math.max(0, cut - 1));
   if (watermark) applyWatermark(state, watermark.run);
-  return { state, from: cut > 0 ? `cut of run ${watermark!.run} at seq ${cut}` : "the start of the stream" };
+  return { state, from: watermark && cut > 0 ? { kind: "cut", run: watermark.run, seq: cut } : { kind: "start" } };
 }
 
 export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<RunningActor> {
@@ -92,27 +88,25 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
 
   const identity = () => ({ partition: p, node: opts.nodeId, generation: opts.generation, appliedSeq: state.appliedSeq });
 
-  const stillOwner = async (): Promise<boolean> => {
-    const a = await getValue<Assignment>(deps.assignments, partitionKey(p));
-    return a !== null && a.value.node === opts.nodeId && a.value.generation === opts.generation;
-  };
-
+  let fenced = false;
   const writeSnapshot = (): Promise<void> => {
     // Chain so two snapshot writes never interleave.
-    snapshotting = snapshotting.then(async () => {
-      if (!dirty) return;
-      // Fencing: a stale owner must not overwrite the new owner's snapshot.
-      if (!(await stillOwner())) {
-        log.warn("not writing snapshot: partition is owned by another generation now");
-        return;
-      }
-      dirty = false;
-      const data = encodeSnapshot(state, { partition: p, generation: opts.generation });
-      await deps.snapshots.putBlob({ name: snapshotName(p) }, data);
-    }).catch((err) => {
-      dirty = true;
-      log.error("snapshot write failed; will retry on the next interval", { err: ensureError(err) });
-    });
+    snapshotting = snapshotting
+      .then(async () => {
+        if (!dirty || fenced) return;
+        dirty = false;
+        await deps.snapshots.write(p, opts.generation, encodeSnapshot(state, { partition: p, generation: opts.generation }));
+      })
+      .catch((err) => {
+        if (err instanceof SnapshotFencedError) {
+          // A newer owner exists; it rebuilds from its own snapshot and the stream.
+          fenced = true;
+          log.warn("not writing snapshots any more: a newer generation owns this partition", { current: err.current });
+          return;
+        }
+        dirty = true;
+        log.error("snapshot write failed; will retry on the next interval", { err: ensureError(err) });
+      });
     return snapshotting;
   };
 
@@ -143,6 +137,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
           heldEvents: heldEvents(state),
           skippedDuplicates: state.skippedDuplicates,
           segments: state.segments.map(({ counts: _c, ...info }) => info),
+          restoredFrom: from,
           phase: state.appliedSeq < headAtStart ? "replaying" : "live",
         };
         msg.respond(encode(status));

@@ -16,7 +16,8 @@ import { parseWatermark } from "../core/watermark.js";
 import { decode } from "../nats/codec.js";
 import { putValue } from "../nats/kv.js";
 import { speedMemberKey, WATERMARK_KEY, type Names } from "../nats/names.js";
-import { openBuckets, openSnapshotStore } from "../nats/setup.js";
+import { openBuckets } from "../nats/setup.js";
+import { createSnapshotStore } from "./snapshot_store.js";
 import { startActor, type RunningActor } from "./actor.js";
 
 export interface SpeedNodeOptions {
@@ -52,7 +53,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   const log = deps.log.child({ component: "speed-node", node: opts.nodeId });
   let state: SpeedNodeState = "starting";
   const buckets = await openBuckets(deps.nc, deps.names);
-  const snapshots = await openSnapshotStore(deps.nc, deps.names);
+  const snapshots = createSnapshotStore(buckets.snapshots);
   const metricsBySource = new Map<string, MetricDef[]>();
   for (const m of deps.catalog.metrics.values()) metricsBySource.set(m.source, [...(metricsBySource.get(m.source) ?? []), m]);
 
@@ -80,7 +81,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
       if (mine && !actors.has(a.partition)) {
         try {
           const actor = await startActor(
-            { nc: deps.nc, names: deps.names, assignments: buckets.assignments, watermarks: buckets.watermark, snapshots, metricsBySource, log },
+            { nc: deps.nc, names: deps.names, watermarks: buckets.watermark, snapshots, metricsBySource, log },
             {
               nodeId: opts.nodeId,
               partition: a.partition,

@@ -29,11 +29,19 @@ export type SpeedQueryReply =
   | (ActorIdentity & { readonly kind: "moved_on"; readonly run: number })
   | { readonly kind: "error"; readonly message: string };
 
+/** snapshot: a snapshot written by generation `generation`; cut: replayed from the barrier of watermark `run`; start: the stream's beginning. */
+export type RestoredFrom =
+  | { readonly kind: "snapshot"; readonly generation: number; readonly appliedSeq: number }
+  | { readonly kind: "cut"; readonly run: number; readonly seq: number }
+  | { readonly kind: "start" };
+
 export interface SpeedStatus extends ActorIdentity {
   readonly watermarkRun: number;
   readonly heldEvents: number;
   readonly skippedDuplicates: number;
   readonly segments: readonly SegmentInfo[];
+  /** Where this actor's state came from when it started. */
+  readonly restoredFrom: RestoredFrom;
   /** "replaying" until the actor has caught up with the stream head it saw at start. */
   readonly phase: "replaying" | "live";
 }

@@ -71,10 +71,26 @@ export function decodeSnapshot(data: Uint8Array, partition: number, dedupeHorizo
   }
   if (snap?.format !== SNAPSHOT_FORMAT) return { kind: "unusable", reason: `format ${String(snap?.format)}, expected ${SNAPSHOT_FORMAT}` };
   if (snap.partition !== partition) return { kind: "unusable", reason: `snapshot is of partition ${snap.partition}` };
+  try {
+    return restore(snap, partition, dedupeHorizonIds);
+  } catch (err) {
+    // A corrupt body must not stop every future owner: the stream rebuilds the state.
+    return { kind: "unusable", reason: `malformed body: ${(err as Error).message}` };
+  }
+}
+
+function restore(snap: EncodedSnapshot, partition: number, dedupeHorizonIds: number): DecodedSnapshot {
+  const num = (v: unknown, what: string): number => {
+    if (typeof v !== "number") throw new TypeError(`${what} is not a number`);
+    return v;
+  };
+  if (!Array.isArray(snap.segments) || !Array.isArray(snap.ids)) throw new TypeError("segments or ids is not a list");
   const segments: Segment[] = snap.segments.map((s) => {
     const counts = new Map<string, MetricCounts>();
+    if (!Array.isArray(s.m)) throw new TypeError("segment counts are not a list");
     for (const [metric, keys] of s.m) counts.set(metric, new Map(keys.map(([k, ws]) => [k, new Map(ws)])));
-    return { openedAfterRun: s.o, closedByRun: s.c, firstSeq: s.f, lastSeq: s.l, events: s.n, counts };
+    const closedByRun = s.c === null ? null : num(s.c, "closedByRun");
+    return { openedAfterRun: num(s.o, "openedAfterRun"), closedByRun, firstSeq: num(s.f, "firstSeq"), lastSeq: num(s.l, "lastSeq"), events: num(s.n, "events"), counts };
   });
   if (segments.length === 0 || segments[segments.length - 1]!.closedByRun !== null) {
     return { kind: "unusable", reason: "no open segment" };
@@ -87,12 +103,12 @@ export function decodeSnapshot(data: Uint8Array, partition: number, dedupeHorizo
     generation: snap.generation,
     state: {
       partition,
-      appliedSeq: snap.appliedSeq,
-      watermarkRun: snap.watermarkRun,
+      appliedSeq: num(snap.appliedSeq, "appliedSeq"),
+      watermarkRun: num(snap.watermarkRun, "watermarkRun"),
       segments,
       seenIds,
       dedupeHorizonIds,
-      skippedDuplicates: snap.skippedDuplicates,
+      skippedDuplicates: num(snap.skippedDuplicates, "skippedDuplicates"),
     },
   };
 }

@@ -55,6 +55,7 @@ export async function recomputeViews(client: ClickHouseClient, catalog: Catalog,
 
 /** Drops view versions older than `keepFrom` (exclusive lower bound kept). */
 export async function dropViewsBefore(client: ClickHouseClient, catalog: Catalog, db: string, keepFrom: number): Promise<void> {
+  if (keepFrom <= 1) return;
   for (const m of catalog.metrics.values()) {
     const rows = await queryRows<{ run: number | string }>(client, `SELECT DISTINCT run FROM ${viewTable(db, m.name)} WHERE run < {keep:UInt64}`, { keep: keepFrom });
     for (const r of rows) await client.command({ query: `ALTER TABLE ${viewTable(db, m.name)} DROP PARTITION ${Number(r.run)}` });

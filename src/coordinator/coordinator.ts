@@ -75,15 +75,20 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
   const current = await readAssignments(buckets, opts.partitions);
   let stopping = false;
 
-  const rebalance = async () => {
-    const revisions = new Map<string, number>();
-    const keys = await buckets.members.keys("speed.*");
-    for await (const k of keys) {
-      const e = await buckets.members.get(k);
-      if (e && e.operation === "PUT") revisions.set(k.slice("speed.".length), e.revision);
+  // Heartbeat revisions per speed node, kept current by a watch (a delete is a clean goodbye).
+  const heartbeats = new Map<string, number>();
+  const memberWatch = await buckets.members.watch({ key: "speed.*" });
+  void (async () => {
+    for await (const e of memberWatch) {
+      const node = e.key.slice("speed.".length);
+      if (e.operation === "PUT") heartbeats.set(node, e.revision);
+      else heartbeats.delete(node);
     }
+  })();
+
+  const rebalance = async () => {
     const now = Date.now();
-    membership.observe(revisions, now);
+    membership.observe(heartbeats, now);
     const next = assignPartitions(opts.partitions, membership.alive(now), current);
     for (const a of next) {
       const prev = current.get(a.partition);
@@ -143,6 +148,7 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
   const lifecycle = closeable(async () => {
       stopping = true;
       clearInterval(ticker);
+      memberWatch.stop();
       if (scheduler) clearInterval(scheduler);
       runNowSub.unsubscribe();
       await ticking;

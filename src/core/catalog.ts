@@ -77,7 +77,7 @@ function parseSource(file: string, name: string, raw: unknown): SourceDef {
   const fields: Record<string, FieldType> = {};
   for (const [f, t] of Object.entries(raw.fields)) {
     if (!NAME.test(f)) throw new CatalogError(file, `${path}.fields.${f}`, "field names are lower_snake_case");
-    if (typeof t !== "string" || !(t in FieldTypes)) {
+    if (typeof t !== "string" || !Object.hasOwn(FieldTypes, t)) {
       throw new CatalogError(file, `${path}.fields.${f}`, `unknown type ${JSON.stringify(t)}; allowed: ${Object.keys(FieldTypes).join(", ")}`);
     }
     fields[f] = t as FieldType;
@@ -110,13 +110,13 @@ function parseMetric(file: string, name: string, raw: unknown, sources: Map<stri
     throw new CatalogError(file, `${path}.groupBy`, "expected a list of exactly one field (several fields come with the full catalog)");
   }
   for (const g of raw.groupBy) {
-    if (typeof g !== "string" || !(g in source.fields)) {
+    if (typeof g !== "string" || !Object.hasOwn(source.fields, g)) {
       throw new CatalogError(file, `${path}.groupBy`, `unknown field ${JSON.stringify(g)} of source ${source.name}`);
     }
   }
   const windowMs = typeof raw.window === "string" ? parseWindow(raw.window) : undefined;
   if (windowMs === undefined) throw new CatalogError(file, `${path}.window`, `bad window ${JSON.stringify(raw.window)}; expected e.g. 30s, 1m, 5m, 1h, 1d`);
-  if (typeof raw.aggregate !== "string" || !(raw.aggregate in Aggregates)) {
+  if (typeof raw.aggregate !== "string" || !Object.hasOwn(Aggregates, raw.aggregate)) {
     throw new CatalogError(file, `${path}.aggregate`, `unknown aggregate ${JSON.stringify(raw.aggregate)}; allowed: ${Object.keys(Aggregates).join(", ")}`);
   }
   if (raw.description !== undefined && typeof raw.description !== "string") {

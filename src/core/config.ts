@@ -32,6 +32,8 @@ export const ARCHIVER_FLUSH_ROWS = 20_000;
 export const GRPC_PORT = 50051;
 /** Batch view versions kept behind the current one for readers still on them. */
 export const VIEW_VERSIONS_KEPT = 3;
+/** Local cluster: synthetic page views per second. */
+export const SYNTHETIC_RATE_PER_S = 200;
 /** JetStream duplicate window for event ids (Nats-Msg-Id). */
 export const DUPLICATE_WINDOW_MS = 120_000;
 
@@ -44,6 +46,8 @@ export interface ResolvedConfig {
   roles: Role[];
   /** NATS server URL; empty means "start a local nats-server" (local cluster only). */
   natsUrl: string;
+  /** Clients (lambdactl): host:port of a serving node; roles ignore it. */
+  grpcAddr: string;
   /** ClickHouse HTTP URL; empty means the embedded chDB engine at `chdbPath`. */
   clickhouseUrl: string;
   clickhouseUser: string;
@@ -68,6 +72,8 @@ export interface ResolvedConfig {
   /** This process's member id (speed node, coordinator). */
   nodeId: string;
   logLevel: LogLevel;
+  /** Local cluster only: synthetic page views published per second (0: none). */
+  syntheticRate: number;
 }
 
 export type ConfigOverrides = Partial<ResolvedConfig>;
@@ -78,7 +84,7 @@ const int =
   (min: number, max = Number.MAX_SAFE_INTEGER): Parser =>
   (key, raw) => {
     const n = Number(raw);
-    if (raw.trim() === "" || !Number.isSafeInteger(n) || n < min || n > max) {
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min || n > max) {
       throw new ConfigError(key, raw, `an integer in ${min}..${max}`);
     }
     return n;
@@ -88,13 +94,13 @@ const name: Parser = (key, raw) => {
   return raw;
 };
 const level: Parser = (key, raw) => {
-  if (!(raw in LogLevels)) throw new ConfigError(key, raw, `one of ${Object.keys(LogLevels).join(", ")}`);
+  if (!Object.hasOwn(LogLevels, raw)) throw new ConfigError(key, raw, `one of ${Object.keys(LogLevels).join(", ")}`);
   return raw;
 };
 
 const roles: Parser = (key, raw) => {
   const list = raw.split(",").map((r) => r.trim()).filter(Boolean);
-  for (const r of list) if (!(r in Roles)) throw new ConfigError(key, raw, `a comma-separated list of ${Object.keys(Roles).join(", ")}`);
+  for (const r of list) if (!Object.hasOwn(Roles, r)) throw new ConfigError(key, raw, `a comma-separated list of ${Object.keys(Roles).join(", ")}`);
   if (list.length === 0) throw new ConfigError(key, raw, "at least one role");
   return [...new Set(list)];
 };
@@ -103,6 +109,7 @@ const roles: Parser = (key, raw) => {
 const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_ROLES: ["roles", roles],
   LAMBDA_NATS_URL: ["natsUrl", str],
+  LAMBDA_GRPC_ADDR: ["grpcAddr", str],
   LAMBDA_CLICKHOUSE_URL: ["clickhouseUrl", str],
   LAMBDA_CLICKHOUSE_USER: ["clickhouseUser", str],
   LAMBDA_CLICKHOUSE_PASSWORD: ["clickhousePassword", str],
@@ -124,12 +131,14 @@ const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_DUPLICATE_WINDOW_MS: ["duplicateWindowMs", int(100)],
   LAMBDA_NODE_ID: ["nodeId", name],
   LAMBDA_LOG_LEVEL: ["logLevel", level],
+  LAMBDA_SYNTHETIC_RATE: ["syntheticRate", int(0, 1_000_000)],
 };
 
 export function defaultConfig(): ResolvedConfig {
   return {
     roles: ["archiver", "coordinator", "serving"],
     natsUrl: "",
+    grpcAddr: "",
     clickhouseUrl: "",
     clickhouseUser: "default",
     clickhousePassword: "",
@@ -151,6 +160,7 @@ export function defaultConfig(): ResolvedConfig {
     duplicateWindowMs: DUPLICATE_WINDOW_MS,
     nodeId: `node-${process.pid}`,
     logLevel: "info",
+    syntheticRate: SYNTHETIC_RATE_PER_S,
   };
 }
 

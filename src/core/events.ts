@@ -4,6 +4,7 @@
  */
 import type { Catalog, SourceDef } from "./catalog.js";
 import { InvalidEventError } from "./errors.js";
+import { parseIsoTime, timeInRange } from "./time.js";
 
 export type FieldValue = string | number | boolean | null;
 
@@ -18,25 +19,17 @@ export interface NormalizedEvent {
   readonly fields: Readonly<Record<string, FieldValue>>;
 }
 
-/** Latest event time accepted: far-future timestamps are almost always unit errors. */
-const MAX_TS_MS = Date.UTC(2200, 0, 1);
-
 function parseTimestamp(v: unknown): number | string {
   if (typeof v === "number") {
     if (!Number.isFinite(v)) return "is not a finite number";
     if (!Number.isInteger(v)) return "must be whole epoch milliseconds";
-    if (v < 0 || v > MAX_TS_MS) return `epoch milliseconds ${v} is outside 1970..2200`;
-    return v;
+    const r = timeInRange(v, String(v));
+    return r.kind === "time" ? r.ms : `epoch milliseconds ${v} is outside 1970..2200`;
   }
   if (typeof v === "string") {
-    // Only ISO 8601 with a date part: Date.parse accepts too much otherwise.
-    if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(v)) {
-      return `cannot parse ${JSON.stringify(v)} as a time; expected ISO 8601 (e.g. 2026-06-08T14:23:00Z) or epoch milliseconds`;
-    }
-    const ms = Date.parse(v);
-    if (Number.isNaN(ms)) return `cannot parse ${JSON.stringify(v)} as a time`;
-    if (ms < 0 || ms > MAX_TS_MS) return `time ${v} is outside 1970..2200`;
-    return ms;
+    const r = parseIsoTime(v);
+    if (!r) return `cannot parse ${JSON.stringify(v)} as a time; expected ISO 8601 (e.g. 2026-06-08T14:23:00Z; no offset means UTC) or epoch milliseconds`;
+    return r.kind === "time" ? r.ms : r.reason;
   }
   return `expected a timestamp (ISO 8601 string or epoch milliseconds), got ${typeName(v)}`;
 }
@@ -89,7 +82,7 @@ export function validateEvent(catalog: Catalog, sourceName: string, raw: unknown
   }
   const obj = raw as Record<string, unknown>;
   for (const k of Object.keys(obj)) {
-    if (!(k in source.fields)) {
+    if (!Object.hasOwn(source.fields, k)) {
       throw new InvalidEventError(k, `is not in the schema of ${sourceName} (fields: ${Object.keys(source.fields).join(", ")})`, idHint, sourceName);
     }
   }

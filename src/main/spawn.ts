@@ -32,6 +32,8 @@ export function spawnNode(nodeId: string, env: Record<string, string>, output: "
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env, LAMBDA_NODE_ID: nodeId },
     stdio: ["ignore", output, output, "ipc"],
     execArgv: ["--enable-source-maps"],
+    // Its own process group: the parent decides the stop order on Ctrl-C.
+    detached: true,
   });
   const exited = new Promise<number | NodeJS.Signals>((resolve) => child.once("exit", (code, signal) => resolve(signal ?? code ?? 0)));
   const ready = new Promise<void>((resolve, reject) => {

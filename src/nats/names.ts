@@ -24,8 +24,8 @@ export interface Names {
   readonly archiverBucket: string;
   /** KV: `runs` → the last run number handed out. */
   readonly coordinatorBucket: string;
-  /** Object store: `partition-<p>` → speed actor snapshot. */
-  readonly snapshotStore: string;
+  /** KV: speed actor snapshots (actors/snapshot_store.ts). */
+  readonly snapshotBucket: string;
   /** Request subject a speed actor answers queries on. */
   speedQuerySubject(p: number): string;
   /** Request subject a speed actor answers status requests on. */
@@ -54,7 +54,7 @@ export function namesFor(prefix: string): Names {
     assignmentsBucket: `${prefix}_assignments`,
     archiverBucket: `${prefix}_archiver`,
     coordinatorBucket: `${prefix}_coordinator`,
-    snapshotStore: `${prefix}_snapshots`,
+    snapshotBucket: `${prefix}_snapshots`,
     speedQuerySubject: (p) => `${prefix}.speed.${p}.query`,
     speedStatusSubject: (p) => `${prefix}.speed.${p}.status`,
     runNowSubject: `${prefix}.coordinator.run`,

@@ -64,6 +64,9 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   // -p -1: the server picks a free port and logs it; no race between probe and bind.
   const child = spawn(bin, ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", storeDir, ...(opts.args ?? [])], {
     stdio: ["ignore", "ignore", "pipe"],
+    // Its own process group: a Ctrl-C in the terminal reaches the parent only,
+    // which stops the roles first and the server last.
+    detached: true,
   });
   let log = "";
   const ready = new Promise<{ port: number; version: string }>((resolve, reject) => {

@@ -5,7 +5,6 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import { Objm, type ObjectStore } from "@nats-io/obj";
 import type { Names } from "./names.js";
 
 export interface Buckets {
@@ -14,6 +13,8 @@ export interface Buckets {
   readonly assignments: KV;
   readonly archiver: KV;
   readonly coordinator: KV;
+  /** Speed-actor snapshots (chunks and a manifest per partition). */
+  readonly snapshots: KV;
 }
 
 export interface StreamOptions {
@@ -51,19 +52,15 @@ export async function ensureStreams(nc: NatsConnection, names: Names, opts: Stre
 export async function openBuckets(nc: NatsConnection, names: Names, replicas = 1): Promise<Buckets> {
   const kvm = new Kvm(nc);
   const open = (name: string, history: number) => kvm.create(name, { history, replicas });
-  const [watermark, members, assignments, archiver, coordinator] = await Promise.all([
+  const [watermark, members, assignments, archiver, coordinator, snapshots] = await Promise.all([
     open(names.watermarkBucket, 1),
     open(names.membersBucket, 1),
     open(names.assignmentsBucket, 1),
     open(names.archiverBucket, 1),
     open(names.coordinatorBucket, 1),
+    open(names.snapshotBucket, 1),
   ]);
-  return { watermark, members, assignments, archiver, coordinator };
-}
-
-/** Opens (creating when missing) the snapshot object store. */
-export async function openSnapshotStore(nc: NatsConnection, names: Names, replicas = 1): Promise<ObjectStore> {
-  return new Objm(nc).create(names.snapshotStore, { replicas, storage: "file" });
+  return { watermark, members, assignments, archiver, coordinator, snapshots };
 }
 
 /** Last sequence of each partition subject in the event stream (0 when empty). */

@@ -43,6 +43,8 @@ export interface TestCluster extends AsyncDisposable {
   readonly speedNodes: Map<string, ChildNode>;
   /** Starts a speed node process and waits until it runs. */
   addSpeedNode(nodeId: string): Promise<ChildNode>;
+  /** SIGKILLs a speed node process (no final snapshot, no goodbye) and forgets it. */
+  killSpeedNode(nodeId: string): Promise<void>;
   /** Waits until every partition's actor is owned by a live node and has applied the stream head. */
   waitForSpeedCaughtUp(timeoutMs?: number): Promise<SpeedStatus[]>;
   /** Status of every partition's actor. */
@@ -113,6 +115,12 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       await node.ready;
       return node;
     };
+    const killSpeedNode = async (nodeId: string) => {
+      const node = speedNodes.get(nodeId);
+      if (!node) throw new Error(`no speed node ${nodeId}; running: ${[...speedNodes.keys()].join(", ")}`);
+      await node.kill();
+      speedNodes.delete(nodeId);
+    };
     for (let i = 0; i < (opts.speedNodes ?? 2); i++) await addSpeedNode(`${prefix}-speed-${i}`);
 
     const speedStatuses = () => Promise.all(Array.from({ length: cfg.partitions }, (_, p) => speed.status(p, 1_000)));
@@ -142,6 +150,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       grpc,
       speedNodes,
       addSpeedNode,
+      killSpeedNode,
       waitForSpeedCaughtUp,
       speedStatuses,
       close,

@@ -1,0 +1,170 @@
+/**
+ * The lambdactl command line: parsing one command's arguments against its
+ * spec (node:util parseArgs, with our own checks so every message names the
+ * flag and what it expected), help text made from the same spec, and the
+ * flags several commands share.
+ */
+import { parseArgs } from "node:util";
+import type { CommandSpec, FlagSpec, ParsedCommand } from "./command.js";
+import { ConnectionEnvVars, LOCAL_CLUSTER_FILE, type ConnectionFlagValues } from "./connection.js";
+import { parseTime } from "./time.js";
+
+/** A bad command line: lambdactl prints the message and the usage and exits 2. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+  /**
+   * @param command the command whose usage to print, or undefined for the overview.
+   */
+  constructor(
+    readonly command: string | undefined,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** gRPC calls give up after this long unless `--timeout` says otherwise. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** Flags every command has. */
+export const COMMON_FLAGS = {
+  json: { type: "boolean", description: "print JSON instead of tables (times as ISO 8601 strings)" },
+  help: { type: "boolean", short: "h", description: "print this help" },
+} as const satisfies Record<string, FlagSpec>;
+
+/** The flags of commands that call the serving node: where it is, and how long to wait for it. */
+export const GRPC_FLAGS = {
+  grpc: { type: "string", value: "<host:port>", description: `serving node gRPC address (else ${ConnectionEnvVars.grpc}, else ${LOCAL_CLUSTER_FILE})` },
+  timeout: { type: "string", value: "<ms>", description: `give up on the serving node after this many milliseconds (default ${DEFAULT_TIMEOUT_MS})` },
+} as const satisfies Record<string, FlagSpec>;
+
+/** The flags that say where and how to publish to NATS. */
+export const NATS_FLAGS = {
+  "nats-url": { type: "string", value: "<url>", description: `NATS server URL (else ${ConnectionEnvVars.natsUrl}, else ${LOCAL_CLUSTER_FILE})` },
+  prefix: { type: "string", value: "<name>", description: `subject/stream prefix of the cluster (else ${ConnectionEnvVars.prefix}, the file, "lambda")` },
+  partitions: { type: "string", value: "<n>", description: `stream partitions of the cluster (else ${ConnectionEnvVars.partitions}, the file, 8)` },
+  catalog: { type: "string", value: "<path>", description: `catalog file (else ${ConnectionEnvVars.catalog}, the file, catalog/catalog.json)` },
+} as const satisfies Record<string, FlagSpec>;
+
+/** The connection flags given on a parsed command line. */
+export function connectionFlags(parsed: ParsedCommand): ConnectionFlagValues {
+  return {
+    grpc: stringFlag(parsed, "grpc"),
+    natsUrl: stringFlag(parsed, "nats-url"),
+    prefix: stringFlag(parsed, "prefix"),
+    partitions: stringFlag(parsed, "partitions"),
+    catalog: stringFlag(parsed, "catalog"),
+  };
+}
+
+/**
+ * A time flag's value in epoch ms (see src/cli/time.ts for the forms).
+ * @param fallback text used when the flag is absent; undefined makes the flag required.
+ * @throws UsageError naming the flag and why its value is not a time.
+ */
+export function timeFlag(command: string, parsed: ParsedCommand, name: string, nowMs: number, fallback?: string): number {
+  const raw = stringFlag(parsed, name) ?? fallback;
+  if (raw === undefined) throw new UsageError(command, `missing flag --${name} <time>`);
+  const t = parseTime(raw, nowMs);
+  if (t.kind === "invalid") throw new UsageError(command, `--${name}: ${t.reason}`);
+  return t.ms;
+}
+
+/** True when `argv` asks for help (before any `--`), whatever else it holds. */
+export function wantsHelp(argv: readonly string[]): boolean {
+  const end = argv.indexOf("--");
+  return (end === -1 ? argv : argv.slice(0, end)).some((a) => a === "--help" || a === "-h");
+}
+
+/**
+ * Parses `argv` (the words after the command name) against `spec`.
+ * A string flag takes the next word as its value even when it starts with a dash,
+ * so `--from -15m` works as well as `--from=-15m`.
+ * @throws UsageError naming the unknown flag, the flag missing its value, or the missing or extra argument.
+ */
+export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): ParsedCommand {
+  const options = Object.fromEntries(
+    Object.entries(spec.flags).map(([name, f]) => [name, f.short === undefined ? { type: f.type } : { type: f.type, short: f.short }]),
+  );
+  // strict: false, then our own checks over the tokens: parseArgs' strict messages
+  // refuse `--from -15m` and do not say which flags exist.
+  const { values, positionals, tokens } = parseArgs({ args: [...argv], options, allowPositionals: true, strict: false, tokens: true });
+  for (const t of tokens) {
+    if (t.kind !== "option") continue;
+    const f = spec.flags[t.name];
+    if (f === undefined) {
+      throw new UsageError(spec.name, `unknown flag ${t.rawName}; ${spec.name} takes ${Object.keys(spec.flags).map((n) => `--${n}`).join(", ")}`);
+    }
+    if (f.type === "string" && (t.value === undefined || (!t.inlineValue && t.value.startsWith("--")))) {
+      throw new UsageError(spec.name, `flag ${t.rawName} needs a value ${f.value ?? ""}`.trimEnd());
+    }
+    if (f.type === "boolean" && t.value !== undefined) throw new UsageError(spec.name, `flag ${t.rawName} takes no value`);
+  }
+  const args: Record<string, string> = {};
+  for (const [i, a] of spec.args.entries()) {
+    const v = positionals[i];
+    if (v === undefined) {
+      if (a.optional) break;
+      throw new UsageError(spec.name, `missing argument <${a.name}> (${a.description})`);
+    }
+    args[a.name] = v;
+  }
+  if (positionals.length > spec.args.length) {
+    throw new UsageError(spec.name, `unexpected argument ${JSON.stringify(positionals[spec.args.length])}; ${spec.name} takes ${spec.args.length} (${spec.args.map((a) => `<${a.name}>`).join(" ")})`);
+  }
+  return { flags: values, args };
+}
+
+/** A string flag's value, or undefined when absent. */
+export function stringFlag(parsed: ParsedCommand, name: string): string | undefined {
+  const v = parsed.flags[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+/** A boolean flag: true when given. */
+export function booleanFlag(parsed: ParsedCommand, name: string): boolean {
+  return parsed.flags[name] === true;
+}
+
+/** A positional argument the parser has already checked is present. */
+export function requiredArg(parsed: ParsedCommand, name: string): string {
+  const v = parsed.args[name];
+  if (v === undefined) throw new UsageError(undefined, `missing argument <${name}>`);
+  return v;
+}
+
+/**
+ * The `--timeout` value in ms.
+ * @default DEFAULT_TIMEOUT_MS
+ * @throws UsageError when it is not a positive integer.
+ */
+export function timeoutMs(command: string, parsed: ParsedCommand): number {
+  const raw = stringFlag(parsed, "timeout");
+  if (raw === undefined) return DEFAULT_TIMEOUT_MS;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < 1) {
+    throw new UsageError(command, `--timeout: expected a positive number of milliseconds, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+function synopsis(spec: CommandSpec): string {
+  const args = spec.args.map((a) => (a.optional ? `[${a.name}]` : `<${a.name}>`));
+  return `lambdactl ${spec.name} ${args.join(" ")} [flags]`.replace(/ +/g, " ");
+}
+
+/** The help of one command: synopsis, arguments, flags, notes. */
+export function formatCommandHelp(spec: CommandSpec): string {
+  const rows: string[] = [`usage: ${synopsis(spec)}`, "", `${spec.name}: ${spec.summary}`];
+  if (spec.args.length > 0) {
+    rows.push("", "arguments:");
+    const w = Math.max(...spec.args.map((a) => a.name.length));
+    for (const a of spec.args) rows.push(`  ${a.name.padEnd(w)}  ${a.description}`);
+  }
+  const flags = Object.entries(spec.flags).map(([n, f]) => [`${f.short ? `-${f.short}, ` : ""}--${n}${f.value ? ` ${f.value}` : ""}`, f.description] as const);
+  rows.push("", "flags:");
+  const w = Math.max(...flags.map(([l]) => l.length));
+  for (const [l, d] of flags) rows.push(`  ${l.padEnd(w)}  ${d}`);
+  if (spec.notes) rows.push("", spec.notes);
+  return rows.join("\n") + "\n";
+}

@@ -1,0 +1,245 @@
+/**
+ * Where lambdactl connects: the serving node's gRPC address for `query` and
+ * `watermark`, NATS (URL, prefix, partitions, catalog) for `ingest`.
+ *
+ * Each setting comes from the first source that has it:
+ * 1. a flag (`--grpc`, `--nats-url`, `--prefix`, `--partitions`, `--catalog`);
+ * 2. an environment variable (`LAMBDA_GRPC_ADDR`, `LAMBDA_NATS_URL`,
+ *    `LAMBDA_PREFIX`, `LAMBDA_PARTITIONS`, `LAMBDA_CATALOG`);
+ * 3. `.lambda/local-cluster.json` in the current directory, which the local
+ *    cluster (`npm start`) writes while it runs;
+ * 4. for prefix, partitions and catalog only: the runtime's own defaults.
+ *
+ * This is the only CLI module that reads the environment, and it takes it as a
+ * parameter so tests can pass a plain object.
+ */
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { defaultConfig, DEFAULT_PARTITIONS, DEFAULT_PREFIX } from "../core/config.js";
+import { ConfigError } from "../core/errors.js";
+
+/** Path of the local cluster file, relative to the directory `npm start` runs in. */
+export const LOCAL_CLUSTER_FILE = ".lambda/local-cluster.json";
+
+/** What the local cluster writes to {@link LOCAL_CLUSTER_FILE} while it runs. */
+export interface LocalClusterFile {
+  /** Serving node gRPC address, `host:port` (e.g. "127.0.0.1:50051"). */
+  readonly grpc: string;
+  /** NATS server URL (e.g. "nats://127.0.0.1:4222"). */
+  readonly natsUrl: string;
+  /** Subject/stream/bucket prefix (e.g. "lambda"). */
+  readonly prefix: string;
+  /** Number of stream partitions. */
+  readonly partitions: number;
+  /** Absolute path of the catalog file. */
+  readonly catalog: string;
+}
+
+/** The environment variable of each connection setting. */
+export const ConnectionEnvVars = {
+  grpc: "LAMBDA_GRPC_ADDR",
+  natsUrl: "LAMBDA_NATS_URL",
+  prefix: "LAMBDA_PREFIX",
+  partitions: "LAMBDA_PARTITIONS",
+  catalog: "LAMBDA_CATALOG",
+} as const;
+type Setting = keyof typeof ConnectionEnvVars;
+
+/** The flag of each connection setting. */
+export const ConnectionFlags = {
+  grpc: "--grpc",
+  natsUrl: "--nats-url",
+  prefix: "--prefix",
+  partitions: "--partitions",
+  catalog: "--catalog",
+} as const;
+
+/** Connection settings given on the command line (raw flag values). */
+export type ConnectionFlagValues = { readonly [K in Setting]?: string };
+
+/** A resolved setting and where it came from (a flag, a variable, the file or "default"), for error messages. */
+export interface Sourced<T> {
+  readonly value: T;
+  readonly from: string;
+}
+
+/** Everything `ingest` needs to publish. */
+export interface NatsTarget {
+  readonly natsUrl: Sourced<string>;
+  readonly prefix: Sourced<string>;
+  readonly partitions: Sourced<number>;
+  /** Absolute path of the catalog file. */
+  readonly catalog: Sourced<string>;
+}
+
+/** The local cluster file is there but unreadable or malformed. */
+export class LocalClusterFileError extends Error {
+  override readonly name = "LocalClusterFileError";
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${file}: ${reason}; delete it or restart the local cluster (npm start) to rewrite it`, options);
+  }
+}
+
+/** A setting with no default is set nowhere; names the flag, the variable and the file. */
+export class NotConfiguredError extends Error {
+  override readonly name = "NotConfiguredError";
+  constructor(
+    readonly setting: string,
+    readonly flag: string,
+    readonly envVar: string,
+  ) {
+    super(
+      `no ${setting} configured: pass ${flag}, set ${envVar}, or run this in the directory where ` +
+        `\`npm start\` runs the local cluster (it writes ${LOCAL_CLUSTER_FILE})`,
+    );
+  }
+}
+
+const NAME = /^[A-Za-z0-9_-]+$/;
+const MAX_PARTITIONS = 1024;
+
+function checkAddress(key: string, v: unknown): string {
+  if (typeof v !== "string" || !/^(\[[0-9A-Fa-f:.]+\]|[^\s:/]+):\d{1,5}$/.test(v) || Number(v.slice(v.lastIndexOf(":") + 1)) > 65535) {
+    throw new ConfigError(key, v, "host:port (e.g. 127.0.0.1:50051)");
+  }
+  return v;
+}
+
+function checkUrl(key: string, v: unknown): string {
+  if (typeof v !== "string" || v.trim() === "") throw new ConfigError(key, v, "a NATS URL (e.g. nats://127.0.0.1:4222)");
+  return v;
+}
+
+function checkPrefix(key: string, v: unknown): string {
+  if (typeof v !== "string" || !NAME.test(v)) throw new ConfigError(key, v, "letters, digits, '_' or '-'");
+  return v;
+}
+
+function checkPartitions(key: string, v: unknown): number {
+  const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1 || n > MAX_PARTITIONS) {
+    throw new ConfigError(key, v, `an integer in 1..${MAX_PARTITIONS}`);
+  }
+  return n;
+}
+
+function checkPath(key: string, v: unknown): string {
+  if (typeof v !== "string" || v.trim() === "") throw new ConfigError(key, v, "a file path");
+  return v;
+}
+
+/** Validates a parsed local cluster document. @throws ConfigError naming the field. */
+function checkLocalClusterFile(file: string, doc: unknown): LocalClusterFile {
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new ConfigError(file, doc, "a JSON object");
+  const o = doc as Record<string, unknown>;
+  const known = ["grpc", "natsUrl", "prefix", "partitions", "catalog"];
+  for (const k of Object.keys(o)) if (!known.includes(k)) throw new ConfigError(`${file}: ${k}`, o[k], `a known key (${known.join(", ")})`);
+  return {
+    grpc: checkAddress(`${file}: grpc`, o.grpc),
+    natsUrl: checkUrl(`${file}: natsUrl`, o.natsUrl),
+    prefix: checkPrefix(`${file}: prefix`, o.prefix),
+    partitions: checkPartitions(`${file}: partitions`, o.partitions),
+    catalog: checkPath(`${file}: catalog`, o.catalog),
+  };
+}
+
+/** Path of the local cluster file under `dir`. */
+export function localClusterFilePath(dir: string): string {
+  return join(dir, LOCAL_CLUSTER_FILE);
+}
+
+/**
+ * Reads `<dir>/.lambda/local-cluster.json`.
+ * @returns the file's settings, or null when there is no such file.
+ * @throws LocalClusterFileError when it cannot be read or is malformed.
+ */
+export function readLocalClusterFile(dir: string): LocalClusterFile | null {
+  const file = localClusterFilePath(dir);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw new LocalClusterFileError(file, `cannot read: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return checkLocalClusterFile(file, JSON.parse(text));
+  } catch (err) {
+    const reason = err instanceof ConfigError ? err.message : `not valid JSON: ${(err as Error).message}`;
+    throw new LocalClusterFileError(file, reason, { cause: err });
+  }
+}
+
+/**
+ * Writes `<dir>/.lambda/local-cluster.json` (creating `.lambda/`), atomically:
+ * a reader never sees half a file.
+ * @throws ConfigError when a field is malformed (the file is then not written).
+ */
+export function writeLocalClusterFile(dir: string, settings: LocalClusterFile): void {
+  const file = localClusterFilePath(dir);
+  const checked = checkLocalClusterFile(file, settings);
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(checked, null, 2) + "\n");
+  renameSync(tmp, file);
+}
+
+/** Removes `<dir>/.lambda/local-cluster.json` if it is there (the local cluster calls it on stop). */
+export function removeLocalClusterFile(dir: string): void {
+  rmSync(localClusterFilePath(dir), { force: true });
+}
+
+/** The environment lambdactl reads (a plain object in tests, `process.env` in the entry). */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Where a command looks for its settings. */
+export interface ConnectionSources {
+  readonly flags: ConnectionFlagValues;
+  readonly env: Env;
+  /** Directory holding `.lambda/local-cluster.json` (the current directory). */
+  readonly cwd: string;
+}
+
+/** Settings read lazily: the local cluster file is only opened when a flag and variable are both absent. */
+function sourcesFor(src: ConnectionSources) {
+  let file: LocalClusterFile | null | undefined;
+  const fileSettings = () => (file === undefined ? (file = readLocalClusterFile(src.cwd)) : file);
+  return <T>(setting: Setting, check: (key: string, v: unknown) => T, fallback?: T): Sourced<T> => {
+    const flag = src.flags[setting];
+    if (flag !== undefined) return { value: check(ConnectionFlags[setting], flag), from: ConnectionFlags[setting] };
+    const envVar = ConnectionEnvVars[setting];
+    const fromEnv = src.env[envVar];
+    if (fromEnv !== undefined && fromEnv !== "") return { value: check(envVar, fromEnv), from: envVar };
+    const f = fileSettings();
+    if (f) return { value: f[setting] as T, from: LOCAL_CLUSTER_FILE };
+    if (fallback !== undefined) return { value: fallback, from: "default" };
+    throw new NotConfiguredError(setting === "grpc" ? "gRPC address" : "NATS URL", ConnectionFlags[setting], envVar);
+  };
+}
+
+/**
+ * Resolves the serving node's gRPC address.
+ * @throws NotConfiguredError, ConfigError (bad flag or variable), LocalClusterFileError.
+ */
+export function resolveGrpcAddress(src: ConnectionSources): Sourced<string> {
+  return sourcesFor(src)("grpc", checkAddress);
+}
+
+/**
+ * Resolves what `ingest` needs. Prefix, partitions and catalog fall back to the
+ * runtime's defaults (`lambda`, 8, `catalog/catalog.json`); the NATS URL has no default.
+ * Relative catalog paths are resolved against `src.cwd`.
+ * @throws NotConfiguredError, ConfigError (bad flag or variable), LocalClusterFileError.
+ */
+export function resolveNatsTarget(src: ConnectionSources): NatsTarget {
+  const get = sourcesFor(src);
+  const natsUrl = get("natsUrl", checkUrl);
+  const prefix = get("prefix", checkPrefix, DEFAULT_PREFIX);
+  const partitions = get("partitions", checkPartitions, DEFAULT_PARTITIONS);
+  const catalog = get("catalog", checkPath, defaultConfig().catalogPath);
+  return { natsUrl, prefix, partitions, catalog: { value: resolve(src.cwd, catalog.value), from: catalog.from } };
+}

@@ -1,0 +1,79 @@
+/**
+ * The serving node as lambdactl sees it: promise-returning calls over the
+ * generated gRPC client, each with a deadline, and gRPC failures parsed once
+ * into {@link GrpcCallError} (the status code's name and the server's details).
+ */
+import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import {
+  LambdaServiceClient,
+  type GetWatermarkResponse,
+  type QueryRequest,
+  type QueryResponse,
+} from "../gen/lambda/v1/serving.js";
+import type { Sourced } from "./connection.js";
+
+/** A gRPC call failed; `codeName` is the status name, e.g. "INVALID_ARGUMENT". */
+export class GrpcCallError extends Error {
+  override readonly name = "GrpcCallError";
+  constructor(
+    readonly code: status,
+    readonly codeName: string,
+    /** The server's message (for INVALID_ARGUMENT it names the field). */
+    readonly details: string,
+    /** The address called and where it came from. */
+    readonly target: Sourced<string>,
+    options?: { cause?: unknown },
+  ) {
+    super(`${codeName}: ${details}`, options);
+  }
+
+  /** True for failures to reach the server at all, where the address is worth showing. */
+  get unreachable(): boolean {
+    return this.code === status.UNAVAILABLE || this.code === status.DEADLINE_EXCEEDED;
+  }
+}
+
+function isServiceError(err: unknown): err is ServiceError {
+  return err instanceof Error && typeof (err as Partial<ServiceError>).code === "number" && typeof (err as Partial<ServiceError>).details === "string";
+}
+
+/** The serving node's API, promise-shaped. */
+export interface ServingClient extends Disposable {
+  /** @throws GrpcCallError */
+  query(request: QueryRequest): Promise<QueryResponse>;
+  /** @throws GrpcCallError */
+  getWatermark(): Promise<GetWatermarkResponse>;
+  /** Closes the channel; idempotent. */
+  close(): void;
+}
+
+export interface ServingClientOptions {
+  /** Deadline of each call, ms from its start. */
+  readonly timeoutMs: number;
+}
+
+/** Opens a plaintext channel to the serving node at `target.value` (host:port). */
+export function createServingClient(target: Sourced<string>, opts: ServingClientOptions): ServingClient {
+  const client = new LambdaServiceClient(target.value, credentials.createInsecure());
+  const call = <T>(invoke: (cb: (err: ServiceError | null, res: T) => void) => void): Promise<T> =>
+    new Promise((resolve, reject) =>
+      invoke((err, res) => {
+        if (!err) return resolve(res);
+        if (!isServiceError(err)) return reject(err);
+        reject(new GrpcCallError(err.code, status[err.code] ?? `code ${err.code}`, err.details, target, { cause: err }));
+      }),
+    );
+  const options = () => ({ deadline: Date.now() + opts.timeoutMs });
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    client.close();
+  };
+  return {
+    query: (request) => call<QueryResponse>((cb) => client.query(request, new Metadata(), options(), cb)),
+    getWatermark: () => call<GetWatermarkResponse>((cb) => client.getWatermark({}, new Metadata(), options(), cb)),
+    close,
+    [Symbol.dispose]: close,
+  };
+}

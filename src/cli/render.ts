@@ -1,0 +1,74 @@
+/**
+ * Text output of lambdactl: aligned tables, label/value blocks, ages and
+ * durations. Pure string building; the commands decide where it goes.
+ */
+
+/** A table cell: numbers are right-aligned, everything else left-aligned. */
+export type Cell = string | number;
+
+/** Spaces between two table columns. */
+const COLUMN_GAP = "  ";
+
+function cellText(c: Cell): string {
+  return typeof c === "number" ? formatNumber(c) : c;
+}
+
+/** A number as an operator wants to read it: integers whole, others with up to 3 decimals. */
+export function formatNumber(n: number): string {
+  if (Number.isInteger(n)) return String(n);
+  return String(Number(n.toFixed(3)));
+}
+
+/**
+ * Renders rows under a header line, columns aligned. A column is right-aligned
+ * when every cell in it is a number, so its header lines up with the digits.
+ * @returns the table, one line per row plus the header, ending in a newline; no trailing spaces.
+ */
+export function table(columns: readonly string[], rows: readonly (readonly Cell[])[]): string {
+  const numeric = columns.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === "number"));
+  const text = [columns as readonly Cell[], ...rows].map((r) => columns.map((_, i) => cellText(r[i] ?? "")));
+  const widths = columns.map((_, i) => Math.max(...text.map((r) => r[i]!.length)));
+  return text
+    .map((r) => r.map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(COLUMN_GAP).trimEnd())
+    .join("\n")
+    .concat("\n");
+}
+
+/**
+ * Renders `label  value` lines with the values aligned.
+ * @returns the block, ending in a newline.
+ */
+export function keyValues(pairs: readonly (readonly [string, Cell])[]): string {
+  const width = Math.max(0, ...pairs.map(([label]) => label.length));
+  return pairs.map(([label, value]) => `${label.padEnd(width)}${COLUMN_GAP}${cellText(value)}`.trimEnd()).join("\n").concat("\n");
+}
+
+/** A span of milliseconds as its two largest units, e.g. "750ms", "12s", "3m 4s", "2h 5m", "3d 4h". */
+export function formatSpan(ms: number): string {
+  const a = Math.abs(Math.round(ms));
+  if (a < 1_000) return `${a}ms`;
+  const s = Math.floor(a / 1_000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return s % 60 ? `${m}m ${s % 60}s` : `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return m % 60 ? `${h}h ${m % 60}m` : `${h}h`;
+  const d = Math.floor(h / 24);
+  return h % 24 ? `${d}d ${h % 24}h` : `${d}d`;
+}
+
+/** How long ago `atMs` was, seen at `nowMs`: "12s ago", or "in 2s" when the clocks disagree. */
+export function formatAge(atMs: number, nowMs: number): string {
+  const age = nowMs - atMs;
+  return age >= 0 ? `${formatSpan(age)} ago` : `in ${formatSpan(age)}`;
+}
+
+/** A duration in ms with one decimal, e.g. "12.3 ms". */
+export function formatMs(ms: number): string {
+  return `${ms.toFixed(1)} ms`;
+}
+
+/** An optional time as ISO 8601, or "-" when absent. */
+export function formatTime(d: Date | undefined): string {
+  return d === undefined ? "-" : d.toISOString();
+}

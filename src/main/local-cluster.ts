@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+/**
+ * `npm start`: a whole local cluster in one command. Starts nats-server (a
+ * child process on a free port with a temporary store) unless LAMBDA_NATS_URL
+ * is set, the embedded chDB engine in a temporary directory unless
+ * LAMBDA_CLICKHOUSE_URL is set, the coordinator, archiver and serving node in
+ * this process, two speed nodes as child processes, and a synthetic page-view
+ * feed. It prints where to query and stops everything on Ctrl-C.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { loadCatalog } from "../core/catalog.js";
+import { resolveConfig, type ResolvedConfig } from "../core/config.js";
+import { ensureError } from "../core/errors.js";
+import { createJsonLogger, type Logger } from "../core/logger.js";
+import { createIngest } from "../ingest/index.js";
+import { createPageViewGenerator } from "../ingest/synthetic.js";
+import { connectNats } from "../nats/connect.js";
+import { namesFor } from "../nats/names.js";
+import { startNatsServer, type NatsServerProcess } from "../nats/server_process.js";
+import { removeLocalClusterFile, writeLocalClusterFile } from "../cli/index.js";
+import { onShutdownSignal } from "./process.js";
+import { startRoles, type RunningRoles } from "./roles.js";
+import { spawnNode, type ChildNode } from "./spawn.js";
+
+/** Speed node processes the local cluster starts. */
+export const LOCAL_SPEED_NODES = 2;
+/** Batch run interval of the local cluster unless LAMBDA_BATCH_INTERVAL_MS says otherwise. */
+export const LOCAL_BATCH_INTERVAL_MS = 20_000;
+/** Publishes per feeder tick. */
+const FEED_TICK_MS = 100;
+
+function startFeeder(publish: (events: unknown[]) => Promise<unknown>, ratePerS: number, log: Logger): () => Promise<void> {
+  if (ratePerS <= 0) return async () => {};
+  const next = createPageViewGenerator({ seed: Date.now() % 2 ** 31, idPrefix: `ev${Date.now().toString(36)}` });
+  let carry = 0;
+  let inFlight: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    carry += (ratePerS * FEED_TICK_MS) / 1000;
+    const n = Math.floor(carry);
+    carry -= n;
+    const now = Date.now();
+    const batch = Array.from({ length: n }, () => next(now));
+    inFlight = inFlight.then(() => publish(batch)).catch((err) => log.warn("synthetic feed publish failed; continuing", { err: ensureError(err) }));
+  }, FEED_TICK_MS);
+  return async () => {
+    clearInterval(timer);
+    await inFlight;
+  };
+}
+
+function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, chdb: string, nodes: ChildNode[]): string {
+  const lines = [
+    "",
+    "Lambda runtime: local cluster is up",
+    `  gRPC      ${grpc}    (grpcurl -plaintext ${grpc} list)`,
+    `  NATS      ${natsUrl}    prefix ${cfg.prefix}, ${cfg.partitions} partitions`,
+    `  ClickHouse ${cfg.clickhouseUrl || `embedded chDB at ${chdb}`}`,
+    `  speed     ${nodes.length} nodes (pids ${nodes.map((n) => n.pid).join(", ")})`,
+    `  feed      ${cfg.syntheticRate} page views/s (skewed popularity, some late and duplicate events)`,
+    `  batch     a run every ${cfg.batchIntervalMs / 1000} s`,
+    "",
+    "Try, in another terminal:",
+    "  npm run lambdactl -- watermark",
+    "  npm run lambdactl -- query article_views a-1 --from -30m --to now",
+    "",
+    "Ctrl-C stops everything.",
+    "",
+  ];
+  return lines.join("\n");
+}
+
+async function main() {
+  const cfg = resolveConfig({ LAMBDA_BATCH_INTERVAL_MS: String(LOCAL_BATCH_INTERVAL_MS), ...process.env });
+  const log = createJsonLogger(cfg.logLevel, { node: "local" });
+  const catalogPath = resolve(cfg.catalogPath);
+  const catalog = loadCatalog(catalogPath);
+  const cleanups: (() => Promise<void> | void)[] = [];
+  let stopping = false;
+  const cleanup = async () => {
+    stopping = true;
+    for (const c of cleanups.reverse()) await c();
+  };
+  try {
+    let nats: NatsServerProcess | undefined;
+    if (!cfg.natsUrl) {
+      nats = await startNatsServer({ path: process.env.PATH ?? "" });
+      cleanups.push(() => nats!.close());
+    }
+    const natsUrl = cfg.natsUrl || nats!.url;
+    let chdbPath = cfg.chdbPath;
+    if (!cfg.clickhouseUrl && !process.env.LAMBDA_CHDB_PATH) {
+      // A fresh stream needs a fresh master dataset: keep them together.
+      const dir = mkdtempSync(join(tmpdir(), "lambda-chdb-"));
+      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+      chdbPath = dir;
+    }
+    const nc = await connectNats(natsUrl, "local-cluster");
+    cleanups.push(() => nc.close());
+    let roles: RunningRoles;
+    const mainCfg = { ...cfg, natsUrl, chdbPath, catalogPath, roles: ["archiver", "coordinator", "serving"] as ResolvedConfig["roles"] };
+    try {
+      roles = await startRoles(mainCfg, nc, catalog, log);
+    } catch (err) {
+      // The default port may be taken by another cluster: fall back to a free one.
+      if (!/EADDRINUSE|No address added/.test(ensureError(err).message) || process.env.LAMBDA_GRPC_PORT) throw err;
+      log.warn("gRPC port taken; using a free port instead (set LAMBDA_GRPC_PORT to choose)", { port: cfg.grpcPort });
+      roles = await startRoles({ ...mainCfg, grpcPort: 0 }, nc, catalog, log);
+    }
+    cleanups.push(() => roles.close());
+
+    const childEnv: Record<string, string> = {
+      LAMBDA_NATS_URL: natsUrl,
+      LAMBDA_PREFIX: cfg.prefix,
+      LAMBDA_PARTITIONS: String(cfg.partitions),
+      LAMBDA_CATALOG: catalogPath,
+      LAMBDA_ROLES: "speed",
+      LAMBDA_LOG_LEVEL: cfg.logLevel,
+      LAMBDA_HEARTBEAT_INTERVAL_MS: String(cfg.heartbeatIntervalMs),
+      LAMBDA_SNAPSHOT_INTERVAL_MS: String(cfg.snapshotIntervalMs),
+      LAMBDA_DEDUPE_HORIZON_IDS: String(cfg.dedupeHorizonIds),
+    };
+    const nodes: ChildNode[] = [];
+    for (let i = 1; i <= LOCAL_SPEED_NODES; i++) {
+      const node = spawnNode(`speed-${i}`, childEnv);
+      nodes.push(node);
+      cleanups.push(() => node.stop());
+    }
+    await Promise.all(nodes.map((n) => n.ready));
+
+    const ingest = createIngest({ nc, catalog, names: namesFor(cfg.prefix), partitions: cfg.partitions, log });
+    const stopFeeder = startFeeder((batch) => ingest.publishBatch("pageviews", batch), cfg.syntheticRate, log);
+    cleanups.push(stopFeeder);
+
+    const grpc = roles.serving!.address;
+    writeLocalClusterFile(process.cwd(), { grpc, natsUrl, prefix: cfg.prefix, partitions: cfg.partitions, catalog: catalogPath });
+    cleanups.push(() => removeLocalClusterFile(process.cwd()));
+    process.stdout.write(banner(cfg, grpc, natsUrl, chdbPath, nodes));
+    onShutdownSignal(log, cleanup);
+    for (const n of nodes) {
+      void n.exited.then((how) => {
+        if (!stopping) log.warn("a speed node exited; its partitions move to the other node", { node: n.nodeId, how });
+      });
+    }
+  } catch (err) {
+    await cleanup().catch(() => undefined); // best effort: the start failure is the message
+    throw err;
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`local cluster: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
