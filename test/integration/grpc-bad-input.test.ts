@@ -1,0 +1,105 @@
+/**
+ * The gRPC surface against a real cluster: bad queries get INVALID_ARGUMENT
+ * naming the field and leave the server answering; the standard health and
+ * reflection services work, so stock tools (grpcurl, grpc-health-probe) do.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { credentials, loadPackageDefinition, makeGenericClientConstructor, status, type Client, type ServiceError } from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { service as healthService } from "grpc-health-check";
+import type { QueryRequest, QueryResponse } from "../../src/gen/lambda/v1/serving.js";
+import { startTestCluster, type TestCluster } from "../harness/cluster.js";
+import { query } from "../harness/grpc.js";
+
+const T = Date.UTC(2026, 5, 8, 14, 23, 0);
+const YEAR_MS = 365 * 86_400_000;
+
+function rawQuery(cluster: TestCluster, req: Partial<QueryRequest>): Promise<QueryResponse> {
+  return new Promise((resolve, reject) =>
+    cluster.grpc.query(req as QueryRequest, (err: ServiceError | null, res: QueryResponse) => (err ? reject(err) : resolve(res))),
+  );
+}
+
+async function assertInvalid(cluster: TestCluster, req: Partial<QueryRequest>, field: string, reason: RegExp) {
+  await assert.rejects(rawQuery(cluster, req), (err: unknown) => {
+    const e = err as ServiceError;
+    assert.equal(e.code, status.INVALID_ARGUMENT, `code for ${JSON.stringify(req)}: ${e.code} ${e.details}`);
+    assert.ok(e.details.startsWith(`${field}: `), `details name the field ${field}: ${e.details}`);
+    assert.match(e.details, reason);
+    return true;
+  });
+}
+
+function unary<Req, Res>(client: Client, method: string, req: Req): Promise<Res> {
+  const fn = (client as unknown as Record<string, (r: Req, cb: (err: ServiceError | null, res: Res) => void) => void>)[method]!;
+  return new Promise((resolve, reject) => fn.call(client, req, (err, res) => (err ? reject(err) : resolve(res))));
+}
+
+/** The reflection v1 proto shipped inside @grpc/reflection (the package exports only the server side). */
+function reflectionProtoPath(): string {
+  const pkgJson = createRequire(import.meta.url).resolve("@grpc/reflection/package.json");
+  return join(dirname(pkgJson), "build/proto/grpc/reflection/v1/reflection.proto");
+}
+
+interface ReflectionResponse {
+  list_services_response?: { service: { name: string }[] };
+  error_response?: { error_code: number; error_message: string };
+}
+
+/** Asks the server reflection service to list the services. */
+function listServices(address: string): Promise<string[]> {
+  const def = protoLoader.loadSync(reflectionProtoPath(), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+  const pkg = loadPackageDefinition(def) as unknown as { grpc: { reflection: { v1: { ServerReflection: new (addr: string, creds: ReturnType<typeof credentials.createInsecure>) => Client } } } };
+  const client = new pkg.grpc.reflection.v1.ServerReflection(address, credentials.createInsecure());
+  return new Promise<string[]>((resolve, reject) => {
+    const call = (client as unknown as { ServerReflectionInfo(): import("@grpc/grpc-js").ClientDuplexStream<unknown, ReflectionResponse> }).ServerReflectionInfo();
+    call.on("data", (res: ReflectionResponse) => {
+      if (res.error_response) reject(new Error(`reflection error ${res.error_response.error_code}: ${res.error_response.error_message}`));
+      else resolve((res.list_services_response?.service ?? []).map((s) => s.name));
+      call.end();
+    });
+    call.on("error", reject);
+    call.write({ list_services: "" });
+  }).finally(() => client.close());
+}
+
+test("bad queries get INVALID_ARGUMENT naming the field; health and reflection answer; the server keeps serving", async () => {
+  await using cluster = await startTestCluster({ partitions: 2, speedNodes: 1 });
+  await cluster.ingest.publishBatch("pageviews", [{ id: "a", article_id: "x", user_id: "u", ts: T }]);
+  await cluster.waitForSpeedCaughtUp();
+  const valid: Partial<QueryRequest> = { metric: "article_views", key: "x", from: new Date(T - 60_000), to: new Date(T + 60_000) };
+
+  await assertInvalid(cluster, { ...valid, metric: "page_views" }, "metric", /unknown metric "page_views"; defined: article_views/);
+  await assertInvalid(cluster, { ...valid, metric: "" }, "metric", /is required/);
+  await assertInvalid(cluster, { ...valid, key: "" }, "key", /is required/);
+  await assertInvalid(cluster, { ...valid, from: undefined }, "from", /is required/);
+  await assertInvalid(cluster, { ...valid, to: undefined }, "to", /is required/);
+  await assertInvalid(cluster, { ...valid, to: valid.from }, "to", /must be after from/);
+  await assertInvalid(cluster, { ...valid, from: new Date(T), to: new Date(T - 1) }, "to", /must be after from/);
+  await assertInvalid(cluster, { ...valid, from: new Date(T - 20 * YEAR_MS), to: new Date(T) }, "to", /range spans more than \d+ days/);
+
+  // Still serving, and right.
+  const r = await query(cluster.grpc, "article_views", "x", T - 60_000, T + 60_000);
+  assert.equal(r.total, 1);
+  assert.equal(r.metric, "article_views");
+  assert.equal(r.key, "x");
+
+  // Standard health service.
+  const Health = makeGenericClientConstructor(healthService, "grpc.health.v1.Health");
+  const health = new Health(cluster.roles.serving!.address, credentials.createInsecure());
+  try {
+    assert.deepEqual(await unary(health, "check", { service: "" }), { status: "SERVING" });
+    assert.deepEqual(await unary(health, "check", { service: "lambda.v1.LambdaService" }), { status: "SERVING" });
+    await assert.rejects(unary(health, "check", { service: "no.such.Service" }), (err: unknown) => (err as ServiceError).code === status.NOT_FOUND);
+  } finally {
+    health.close();
+  }
+
+  // Server reflection lists the API (grpcurl list).
+  const services = await listServices(cluster.roles.serving!.address);
+  assert.ok(services.includes("lambda.v1.LambdaService"), `reflection lists ${services.join(", ")}`);
+  assert.ok(services.includes("grpc.health.v1.Health"), `reflection lists ${services.join(", ")}`);
+});
