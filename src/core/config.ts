@@ -196,6 +196,11 @@ export function resolveConfig(
   return cfg;
 }
 
+/** Every environment variable the schema knows, for docs and manifests. */
+export function configEnvVars(): string[] {
+  return Object.keys(ENV_SCHEMA);
+}
+
 /** The environment variable that sets each field, for docs and manifests. */
 export function envVarFor(field: keyof ResolvedConfig): string | undefined {
   return Object.entries(ENV_SCHEMA).find(([, [f]]) => f === field)?.[0];
