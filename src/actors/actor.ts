@@ -7,7 +7,6 @@
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import type { MetricDef } from "../core/catalog.js";
 import { ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { parseWatermark, type Watermark } from "../core/watermark.js";
@@ -17,14 +16,16 @@ import { WATERMARK_KEY, type Names } from "../nats/names.js";
 import type { RestoredFrom, SpeedQueryReply, SpeedStatus } from "./protocol.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
 import { SnapshotFencedError, type SnapshotStore } from "./snapshot_store.js";
-import { applyRecord, applyWatermark, createSpeedState, heldEvents, querySpeed, type RangeQuery, type SpeedState } from "./speed_state.js";
+import { applyRecord, applyWatermark, createSpeedState, heldEvents, querySpeed, type RangeQuery, type SpeedCatalog, type SpeedState } from "./speed_state.js";
 
 export interface ActorDeps {
   nc: NatsConnection;
   names: Names;
   watermarks: KV;
   snapshots: SnapshotStore;
-  metricsBySource: ReadonlyMap<string, readonly MetricDef[]>;
+  catalog: SpeedCatalog;
+  /** core/catalog catalogFingerprint of the catalog in use. */
+  catalogFingerprint: string;
   log: Logger;
 }
 
@@ -56,7 +57,7 @@ async function restoreState(deps: ActorDeps, opts: ActorOptions, log: Logger): P
   if (!opts.forceReplay) {
     const blob = await deps.snapshots.read(opts.partition);
     if (blob) {
-      const snap = decodeSnapshot(blob, opts.partition, opts.dedupeHorizonIds);
+      const snap = decodeSnapshot(blob, opts.partition, opts.dedupeHorizonIds, deps.catalog, deps.catalogFingerprint);
       if (snap.kind === "state") {
         if (watermark) applyWatermark(snap.state, watermark.run);
         return { state: snap.state, from: { kind: "snapshot", generation: snap.generation, appliedSeq: snap.state.appliedSeq } };
@@ -95,7 +96,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
       .then(async () => {
         if (!dirty || fenced) return;
         dirty = false;
-        await deps.snapshots.write(p, opts.generation, encodeSnapshot(state, { partition: p, generation: opts.generation }));
+        await deps.snapshots.write(p, opts.generation, encodeSnapshot(state, { partition: p, generation: opts.generation, catalog: deps.catalogFingerprint }));
       })
       .catch((err) => {
         if (err instanceof SnapshotFencedError) {
@@ -118,7 +119,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
         let reply: SpeedQueryReply;
         try {
           const q = decode<RangeQuery>(msg.data);
-          const a = querySpeed(state, q);
+          const a = querySpeed(state, deps.catalog, q);
           reply = a.kind === "value" ? { ...identity(), ...a, heldEvents: heldEvents(state) } : { ...identity(), ...a };
         } catch (e) {
           reply = { kind: "error", message: ensureError(e).message };
@@ -136,7 +137,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
           watermarkRun: state.watermarkRun,
           heldEvents: heldEvents(state),
           skippedDuplicates: state.skippedDuplicates,
-          segments: state.segments.map(({ counts: _c, ...info }) => info),
+          segments: state.segments.map(({ states: _s, ...info }) => info),
           restoredFrom: from,
           phase: state.appliedSeq < headAtStart ? "replaying" : "live",
         };
@@ -160,7 +161,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
         if (m.seq > state.appliedSeq) state.appliedSeq = m.seq;
         continue;
       }
-      const outcome = applyRecord(state, m.seq, record, deps.metricsBySource);
+      const outcome = applyRecord(state, m.seq, record, deps.catalog);
       if (outcome === "redelivered") continue;
       dirty = true;
       if (outcome === "barrier") {

@@ -7,7 +7,7 @@
  * States: starting → running → stopping → closed.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Catalog, MetricDef } from "../core/catalog.js";
+import { catalogFingerprint, type Catalog } from "../core/catalog.js";
 import { ensureError } from "../core/errors.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
@@ -19,6 +19,7 @@ import { speedMemberKey, WATERMARK_KEY, type Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
 import { createSnapshotStore } from "./snapshot_store.js";
 import { startActor, type RunningActor } from "./actor.js";
+import { speedCatalog } from "./speed_state.js";
 
 export interface SpeedNodeOptions {
   /** Member id; must be unique among speed nodes. */
@@ -54,8 +55,8 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   let state: SpeedNodeState = "starting";
   const buckets = await openBuckets(deps.nc, deps.names);
   const snapshots = createSnapshotStore(buckets.snapshots);
-  const metricsBySource = new Map<string, MetricDef[]>();
-  for (const m of deps.catalog.metrics.values()) metricsBySource.set(m.source, [...(metricsBySource.get(m.source) ?? []), m]);
+  const catalog = speedCatalog(deps.catalog);
+  const fingerprint = catalogFingerprint(deps.catalog);
 
   const actors = new Map<number, RunningActor>();
   // Assignment changes are applied one at a time, in order.
@@ -81,7 +82,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
       if (mine && !actors.has(a.partition)) {
         try {
           const actor = await startActor(
-            { nc: deps.nc, names: deps.names, watermarks: buckets.watermark, snapshots, metricsBySource, log },
+            { nc: deps.nc, names: deps.names, watermarks: buckets.watermark, snapshots, catalog, catalogFingerprint: fingerprint, log },
             {
               nodeId: opts.nodeId,
               partition: a.partition,

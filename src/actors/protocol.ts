@@ -7,7 +7,7 @@ import { NoRespondersError, RequestError, TimeoutError } from "@nats-io/transpor
 import { UnavailableError } from "../core/errors.js";
 import { decode, encode } from "../nats/codec.js";
 import type { Names } from "../nats/names.js";
-import type { RangeQuery } from "./speed_state.js";
+import type { KeyStates, RangeQuery } from "./speed_state.js";
 
 export interface SegmentInfo {
   readonly openedAfterRun: number;
@@ -25,7 +25,7 @@ export interface ActorIdentity {
 }
 
 export type SpeedQueryReply =
-  | (ActorIdentity & { readonly kind: "value"; readonly value: number; readonly eventsAboveCut: number; readonly heldEvents: number })
+  | (ActorIdentity & { readonly kind: "value"; readonly keys: KeyStates[]; readonly eventsAboveCut: number; readonly heldEvents: number })
   | (ActorIdentity & { readonly kind: "moved_on"; readonly run: number })
   | { readonly kind: "error"; readonly message: string };
 

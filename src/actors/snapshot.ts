@@ -3,11 +3,12 @@
  * dedupe ids, as msgpack. A new owner resumes from a snapshot and replays the
  * stream after `appliedSeq`, so each event is applied once.
  */
+import { decodeState, encodeState, type AggState } from "../core/aggregate.js";
 import { decode, encode } from "../nats/codec.js";
-import type { MetricCounts, Segment, SpeedState } from "./speed_state.js";
+import type { MetricStates, Segment, SpeedCatalog, SpeedState } from "./speed_state.js";
 
 /** Bumped whenever the encoded shape changes; older snapshots are ignored (the stream replays). */
-export const SNAPSHOT_FORMAT = 1;
+export const SNAPSHOT_FORMAT = 2;
 
 interface EncodedSegment {
   o: number;
@@ -15,14 +16,16 @@ interface EncodedSegment {
   f: number;
   l: number;
   n: number;
-  /** [metric, [key, [window, count][]][]][] */
-  m: [string, [string, [number, number][]][]][];
+  /** [metric, [key, [window, state][]][]][] */
+  m: [string, [string, [number, unknown][]][]][];
 }
 
 interface EncodedSnapshot {
   format: number;
   partition: number;
   generation: number;
+  /** Fingerprint of the catalog the states were computed with. */
+  catalog: string;
   appliedSeq: number;
   watermarkRun: number;
   skippedDuplicates: number;
@@ -34,6 +37,8 @@ interface EncodedSnapshot {
 export interface SnapshotMeta {
   readonly partition: number;
   readonly generation: number;
+  /** core/catalog catalogFingerprint of the catalog in use. */
+  readonly catalog: string;
 }
 
 export function encodeSnapshot(state: SpeedState, meta: SnapshotMeta): Uint8Array {
@@ -43,12 +48,13 @@ export function encodeSnapshot(state: SpeedState, meta: SnapshotMeta): Uint8Arra
     f: s.firstSeq,
     l: s.lastSeq,
     n: s.events,
-    m: [...s.counts].map(([metric, byKey]) => [metric, [...byKey].map(([k, byW]) => [k, [...byW]])]),
+    m: [...s.states].map(([metric, byKey]) => [metric, [...byKey].map(([k, byW]) => [k, [...byW].map(([w, st]) => [w, encodeState(st)])])]),
   }));
   const snap: EncodedSnapshot = {
     format: SNAPSHOT_FORMAT,
     partition: meta.partition,
     generation: meta.generation,
+    catalog: meta.catalog,
     appliedSeq: state.appliedSeq,
     watermarkRun: state.watermarkRun,
     skippedDuplicates: state.skippedDuplicates,
@@ -62,7 +68,11 @@ export type DecodedSnapshot =
   | { readonly kind: "state"; readonly state: SpeedState; readonly generation: number }
   | { readonly kind: "unusable"; readonly reason: string };
 
-export function decodeSnapshot(data: Uint8Array, partition: number, dedupeHorizonIds: number): DecodedSnapshot {
+/**
+ * Decodes a snapshot for `partition`. A snapshot of another catalog is unusable:
+ * the actor rebuilds from the cut, which also starts new metrics from the cut.
+ */
+export function decodeSnapshot(data: Uint8Array, partition: number, dedupeHorizonIds: number, catalog: SpeedCatalog, fingerprint: string): DecodedSnapshot {
   let snap: EncodedSnapshot;
   try {
     snap = decode<EncodedSnapshot>(data);
@@ -71,26 +81,31 @@ export function decodeSnapshot(data: Uint8Array, partition: number, dedupeHorizo
   }
   if (snap?.format !== SNAPSHOT_FORMAT) return { kind: "unusable", reason: `format ${String(snap?.format)}, expected ${SNAPSHOT_FORMAT}` };
   if (snap.partition !== partition) return { kind: "unusable", reason: `snapshot is of partition ${snap.partition}` };
+  if (snap.catalog !== fingerprint) return { kind: "unusable", reason: "the catalog changed since the snapshot" };
   try {
-    return restore(snap, partition, dedupeHorizonIds);
+    return restore(snap, partition, dedupeHorizonIds, catalog);
   } catch (err) {
     // A corrupt body must not stop every future owner: the stream rebuilds the state.
     return { kind: "unusable", reason: `malformed body: ${(err as Error).message}` };
   }
 }
 
-function restore(snap: EncodedSnapshot, partition: number, dedupeHorizonIds: number): DecodedSnapshot {
+function restore(snap: EncodedSnapshot, partition: number, dedupeHorizonIds: number, catalog: SpeedCatalog): DecodedSnapshot {
   const num = (v: unknown, what: string): number => {
     if (typeof v !== "number") throw new TypeError(`${what} is not a number`);
     return v;
   };
   if (!Array.isArray(snap.segments) || !Array.isArray(snap.ids)) throw new TypeError("segments or ids is not a list");
   const segments: Segment[] = snap.segments.map((s) => {
-    const counts = new Map<string, MetricCounts>();
-    if (!Array.isArray(s.m)) throw new TypeError("segment counts are not a list");
-    for (const [metric, keys] of s.m) counts.set(metric, new Map(keys.map(([k, ws]) => [k, new Map(ws)])));
+    const states = new Map<string, MetricStates>();
+    if (!Array.isArray(s.m)) throw new TypeError("segment states are not a list");
+    for (const [metric, keys] of s.m) {
+      const def = catalog.byName.get(metric);
+      if (!def) throw new TypeError(`unknown metric ${metric}`);
+      states.set(metric, new Map(keys.map(([k, ws]) => [k, new Map(ws.map(([w, st]): [number, AggState] => [w, decodeState(def, st)]))])));
+    }
     const closedByRun = s.c === null ? null : num(s.c, "closedByRun");
-    return { openedAfterRun: num(s.o, "openedAfterRun"), closedByRun, firstSeq: num(s.f, "firstSeq"), lastSeq: num(s.l, "lastSeq"), events: num(s.n, "events"), counts };
+    return { openedAfterRun: num(s.o, "openedAfterRun"), closedByRun, firstSeq: num(s.f, "firstSeq"), lastSeq: num(s.l, "lastSeq"), events: num(s.n, "events"), states };
   });
   if (segments.length === 0 || segments[segments.length - 1]!.closedByRun !== null) {
     return { kind: "unusable", reason: "no open segment" };

@@ -20,11 +20,25 @@
  * The functions mutate the state object they are given, for speed; they never
  * touch anything else.
  */
-import { windowStart, type MetricDef } from "../core/catalog.js";
+import { addEvent, emptyState, encodeState, keyOfEvent, mergeState, type AggState, type EncodedState } from "../core/aggregate.js";
+import { windowStart, type Catalog, type MetricDef } from "../core/catalog.js";
+import { matches } from "../core/filter.js";
 import type { StreamRecord } from "../nats/codec.js";
 
-/** key → window start (epoch ms) → count */
-export type MetricCounts = Map<string, Map<number, number>>;
+/** key → window start (epoch ms) → state */
+export type MetricStates = Map<string, Map<number, AggState>>;
+
+/** The catalog as the speed layer indexes it. */
+export interface SpeedCatalog {
+  readonly bySource: ReadonlyMap<string, readonly MetricDef[]>;
+  readonly byName: ReadonlyMap<string, MetricDef>;
+}
+
+export function speedCatalog(catalog: Catalog): SpeedCatalog {
+  const bySource = new Map<string, MetricDef[]>();
+  for (const m of catalog.metrics.values()) bySource.set(m.source, [...(bySource.get(m.source) ?? []), m]);
+  return { bySource, byName: new Map(catalog.metrics) };
+}
 
 export interface Segment {
   /** Run of the barrier that opened this segment; 0 for the first segment. */
@@ -36,8 +50,8 @@ export interface Segment {
   lastSeq: number;
   /** Events counted. */
   events: number;
-  /** metric name → counts */
-  readonly counts: Map<string, MetricCounts>;
+  /** metric name → states */
+  readonly states: Map<string, MetricStates>;
 }
 
 export interface SpeedState {
@@ -58,7 +72,7 @@ export interface SpeedState {
 export type ApplyOutcome = "counted" | "duplicate_id" | "redelivered" | "barrier" | "stale_barrier";
 
 export function newSegment(openedAfterRun: number): Segment {
-  return { openedAfterRun, closedByRun: null, firstSeq: 0, lastSeq: 0, events: 0, counts: new Map() };
+  return { openedAfterRun, closedByRun: null, firstSeq: 0, lastSeq: 0, events: 0, states: new Map() };
 }
 
 /** A fresh actor state that starts after stream sequence `appliedSeq`. */
@@ -88,15 +102,9 @@ function remember(state: SpeedState, key: string, seq: number) {
 }
 
 /**
- * Applies one stream record at sequence `seq`.
- * @param metricsBySource the catalog's metrics grouped by source.
+ * Applies one stream record at sequence `seq` to every metric of its source.
  */
-export function applyRecord(
-  state: SpeedState,
-  seq: number,
-  record: StreamRecord,
-  metricsBySource: ReadonlyMap<string, readonly MetricDef[]>,
-): ApplyOutcome {
+export function applyRecord(state: SpeedState, seq: number, record: StreamRecord, catalog: SpeedCatalog): ApplyOutcome {
   if (seq <= state.appliedSeq) return "redelivered";
   state.appliedSeq = seq;
   if (record.k === "b") {
@@ -118,14 +126,17 @@ export function applyRecord(
   if (seg.firstSeq === 0) seg.firstSeq = seq;
   seg.lastSeq = seq;
   seg.events++;
-  for (const m of metricsBySource.get(record.s) ?? []) {
-    const key = String(record.v[m.groupBy[0]!]);
+  for (const m of catalog.bySource.get(record.s) ?? []) {
+    if (m.filter && !matches(m.filter, record.v)) continue;
+    const key = keyOfEvent(m, record.v);
     const w = windowStart(record.ts, m.windowMs);
-    let byKey = seg.counts.get(m.name);
-    if (!byKey) seg.counts.set(m.name, (byKey = new Map()));
+    let byKey = seg.states.get(m.name);
+    if (!byKey) seg.states.set(m.name, (byKey = new Map()));
     let byWindow = byKey.get(key);
     if (!byWindow) byKey.set(key, (byWindow = new Map()));
-    byWindow.set(w, (byWindow.get(w) ?? 0) + 1);
+    let st = byWindow.get(w);
+    if (!st) byWindow.set(w, (st = emptyState(m)));
+    addEvent(m, st, record.v);
   }
   return "counted";
 }
@@ -159,29 +170,60 @@ export interface RangeQuery {
   /** Watermark run the caller answers at. */
   readonly run: number;
   readonly metric: string;
-  readonly key: string;
+  /** Keys asked for; null for every key the actor holds (top-k). */
+  readonly keys: readonly string[] | null;
   /** Windows with start in [fromMs, toMs) count. */
   readonly fromMs: number;
   readonly toMs: number;
+  /** Also return the state of each window. */
+  readonly series: boolean;
 }
 
+/** Per key: the state over the range, and per window when asked. */
+export type KeyStates = [key: string, total: EncodedState, series: [window: number, state: EncodedState][] | null];
+
 export type SpeedAnswer =
-  | { readonly kind: "value"; readonly value: number; readonly eventsAboveCut: number }
+  | { readonly kind: "value"; readonly keys: KeyStates[]; readonly eventsAboveCut: number }
   | { readonly kind: "moved_on"; readonly run: number };
 
-/** The speed part of a query at watermark `q.run`: every applied event above cut `q.run`. */
-export function querySpeed(state: SpeedState, q: RangeQuery): SpeedAnswer {
+/**
+ * The speed part of a query at watermark `q.run`: every applied event above
+ * cut `q.run`, as merged states per key (and window).
+ * @throws TypeError for a metric the actor does not know.
+ */
+export function querySpeed(state: SpeedState, catalog: SpeedCatalog, q: RangeQuery): SpeedAnswer {
   // Segments opened after barrier q.run survive watermark q.run; a watermark beyond
   // q.run may have dropped segments the caller still needs.
   if (state.watermarkRun > q.run) return { kind: "moved_on", run: state.watermarkRun };
-  let value = 0;
+  const metric = catalog.byName.get(q.metric);
+  if (!metric) throw new TypeError(`unknown metric ${JSON.stringify(q.metric)}`);
+  const totals = new Map<string, { total: AggState; windows: Map<number, AggState> | null }>();
   let eventsAboveCut = 0;
+  const wanted = q.keys ? new Set(q.keys) : null;
   for (const seg of state.segments) {
     if (seg.openedAfterRun < q.run) continue;
     eventsAboveCut += seg.events;
-    const byWindow = seg.counts.get(q.metric)?.get(q.key);
-    if (!byWindow) continue;
-    for (const [w, c] of byWindow) if (w >= q.fromMs && w < q.toMs) value += c;
+    const byKey = seg.states.get(q.metric);
+    if (!byKey) continue;
+    const keys = wanted ? [...wanted].filter((k) => byKey.has(k)) : [...byKey.keys()];
+    for (const key of keys) {
+      for (const [w, st] of byKey.get(key)!) {
+        if (w < q.fromMs || w >= q.toMs) continue;
+        let acc = totals.get(key);
+        if (!acc) totals.set(key, (acc = { total: emptyState(metric), windows: q.series ? new Map() : null }));
+        mergeState(acc.total, st);
+        if (acc.windows) {
+          let ws = acc.windows.get(w);
+          if (!ws) acc.windows.set(w, (ws = emptyState(metric)));
+          mergeState(ws, st);
+        }
+      }
+    }
   }
-  return { kind: "value", value, eventsAboveCut };
+  const keys: KeyStates[] = [...totals].map(([k, acc]) => [
+    k,
+    encodeState(acc.total),
+    acc.windows ? [...acc.windows].sort(([a], [b]) => a - b).map(([w, st]) => [w, encodeState(st)]) : null,
+  ]);
+  return { kind: "value", keys, eventsAboveCut };
 }

@@ -1,63 +1,80 @@
 /**
  * A batch recompute: every metric from scratch over the master dataset, up to a
- * cut, into batch views versioned by the run number. Older versions are kept
- * (for readers still answering at them) and dropped past a limit.
+ * cut, into batch views versioned by the run number. Per source, the first
+ * copies below the cut are materialised once; every metric of the source
+ * aggregates from them. Older view versions are kept for readers still
+ * answering at them, and dropped past a limit.
  */
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Catalog } from "../core/catalog.js";
 import { queryRows } from "../ch/client.js";
-import { viewTable } from "../ch/schema.js";
-import { coverageSql, recomputeMetricSql } from "./sql.js";
+import { firstCopiesTable, viewTable } from "../ch/schema.js";
+import { coverageSql, firstCopiesSql, recomputeMetricSql } from "./sql.js";
 
 export interface RecomputeResult {
   /** Distinct events below the cut, over every source. */
   readonly eventsCovered: number;
   readonly coveredFromMs: number | null;
   readonly coveredToMs: number | null;
-  /** Metric name → ms spent. */
-  readonly metricMs: Readonly<Record<string, number>>;
+  /** Step → ms spent: `first_<source>` (deduplication below the cut), then each metric name. */
+  readonly stepMs: Readonly<Record<string, number>>;
 }
 
 export interface RecomputeRequest {
   readonly run: number;
   /** cuts[p]: barrier sequence of partition p. */
   readonly cuts: readonly number[];
-  /** Called after each metric, for progress. */
-  readonly onMetric?: (metric: string, done: number, total: number) => void;
+  /** Called after each step (`first_<source>`, then each of its metrics), for progress. */
+  readonly onStep?: (step: string, done: number, total: number) => void;
 }
+
+const dropPartition = (client: ClickHouseClient, table: string, run: number) =>
+  client.command({ query: `ALTER TABLE ${table} DROP PARTITION ${Number(run)}` });
 
 export async function recomputeViews(client: ClickHouseClient, catalog: Catalog, db: string, req: RecomputeRequest): Promise<RecomputeResult> {
   const params = { run: req.run, cuts: [...req.cuts] };
-  const metricMs: Record<string, number> = {};
-  const metrics = [...catalog.metrics.values()];
+  const stepMs: Record<string, number> = {};
+  const total = catalog.sources.size + catalog.metrics.size;
   let done = 0;
-  for (const m of metrics) {
-    const t0 = performance.now();
-    // A retried run must not add a second copy of its rows.
-    await client.command({ query: `ALTER TABLE ${viewTable(db, m.name)} DROP PARTITION ${Number(req.run)}` });
-    await client.command({ query: recomputeMetricSql(db, m, catalog.sources.get(m.source)!), query_params: params });
-    metricMs[m.name] = performance.now() - t0;
-    req.onMetric?.(m.name, ++done, metrics.length);
-  }
   let eventsCovered = 0;
   let from: number | null = null;
   let to: number | null = null;
-  for (const s of catalog.sources.values()) {
-    const [row] = await queryRows<{ events: number | string; from_ms: number | string; to_ms: number | string }>(client, coverageSql(db, s), params);
+  for (const source of catalog.sources.values()) {
+    const t0 = performance.now();
+    const first = firstCopiesTable(db, source.name);
+    // A retried run must not add a second copy of its rows.
+    await dropPartition(client, first, req.run);
+    await client.command({ query: firstCopiesSql(db, source), query_params: params });
+    const [row] = await queryRows<{ events: number | string; from_ms: number | string; to_ms: number | string }>(client, coverageSql(db, source), params);
     const n = Number(row?.events ?? 0);
-    if (n === 0) continue;
-    eventsCovered += n;
-    from = Math.min(from ?? Infinity, Number(row!.from_ms));
-    to = Math.max(to ?? -Infinity, Number(row!.to_ms));
+    if (n > 0) {
+      eventsCovered += n;
+      from = Math.min(from ?? Infinity, Number(row!.from_ms));
+      to = Math.max(to ?? -Infinity, Number(row!.to_ms));
+    }
+    stepMs[`first_${source.name}`] = performance.now() - t0;
+    req.onStep?.(`first_${source.name}`, ++done, total);
+    for (const metric of catalog.metrics.values()) {
+      if (metric.source !== source.name) continue;
+      const m0 = performance.now();
+      await dropPartition(client, viewTable(db, metric), req.run);
+      const metricParams: Record<string, unknown> = {};
+      const sql = recomputeMetricSql(db, metric, source, metricParams);
+      await client.command({ query: sql, query_params: { ...params, ...metricParams } });
+      stepMs[metric.name] = performance.now() - m0;
+      req.onStep?.(metric.name, ++done, total);
+    }
+    await dropPartition(client, first, req.run);
   }
-  return { eventsCovered, coveredFromMs: from, coveredToMs: to, metricMs };
+  return { eventsCovered, coveredFromMs: from, coveredToMs: to, stepMs };
 }
 
-/** Drops view versions older than `keepFrom` (exclusive lower bound kept). */
+/** Drops view versions older than `keepFrom`. */
 export async function dropViewsBefore(client: ClickHouseClient, catalog: Catalog, db: string, keepFrom: number): Promise<void> {
   if (keepFrom <= 1) return;
   for (const m of catalog.metrics.values()) {
-    const rows = await queryRows<{ run: number | string }>(client, `SELECT DISTINCT run FROM ${viewTable(db, m.name)} WHERE run < {keep:UInt64}`, { keep: keepFrom });
-    for (const r of rows) await client.command({ query: `ALTER TABLE ${viewTable(db, m.name)} DROP PARTITION ${Number(r.run)}` });
+    const table = viewTable(db, m);
+    const rows = await queryRows<{ run: number | string }>(client, `SELECT DISTINCT run FROM ${table} WHERE run < {keep:UInt64}`, { keep: keepFrom });
+    for (const r of rows) await dropPartition(client, table, Number(r.run));
   }
 }

@@ -4,7 +4,9 @@
  * one ClickHouse partition per batch run so old versions drop cheaply).
  */
 import type { ClickHouseClient } from "@clickhouse/client";
-import type { Catalog, FieldType, MetricDef, SourceDef } from "../core/catalog.js";
+import type { Catalog, FieldDef, FieldType, MetricDef, SourceDef } from "../core/catalog.js";
+import { metricFingerprint } from "../core/catalog.js";
+import { stateColumns, stateColumnTypes } from "./view_columns.js";
 
 const CH_TYPES: Record<FieldType, string> = {
   string: "String",
@@ -18,7 +20,15 @@ const CH_TYPES: Record<FieldType, string> = {
 export const ident = (name: string) => `\`${name.replace(/`/g, "``")}\``;
 
 export const masterTable = (db: string, source: string) => `${ident(db)}.${ident(`master_${source}`)}`;
-export const viewTable = (db: string, metric: string) => `${ident(db)}.${ident(`view_${metric}`)}`;
+/**
+ * A metric's batch views live in a table named after the metric and its
+ * definition: a changed definition gets a table of its own, and the table of
+ * the old definition stays for readers at older watermarks.
+ */
+export const viewTable = (db: string, metric: MetricDef) => `${ident(db)}.${ident(`view_${metric.name}_${metricFingerprint(metric)}`)}`;
+export const firstCopiesTable = (db: string, source: string) => `${ident(db)}.${ident(`first_${source}`)}`;
+
+const columnType = (f: FieldDef) => (f.optional ? `Nullable(${CH_TYPES[f.type]})` : CH_TYPES[f.type]);
 
 /** System columns of a master table; schema fields cannot start with "_". */
 export const MASTER_SYSTEM_COLUMNS = ["_partition", "_seq", "_id"] as const;
@@ -28,15 +38,25 @@ export function masterTableDdl(db: string, source: SourceDef): string {
     "`_partition` UInt16",
     "`_seq` UInt64",
     "`_id` String",
-    ...Object.entries(source.fields).map(([f, t]) => `${ident(f)} ${CH_TYPES[t]}`),
+    ...Object.entries(source.fields).map(([f, t]) => `${ident(f)} ${columnType(t)}`),
   ];
   return `CREATE TABLE IF NOT EXISTS ${masterTable(db, source.name)} (${cols.join(", ")}) ENGINE = MergeTree ORDER BY (_partition, _seq)`;
 }
 
+/** The first copy of every event id below a run's cut; one partition per run, dropped after the run. */
+export function firstCopiesTableDdl(db: string, source: SourceDef): string {
+  const cols = ["`_run` UInt64", ...Object.entries(source.fields).map(([f, t]) => `${ident(f)} ${columnType(t)}`)];
+  return `CREATE TABLE IF NOT EXISTS ${firstCopiesTable(db, source.name)} (${cols.join(", ")}) ENGINE = MergeTree PARTITION BY _run ORDER BY tuple()`;
+}
+
 export function viewTableDdl(db: string, metric: MetricDef): string {
+  const states = metric.aggregates.flatMap((a) => {
+    const types = stateColumnTypes(a);
+    return stateColumns(a).map((c, i) => `${ident(c)} ${types[i]}`);
+  });
   return (
-    `CREATE TABLE IF NOT EXISTS ${viewTable(db, metric.name)} ` +
-    "(`run` UInt64, `key` String, `window_start` DateTime64(3, 'UTC'), `value` UInt64) " +
+    `CREATE TABLE IF NOT EXISTS ${viewTable(db, metric)} ` +
+    `(\`run\` UInt64, \`key\` String, \`window_start\` DateTime64(3, 'UTC'), \`n\` UInt64${states.map((c) => `, ${c}`).join("")}) ` +
     "ENGINE = MergeTree PARTITION BY run ORDER BY (run, key, window_start)"
   );
 }
@@ -44,6 +64,9 @@ export function viewTableDdl(db: string, metric: MetricDef): string {
 /** Creates the database, every master table and every view table. Idempotent. */
 export async function ensureSchema(client: ClickHouseClient, db: string, catalog: Catalog): Promise<void> {
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${ident(db)}` });
-  for (const s of catalog.sources.values()) await client.command({ query: masterTableDdl(db, s) });
+  for (const s of catalog.sources.values()) {
+    await client.command({ query: masterTableDdl(db, s) });
+    await client.command({ query: firstCopiesTableDdl(db, s) });
+  }
   for (const m of catalog.metrics.values()) await client.command({ query: viewTableDdl(db, m) });
 }

@@ -5,9 +5,10 @@
  * flags several commands share.
  */
 import { parseArgs } from "node:util";
-import type { CommandSpec, FlagSpec, ParsedCommand } from "./command.js";
+import type { ArgSpec, CommandSpec, FlagSpec, ParsedCommand } from "./command.js";
 import { ConnectionEnvVars, LOCAL_CLUSTER_FILE, type ConnectionFlagValues } from "./connection.js";
 import { parseTime } from "./time.js";
+import { parseFieldValues, parsePositiveInt, parseQuantile, type ValueParse } from "./values.js";
 
 /** A bad command line: lambdactl prints the message and the usage and exits 2. */
 export class UsageError extends Error {
@@ -70,21 +71,88 @@ export function timeFlag(command: string, parsed: ParsedCommand, name: string, n
   return t.ms;
 }
 
+function valueOf<T>(command: string, name: string, r: ValueParse<T>): T {
+  if (r.kind === "invalid") throw new UsageError(command, `${flagLabel(name)}: ${r.reason}`);
+  return r.value;
+}
+
+/**
+ * The `field=value` pairs of a repeatable flag (`--group`, `--where`) as a map; empty when absent.
+ * @throws UsageError naming the flag and the word that is not a pair, or the field given twice.
+ */
+export function fieldValuesFlag(command: string, parsed: ParsedCommand, name: string): Record<string, string> {
+  return valueOf(command, name, parseFieldValues(listFlag(parsed, name)));
+}
+
+/**
+ * The `--quantile` value, or 0 (the API's "not given": the median) when absent.
+ * @throws UsageError when it is not in (0, 1].
+ */
+export function quantileFlag(command: string, parsed: ParsedCommand, name: string): number {
+  const raw = stringFlag(parsed, name);
+  return raw === undefined ? 0 : valueOf(command, name, parseQuantile(raw));
+}
+
+/**
+ * A positive integer flag, or `fallback` when absent.
+ * @throws UsageError when it is not a positive integer.
+ */
+export function positiveIntFlag(command: string, parsed: ParsedCommand, name: string, fallback: number): number {
+  const raw = stringFlag(parsed, name);
+  return raw === undefined ? fallback : valueOf(command, name, parsePositiveInt(raw));
+}
+
+/**
+ * The `--from` and `--to` flags as epoch ms; `--to` defaults to now.
+ * @throws UsageError when either is missing or not a time, or from is not before to.
+ */
+export function rangeFlags(command: string, parsed: ParsedCommand, nowMs: number): { readonly fromMs: number; readonly toMs: number } {
+  const fromMs = timeFlag(command, parsed, "from", nowMs);
+  const toMs = timeFlag(command, parsed, "to", nowMs, "now");
+  if (fromMs >= toMs) {
+    throw new UsageError(command, `--from must be before --to (from ${new Date(fromMs).toISOString()}, to ${new Date(toMs).toISOString()})`);
+  }
+  return { fromMs, toMs };
+}
+
+/** The `--from`/`--to` flags of commands that ask about a time range. */
+export const RANGE_FLAGS = {
+  from: { type: "string", value: "<time>", description: "inclusive start: windows starting at or after it count (required)" },
+  to: { type: "string", value: "<time>", description: "exclusive end: windows starting before it count (default now)" },
+} as const satisfies Record<string, FlagSpec>;
+
+/** The flags that pick what to compute of a metric. */
+export const AGGREGATE_FLAGS = {
+  aggregate: { type: "string", value: "<name>", description: "which aggregate of the metric (default: the first one declared; see `lambdactl metrics <metric>`)" },
+  quantile: { type: "string", value: "<q>", description: "for a quantiles aggregate: the quantile, 0 < q <= 1 (default 0.5, the median)" },
+} as const satisfies Record<string, FlagSpec>;
+
 /** True when `argv` asks for help (before any `--`), whatever else it holds. */
 export function wantsHelp(argv: readonly string[]): boolean {
   const end = argv.indexOf("--");
   return (end === -1 ? argv : argv.slice(0, end)).some((a) => a === "--help" || a === "-h");
 }
 
+/** How a flag is written on the command line: `-k` for a one-letter name, `--from` otherwise. */
+export function flagLabel(name: string): string {
+  return name.length === 1 ? `-${name}` : `--${name}`;
+}
+
+function argLabel(a: ArgSpec): string {
+  if (a.choices?.length === 1) return a.choices[0]!;
+  return a.choices ? `{${a.choices.join("|")}}` : `<${a.name}>`;
+}
+
 /**
  * Parses `argv` (the words after the command name) against `spec`.
  * A string flag takes the next word as its value even when it starts with a dash,
  * so `--from -15m` works as well as `--from=-15m`.
- * @throws UsageError naming the unknown flag, the flag missing its value, or the missing or extra argument.
+ * @throws UsageError naming the unknown flag, the flag missing its value, the missing,
+ *   extra or not allowed argument.
  */
 export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): ParsedCommand {
   const options = Object.fromEntries(
-    Object.entries(spec.flags).map(([name, f]) => [name, f.short === undefined ? { type: f.type } : { type: f.type, short: f.short }]),
+    Object.entries(spec.flags).map(([name, f]) => [name, { type: f.type, ...(f.short === undefined ? {} : { short: f.short }), ...(f.multiple ? { multiple: true } : {}) }]),
   );
   // strict: false, then our own checks over the tokens: parseArgs' strict messages
   // refuse `--from -15m` and do not say which flags exist.
@@ -93,7 +161,7 @@ export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): Pa
     if (t.kind !== "option") continue;
     const f = spec.flags[t.name];
     if (f === undefined) {
-      throw new UsageError(spec.name, `unknown flag ${t.rawName}; ${spec.name} takes ${Object.keys(spec.flags).map((n) => `--${n}`).join(", ")}`);
+      throw new UsageError(spec.name, `unknown flag ${t.rawName}; ${spec.name} takes ${Object.keys(spec.flags).map(flagLabel).join(", ")}`);
     }
     if (f.type === "string" && (t.value === undefined || (!t.inlineValue && t.value.startsWith("--")))) {
       throw new UsageError(spec.name, `flag ${t.rawName} needs a value ${f.value ?? ""}`.trimEnd());
@@ -101,24 +169,45 @@ export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): Pa
     if (f.type === "boolean" && t.value !== undefined) throw new UsageError(spec.name, `flag ${t.rawName} takes no value`);
   }
   const args: Record<string, string> = {};
+  const listArgs: Record<string, readonly string[]> = {};
   for (const [i, a] of spec.args.entries()) {
+    if (a.variadic) {
+      listArgs[a.name] = positionals.slice(i);
+      return { flags: values, args, listArgs };
+    }
     const v = positionals[i];
     if (v === undefined) {
       if (a.optional) break;
-      throw new UsageError(spec.name, `missing argument <${a.name}> (${a.description})`);
+      const allowed = a.choices ? `; expected ${a.choices.join(" or ")}` : "";
+      throw new UsageError(spec.name, `missing argument ${argLabel(a)} (${a.description})${allowed}`);
+    }
+    if (a.choices && !a.choices.includes(v)) {
+      throw new UsageError(spec.name, `unknown ${a.name} ${JSON.stringify(v)}; expected ${a.choices.join(" or ")}`);
     }
     args[a.name] = v;
   }
   if (positionals.length > spec.args.length) {
-    throw new UsageError(spec.name, `unexpected argument ${JSON.stringify(positionals[spec.args.length])}; ${spec.name} takes ${spec.args.length} (${spec.args.map((a) => `<${a.name}>`).join(" ")})`);
+    throw new UsageError(spec.name, `unexpected argument ${JSON.stringify(positionals[spec.args.length])}; ${spec.name} takes ${spec.args.length} (${spec.args.map(argLabel).join(" ")})`);
   }
-  return { flags: values, args };
+  return { flags: values, args, listArgs };
 }
 
 /** A string flag's value, or undefined when absent. */
 export function stringFlag(parsed: ParsedCommand, name: string): string | undefined {
   const v = parsed.flags[name];
   return typeof v === "string" ? v : undefined;
+}
+
+/** Every value of a `multiple` string flag, in order; empty when absent. */
+export function listFlag(parsed: ParsedCommand, name: string): readonly string[] {
+  const v = parsed.flags[name];
+  if (Array.isArray(v)) return v as readonly string[];
+  return typeof v === "string" ? [v] : [];
+}
+
+/** The words of a variadic argument; empty when none were given. */
+export function listArg(parsed: ParsedCommand, name: string): readonly string[] {
+  return parsed.listArgs[name] ?? [];
 }
 
 /** A boolean flag: true when given. */
@@ -149,7 +238,7 @@ export function timeoutMs(command: string, parsed: ParsedCommand): number {
 }
 
 function synopsis(spec: CommandSpec): string {
-  const args = spec.args.map((a) => (a.optional ? `[${a.name}]` : `<${a.name}>`));
+  const args = spec.args.map((a) => (a.variadic ? `[${a.name}...]` : a.optional ? `[${a.name}]` : argLabel(a)));
   return `lambdactl ${spec.name} ${args.join(" ")} [flags]`.replace(/ +/g, " ");
 }
 
@@ -158,10 +247,11 @@ export function formatCommandHelp(spec: CommandSpec): string {
   const rows: string[] = [`usage: ${synopsis(spec)}`, "", `${spec.name}: ${spec.summary}`];
   if (spec.args.length > 0) {
     rows.push("", "arguments:");
-    const w = Math.max(...spec.args.map((a) => a.name.length));
-    for (const a of spec.args) rows.push(`  ${a.name.padEnd(w)}  ${a.description}`);
+    const label = (a: ArgSpec) => (a.choices ? a.choices.join("|") : a.name);
+    const w = Math.max(...spec.args.map((a) => label(a).length));
+    for (const a of spec.args) rows.push(`  ${label(a).padEnd(w)}  ${a.description}`);
   }
-  const flags = Object.entries(spec.flags).map(([n, f]) => [`${f.short ? `-${f.short}, ` : ""}--${n}${f.value ? ` ${f.value}` : ""}`, f.description] as const);
+  const flags = Object.entries(spec.flags).map(([n, f]) => [`${f.short ? `-${f.short}, ` : ""}${flagLabel(n)}${f.value ? ` ${f.value}` : ""}`, f.description] as const);
   rows.push("", "flags:");
   const w = Math.max(...flags.map(([l]) => l.length));
   for (const [l, d] of flags) rows.push(`  ${l.padEnd(w)}  ${d}`);

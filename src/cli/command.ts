@@ -19,8 +19,13 @@ export type ExitCode = (typeof ExitCodes)[keyof typeof ExitCodes];
 
 /** One flag of a command. */
 export interface FlagSpec {
-  /** A `string` flag takes a value (`--from -15m` or `--from=-15m`); a `boolean` flag takes none. */
+  /**
+   * A `string` flag takes a value (`--from -15m` or `--from=-15m`); a `boolean` flag takes none.
+   * A one-letter flag name is written with one dash (`-k 5`).
+   */
   readonly type: "string" | "boolean";
+  /** A string flag that may be given several times; its values are kept in order. @default false */
+  readonly multiple?: boolean;
   /** One-letter alias, e.g. "h" for `-h`. */
   readonly short?: string;
   /** Placeholder of the value in the help, e.g. "<time>". */
@@ -34,6 +39,13 @@ export interface ArgSpec {
   readonly name: string;
   /** May be left out (only the last ones). @default false */
   readonly optional?: boolean;
+  /** Takes every remaining positional, zero or more (only the last argument). @default false */
+  readonly variadic?: boolean;
+  /**
+   * The only words allowed, e.g. a subcommand (`catalog validate`); the synopsis
+   * shows a single choice as the literal word.
+   */
+  readonly choices?: readonly string[];
   readonly description: string;
 }
 
@@ -50,8 +62,11 @@ export interface CommandSpec {
 
 /** A parsed command line: flag values by flag name, positionals by argument name. */
 export interface ParsedCommand {
-  readonly flags: Readonly<Record<string, string | boolean | undefined>>;
+  /** A `multiple` flag's values are a list (absent when never given). */
+  readonly flags: Readonly<Record<string, string | boolean | readonly string[] | undefined>>;
   readonly args: Readonly<Record<string, string | undefined>>;
+  /** The words of `variadic` arguments, by argument name (an empty list when none were given). */
+  readonly listArgs: Readonly<Record<string, readonly string[]>>;
 }
 
 /** A writable text stream (process.stdout in the entry). */

@@ -6,9 +6,13 @@
 import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import {
   LambdaServiceClient,
+  type DescribeMetricResponse,
   type GetWatermarkResponse,
+  type ListMetricsResponse,
   type QueryRequest,
   type QueryResponse,
+  type TopKRequest,
+  type TopKResponse,
 } from "../gen/lambda/v1/serving.js";
 import type { Sourced } from "./connection.js";
 
@@ -42,7 +46,13 @@ export interface ServingClient extends Disposable {
   /** @throws GrpcCallError */
   query(request: QueryRequest): Promise<QueryResponse>;
   /** @throws GrpcCallError */
+  topK(request: TopKRequest): Promise<TopKResponse>;
+  /** @throws GrpcCallError */
   getWatermark(): Promise<GetWatermarkResponse>;
+  /** @throws GrpcCallError */
+  listMetrics(): Promise<ListMetricsResponse>;
+  /** @throws GrpcCallError (INVALID_ARGUMENT for an unknown metric) */
+  describeMetric(metric: string): Promise<DescribeMetricResponse>;
   /** Closes the channel; idempotent. */
   close(): void;
 }
@@ -72,7 +82,10 @@ export function createServingClient(target: Sourced<string>, opts: ServingClient
   };
   return {
     query: (request) => call<QueryResponse>((cb) => client.query(request, new Metadata(), options(), cb)),
+    topK: (request) => call<TopKResponse>((cb) => client.topK(request, new Metadata(), options(), cb)),
     getWatermark: () => call<GetWatermarkResponse>((cb) => client.getWatermark({}, new Metadata(), options(), cb)),
+    listMetrics: () => call<ListMetricsResponse>((cb) => client.listMetrics({}, new Metadata(), options(), cb)),
+    describeMetric: (metric) => call<DescribeMetricResponse>((cb) => client.describeMetric({ metric }, new Metadata(), options(), cb)),
     close,
     [Symbol.dispose]: close,
   };

@@ -9,32 +9,47 @@
 import { ConfigError, ensureError } from "../core/errors.js";
 import { formatCommandHelp, parseCommandLine, UsageError, wantsHelp } from "./args.js";
 import { ExitCodes, type CliContext, type Command, type ExitCode } from "./command.js";
+import { catalogCommand } from "./commands/catalog.js";
 import { ingestCommand } from "./commands/ingest.js";
+import { metricsCommand } from "./commands/metrics.js";
 import { queryCommand } from "./commands/query.js";
+import { topCommand } from "./commands/top.js";
 import { watermarkCommand } from "./commands/watermark.js";
 import { ConnectionEnvVars, LOCAL_CLUSTER_FILE, LocalClusterFileError, NotConfiguredError } from "./connection.js";
 import { GrpcCallError } from "./grpc.js";
 import { TIME_FORMS } from "./time.js";
 
-const COMMANDS: ReadonlyMap<string, Command> = new Map([queryCommand, watermarkCommand, ingestCommand].map((c) => [c.spec.name, c]));
+const COMMANDS: ReadonlyMap<string, Command> = new Map(
+  [queryCommand, topCommand, metricsCommand, watermarkCommand, ingestCommand, catalogCommand].map((c) => [c.spec.name, c]),
+);
+
+/** How a command is written in the overview: `catalog validate` for a command whose first argument is a fixed word. */
+function usageName(c: Command): string {
+  const first = c.spec.args[0]?.choices;
+  return first?.length === 1 ? `${c.spec.name} ${first[0]}` : c.spec.name;
+}
 
 function overview(): string {
-  const w = Math.max(...[...COMMANDS.keys()].map((n) => n.length));
+  const w = Math.max(...[...COMMANDS.values()].map((c) => usageName(c).length));
   return [
     "usage: lambdactl <command> [arguments] [flags]",
     "",
     "The operator CLI of the Lambda runtime.",
     "",
     "commands:",
-    ...[...COMMANDS.values()].map((c) => `  ${c.spec.name.padEnd(w)}  ${c.spec.summary}`),
+    ...[...COMMANDS.values()].map((c) => `  ${usageName(c).padEnd(w)}  ${c.spec.summary}`),
     "",
     "connection (the first one set wins):",
-    `  query, watermark  --grpc, then ${ConnectionEnvVars.grpc}, then ${LOCAL_CLUSTER_FILE}`,
-    `  ingest            --nats-url --prefix --partitions --catalog, then ${Object.values(ConnectionEnvVars).slice(1).join(" ")},`,
-    `                    then ${LOCAL_CLUSTER_FILE}, then the defaults (prefix lambda, 8 partitions, catalog/catalog.json)`,
+    `  query, top, metrics, watermark  --grpc, then ${ConnectionEnvVars.grpc}, then ${LOCAL_CLUSTER_FILE}`,
+    `  ingest                          --nats-url --prefix --partitions --catalog, then`,
+    `                                  ${Object.values(ConnectionEnvVars).slice(1).join(" ")}, then ${LOCAL_CLUSTER_FILE},`,
+    `                                  then the defaults (prefix lambda, 8 partitions, catalog/catalog.json)`,
+    `  catalog validate                nothing: it reads the file on this machine`,
     `  The local cluster (npm start) writes ${LOCAL_CLUSTER_FILE} in the directory it runs in.`,
     "",
     `times (--from, --to): ${TIME_FORMS}.`,
+    "keys: `query <metric> a-1 a-2` for a one-field metric; `--group field=value` (repeatable) for any",
+    "metric, and the only way for several group-by fields; nothing for a global metric.",
     "",
     "exit status: 0 done, 1 failed or refused something, 2 bad command line or connection settings.",
     "Run `lambdactl <command> --help` for the arguments and flags of a command.",

@@ -6,6 +6,14 @@
 /** A table cell: numbers are right-aligned, everything else left-aligned. */
 export type Cell = string | number;
 
+/** What a cell shows for a value that is absent (e.g. the min of no events). */
+export const ABSENT = "-";
+
+/** An optional number as a cell: the number, or {@link ABSENT}. */
+export function optionalCell(v: number | undefined | null): Cell {
+  return v === undefined || v === null ? ABSENT : v;
+}
+
 /** Spaces between two table columns. */
 const COLUMN_GAP = "  ";
 
@@ -21,11 +29,12 @@ export function formatNumber(n: number): string {
 
 /**
  * Renders rows under a header line, columns aligned. A column is right-aligned
- * when every cell in it is a number, so its header lines up with the digits.
+ * when every cell in it is a number or {@link ABSENT}, so its header lines up
+ * with the digits (a column of absent values lines up with its numeric neighbours).
  * @returns the table, one line per row plus the header, ending in a newline; no trailing spaces.
  */
 export function table(columns: readonly string[], rows: readonly (readonly Cell[])[]): string {
-  const numeric = columns.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === "number"));
+  const numeric = columns.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === "number" || r[i] === ABSENT));
   const text = [columns as readonly Cell[], ...rows].map((r) => columns.map((_, i) => cellText(r[i] ?? "")));
   const widths = columns.map((_, i) => Math.max(...text.map((r) => r[i]!.length)));
   return text
@@ -68,7 +77,12 @@ export function formatMs(ms: number): string {
   return `${ms.toFixed(1)} ms`;
 }
 
-/** An optional time as ISO 8601, or "-" when absent. */
+/** An optional time as ISO 8601, or {@link ABSENT}. */
 export function formatTime(d: Date | undefined): string {
-  return d === undefined ? "-" : d.toISOString();
+  return d === undefined ? ABSENT : d.toISOString();
+}
+
+/** An optional time as ISO 8601 for `--json`, or null when absent. */
+export function isoOrNull(d: Date | undefined): string | null {
+  return d === undefined ? null : d.toISOString();
 }

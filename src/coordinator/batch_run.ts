@@ -103,7 +103,7 @@ export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progre
     const result = await recomputeViews(deps.ch, deps.catalog, opts.database, {
       run,
       cuts,
-      onMetric: (metric, done, total) => progress(RunPhases.recompute, { run, metric, done, total }),
+      onStep: (step, done, total) => progress(RunPhases.recompute, { run, step, done, total }),
     });
     const recomputeMs = performance.now() - t;
 

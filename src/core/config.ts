@@ -105,6 +105,8 @@ const roles: Parser = (key, raw) => {
   return [...new Set(list)];
 };
 
+const KUBERNETES_SERVICE_VAR = /^LAMBDA_[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$/;
+
 /** Environment variable → config field, parser. */
 const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_ROLES: ["roles", roles],
@@ -178,6 +180,9 @@ export function resolveConfig(
   for (const [key, raw] of Object.entries(env)) {
     if (!key.startsWith("LAMBDA_") || raw === undefined) continue;
     const entry = ENV_SCHEMA[key];
+    // Kubernetes injects <SERVICE>_SERVICE_HOST, <SERVICE>_PORT_… for every Service in the
+    // namespace; a Service named lambda-… must not stop the pods from starting.
+    if (!entry && KUBERNETES_SERVICE_VAR.test(key)) continue;
     if (!entry) {
       throw new ConfigError(key, raw, `a known variable (${Object.keys(ENV_SCHEMA).join(", ")})`);
     }

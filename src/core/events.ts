@@ -2,7 +2,7 @@
  * Events: validation against a source's schema and normalisation to the form
  * every layer sees (timestamps as epoch milliseconds, the id as a string).
  */
-import type { Catalog, SourceDef } from "./catalog.js";
+import type { Catalog, FieldType, SourceDef } from "./catalog_types.js";
 import { InvalidEventError } from "./errors.js";
 import { parseIsoTime, timeInRange } from "./time.js";
 
@@ -40,29 +40,54 @@ function typeName(v: unknown): string {
   return typeof v;
 }
 
-function normalizeField(source: SourceDef, field: string, v: unknown, id: string | undefined): FieldValue {
-  const type = source.fields[field]!;
-  const bad = (reason: string) => new InvalidEventError(field, reason, id, source.name);
-  if (v === undefined || v === null) throw bad("is missing");
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** A value that can never be one of `type`: the reason, for the caller to wrap. */
+export class BadValueError extends Error {
+  override readonly name = "BadValueError";
+}
+
+/**
+ * Normalises a present (non-null) value of `type`: timestamps to epoch ms.
+ * @throws BadValueError saying what was expected and what came.
+ */
+export function normalizeValue(type: FieldType, v: unknown): Exclude<FieldValue, null> {
   switch (type) {
     case "string":
-      if (typeof v !== "string") throw bad(`expected string, got ${typeName(v)}`);
-      if (v.length === 0) throw bad("is empty");
+      if (typeof v !== "string") throw new BadValueError(`expected string, got ${typeName(v)}`);
+      if (v.length === 0) throw new BadValueError("is empty");
+      // ClickHouse refuses such strings on insert: one would block the archiver's whole batch.
+      if (LONE_SURROGATE.test(v)) throw new BadValueError("is not valid Unicode (a lone UTF-16 surrogate)");
       return v;
     case "int":
-      if (typeof v !== "number" || !Number.isSafeInteger(v)) throw bad(`expected an integer, got ${typeName(v)} ${JSON.stringify(v)}`);
+      if (typeof v !== "number" || !Number.isSafeInteger(v)) throw new BadValueError(`expected an integer, got ${typeName(v)} ${JSON.stringify(v)}`);
       return v;
     case "float":
-      if (typeof v !== "number" || !Number.isFinite(v)) throw bad(`expected a finite number, got ${typeName(v)}`);
-      return v;
+      if (typeof v !== "number" || !Number.isFinite(v)) throw new BadValueError(`expected a finite number, got ${typeName(v)}`);
+      // -0 and 0 are one value for every aggregate and comparison.
+      return v === 0 ? 0 : v;
     case "bool":
-      if (typeof v !== "boolean") throw bad(`expected boolean, got ${typeName(v)}`);
+      if (typeof v !== "boolean") throw new BadValueError(`expected boolean, got ${typeName(v)}`);
       return v;
     case "timestamp": {
       const r = parseTimestamp(v);
-      if (typeof r === "string") throw bad(r);
+      if (typeof r === "string") throw new BadValueError(r);
       return r;
     }
+  }
+}
+
+function normalizeField(source: SourceDef, field: string, v: unknown, id: string | undefined): FieldValue {
+  const def = source.fields[field]!;
+  if (v === undefined || v === null) {
+    if (def.optional) return null;
+    throw new InvalidEventError(field, "is missing", id, source.name);
+  }
+  try {
+    return normalizeValue(def.type, v);
+  } catch (err) {
+    if (err instanceof BadValueError) throw new InvalidEventError(field, err.message, id, source.name);
+    throw err;
   }
 }
 

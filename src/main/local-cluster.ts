@@ -15,7 +15,7 @@ import { resolveConfig, type ResolvedConfig } from "../core/config.js";
 import { ensureError } from "../core/errors.js";
 import { createJsonLogger, type Logger } from "../core/logger.js";
 import { createIngest } from "../ingest/index.js";
-import { createPageViewGenerator } from "../ingest/synthetic.js";
+import { createClickGenerator, createOrderGenerator, createPageViewGenerator } from "../ingest/synthetic.js";
 import { connectNats } from "../nats/connect.js";
 import { namesFor } from "../nats/names.js";
 import { startNatsServer, type NatsServerProcess } from "../nats/server_process.js";
@@ -31,18 +31,30 @@ export const LOCAL_BATCH_INTERVAL_MS = 20_000;
 /** Publishes per feeder tick. */
 const FEED_TICK_MS = 100;
 
-function startFeeder(publish: (events: unknown[]) => Promise<unknown>, ratePerS: number, log: Logger): () => Promise<void> {
+/** Share of the synthetic feed per source. */
+const FEED_MIX = { pageviews: 0.7, orders: 0.1, clicks: 0.2 } as const;
+
+function startFeeder(publish: (source: string, events: unknown[]) => Promise<unknown>, ratePerS: number, log: Logger): () => Promise<void> {
   if (ratePerS <= 0) return async () => {};
-  const next = createPageViewGenerator({ seed: Date.now() % 2 ** 31, idPrefix: `ev${Date.now().toString(36)}` });
-  let carry = 0;
+  const run = Date.now().toString(36);
+  const seed = Date.now() % 2 ** 31;
+  const makers: Record<keyof typeof FEED_MIX, (now: number) => unknown> = {
+    pageviews: createPageViewGenerator({ seed, idPrefix: `pv${run}` }),
+    orders: createOrderGenerator({ seed, idPrefix: `ord${run}` }),
+    clicks: createClickGenerator({ seed }),
+  };
+  const carry = { pageviews: 0, orders: 0, clicks: 0 };
   let inFlight: Promise<unknown> = Promise.resolve();
   const timer = setInterval(() => {
-    carry += (ratePerS * FEED_TICK_MS) / 1000;
-    const n = Math.floor(carry);
-    carry -= n;
     const now = Date.now();
-    const batch = Array.from({ length: n }, () => next(now));
-    inFlight = inFlight.then(() => publish(batch)).catch((err) => log.warn("synthetic feed publish failed; continuing", { err: ensureError(err) }));
+    for (const source of Object.keys(FEED_MIX) as (keyof typeof FEED_MIX)[]) {
+      carry[source] += (ratePerS * FEED_MIX[source] * FEED_TICK_MS) / 1000;
+      const n = Math.floor(carry[source]);
+      carry[source] -= n;
+      if (n === 0) continue;
+      const batch = Array.from({ length: n }, () => makers[source](now));
+      inFlight = inFlight.then(() => publish(source, batch)).catch((err) => log.warn("synthetic feed publish failed; continuing", { source, err: ensureError(err) }));
+    }
   }, FEED_TICK_MS);
   return async () => {
     clearInterval(timer);
@@ -58,12 +70,14 @@ function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, chdb: string
     `  NATS      ${natsUrl}    prefix ${cfg.prefix}, ${cfg.partitions} partitions`,
     `  ClickHouse ${cfg.clickhouseUrl || `embedded chDB at ${chdb}`}`,
     `  speed     ${nodes.length} nodes (pids ${nodes.map((n) => n.pid).join(", ")})`,
-    `  feed      ${cfg.syntheticRate} page views/s (skewed popularity, some late and duplicate events)`,
+    `  feed      ${cfg.syntheticRate} events/s of page views, orders and clicks (skewed popularity, some late and duplicate events)`,
     `  batch     a run every ${cfg.batchIntervalMs / 1000} s`,
     "",
     "Try, in another terminal:",
     "  npm run lambdactl -- watermark",
     "  npm run lambdactl -- query article_views a-1 --from -30m --to now",
+    "  npm run lambdactl -- top article_engagement --aggregate readers --from -1h",
+    "  npm run lambdactl -- metrics",
     "",
     "Ctrl-C stops everything.",
     "",
@@ -130,7 +144,7 @@ async function main() {
     await Promise.all(nodes.map((n) => n.ready));
 
     const ingest = createIngest({ nc, catalog, names: namesFor(cfg.prefix), partitions: cfg.partitions, log });
-    const stopFeeder = startFeeder((batch) => ingest.publishBatch("pageviews", batch), cfg.syntheticRate, log);
+    const stopFeeder = startFeeder((source, batch) => ingest.publishBatch(source, batch), cfg.syntheticRate, log);
     cleanups.push(stopFeeder);
 
     const grpc = roles.serving!.address;

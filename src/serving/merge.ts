@@ -1,27 +1,89 @@
 /**
- * The merge at a watermark, pure: batch part (batch view N) plus speed parts
- * (the actors' segments above cut N), and the provenance of the answer.
+ * The merge at a watermark, pure: batch states (view N) and speed states (the
+ * actors' segments above cut N) per key and window, into the answer with its
+ * parts.
  */
+import { finalize, merged, valuesOfKey, type AggState } from "../core/aggregate.js";
+import type { MetricDef } from "../core/catalog.js";
 
-export interface PartitionPart {
-  readonly partition: number;
-  readonly cutSeq: number;
-  readonly appliedSeq: number;
-  readonly value: number;
-  readonly heldEvents: number;
-  readonly generation: number;
+export interface WindowResult {
+  readonly windowStartMs: number;
+  readonly value: number | null;
+  readonly batchPart: number | null;
+  readonly speedPart: number | null;
+  readonly events: number;
 }
 
-export interface MergedAnswer {
-  readonly run: number;
-  readonly batchPart: number;
-  readonly speedPart: number;
-  readonly total: number;
-  readonly partitions: readonly PartitionPart[];
+export interface KeyResult {
+  readonly key: string;
+  readonly group: Readonly<Record<string, string>>;
+  /** The aggregate of the merged state. */
+  readonly total: number | null;
+  /** The aggregate of each side alone (they add up for count and sum). */
+  readonly batchPart: number | null;
+  readonly speedPart: number | null;
+  readonly events: number;
+  readonly series: readonly WindowResult[];
 }
 
-export function mergeAtWatermark(run: number, batchPart: number, parts: readonly PartitionPart[]): MergedAnswer {
-  let speedPart = 0;
-  for (const p of parts) speedPart += p.value;
-  return { run, batchPart, speedPart, total: batchPart + speedPart, partitions: parts };
+/** Per key: window start → state, from one side. */
+export type SideStates = ReadonlyMap<string, ReadonlyMap<number, AggState>>;
+
+export interface MergeRequest {
+  readonly metric: MetricDef;
+  readonly aggregateIndex: number;
+  readonly quantile: number;
+  readonly series: boolean;
+}
+
+function sumOver(metric: MetricDef, windows: ReadonlyMap<number, AggState> | undefined): AggState {
+  return merged(metric, ...(windows ? windows.values() : []));
+}
+
+export function groupOf(metric: MetricDef, key: string): Record<string, string> {
+  const values = valuesOfKey(key, metric.groupBy.length);
+  return Object.fromEntries(metric.groupBy.map((f, i) => [f, values[i]!]));
+}
+
+/** The answer for one key from both sides' states. */
+export function mergeKey(req: MergeRequest, key: string, batch: SideStates, speed: SideStates): KeyResult {
+  const { metric, aggregateIndex: i, quantile: q } = req;
+  const b = sumOver(metric, batch.get(key));
+  const s = sumOver(metric, speed.get(key));
+  const total = merged(metric, b, s);
+  let series: WindowResult[] = [];
+  if (req.series) {
+    const bw = batch.get(key) ?? new Map<number, AggState>();
+    const sw = speed.get(key) ?? new Map<number, AggState>();
+    const windows = [...new Set([...bw.keys(), ...sw.keys()])].sort((x, y) => x - y);
+    series = windows.map((w) => {
+      const bs = bw.get(w);
+      const ss = sw.get(w);
+      const m = merged(metric, bs, ss);
+      return {
+        windowStartMs: w,
+        value: finalize(m, i, q),
+        batchPart: bs ? finalize(bs, i, q) : finalize(merged(metric), i, q),
+        speedPart: ss ? finalize(ss, i, q) : finalize(merged(metric), i, q),
+        events: m.n,
+      };
+    });
+  }
+  return {
+    key,
+    group: groupOf(metric, key),
+    total: finalize(total, i, q),
+    batchPart: finalize(b, i, q),
+    speedPart: finalize(s, i, q),
+    events: total.n,
+    series,
+  };
+}
+
+/** Orders answers for top-k: highest value first, absent values last, ties by key. */
+export function compareForTopK(a: KeyResult, b: KeyResult): number {
+  if (a.total === null && b.total !== null) return 1;
+  if (b.total === null && a.total !== null) return -1;
+  if (a.total !== null && b.total !== null && a.total !== b.total) return b.total - a.total;
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }

@@ -1,28 +1,69 @@
 /**
- * Answering a query at the watermark: validate, read the batch part from batch
- * view N, ask the actor of each partition involved for the speed part above cut
- * N, merge. An actor that has moved on to run M makes the whole answer retry at
- * M, so batch and speed parts always come from the same cut.
+ * Answering queries at the watermark: validate, read the batch states from view
+ * N, ask the actor of each partition involved for its states above cut N, and
+ * merge. An actor that has moved on to run M makes the whole answer retry at M,
+ * so batch and speed parts always come from the same cut.
  */
 import type { ClickHouseClient } from "@clickhouse/client";
-import type { Catalog } from "../core/catalog.js";
+import { decodeState, keyOfValues, mergeState, type AggState } from "../core/aggregate.js";
+import { aggregateOf, type Catalog, type MetricDef } from "../core/catalog.js";
 import { InvalidQueryError, UnavailableError } from "../core/errors.js";
 import { partitionOfKey } from "../core/events.js";
 import type { Watermark } from "../core/watermark.js";
 import type { SpeedClient } from "../actors/index.js";
-import { readBatchTotal } from "../ch/views.js";
-import { mergeAtWatermark, type MergedAnswer, type PartitionPart } from "./merge.js";
+import type { BatchStates } from "../ch/views.js";
+import { compareForTopK, groupOf, mergeKey, type KeyResult, type SideStates } from "./merge.js";
 
 /** Longest range a query may span: 10 years of windows. */
 export const MAX_QUERY_RANGE_MS = 10 * 366 * 86_400_000;
 /** How many times a query restarts at a newer watermark before giving up. */
 export const MAX_WATERMARK_RETRIES = 5;
+/** Most keys one query may ask for. */
+export const MAX_QUERY_KEYS = 1_000;
+/** Largest k of a top-k query. */
+export const MAX_TOP_K = 1_000;
+/** Quantile asked when a request leaves it at 0. */
+export const DEFAULT_QUANTILE = 0.5;
 
 export interface MetricQuery {
   readonly metric: string;
+  /** One key (the group-by value of a one-field metric); "" for none. */
   readonly key: string;
+  readonly keys: readonly string[];
+  /** A key by field values. */
+  readonly group: Readonly<Record<string, string>>;
+  readonly aggregate: string;
+  readonly quantile: number;
+  readonly series: boolean;
   readonly fromMs: number;
   readonly toMs: number;
+}
+
+export interface TopKQuery {
+  readonly metric: string;
+  readonly k: number;
+  readonly aggregate: string;
+  readonly quantile: number;
+  readonly where: Readonly<Record<string, string>>;
+  readonly fromMs: number;
+  readonly toMs: number;
+}
+
+export interface PartitionProvenance {
+  readonly partition: number;
+  readonly cutSeq: number;
+  readonly appliedSeq: number;
+  readonly heldEvents: number;
+  readonly generation: number;
+}
+
+export interface QueryResult {
+  readonly metric: string;
+  readonly aggregate: string;
+  readonly run: number;
+  readonly answers: readonly KeyResult[];
+  readonly partitions: readonly PartitionProvenance[];
+  readonly speedEventsHeld: number;
 }
 
 export interface WatermarkSource {
@@ -32,47 +73,96 @@ export interface WatermarkSource {
   refresh(): Promise<Watermark | null>;
 }
 
+/** Reads batch states of a view version (cached by the caller: views are immutable per run). */
+export type BatchReader = (metric: MetricDef, run: number, keys: readonly string[] | null, fromMs: number, toMs: number) => Promise<BatchStates>;
+
 export interface QueryDeps {
-  ch: ClickHouseClient;
-  database: string;
-  catalog: Catalog;
-  partitions: number;
-  speed: SpeedClient;
-  watermarks: WatermarkSource;
+  readonly catalog: Catalog;
+  readonly partitions: number;
+  readonly speed: SpeedClient;
+  readonly watermarks: WatermarkSource;
+  readonly readBatch: BatchReader;
 }
 
-/** @throws InvalidQueryError naming the field. */
-export function validateQuery(catalog: Catalog, q: MetricQuery): void {
-  if (!q.metric) throw new InvalidQueryError("metric", "is required");
-  if (!catalog.metrics.has(q.metric)) {
-    throw new InvalidQueryError("metric", `unknown metric ${JSON.stringify(q.metric)}; defined: ${[...catalog.metrics.keys()].join(", ")}`);
+function validateRange(fromMs: number, toMs: number): void {
+  if (!Number.isFinite(fromMs)) throw new InvalidQueryError("from", "is required (a timestamp)");
+  if (!Number.isFinite(toMs)) throw new InvalidQueryError("to", "is required (a timestamp)");
+  if (fromMs >= toMs) throw new InvalidQueryError("to", `must be after from (from=${new Date(fromMs).toISOString()}, to=${new Date(toMs).toISOString()})`);
+  if (toMs - fromMs > MAX_QUERY_RANGE_MS) throw new InvalidQueryError("to", `range spans more than ${MAX_QUERY_RANGE_MS / 86_400_000} days`);
+}
+
+function metricOf(catalog: Catalog, name: string): MetricDef {
+  if (!name) throw new InvalidQueryError("metric", "is required");
+  const m = catalog.metrics.get(name);
+  if (!m) throw new InvalidQueryError("metric", `unknown metric ${JSON.stringify(name)}; defined: ${[...catalog.metrics.keys()].join(", ")}`);
+  return m;
+}
+
+function aggregateIndex(metric: MetricDef, name: string, quantile: number): number {
+  const a = aggregateOf(metric, name);
+  if (!a) throw new InvalidQueryError("aggregate", `metric ${metric.name} has no aggregate ${JSON.stringify(name)}; it has: ${metric.aggregates.map((x) => x.name).join(", ")}`);
+  if (!(quantile >= 0 && quantile <= 1)) throw new InvalidQueryError("quantile", `must be in [0, 1], got ${quantile}`);
+  if (quantile !== 0 && a.kind !== "quantiles") throw new InvalidQueryError("quantile", `applies to quantiles aggregates; ${a.name} is ${a.kind}`);
+  return metric.aggregates.indexOf(a);
+}
+
+function groupKey(metric: MetricDef, group: Readonly<Record<string, string>>, field: string): string {
+  for (const f of Object.keys(group)) {
+    if (!metric.groupBy.includes(f)) throw new InvalidQueryError(field, `${metric.name} is not grouped by ${JSON.stringify(f)}; its group-by fields: ${metric.groupBy.join(", ") || "(none)"}`);
   }
-  if (!q.key) throw new InvalidQueryError("key", "is required");
-  if (!Number.isFinite(q.fromMs)) throw new InvalidQueryError("from", "is required (a timestamp)");
-  if (!Number.isFinite(q.toMs)) throw new InvalidQueryError("to", "is required (a timestamp)");
-  if (q.fromMs >= q.toMs) throw new InvalidQueryError("to", `must be after from (from=${new Date(q.fromMs).toISOString()}, to=${new Date(q.toMs).toISOString()})`);
-  if (q.toMs - q.fromMs > MAX_QUERY_RANGE_MS) throw new InvalidQueryError("to", `range spans more than ${MAX_QUERY_RANGE_MS / 86_400_000} days`);
+  const missing = metric.groupBy.filter((f) => group[f] === undefined);
+  if (missing.length > 0) throw new InvalidQueryError(field, `needs a value for every group-by field; missing: ${missing.join(", ")}`);
+  return keyOfValues(metric.groupBy.map((f) => group[f]!));
 }
 
-/** The partitions whose actors can hold events of `key`. */
-export function partitionsFor(catalog: Catalog, metricName: string, key: string, partitions: number): number[] {
-  const metric = catalog.metrics.get(metricName)!;
+/** The keys a query asks for, in order. @throws InvalidQueryError */
+export function keysOf(metric: MetricDef, q: MetricQuery): string[] {
+  const keys: string[] = [];
+  const oneField = metric.groupBy.length === 1;
+  if (q.key !== "" || q.keys.length > 0) {
+    if (!oneField) throw new InvalidQueryError(q.key !== "" ? "key" : "keys", `${metric.name} is grouped by ${metric.groupBy.length} fields; address keys with group (field → value)`);
+    if (q.key !== "") keys.push(q.key);
+    for (const k of q.keys) {
+      if (k === "") throw new InvalidQueryError("keys", "contains an empty key");
+      keys.push(k);
+    }
+  }
+  if (Object.keys(q.group).length > 0 || (metric.groupBy.length === 0 && keys.length === 0)) keys.push(groupKey(metric, q.group, "group"));
+  if (keys.length === 0) throw new InvalidQueryError("key", `is required: the value of ${metric.groupBy.join(", ")}`);
+  if (keys.length > MAX_QUERY_KEYS) throw new InvalidQueryError("keys", `asks for ${keys.length} keys; at most ${MAX_QUERY_KEYS}`);
+  return keys;
+}
+
+/** The partitions whose actors can hold events of `keys` (null: every key). */
+export function partitionsFor(catalog: Catalog, metric: MetricDef, keys: readonly string[] | null, partitions: number): number[] {
   const source = catalog.sources.get(metric.source)!;
-  if (metric.groupBy.length === 1 && metric.groupBy[0] === source.partitionKey) return [partitionOfKey(key, partitions)];
-  return Array.from({ length: partitions }, (_, p) => p);
+  const i = metric.groupBy.indexOf(source.partitionKey);
+  if (keys === null || i < 0) return Array.from({ length: partitions }, (_, p) => p);
+  const set = new Set(keys.map((k) => partitionOfKey(Object.values(groupOf(metric, k))[i]!, partitions)));
+  return [...set].sort((a, b) => a - b);
 }
 
-export async function answerQuery(deps: QueryDeps, q: MetricQuery): Promise<MergedAnswer> {
-  validateQuery(deps.catalog, q);
-  const involved = partitionsFor(deps.catalog, q.metric, q.key, deps.partitions);
+interface Gathered {
+  run: number;
+  batch: BatchStates;
+  speed: Map<string, Map<number, AggState>>;
+  parts: PartitionProvenance[];
+  held: number;
+}
+
+/** Batch states of view N and speed states above cut N, from one watermark N. */
+async function gather(deps: QueryDeps, metric: MetricDef, keys: readonly string[] | null, fromMs: number, toMs: number, series: boolean): Promise<Gathered> {
+  const involved = partitionsFor(deps.catalog, metric, keys, deps.partitions);
   let w = deps.watermarks.current();
   for (let attempt = 0; attempt <= MAX_WATERMARK_RETRIES; attempt++) {
     const run = w?.run ?? 0;
-    const [batchPart, replies] = await Promise.all([
-      w ? readBatchTotal(deps.ch, deps.database, q.metric, w.viewVersion, q.key, q.fromMs, q.toMs) : Promise.resolve(0),
-      Promise.all(involved.map((p) => deps.speed.query(p, { run, metric: q.metric, key: q.key, fromMs: q.fromMs, toMs: q.toMs }))),
+    const [batch, replies] = await Promise.all([
+      w ? deps.readBatch(metric, w.viewVersion, keys, fromMs, toMs) : Promise.resolve<BatchStates>(new Map()),
+      Promise.all(involved.map((p) => deps.speed.query(p, { run, metric: metric.name, keys, fromMs, toMs, series }))),
     ]);
-    const parts: PartitionPart[] = [];
+    const speed = new Map<string, Map<number, AggState>>();
+    const parts: PartitionProvenance[] = [];
+    let held = 0;
     let movedOn = 0;
     for (const [i, r] of replies.entries()) {
       if (r.kind === "error") throw new UnavailableError(`speed actor of partition ${involved[i]} failed: ${r.message}`);
@@ -80,12 +170,63 @@ export async function answerQuery(deps: QueryDeps, q: MetricQuery): Promise<Merg
         movedOn = Math.max(movedOn, r.run);
         continue;
       }
-      parts.push({ partition: r.partition, cutSeq: w?.cuts[r.partition] ?? 0, appliedSeq: r.appliedSeq, value: r.value, heldEvents: r.eventsAboveCut, generation: r.generation });
+      held += r.eventsAboveCut;
+      parts.push({ partition: r.partition, cutSeq: w?.cuts[r.partition] ?? 0, appliedSeq: r.appliedSeq, heldEvents: r.eventsAboveCut, generation: r.generation });
+      for (const [key, total, windows] of r.keys) {
+        let byWindow = speed.get(key);
+        if (!byWindow) speed.set(key, (byWindow = new Map()));
+        // Without a series the total stands in as one pseudo-window inside the range.
+        const entries: [number, unknown][] = windows ?? [[fromMs, total]];
+        for (const [ws, st] of entries) {
+          const state = decodeState(metric, st);
+          const prev = byWindow.get(ws);
+          if (prev) mergeState(prev, state);
+          else byWindow.set(ws, state);
+        }
+      }
     }
-    if (movedOn === 0) return mergeAtWatermark(run, batchPart, parts);
+    if (movedOn === 0) return { run, batch, speed, parts, held };
     // An actor dropped past our watermark: answer again at a newer one.
     const fresh = await deps.watermarks.refresh();
     if (fresh && fresh.run > run) w = fresh;
   }
   throw new UnavailableError(`the watermark kept moving during the query (${MAX_WATERMARK_RETRIES} retries); try again`);
+}
+
+export async function answerQuery(deps: QueryDeps, q: MetricQuery): Promise<QueryResult> {
+  const metric = metricOf(deps.catalog, q.metric);
+  const i = aggregateIndex(metric, q.aggregate, q.quantile);
+  validateRange(q.fromMs, q.toMs);
+  const keys = keysOf(metric, q);
+  const g = await gather(deps, metric, keys, q.fromMs, q.toMs, q.series);
+  const req = { metric, aggregateIndex: i, quantile: q.quantile || DEFAULT_QUANTILE, series: q.series };
+  return {
+    metric: metric.name,
+    aggregate: metric.aggregates[i]!.name,
+    run: g.run,
+    answers: keys.map((k) => mergeKey(req, k, g.batch as SideStates, g.speed)),
+    partitions: g.parts,
+    speedEventsHeld: g.held,
+  };
+}
+
+export async function answerTopK(deps: QueryDeps, q: TopKQuery): Promise<QueryResult> {
+  const metric = metricOf(deps.catalog, q.metric);
+  const i = aggregateIndex(metric, q.aggregate, q.quantile);
+  validateRange(q.fromMs, q.toMs);
+  if (!Number.isInteger(q.k) || q.k < 1 || q.k > MAX_TOP_K) throw new InvalidQueryError("k", `must be 1..${MAX_TOP_K}, got ${q.k}`);
+  for (const f of Object.keys(q.where)) {
+    if (!metric.groupBy.includes(f)) throw new InvalidQueryError("where", `${metric.name} is not grouped by ${JSON.stringify(f)}; its group-by fields: ${metric.groupBy.join(", ") || "(none)"}`);
+  }
+  const g = await gather(deps, metric, null, q.fromMs, q.toMs, false);
+  const req = { metric, aggregateIndex: i, quantile: q.quantile || DEFAULT_QUANTILE, series: false };
+  const all = new Set([...g.batch.keys(), ...g.speed.keys()]);
+  const results: KeyResult[] = [];
+  for (const key of all) {
+    const group = groupOf(metric, key);
+    if (Object.entries(q.where).some(([f, v]) => group[f] !== v)) continue;
+    results.push(mergeKey(req, key, g.batch as SideStates, g.speed));
+  }
+  results.sort(compareForTopK);
+  return { metric: metric.name, aggregate: metric.aggregates[i]!.name, run: g.run, answers: results.slice(0, q.k), partitions: g.parts, speedEventsHeld: g.held };
 }

@@ -6,14 +6,14 @@
  * States: starting → serving → stopping → closed.
  */
 import { fileURLToPath } from "node:url";
-import { Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Catalog } from "../core/catalog.js";
-import { ensureError, InvalidQueryError } from "../core/errors.js";
+import { ensureError } from "../core/errors.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
 import { parseWatermark, type Watermark } from "../core/watermark.js";
@@ -22,17 +22,11 @@ import { readWatermark } from "../coordinator/index.js";
 import { decode } from "../nats/codec.js";
 import { WATERMARK_KEY, type Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
-import {
-  LambdaServiceService,
-  type GetWatermarkRequest,
-  type GetWatermarkResponse,
-  type LambdaServiceServer,
-  type QueryRequest,
-  type QueryResponse,
-  type Watermark as WatermarkMsg,
-} from "../gen/lambda/v1/serving.js";
-import { answerQuery, type WatermarkSource } from "./query.js";
-import { toServiceError } from "./status_codes.js";
+import { LambdaServiceService } from "../gen/lambda/v1/serving.js";
+import { readBatchStates } from "../ch/views.js";
+import { cachedBatchReader, type CachedBatchReader } from "./batch_cache.js";
+import { lambdaService } from "./handlers.js";
+import type { WatermarkSource } from "./query.js";
 
 export const SERVICE_NAME = "lambda.v1.LambdaService";
 const PROTO_ROOT = fileURLToPath(new URL("../../../proto", import.meta.url));
@@ -58,27 +52,8 @@ export interface ServingNode extends Closeable {
   readonly port: number;
   /** host:port for clients. */
   readonly address: string;
-}
-
-export function watermarkToProto(w: Watermark): WatermarkMsg {
-  return {
-    run: w.run,
-    cuts: w.cuts.map((seq, partition) => ({ partition, seq })),
-    viewVersion: w.viewVersion,
-    coveredFrom: w.coveredFromMs === null ? undefined : new Date(w.coveredFromMs),
-    coveredTo: w.coveredToMs === null ? undefined : new Date(w.coveredToMs),
-    eventsCovered: w.eventsCovered,
-    publishedAt: new Date(w.publishedAtMs),
-    coordinator: w.coordinator,
-    timings: { barrierMs: w.timings.barrierMs, archiverFlushMs: w.timings.archiverFlushMs, recomputeMs: w.timings.recomputeMs },
-  };
-}
-
-function timeField(d: Date | undefined, field: string): number {
-  if (d === undefined) throw new InvalidQueryError(field, "is required (google.protobuf.Timestamp)");
-  const ms = d.getTime();
-  if (!Number.isFinite(ms)) throw new InvalidQueryError(field, "is not a valid timestamp");
-  return ms;
+  /** Hits and misses of the batch-view cache. */
+  readonly batchCache: CachedBatchReader;
 }
 
 export async function createServingNode(deps: ServingDeps, opts: ServingOptions): Promise<ServingNode> {
@@ -108,41 +83,8 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
     }
   })();
 
-  const impl: LambdaServiceServer = {
-    query(call: ServerUnaryCall<QueryRequest, QueryResponse>, callback: sendUnaryData<QueryResponse>) {
-      const req = call.request;
-      (async () => {
-        const q = { metric: req.metric, key: req.key, fromMs: timeField(req.from, "from"), toMs: timeField(req.to, "to") };
-        const a = await answerQuery({ ch: deps.ch, database: opts.database, catalog: deps.catalog, partitions: opts.partitions, speed, watermarks }, q);
-        return {
-          metric: q.metric,
-          key: q.key,
-          from: new Date(q.fromMs),
-          to: new Date(q.toMs),
-          total: a.total,
-          batchPart: a.batchPart,
-          speedPart: a.speedPart,
-          watermarkRun: a.run,
-          partitions: a.partitions.map((p) => ({
-            partition: p.partition,
-            cutSeq: p.cutSeq,
-            appliedSeq: p.appliedSeq,
-            speedEventsHeld: p.heldEvents,
-            generation: p.generation,
-          })),
-        } satisfies QueryResponse;
-      })().then(
-        (res) => callback(null, res),
-        (err) => callback(toServiceError(err, log)),
-      );
-    },
-    getWatermark(_call: ServerUnaryCall<GetWatermarkRequest, GetWatermarkResponse>, callback: sendUnaryData<GetWatermarkResponse>) {
-      watermarks.refresh().then(
-        (w) => callback(null, { present: w !== null, watermark: w ? watermarkToProto(w) : undefined }),
-        (err) => callback(toServiceError(err, log)),
-      );
-    },
-  };
+  const batchCache = cachedBatchReader((metric, run, keys, fromMs, toMs) => readBatchStates(deps.ch, opts.database, metric, run, keys, fromMs, toMs));
+  const impl = lambdaService({ catalog: deps.catalog, partitions: opts.partitions, speed, watermarks, readBatch: batchCache.read, log });
 
   const server = new Server();
   server.addService(LambdaServiceService, impl);
@@ -170,5 +112,5 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
       });
       log.info("serving node closed");
   });
-  return { port, address, ...lifecycle };
+  return { port, address, batchCache, ...lifecycle };
 }

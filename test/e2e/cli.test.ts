@@ -10,11 +10,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { loadCatalog } from "../../src/core/catalog.js";
 import { partitionOfKey } from "../../src/core/events.js";
 import { writeLocalClusterFile } from "../../src/cli/index.js";
 import { startTestCluster } from "../harness/cluster.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/lambdactl.js", import.meta.url));
+/** The catalog the harness runs with. */
+const CATALOG = join(process.cwd(), "catalog/catalog.json");
 
 interface CliRun {
   readonly code: number | null;
@@ -48,12 +51,58 @@ function parseJson<T>(r: CliRun): T {
   }
 }
 
+interface AnswerOut {
+  key: string;
+  group: Record<string, string>;
+  total: number | null;
+  batchPart: number | null;
+  speedPart: number | null;
+  events: number;
+}
+interface PartitionOut {
+  partition: number;
+  cutSeq: number;
+  appliedSeq: number;
+  speedEventsHeld: number;
+  generation: number;
+}
 interface QueryOut {
-  total: number;
-  batchPart: number;
-  speedPart: number;
+  metric: string;
+  aggregate: string;
+  quantile: number | null;
+  from: string;
+  to: string;
   watermarkRun: number;
-  partitions: { partition: number; cutSeq: number; appliedSeq: number; speedEventsHeld: number; generation: number }[];
+  answers: (AnswerOut & { series: { windowStart: string; value: number | null; batchPart: number | null; speedPart: number | null; events: number }[] | null })[];
+  partitions: PartitionOut[];
+  speedEventsHeld: number;
+}
+interface TopOut {
+  metric: string;
+  aggregate: string;
+  k: number;
+  where: Record<string, string>;
+  watermarkRun: number;
+  entries: (AnswerOut & { rank: number })[];
+  partitions: PartitionOut[];
+  speedEventsHeld: number;
+}
+interface MetricOut {
+  name: string;
+  source: string;
+  groupBy: string[];
+  window: string;
+  aggregates: { name: string; kind: string; field: string | null }[];
+  filter: unknown;
+  description: string;
+}
+interface CatalogOut {
+  ok: boolean;
+  file: string;
+  sources?: { name: string }[];
+  metrics?: MetricOut[];
+  path?: string;
+  reason?: string;
 }
 interface WatermarkOut {
   present: boolean;
@@ -95,6 +144,8 @@ test("lambdactl against a running cluster", async (t) => {
       { id: "e5", article_id: "a-3", user_id: "u4", ts: t0 + 2_000 },
       { id: "r1", article_id: "recent", user_id: "u1", ts: recent },
       { id: "r2", article_id: "recent", user_id: "u2", ts: recent + 1 },
+      { id: "e6", article_id: "a-4", user_id: "u2", ts: t0 + 30_000 },
+      { id: "e7", article_id: "a-4", user_id: "u5", ts: t0 + 240_000 },
     ];
     const lines = [
       JSON.stringify(good[0]),
@@ -114,14 +165,29 @@ test("lambdactl against a running cluster", async (t) => {
       { line: 6, eventId: "no-user", field: "user_id" },
       { line: 8, eventId: null, field: "(event)" },
     ];
-    const countOf = (key: string, fromMs: number, toMs: number) =>
-      good.filter((e) => e.article_id === key).filter((e) => {
-        const ts = typeof e.ts === "string" ? Date.parse(e.ts) : e.ts;
-        const windowStart = Math.floor(ts / 60_000) * 60_000;
-        return windowStart >= fromMs && windowStart < toMs;
-      }).length;
+    // The oracle: what the metrics must answer, computed here from the events (1-minute windows).
+    const windowOf = (e: (typeof good)[number]) => Math.floor((typeof e.ts === "string" ? Date.parse(e.ts) : e.ts) / 60_000) * 60_000;
+    const eventsIn = (fromMs: number, toMs: number) => good.filter((e) => windowOf(e) >= fromMs && windowOf(e) < toMs);
+    const countOf = (key: string, fromMs: number, toMs: number) => eventsIn(fromMs, toMs).filter((e) => e.article_id === key).length;
+    /** Articles by view count, highest first, ties by key: what `top` must answer. */
+    const ranking = (fromMs: number, toMs: number) =>
+      [...new Set(eventsIn(fromMs, toMs).map((e) => e.article_id))]
+        .map((key) => ({ key, count: countOf(key, fromMs, toMs) }))
+        .sort((a, b) => b.count - a.count || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const from = t0 - 60_000;
     const to = t0 + 10 * 60_000;
+    // Orders, for a metric grouped by two fields (order_flow: currency, status).
+    const orders = [
+      { id: "o1", customer_id: "c1", ts: t0, amount: 20, items: 2, currency: "EUR", status: "paid" },
+      { id: "o2", customer_id: "c2", ts: t0 + 60_000, amount: 30, items: 3, currency: "EUR", status: "paid" },
+      { id: "o3", customer_id: "c1", ts: t0 + 120_000, amount: 5, items: 2, currency: "USD", status: "paid" },
+      { id: "o4", customer_id: "c3", ts: t0 + 180_000, amount: 50, items: 4, currency: "EUR", status: "open" },
+      { id: "o5", customer_id: "c2", ts: t0 + 240_000, amount: 12, items: 2, currency: "USD", status: "paid" },
+      { id: "o6", customer_id: "c4", ts: t0 + 300_000, amount: 12, items: 2, currency: "EUR", status: "paid" },
+    ];
+    const ordersFile = join(dir, "orders.jsonl");
+    writeFileSync(ordersFile, orders.map((o) => JSON.stringify(o)).join("\n") + "\n");
+    const range = ["--from", new Date(from).toISOString(), "--to", String(to)];
 
     await t.test("nothing configured: says which flag and variable to set, exit 2", async () => {
       const r = await lambdactl(["watermark"], { cwd: emptyDir });
@@ -172,30 +238,208 @@ test("lambdactl against a running cluster", async (t) => {
 
     await t.test("the good events show up in query answers (speed part)", async () => {
       await cluster.waitForSpeedCaughtUp();
-      for (const key of ["a-1", "a-2", "a-3"]) {
-        const r = await lambdactl(["query", "article_views", key, "--from", new Date(from).toISOString(), "--to", String(to), "--json", ...grpc], { cwd: dir });
+      for (const key of ["a-1", "a-2", "a-3", "a-4"]) {
+        const r = await lambdactl(["query", "article_views", key, ...range, "--json", ...grpc], { cwd: dir });
         assert.equal(r.code, 0, r.stderr);
         const q = parseJson<QueryOut>(r);
-        assert.equal(q.total, countOf(key, from, to), key);
-        assert.equal(q.speedPart, q.total, key);
-        assert.equal(q.batchPart, 0, key);
+        assert.equal(q.metric, "article_views");
+        assert.equal(q.aggregate, "views");
         assert.equal(q.watermarkRun, 0);
+        assert.equal(q.answers.length, 1);
+        const a = q.answers[0]!;
+        assert.equal(a.key, key);
+        assert.deepEqual(a.group, { article_id: key });
+        assert.equal(a.total, countOf(key, from, to), key);
+        assert.equal(a.speedPart, a.total, key);
+        assert.equal(a.batchPart, 0, key);
+        assert.equal(a.events, countOf(key, from, to), key);
+        assert.equal(a.series, null);
         assert.deepEqual(q.partitions.map((p) => p.partition), [partitionOfKey(key, PARTITIONS)]);
+        assert.equal(q.speedEventsHeld, q.partitions.reduce((n, p) => n + p.speedEventsHeld, 0));
       }
       // A narrower range: only the first minute's window.
       const narrow = await lambdactl(["query", "article_views", "a-1", "--from", String(t0), "--to", String(t0 + 60_000), "--json", ...grpc], { cwd: dir });
-      assert.equal(parseJson<QueryOut>(narrow).total, countOf("a-1", t0, t0 + 60_000));
+      assert.equal(parseJson<QueryOut>(narrow).answers[0]!.total, countOf("a-1", t0, t0 + 60_000));
       // Relative times, --to defaulting to now.
       const rel = await lambdactl(["query", "article_views", "recent", "--from", "-1h", "--json", ...grpc], { cwd: dir });
       assert.equal(rel.code, 0, rel.stderr);
-      assert.equal(parseJson<QueryOut>(rel).total, 2);
+      assert.equal(parseJson<QueryOut>(rel).answers[0]!.total, 2);
     });
 
-    await t.test("query as text: the summary and the partition table", async () => {
-      const r = await lambdactl(["query", "article_views", "a-1", "--from", String(from), "--to", String(to), ...grpc], { cwd: dir });
+    await t.test("query several keys at once: one answer per key, in the order asked", async () => {
+      const keys = ["a-4", "a-1", "nobody"];
+      const r = await lambdactl(["query", "article_views", ...keys, ...range, "--json", ...grpc], { cwd: dir });
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, new RegExp(`^total\\s+${countOf("a-1", from, to)}$`, "m"));
+      const q = parseJson<QueryOut>(r);
+      assert.deepEqual(q.answers.map((a) => a.key), keys);
+      assert.deepEqual(
+        q.answers.map((a) => a.total),
+        keys.map((k) => countOf(k, from, to)),
+      );
+      const involved = [...new Set(keys.map((k) => partitionOfKey(k, PARTITIONS)))].sort((a, b) => a - b);
+      assert.deepEqual(q.partitions.map((p) => p.partition), involved);
+      // The same key by --group, after the positional ones.
+      const g = await lambdactl(["query", "article_views", "a-2", "--group", "article_id=a-3", ...range, "--json", ...grpc], { cwd: dir });
+      assert.equal(g.code, 0, g.stderr);
+      assert.deepEqual(
+        parseJson<QueryOut>(g).answers.map((a) => [a.key, a.group, a.total]),
+        [
+          ["a-2", { article_id: "a-2" }, countOf("a-2", from, to)],
+          ["a-3", { article_id: "a-3" }, countOf("a-3", from, to)],
+        ],
+      );
+    });
+
+    await t.test("a global metric needs no key; --aggregate picks another aggregate", async () => {
+      const r = await lambdactl(["query", "site_traffic", ...range, "--json", ...grpc], { cwd: dir });
+      assert.equal(r.code, 0, r.stderr);
+      const q = parseJson<QueryOut>(r);
+      assert.equal(q.aggregate, "views");
+      assert.equal(q.answers.length, 1);
+      assert.deepEqual(q.answers[0]!.group, {});
+      assert.equal(q.answers[0]!.total, eventsIn(from, to).length);
+      const v = await lambdactl(["query", "site_traffic", "--aggregate", "visitors", ...range, "--json", ...grpc], { cwd: dir });
+      assert.equal(v.code, 0, v.stderr);
+      const visitors = parseJson<QueryOut>(v);
+      assert.equal(visitors.aggregate, "visitors");
+      // distinct is a HyperLogLog estimate: at this size within a fraction of one.
+      const distinctUsers = new Set(eventsIn(from, to).map((e) => e.user_id)).size;
+      assert.ok(Math.abs(visitors.answers[0]!.total! - distinctUsers) < 0.5, `visitors ${visitors.answers[0]!.total}, expected about ${distinctUsers}`);
+      const text = await lambdactl(["query", "site_traffic", ...range, ...grpc], { cwd: dir });
+      assert.equal(text.code, 0, text.stderr);
+      assert.match(text.stdout, /^site_traffic views, windows starting in /);
+      assert.match(text.stdout, new RegExp(`^total\\s+batch part\\s+speed part\\s+events\n\\s*${eventsIn(from, to).length}\\s`, "m"));
+    });
+
+    await t.test("--series: the value of every window with events, per key", async () => {
+      const r = await lambdactl(["query", "article_views", "a-1", "a-4", "--series", ...range, "--json", ...grpc], { cwd: dir });
+      assert.equal(r.code, 0, r.stderr);
+      const q = parseJson<QueryOut>(r);
+      for (const a of q.answers) {
+        const windows = new Map<number, number>();
+        for (const e of eventsIn(from, to).filter((e) => e.article_id === a.key)) windows.set(windowOf(e), (windows.get(windowOf(e)) ?? 0) + 1);
+        const expected = [...windows].sort(([x], [y]) => x - y).map(([w, n]) => [new Date(w).toISOString(), n, n]);
+        assert.deepEqual(a.series!.map((w) => [w.windowStart, w.value, w.events]), expected, a.key);
+      }
+      const text = await lambdactl(["query", "article_views", "a-1", "--series", ...range, ...grpc], { cwd: dir });
+      assert.equal(text.code, 0, text.stderr);
+      assert.match(text.stdout, /^windows of article_id=a-1:\nwindow start\s+value\s+batch part\s+speed part\s+events$/m);
+      assert.match(text.stdout, new RegExp(`^${new Date(t0).toISOString()}\\s+2\\s+0\\s+2\\s+2$`, "m"));
+    });
+
+    await t.test("an aggregate with no value: null in JSON, - in text", async () => {
+      // No event carries load_ms, so there is no quantile of it.
+      const args = ["query", "article_engagement", "a-1", "--aggregate", "load_ms", "--quantile", "0.9", ...range, ...grpc];
+      const r = await lambdactl([...args, "--json"], { cwd: dir });
+      assert.equal(r.code, 0, r.stderr);
+      const q = parseJson<QueryOut>(r);
+      assert.equal(q.quantile, 0.9);
+      assert.deepEqual([q.answers[0]!.total, q.answers[0]!.batchPart, q.answers[0]!.speedPart], [null, null, null]);
+      const text = await lambdactl(args, { cwd: dir });
+      assert.equal(text.code, 0, text.stderr);
+      assert.match(text.stdout, /^article_engagement load_ms \(q=0\.9\),/);
+      assert.match(text.stdout, /^a-1\s+-\s+-\s+-\s+\d+$/m);
+    });
+
+    await t.test("query as text: the heading, the answers table and the partition table", async () => {
+      const r = await lambdactl(["query", "article_views", "a-1", "a-2", ...range, ...grpc], { cwd: dir });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^article_views views, windows starting in \[\S+, \S+\), watermark run 0 \(no batch run yet/);
+      assert.match(r.stdout, /^article_id\s+total\s+batch part\s+speed part\s+events$/m);
+      for (const key of ["a-1", "a-2"]) {
+        const n = countOf(key, from, to);
+        assert.match(r.stdout, new RegExp(`^${key}\\s+${n}\\s+0\\s+${n}\\s+${n}$`, "m"));
+      }
       assert.match(r.stdout, /^partition\s+cut seq\s+applied seq\s+speed events held\s+generation$/m);
+      assert.match(r.stdout, /^speed events held\s+\d+ /m);
+    });
+
+    await t.test("top: keys ranked by count, as the events say", async () => {
+      const expected = ranking(from, to);
+      assert.ok(expected.length >= 4 && expected[0]!.count > expected[1]!.count, "the test's events rank several articles");
+      const r = await lambdactl(["top", "article_views", ...range, "--json", ...grpc], { cwd: dir });
+      assert.equal(r.code, 0, r.stderr);
+      const out = parseJson<TopOut>(r);
+      assert.equal(out.k, 10);
+      assert.deepEqual(
+        out.entries.map((e) => ({ rank: e.rank, key: e.key, total: e.total })),
+        expected.map((x, i) => ({ rank: i + 1, key: x.key, total: x.count })),
+      );
+      const two = await lambdactl(["top", "article_views", ...range, "-k", "2", "--json", ...grpc], { cwd: dir });
+      assert.deepEqual(parseJson<TopOut>(two).entries.map((e) => e.key), expected.slice(0, 2).map((x) => x.key));
+      const where = await lambdactl(["top", "article_views", ...range, "--where", "article_id=a-4", "--json", ...grpc], { cwd: dir });
+      assert.equal(where.code, 0, where.stderr);
+      assert.deepEqual(parseJson<TopOut>(where).entries.map((e) => [e.key, e.total]), [["a-4", countOf("a-4", from, to)]]);
+      const text = await lambdactl(["top", "article_views", ...range, "-k", "3", ...grpc], { cwd: dir });
+      assert.equal(text.code, 0, text.stderr);
+      assert.match(text.stdout, /^article_views views, top 3, windows starting in /);
+      assert.match(text.stdout, /^rank\s+article_id\s+total\s+batch part\s+speed part\s+events$/m);
+      assert.match(text.stdout, new RegExp(`^\\s+1\\s+${expected[0]!.key}\\s+${expected[0]!.count}\\s`, "m"));
+    });
+
+    await t.test("a metric grouped by two fields: --group per field, top --where, times shown as times", async () => {
+      const r = await lambdactl(["ingest", "orders", ordersFile, "--json"], { cwd: dir, env: natsEnv });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(parseJson<IngestOut>(r).accepted, orders.length);
+      await cluster.waitForSpeedCaughtUp();
+      // order_flow: 1-hour windows, grouped by currency and status; every order here passes its filter.
+      const hour = ["--from", "2026-06-08T14:00Z", "--to", "2026-06-08T15:00Z"];
+      const ordersOf = (currency: string, status: string) => orders.filter((o) => o.currency === currency && o.status === status);
+      const q = await lambdactl(["query", "order_flow", "--group", "currency=EUR", "--group", "status=paid", ...hour, "--json", ...grpc], { cwd: dir });
+      assert.equal(q.code, 0, q.stderr);
+      const a = parseJson<QueryOut>(q).answers;
+      assert.deepEqual(a.map((x) => [x.group, x.total]), [[{ currency: "EUR", status: "paid" }, ordersOf("EUR", "paid").length]]);
+      const lastAt = Math.max(...ordersOf("EUR", "paid").map((o) => o.ts));
+      const last = await lambdactl(["query", "order_flow", "--group", "status=paid", "--group", "currency=EUR", "--aggregate", "last_at", ...hour, "--json", ...grpc], { cwd: dir });
+      assert.equal(parseJson<QueryOut>(last).answers[0]!.total, lastAt);
+      const lastText = await lambdactl(["query", "order_flow", "--group", "currency=EUR", "--group", "status=paid", "--aggregate", "last_at", ...hour, ...grpc], { cwd: dir });
+      assert.equal(lastText.code, 0, lastText.stderr);
+      assert.match(lastText.stdout, /^currency\s+status\s+total\s+batch part\s+speed part\s+events$/m);
+      assert.match(lastText.stdout, new RegExp(`^EUR\\s+paid\\s+${new Date(lastAt).toISOString()}\\s`, "m"));
+      assert.match(lastText.stdout, /max: each part is its side alone and the total is taken over both, so the parts do not add up\.$/m);
+      // One-field addressing does not fit a two-field metric: the server says so.
+      const positional = await lambdactl(["query", "order_flow", "EUR", ...hour, ...grpc], { cwd: dir });
+      assert.equal(positional.code, 1, positional.stderr);
+      assert.match(positional.stderr, /^lambdactl: INVALID_ARGUMENT: key: order_flow is grouped by 2 fields/m);
+      const top = await lambdactl(["top", "order_flow", "--where", "status=paid", ...hour, "--json", ...grpc], { cwd: dir });
+      assert.equal(top.code, 0, top.stderr);
+      assert.deepEqual(
+        parseJson<TopOut>(top).entries.map((e) => [e.group.currency, e.group.status, e.total]),
+        [
+          ["EUR", "paid", ordersOf("EUR", "paid").length],
+          ["USD", "paid", ordersOf("USD", "paid").length],
+        ],
+      );
+    });
+
+    await t.test("metrics: the serving node's catalog, and one metric in detail", async () => {
+      const r = await lambdactl(["metrics", "--json", ...grpc], { cwd: dir });
+      assert.equal(r.code, 0, r.stderr);
+      const { metrics } = parseJson<{ metrics: MetricOut[] }>(r);
+      const views = metrics.find((m) => m.name === "article_views");
+      assert.deepEqual(views && { source: views.source, groupBy: views.groupBy, window: views.window, aggregates: views.aggregates, filter: views.filter }, {
+        source: "pageviews",
+        groupBy: ["article_id"],
+        window: "1m",
+        aggregates: [{ name: "views", kind: "count", field: null }],
+        filter: null,
+      });
+      assert.deepEqual(metrics.map((m) => m.name), [...cluster.catalog.metrics.keys()]);
+      const text = await lambdactl(["metrics", ...grpc], { cwd: dir });
+      assert.equal(text.code, 0, text.stderr);
+      assert.match(text.stdout, /^name\s+source\s+group by\s+window\s+aggregates\s+filter$/m);
+      assert.match(text.stdout, /^article_views\s+pageviews\s+article_id\s+1m\s+views:count\s+-$/m);
+      const one = await lambdactl(["metrics", "article_views", "--json", ...grpc], { cwd: dir });
+      assert.equal(one.code, 0, one.stderr);
+      const detail = parseJson<{ metric: MetricOut; sourceFields: Record<string, string> }>(one);
+      assert.equal(detail.metric.name, "article_views");
+      assert.equal(detail.sourceFields.article_id, "string");
+      assert.equal(detail.sourceFields.ts, "timestamp");
+      const oneText = await lambdactl(["metrics", "article_views", ...grpc], { cwd: dir });
+      assert.match(oneText.stdout, /^article_id\s+string\s+group by$/m);
+      const unknown = await lambdactl(["metrics", "nope", ...grpc], { cwd: dir });
+      assert.equal(unknown.code, 1, unknown.stderr);
+      assert.match(unknown.stderr, /^lambdactl: INVALID_ARGUMENT: metric: unknown metric "nope"/m);
     });
 
     await t.test("after a batch run: watermark run 1 with one cut per partition, answers from the batch part", async () => {
@@ -207,7 +451,7 @@ test("lambdactl against a running cluster", async (t) => {
       assert.equal(out.present, true);
       assert.equal(out.watermark!.run, 1);
       assert.equal(out.watermark!.viewVersion, 1);
-      assert.equal(out.watermark!.eventsCovered, good.length);
+      assert.equal(out.watermark!.eventsCovered, good.length + orders.length);
       assert.deepEqual(out.watermark!.cuts.map((c) => c.partition), Array.from({ length: PARTITIONS }, (_, p) => p));
       assert.ok(out.watermark!.cuts.every((c) => c.seq > 0));
       assert.ok(!Number.isNaN(Date.parse(out.watermark!.publishedAt)));
@@ -218,20 +462,41 @@ test("lambdactl against a running cluster", async (t) => {
       assert.match(text.stdout, /^partition\s+cut seq$/m);
 
       await cluster.waitForSpeedCaughtUp();
-      const q = await lambdactl(["query", "article_views", "a-1", "--from", String(from), "--to", String(to), "--json", ...grpc], { cwd: dir });
-      const a = parseJson<QueryOut>(q);
-      assert.equal(a.watermarkRun, 1);
-      assert.equal(a.batchPart, countOf("a-1", from, to));
-      assert.equal(a.total, a.batchPart + a.speedPart);
-      assert.equal(a.total, countOf("a-1", from, to));
+      const q = await lambdactl(["query", "article_views", "a-1", "a-4", ...range, "--json", ...grpc], { cwd: dir });
+      const answered = parseJson<QueryOut>(q);
+      assert.equal(answered.watermarkRun, 1);
+      for (const a of answered.answers) {
+        assert.equal(a.batchPart, countOf(a.key, from, to), a.key);
+        assert.equal(a.speedPart, 0, a.key);
+        assert.equal(a.total, countOf(a.key, from, to), a.key);
+      }
+      const top = await lambdactl(["top", "article_views", ...range, "--json", ...grpc], { cwd: dir });
+      const ranked = parseJson<TopOut>(top);
+      assert.equal(ranked.watermarkRun, 1);
+      assert.deepEqual(
+        ranked.entries.map((e) => [e.key, e.total, e.batchPart]),
+        ranking(from, to).map((x) => [x.key, x.count, x.count]),
+      );
+      const queryText = await lambdactl(["query", "article_views", "a-1", ...range, ...grpc], { cwd: dir });
+      assert.match(queryText.stdout, /, watermark run 1\n/);
+      assert.match(queryText.stdout, /^parts: batch = batch view of run 1; .* batch \+ speed = total\.$/m);
     });
 
     await t.test("bad arguments: exit 2 with a message naming the problem", async () => {
       const cases: [string[], RegExp][] = [
         [["frobnicate"], /unknown command "frobnicate"/],
         [["query", "article_views", "a-1", "--from", "-1h", "--bogus", ...grpc], /unknown flag --bogus/],
-        [["query", "article_views", "--from", "-1h", ...grpc], /missing argument <key>/],
+        [["query", "--from", "-1h", ...grpc], /missing argument <metric>/],
         [["query", "article_views", "a-1", ...grpc], /missing flag --from/],
+        [["query", "article_views", "--group", "article_id", "--from", "-1h", ...grpc], /--group: expected field=value, got "article_id"/],
+        [["query", "order_flow", "--group", "currency=EUR", "--group", "currency=USD", "--from", "-1h", ...grpc], /--group: field "currency" given twice/],
+        [["query", "article_engagement", "a-1", "--aggregate", "load_ms", "--quantile", "0", "--from", "-1h", ...grpc], /--quantile: expected a number greater than 0/],
+        [["top", "article_views", "--from", "-1h", "-k", "0", ...grpc], /-k: expected a positive integer, got "0"/],
+        [["top", "article_views", "--from", "-1h", "--where", "=a-1", ...grpc], /--where: expected field=value with a field name/],
+        [["top", "--from", "-1h", ...grpc], /missing argument <metric>/],
+        [["metrics", "a", "b", ...grpc], /unexpected argument "b"/],
+        [["catalog", "validate"], /missing argument <file>/],
+        [["catalog", "check", "catalog/catalog.json"], /unknown action "check"; expected validate/],
         [["query", "article_views", "a-1", "--from", "yesterday", ...grpc], /--from: cannot parse "yesterday" as a time/],
         [["query", "article_views", "a-1", "--from", "now", "--to", "-1h", ...grpc], /--from must be before --to/],
         [["watermark", "--grpc"], /flag --grpc needs a value/],
@@ -247,20 +512,83 @@ test("lambdactl against a running cluster", async (t) => {
     });
 
     await t.test("a query the server refuses: INVALID_ARGUMENT with the server's message, exit 1", async () => {
+      const defined = [...cluster.catalog.metrics.keys()].join(", ");
       const r = await lambdactl(["query", "nope", "a-1", "--from", "-1h", ...grpc], { cwd: dir });
       assert.equal(r.code, 1, r.stderr);
-      assert.match(r.stderr, /^lambdactl: INVALID_ARGUMENT: metric: unknown metric "nope"; defined: article_views$/m);
+      assert.equal(r.stdout, "");
+      assert.equal(r.stderr, `lambdactl: INVALID_ARGUMENT: metric: unknown metric "nope"; defined: ${defined}\n`);
+      const top = await lambdactl(["top", "nope", "--from", "-1h", ...grpc], { cwd: dir });
+      assert.equal(top.code, 1, top.stderr);
+      assert.equal(top.stderr, `lambdactl: INVALID_ARGUMENT: metric: unknown metric "nope"; defined: ${defined}\n`);
+      // Which keys a metric takes is the server's to say: a one-field metric needs a key.
+      const noKey = await lambdactl(["query", "article_views", "--from", "-1h", ...grpc], { cwd: dir });
+      assert.equal(noKey.code, 1, noKey.stderr);
+      assert.match(noKey.stderr, /^lambdactl: INVALID_ARGUMENT: key: is required/m);
+      const badAggregate = await lambdactl(["top", "article_views", "--aggregate", "nope", "--from", "-1h", ...grpc], { cwd: dir });
+      assert.equal(badAggregate.code, 1, badAggregate.stderr);
+      assert.match(badAggregate.stderr, /^lambdactl: INVALID_ARGUMENT: aggregate: /m);
     });
 
     await t.test("help: exit 0 on stdout", async () => {
       const r = await lambdactl(["query", "--help"], { cwd: dir });
       assert.equal(r.code, 0);
-      assert.match(r.stdout, /^usage: lambdactl query <metric> <key>/);
+      assert.match(r.stdout, /^usage: lambdactl query <metric> \[key\.\.\.\] \[flags\]$/m);
       assert.match(r.stdout, /-15m/);
-      const top = await lambdactl(["--help"], { cwd: dir });
+      assert.match(r.stdout, /^ {2}--group <field=value> /m);
+      const top = await lambdactl(["top", "-h"], { cwd: dir });
       assert.equal(top.code, 0);
-      assert.match(top.stdout, /commands:/);
+      assert.match(top.stdout, /^usage: lambdactl top <metric> \[flags\]$/m);
+      assert.match(top.stdout, /^ {2}-k <n> /m);
+      const catalog = await lambdactl(["help", "catalog"], { cwd: dir });
+      assert.match(catalog.stdout, /^usage: lambdactl catalog validate <file> \[flags\]$/m);
+      const overview = await lambdactl(["--help"], { cwd: dir });
+      assert.equal(overview.code, 0);
+      assert.match(overview.stdout, /commands:/);
+      for (const c of ["query", "top", "metrics", "watermark", "ingest", "catalog validate"]) assert.match(overview.stdout, new RegExp(`^ {2}${c} `, "m"), c);
     });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("lambdactl catalog validate: no cluster needed; a broken catalog names the entry, exit 1", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "lambdactl-catalog-"));
+  try {
+    const catalog = loadCatalog(CATALOG);
+    const ok = await lambdactl(["catalog", "validate", "catalog/catalog.json"], { cwd: process.cwd() });
+    assert.equal(ok.code, 0, ok.stderr);
+    const n = { sources: catalog.sources.size, metrics: catalog.metrics.size };
+    assert.match(ok.stdout, new RegExp(`^ok: ${n.sources} sources, ${n.metrics} metrics$`, "m"));
+    assert.match(ok.stdout, /^article_views\s+pageviews\s+article_id\s+1m\s+views:count\s+-$/m);
+    const okJson = await lambdactl(["catalog", "validate", CATALOG, "--json"], { cwd: dir });
+    assert.equal(okJson.code, 0, okJson.stderr);
+    const c = parseJson<CatalogOut>(okJson);
+    assert.equal(c.ok, true);
+    assert.deepEqual(c.metrics!.map((m) => m.name), [...catalog.metrics.keys()]);
+
+    const broken = join(dir, "broken-catalog.json");
+    writeFileSync(
+      broken,
+      JSON.stringify({
+        sources: { pageviews: { fields: { id: "string", article_id: "string", ts: "timestamp" }, idField: "id", timeField: "ts", partitionKey: "article_id" } },
+        metrics: { article_views: { source: "pageviews", groupBy: ["article_id"], window: "1m", aggregates: { views: { sum: "article_id" } } } },
+      }),
+    );
+    const bad = await lambdactl(["catalog", "validate", "broken-catalog.json"], { cwd: dir });
+    assert.equal(bad.code, 1, bad.stderr);
+    assert.equal(bad.stdout, "");
+    assert.match(bad.stderr, /^lambdactl: broken-catalog\.json: metrics\.article_views\.aggregates\.views\.sum: sum needs a field of type int or float; article_id is string$/m);
+    const badJson = await lambdactl(["catalog", "validate", "broken-catalog.json", "--json"], { cwd: dir });
+    assert.equal(badJson.code, 1, badJson.stderr);
+    assert.deepEqual(parseJson<CatalogOut>(badJson), {
+      ok: false,
+      file: "broken-catalog.json",
+      path: "metrics.article_views.aggregates.views.sum",
+      reason: "sum needs a field of type int or float; article_id is string",
+    });
+    const missing = await lambdactl(["catalog", "validate", "no-such-catalog.json"], { cwd: dir });
+    assert.equal(missing.code, 1, missing.stderr);
+    assert.match(missing.stderr, /^lambdactl: no-such-catalog\.json: \(file\): cannot read/m);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,7 +9,15 @@ import assert from "node:assert/strict";
 import { jetstream } from "@nats-io/jetstream";
 import { validateEvent, partitionOf } from "../../src/core/events.js";
 import { encodeEvent } from "../../src/nats/codec.js";
-import { prng, type PageView } from "../../src/ingest/synthetic.js";
+import { prng } from "../../src/ingest/synthetic.js";
+
+/** The fields this test sets; the catalog's other page-view fields are optional. */
+interface PageView {
+  id: string;
+  article_id: string;
+  user_id: string;
+  ts: number;
+}
 import { startTestCluster, type TestCluster } from "../harness/cluster.js";
 import { getWatermark, query } from "../harness/grpc.js";
 import { waitFor } from "../harness/wait.js";

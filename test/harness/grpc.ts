@@ -1,11 +1,32 @@
 /** Promise wrappers over the generated callback-style gRPC client. */
 import type { ServiceError } from "@grpc/grpc-js";
-import type { GetWatermarkResponse, LambdaServiceClient, QueryResponse } from "../../src/gen/lambda/v1/serving.js";
+import type { GetWatermarkResponse, KeyAnswer, LambdaServiceClient, QueryRequest, QueryResponse, TopKRequest, TopKResponse } from "../../src/gen/lambda/v1/serving.js";
 
-export function query(client: LambdaServiceClient, metric: string, key: string, fromMs: number, toMs: number): Promise<QueryResponse> {
-  return new Promise((resolve, reject) =>
-    client.query({ metric, key, from: new Date(fromMs), to: new Date(toMs) }, (err: ServiceError | null, res: QueryResponse) => (err ? reject(err) : resolve(res))),
-  );
+/** The answer for one key, flattened with the run it was made at. */
+export interface OneAnswer {
+  readonly total: number;
+  readonly batchPart: number;
+  readonly speedPart: number;
+  readonly watermarkRun: number;
+  readonly events: number;
+  readonly response: QueryResponse;
+}
+
+export function queryRaw(client: LambdaServiceClient, req: Partial<QueryRequest>): Promise<QueryResponse> {
+  const full: QueryRequest = { metric: "", key: "", keys: [], group: {}, aggregate: "", quantile: 0, series: false, from: undefined, to: undefined, ...req };
+  return new Promise((resolve, reject) => client.query(full, (err: ServiceError | null, res: QueryResponse) => (err ? reject(err) : resolve(res))));
+}
+
+/** One key's count (or first aggregate) over [fromMs, toMs). Absent values read as 0. */
+export async function query(client: LambdaServiceClient, metric: string, key: string, fromMs: number, toMs: number): Promise<OneAnswer> {
+  const res = await queryRaw(client, { metric, key, from: new Date(fromMs), to: new Date(toMs) });
+  const a: KeyAnswer = res.answers[0]!;
+  return { total: a.total ?? 0, batchPart: a.batchPart ?? 0, speedPart: a.speedPart ?? 0, watermarkRun: res.watermarkRun, events: a.events, response: res };
+}
+
+export function topK(client: LambdaServiceClient, req: Partial<TopKRequest>): Promise<TopKResponse> {
+  const full: TopKRequest = { metric: "", k: 10, aggregate: "", quantile: 0, where: {}, from: undefined, to: undefined, ...req };
+  return new Promise((resolve, reject) => client.topK(full, (err: ServiceError | null, res: TopKResponse) => (err ? reject(err) : resolve(res))));
 }
 
 export function getWatermark(client: LambdaServiceClient): Promise<GetWatermarkResponse> {

@@ -1,8 +1,20 @@
 /**
- * The batch recompute against real chDB (src/batch/recompute.ts and the SQL of
- * src/batch/sql.ts): random master rows, with copies of ids and rows on both
- * sides of random cuts, recomputed into batch views and compared with a recount
- * in TypeScript. No SQL text is asserted: only what the views hold.
+ * The batch recompute against real chDB (src/batch/recompute.ts, the SQL of
+ * src/batch/sql.ts, the DDL of src/ch/schema.ts and the reads of
+ * src/ch/views.ts). Random master rows of two sources, with copies of ids
+ * (carrying other times and values) and retried rows on both sides of random
+ * cuts, optional fields with nulls, are recomputed into batch views for a
+ * catalog with filters (and/or/not/in, comparisons on optional fields), group-by
+ * over 0, 1 and 2 fields and every aggregate kind. What the views hold is
+ * compared with an independent recount in TypeScript over the first copies
+ * below the cut: count, sums, min, max and avg as plain numbers; distinct and
+ * quantiles as the states core/sketch builds from the recounted values, equal
+ * register by register and bucket by bucket. No SQL text is asserted.
+ *
+ * Float sums (sum and avg of float fields) are the one non-exact aggregate
+ * (core/aggregate.ts): SQL adds in another order than the recount. They are
+ * compared within FLOAT_SUM_TOLERANCE of the sum of the absolute values added,
+ * the bound on the rounding error of a sum in any order.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,102 +22,376 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ClickHouseClient } from "@clickhouse/client";
-import { loadCatalog } from "../../src/core/catalog.js";
-import { partitionOfKey } from "../../src/core/events.js";
+import type { AggState } from "../../src/core/aggregate.js";
+import { parseCatalog, type Catalog, type MetricDef } from "../../src/core/catalog.js";
+import { partitionOfKey, type FieldValue } from "../../src/core/events.js";
+import { canonicalString, hllAdd, hllEncode, quantileAdd, quantileEncode, type HllState, type QuantileState } from "../../src/core/sketch.js";
 import { openClickHouse, queryRows, type ChHandle } from "../../src/ch/client.js";
 import { ensureSchema, masterTable, viewTable } from "../../src/ch/schema.js";
+import { readBatchStates, type BatchStates } from "../../src/ch/views.js";
 import { recomputeViews, type RecomputeResult } from "../../src/batch/recompute.js";
 import { prng, type Prng } from "../unit/prng.js";
 
-const catalog = loadCatalog(join(process.cwd(), "catalog/catalog.json"));
-const METRIC = catalog.metrics.get("article_views")!;
-const WINDOW_MS = METRIC.windowMs;
+const FLOAT_SUM_TOLERANCE = 1e-9;
 const PARTITIONS = 4;
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
 const T0 = Date.UTC(2026, 5, 8, 14, 0, 0);
+/** Every window the random rows can fall in lies in this range. */
+const ALL_TIME = { fromMs: T0 - 10 * 24 * HOUR, toMs: T0 + 10 * 24 * HOUR };
 
-interface MasterRow {
-  _partition: number;
-  _seq: number;
-  _id: string;
-  id: string;
-  article_id: string;
-  user_id: string;
-  /** epoch ms; a DateTime64(3) column reads a JSON integer as milliseconds */
-  ts: number;
+/** A coupon that needs escaping in SQL text (it is passed as a parameter). */
+const ODD_COUPON = "it's \\ \"x\"";
+
+const catalog = parseCatalog(
+  {
+    sources: {
+      pageviews: {
+        fields: {
+          id: "string",
+          article_id: "string",
+          user_id: "string",
+          region: "string",
+          premium: "bool",
+          ts: "timestamp",
+          load_ms: "int?",
+          score: "float?",
+          country: "string?",
+          mobile: "bool?",
+        },
+        idField: "id",
+        timeField: "ts",
+        partitionKey: "article_id",
+      },
+      orders: {
+        fields: { order_id: "int", customer: "string", store: "int", ts: "timestamp", amount: "float", qty: "int?", coupon: "string?", paid_at: "timestamp?" },
+        idField: "order_id",
+        timeField: "ts",
+        partitionKey: "customer",
+      },
+    },
+    metrics: {
+      article_views: { source: "pageviews", groupBy: ["article_id"], window: "1m", aggregates: { views: "count" } },
+      /** Global; the filter lets nulls through: not(load_ms < 200). Every kind, on int, float, string, bool and timestamp fields. */
+      pv_global: {
+        source: "pageviews",
+        window: "5m",
+        filter: { not: { field: "load_ms", op: "lt", value: 200 } },
+        aggregates: {
+          views: "count",
+          load_sum: { sum: "load_ms" },
+          load_min: { min: "load_ms" },
+          load_max: { max: "load_ms" },
+          load_avg: { avg: "load_ms" },
+          score_sum: { sum: "score" },
+          score_avg: { avg: "score" },
+          score_max: { max: "score" },
+          users: { distinct: "user_id" },
+          countries: { distinct: "country" },
+          mobiles: { distinct: "mobile" },
+          load_q: { quantiles: "load_ms" },
+          score_q: { quantiles: "score" },
+          first_ts: { min: "ts" },
+          last_ts: { max: "ts" },
+        },
+      },
+      /** Two group-by fields (string, bool); and/or/not/in with comparisons on optional fields and on the time. */
+      region_premium: {
+        source: "pageviews",
+        groupBy: ["region", "premium"],
+        window: "1h",
+        filter: {
+          and: [
+            { or: [{ field: "country", op: "in", values: ["de", "fr", "日本"] }, { field: "score", op: "gt", value: 0.5 }, { field: "mobile", op: "in", values: [false] }] },
+            { not: { field: "mobile", op: "eq", value: true } },
+            { field: "ts", op: "ge", value: T0 - 10 * MINUTE },
+          ],
+        },
+        aggregates: { c: "count", loads: { sum: "load_ms" }, score_avg: { avg: "score" }, articles: { distinct: "article_id" }, score_q: { quantiles: "score" } },
+      },
+      customer_orders: {
+        source: "orders",
+        groupBy: ["customer"],
+        window: "1d",
+        aggregates: {
+          n: "count",
+          revenue: { sum: "amount" },
+          items: { sum: "qty" },
+          biggest: { max: "amount" },
+          smallest: { min: "amount" },
+          coupons: { distinct: "coupon" },
+          amount_q: { quantiles: "amount" },
+          first_paid: { min: "paid_at" },
+          qty_avg: { avg: "qty" },
+        },
+      },
+      /** Two group-by fields (int, string); or of in (with a value needing escapes), ne and lt on optional fields. */
+      store_customer: {
+        source: "orders",
+        groupBy: ["store", "customer"],
+        window: "1h",
+        filter: {
+          or: [
+            { field: "coupon", op: "in", values: ["SALE", "VIP:1", ODD_COUPON] },
+            { field: "qty", op: "ne", value: 1 },
+            { field: "paid_at", op: "lt", value: T0 + HOUR },
+            { field: "amount", op: "in", values: [9.99, 100] },
+          ],
+        },
+        aggregates: { n: "count", qty_sum: { sum: "qty" }, last_paid: { max: "paid_at" }, qtys: { distinct: "qty" }, stores: { distinct: "store" } },
+      },
+    },
+  },
+  "batch-sql.test",
+);
+
+// ---------------------------------------------------------------- random master rows
+
+/** A master-table row as the archiver writes it: system columns, then the event's normalised fields (timestamps in epoch ms, nulls for missing optionals). */
+type MasterRow = { _partition: number; _seq: number; _id: string } & Record<string, FieldValue>;
+interface Rows {
+  readonly pageviews: MasterRow[];
+  readonly orders: MasterRow[];
 }
 
-/** A random stream as the archiver would have stored it: copies of ids (some with other times) and retried rows. */
-function randomRows(rnd: Prng, events: number): MasterRow[] {
-  const articles = Array.from({ length: 12 }, (_, i) => `art-${i}`);
-  const rows: MasterRow[] = [];
+const ARTICLES = [...Array.from({ length: 10 }, (_, i) => `art-${i}`), "a:1", "日本", "12"];
+const REGIONS = ["eu", "us:west", "12", "日本", "a😀"];
+const CUSTOMERS = ["c1", "c:2", "顧客", "42", "c😀"];
+const maybe = <T>(rnd: Prng, pNull: number, v: () => T): T | null => (rnd.chance(pNull) ? null : v());
+/** Times around window edges: exact starts, the last ms of a window, anything in between. */
+const randomTs = (rnd: Prng) => {
+  const minute = T0 + rnd.int(-30, 180) * MINUTE;
+  return rnd.pick([minute, minute - 1, minute + rnd.int(0, MINUTE - 1)]);
+};
+function pageviewValues(rnd: Prng): Record<string, FieldValue> {
+  return {
+    user_id: `u${rnd.int(0, 40)}`,
+    region: rnd.pick(REGIONS),
+    premium: rnd.chance(0.5),
+    ts: randomTs(rnd),
+    load_ms: maybe(rnd, 0.25, () => rnd.pick([0, 199, 200, 201, rnd.int(0, 5_000), rnd.int(-1e12, 1e12)])),
+    score: maybe(rnd, 0.25, () => rnd.pick([(rnd.next() - 0.5) * 1e6, rnd.next(), 0.5, 0, rnd.int(-50, 50), 1e-300, (rnd.chance(0.5) ? -1 : 1) * 1e300])),
+    country: maybe(rnd, 0.3, () => rnd.pick(["de", "fr", "it", "日本", "us"])),
+    mobile: maybe(rnd, 0.3, () => rnd.chance(0.5)),
+  };
+}
+function orderValues(rnd: Prng): Record<string, FieldValue> {
+  const ts = randomTs(rnd);
+  return {
+    store: rnd.pick([1, 2, 3, -3, 1_000_000_007]),
+    ts,
+    amount: rnd.pick([9.99, 100, rnd.next() * 1_000, 0.1, rnd.int(1, 500)]),
+    qty: maybe(rnd, 0.25, () => rnd.pick([1, 2, rnd.int(0, 100)])),
+    coupon: maybe(rnd, 0.5, () => rnd.pick(["SALE", "VIP:1", "x", ODD_COUPON])),
+    paid_at: maybe(rnd, 0.3, () => ts + rnd.int(0, 3 * HOUR)),
+  };
+}
+
+/** A random stream of both sources as the archiver would have stored it: copies of ids (some with other times and values) and retried rows. */
+function randomRows(rnd: Prng, events: number, idPrefix = ""): Rows {
+  const rows: Rows = { pageviews: [], orders: [] };
   let seq = 0;
+  let nextOrder = 1;
   for (let i = 0; i < events; i++) {
     seq += rnd.int(1, 3);
-    const earlier = rows.length > 0 && rnd.chance(0.15) ? rnd.pick(rows) : undefined;
+    const source = rnd.chance(0.65) ? "pageviews" : "orders";
+    const list = rows[source];
+    const earlier = list.length > 0 && rnd.chance(0.15) ? rnd.pick(list) : undefined;
     if (earlier) {
-      // A late copy of an event: same id and key (so same partition); its time may differ, only the first copy's counts.
-      rows.push({ ...earlier, _seq: seq, ts: rnd.chance(0.5) ? earlier.ts : earlier.ts + rnd.int(1, 5) * WINDOW_MS });
+      // A late copy: same id and partition key (so same partition); only the first copy counts.
+      const other = source === "pageviews" ? pageviewValues(rnd) : orderValues(rnd);
+      list.push(rnd.chance(0.4) ? { ...earlier, _seq: seq } : { ...earlier, ...other, _seq: seq });
       continue;
     }
-    const article = rnd.pick(articles);
-    // Times around window edges: exact starts, the last ms of a window, and anything in between.
-    const minute = T0 + rnd.int(-30, 180) * WINDOW_MS;
-    const ts = rnd.pick([minute, minute - 1, minute + rnd.int(0, WINDOW_MS - 1)]);
-    rows.push({ _partition: partitionOfKey(article, PARTITIONS), _seq: seq, _id: `ev-${i}`, id: `ev-${i}`, article_id: article, user_id: `u${rnd.int(0, 20)}`, ts });
+    if (source === "pageviews") {
+      const article = rnd.pick(ARTICLES);
+      const id = `${idPrefix}ev-${i}`;
+      list.push({ _partition: partitionOfKey(article, PARTITIONS), _seq: seq, _id: id, id, article_id: article, ...pageviewValues(rnd) });
+    } else {
+      const customer = rnd.pick(CUSTOMERS);
+      const orderId = (idPrefix ? 1_000_000 : 0) + nextOrder++;
+      list.push({ _partition: partitionOfKey(customer, PARTITIONS), _seq: seq, _id: String(orderId), order_id: orderId, customer, ...orderValues(rnd) });
+    }
   }
   // An insert retried after it had landed: the same (partition, seq) twice.
-  for (let i = 0; i < events / 50; i++) rows.push({ ...rnd.pick(rows) });
+  for (let i = 0; i < events / 50; i++) {
+    const list = rnd.chance(0.5) ? rows.pageviews : rows.orders;
+    if (list.length > 0) list.push({ ...rnd.pick(list) });
+  }
   return rows;
 }
 
-function randomCuts(rnd: Prng, rows: readonly MasterRow[]): number[] {
-  const maxSeq = Math.max(...rows.map((r) => r._seq));
-  return Array.from({ length: PARTITIONS }, () => rnd.pick([1, maxSeq + 1, rnd.int(1, maxSeq + 1), rnd.int(1, maxSeq + 1)]));
+async function insertRows(client: ClickHouseClient, db: string, rows: Rows) {
+  for (const [source, values] of Object.entries(rows)) if (values.length > 0) await client.insert({ table: masterTable(db, source), values, format: "JSONEachRow" });
 }
 
+const maxSeq = (rows: Rows) => Math.max(0, ...rows.pageviews.map((r) => r._seq), ...rows.orders.map((r) => r._seq));
+
+function randomCuts(rnd: Prng, rows: Rows): number[] {
+  const top = maxSeq(rows);
+  return Array.from({ length: PARTITIONS }, () => rnd.pick([1, top + 1, rnd.int(1, top + 1), rnd.int(1, top + 1)]));
+}
+
+// ---------------------------------------------------------------- the recount
+
+type Fields = Readonly<Record<string, FieldValue>>;
+const num = (e: Fields, f: string) => e[f] as number | null;
+const lengthPrefixed = (...values: string[]) => values.map((v) => `${Buffer.byteLength(v, "utf8")}:${v}`).join("");
+
+/** Each metric written out by hand: which events count (a comparison on null is false) and their key. */
+const SPECS: Record<string, { match(e: Fields): boolean; key(e: Fields): string }> = {
+  article_views: { match: () => true, key: (e) => String(e.article_id) },
+  pv_global: {
+    match: (e) => {
+      const load = num(e, "load_ms");
+      return !(load !== null && load < 200);
+    },
+    key: () => "",
+  },
+  region_premium: {
+    match: (e) => {
+      const score = num(e, "score");
+      const first = (e.country !== null && ["de", "fr", "日本"].includes(e.country as string)) || (score !== null && score > 0.5) || e.mobile === false;
+      return first && !(e.mobile === true) && (e.ts as number) >= T0 - 10 * MINUTE;
+    },
+    key: (e) => lengthPrefixed(String(e.region), String(e.premium)),
+  },
+  customer_orders: { match: () => true, key: (e) => String(e.customer) },
+  store_customer: {
+    match: (e) => {
+      const qty = num(e, "qty");
+      const paid = num(e, "paid_at");
+      return (
+        (e.coupon !== null && ["SALE", "VIP:1", ODD_COUPON].includes(e.coupon as string)) ||
+        (qty !== null && qty !== 1) ||
+        (paid !== null && paid < T0 + HOUR) ||
+        [9.99, 100].includes(e.amount as number)
+      );
+    },
+    key: (e) => lengthPrefixed(String(e.store), String(e.customer)),
+  },
+};
+
 interface Expected {
-  /** "key|windowStart" → count */
-  readonly view: Map<string, number>;
+  /** metric → key → window start → the first copies it holds */
+  readonly views: Map<string, Map<string, Map<number, Fields[]>>>;
   readonly eventsCovered: number;
   readonly coveredFromMs: number | null;
   readonly coveredToMs: number | null;
 }
 
-/** The recount: each id's first copy (lowest _seq), counted when it lies below its partition's cut. */
-function recount(rows: readonly MasterRow[], cuts: readonly number[]): Expected {
-  const first = new Map<string, MasterRow>();
-  for (const r of rows) {
-    const f = first.get(r._id);
-    if (!f || r._seq < f._seq) first.set(r._id, r);
-  }
-  const view = new Map<string, number>();
+/** The recount: each id's first copy (lowest _seq) per source, counted when it lies below its partition's cut. */
+function recount(rows: Rows, cuts: readonly number[]): Expected {
+  const views = new Map<string, Map<string, Map<number, Fields[]>>>();
   let eventsCovered = 0;
   let from: number | null = null;
   let to: number | null = null;
-  for (const r of first.values()) {
-    if (!(r._seq < cuts[r._partition]!)) continue;
-    eventsCovered++;
-    from = Math.min(from ?? Infinity, r.ts);
-    to = Math.max(to ?? -Infinity, r.ts);
-    const k = `${r.article_id}|${Math.floor(r.ts / WINDOW_MS) * WINDOW_MS}`;
-    view.set(k, (view.get(k) ?? 0) + 1);
+  for (const [source, list] of Object.entries(rows) as [string, MasterRow[]][]) {
+    const first = new Map<string, MasterRow>();
+    for (const r of list) {
+      const f = first.get(r._id);
+      if (!f || r._seq < f._seq) first.set(r._id, r);
+    }
+    for (const r of first.values()) {
+      if (!(r._seq < cuts[r._partition]!)) continue;
+      const ts = r.ts as number;
+      eventsCovered++;
+      from = Math.min(from ?? Infinity, ts);
+      to = Math.max(to ?? -Infinity, ts);
+      for (const metric of catalog.metrics.values()) {
+        if (metric.source !== source) continue;
+        const spec = SPECS[metric.name]!;
+        if (!spec.match(r)) continue;
+        let byKey = views.get(metric.name);
+        if (!byKey) views.set(metric.name, (byKey = new Map()));
+        const key = spec.key(r);
+        let byWindow = byKey.get(key);
+        if (!byWindow) byKey.set(key, (byWindow = new Map()));
+        const w = Math.floor(ts / metric.windowMs) * metric.windowMs;
+        byWindow.set(w, [...(byWindow.get(w) ?? []), r]);
+      }
+    }
   }
-  return { view, eventsCovered, coveredFromMs: from, coveredToMs: to };
+  return { views, eventsCovered, coveredFromMs: from, coveredToMs: to };
 }
 
-async function readView(client: ClickHouseClient, db: string, run: number): Promise<Map<string, number>> {
-  const rows = await queryRows<{ key: string; w: string | number; value: string | number }>(
+/** A batch state against the events it should hold (see the header for what "equal" means per aggregate). */
+function assertState(metric: MetricDef, got: AggState, events: readonly Fields[], what: string) {
+  assert.equal(got.n, events.length, `${what}: n`);
+  metric.aggregates.forEach((a, i) => {
+    const where = `${what}: ${a.name}`;
+    const p = got.parts[i]!;
+    const values = a.field === null ? [] : events.map((e) => e[a.field!] ?? null).filter((v): v is string | number | boolean => v !== null);
+    const nums = values as number[];
+    const sum = nums.reduce((x, y) => x + y, 0);
+    const scale = nums.reduce((x, y) => x + Math.abs(y), 0);
+    const sumEqual = (x: number, y: number, w: string) => {
+      if (a.fieldType === "float") assert.ok(Math.abs(x - y) <= FLOAT_SUM_TOLERANCE * scale, `${w}: ${x} vs ${y} (scale ${scale})`);
+      else assert.equal(x, y, w);
+    };
+    switch (p.k) {
+      case "count":
+        assert.equal(a.kind, "count", where);
+        break;
+      case "sum":
+        sumEqual(p.s, sum, where);
+        break;
+      case "min":
+        assert.equal(p.v, nums.length ? Math.min(...nums) : null, where);
+        break;
+      case "max":
+        assert.equal(p.v, nums.length ? Math.max(...nums) : null, where);
+        break;
+      case "avg":
+        sumEqual(p.s, sum, `${where} (sum)`);
+        assert.equal(p.c, nums.length, `${where} (count)`);
+        break;
+      case "distinct": {
+        const want: HllState = new Map();
+        for (const v of values) hllAdd(want, canonicalString(v));
+        assert.deepEqual(hllEncode(p.hll), hllEncode(want), where);
+        break;
+      }
+      case "quantiles": {
+        const want: QuantileState = new Map();
+        for (const v of nums) quantileAdd(want, v);
+        assert.deepEqual(quantileEncode(p.b), quantileEncode(want), where);
+        break;
+      }
+    }
+  });
+}
+
+/** Rows of view version `run` of `metric`; fails on two rows for one (key, window). */
+async function viewRows(client: ClickHouseClient, db: string, metric: MetricDef, run: number): Promise<number> {
+  const rows = await queryRows<{ key: string; w: string | number; n: string | number }>(
     client,
-    `SELECT key, toUnixTimestamp64Milli(window_start) AS w, value FROM ${viewTable(db, METRIC.name)} WHERE run = {run:UInt64}`,
+    `SELECT key, toUnixTimestamp64Milli(window_start) AS w, count() AS n FROM ${viewTable(db, metric)} WHERE run = {run:UInt64} GROUP BY key, w HAVING n > 1`,
     { run },
   );
-  const view = new Map<string, number>();
-  for (const r of rows) {
-    const k = `${r.key}|${Number(r.w)}`;
-    assert.ok(!view.has(k), `run ${run}: two rows for ${k}`);
-    view.set(k, Number(r.value));
+  assert.deepEqual(rows, [], `${metric.name} run ${run}: one row per (key, window)`);
+  const [row] = await queryRows<{ n: string | number }>(client, `SELECT count() AS n FROM ${viewTable(db, metric)} WHERE run = {run:UInt64}`, { run });
+  return Number(row?.n ?? 0);
+}
+
+async function readViews(client: ClickHouseClient, db: string, run: number): Promise<Map<string, BatchStates>> {
+  const out = new Map<string, BatchStates>();
+  for (const m of catalog.metrics.values()) out.set(m.name, await readBatchStates(client, db, m, run, null, ALL_TIME.fromMs, ALL_TIME.toMs));
+  return out;
+}
+
+async function assertViews(client: ClickHouseClient, db: string, run: number, expected: Expected, what: string) {
+  const got = await readViews(client, db, run);
+  for (const metric of catalog.metrics.values()) {
+    const want = expected.views.get(metric.name) ?? new Map<string, Map<number, Fields[]>>();
+    const states = got.get(metric.name)!;
+    const pairs = (m: Map<string, Map<number, unknown>>) => [...m].flatMap(([k, ws]) => [...ws.keys()].map((w) => `${k}|${w}`)).sort();
+    assert.deepEqual(pairs(states), pairs(want), `${what}: ${metric.name}: (key, window) pairs`);
+    assert.equal(await viewRows(client, db, metric, run), pairs(want).length, `${what}: ${metric.name}: rows`);
+    for (const [key, windows] of want) {
+      for (const [w, events] of windows) assertState(metric, states.get(key)!.get(w)!, events, `${what}: ${metric.name} ${JSON.stringify(key)} @${w}`);
+    }
   }
-  return view;
 }
 
 // chDB allows one data directory per process: the tests of this file share one.
@@ -123,50 +409,89 @@ after(async () => {
   }
 });
 
-function assertMatches(got: RecomputeResult, view: Map<string, number>, expected: Expected, what: string) {
-  assert.deepEqual(Object.fromEntries([...view].sort()), Object.fromEntries([...expected.view].sort()), `${what}: view rows`);
+const STEPS = [...[...catalog.sources.keys()].map((s) => `first_${s}`), ...catalog.metrics.keys()].sort();
+
+function assertResult(got: RecomputeResult, expected: Expected, what: string) {
   assert.equal(got.eventsCovered, expected.eventsCovered, `${what}: eventsCovered`);
   assert.equal(got.coveredFromMs, expected.coveredFromMs, `${what}: coveredFromMs`);
   assert.equal(got.coveredToMs, expected.coveredToMs, `${what}: coveredToMs`);
-  assert.deepEqual(Object.keys(got.metricMs), [METRIC.name], `${what}: timed metrics`);
+  assert.deepEqual(Object.keys(got.stepMs).sort(), STEPS, `${what}: timed steps`);
+  for (const [step, ms] of Object.entries(got.stepMs)) assert.ok(Number.isFinite(ms) && ms >= 0, `${what}: ${step} took ${ms} ms`);
 }
 
-test("batch views equal a recount of first copies below the cut; a rerun of a run replaces, never doubles", async () => {
+test("batch views equal a recount of first copies below the cut, for every metric, key, window and aggregate; a rerun of a run replaces, never doubles", async () => {
   for (const seed of [1, 2, 3]) {
     const rnd = prng(seed);
     const db = `batch_sql_${process.pid}_${seed}`;
     await ensureSchema(ch.client, db, catalog);
     const rows = randomRows(rnd, 1500);
-    assert.ok(rows.some((r, i) => rows.findIndex((o) => o._id === r._id) !== i), "fixture: some ids have copies");
-    await ch.client.insert({ table: masterTable(db, "pageviews"), values: rows, format: "JSONEachRow" });
+    for (const list of [rows.pageviews, rows.orders]) assert.ok(list.some((r, i) => list.findIndex((o) => o._id === r._id) !== i), "fixture: some ids have copies");
+    await insertRows(ch.client, db, rows);
 
     // Run 1 at random cuts.
     const cuts1 = randomCuts(rnd, rows);
-    const progress: string[] = [];
-    const r1 = await recomputeViews(ch.client, catalog, db, { run: 1, cuts: cuts1, onMetric: (m, done, total) => progress.push(`${m} ${done}/${total}`) });
-    assert.deepEqual(progress, [`${METRIC.name} 1/1`]);
+    const progress: [string, number, number][] = [];
+    const r1 = await recomputeViews(ch.client, catalog, db, { run: 1, cuts: cuts1, onStep: (step, done, total) => progress.push([step, done, total]) });
+    const total = catalog.sources.size + catalog.metrics.size;
+    assert.deepEqual(
+      progress.map(([, done, t]) => [done, t]),
+      Array.from({ length: total }, (_, i) => [i + 1, total]),
+      "one progress call per step, counting up to the total",
+    );
+    for (const m of catalog.metrics.keys()) assert.equal(progress.filter(([s]) => s === m).length, 1, `progress of ${m}`);
     const e1 = recount(rows, cuts1);
-    assertMatches(r1, await readView(ch.client, db, 1), e1, `seed ${seed} run 1 cuts ${cuts1}`);
+    assert.ok(e1.views.get("region_premium")?.size && e1.views.get("store_customer")?.size, "fixture: the filters let some events through");
+    assertResult(r1, e1, `seed ${seed} run 1 cuts ${cuts1}`);
+    await assertViews(ch.client, db, 1, e1, `seed ${seed} run 1 cuts ${cuts1}`);
 
     // Run 2 at later cuts; run 1's version stays as it was for readers still on it.
     const cuts2 = cuts1.map((c) => c + rnd.int(0, 400));
     const r2 = await recomputeViews(ch.client, catalog, db, { run: 2, cuts: cuts2 });
     const e2 = recount(rows, cuts2);
-    assertMatches(r2, await readView(ch.client, db, 2), e2, `seed ${seed} run 2 cuts ${cuts2}`);
-    assert.deepEqual(await readView(ch.client, db, 1), e1.view, `seed ${seed}: run 1 untouched by run 2`);
+    assertResult(r2, e2, `seed ${seed} run 2 cuts ${cuts2}`);
+    await assertViews(ch.client, db, 2, e2, `seed ${seed} run 2 cuts ${cuts2}`);
+    await assertViews(ch.client, db, 1, e1, `seed ${seed}: run 1 untouched by run 2`);
 
     // Run 2 again (a coordinator that took over resumes it): same rows, not twice as many.
     const again = await recomputeViews(ch.client, catalog, db, { run: 2, cuts: cuts2 });
-    assertMatches(again, await readView(ch.client, db, 2), e2, `seed ${seed} run 2 rerun`);
+    assertResult(again, e2, `seed ${seed} run 2 rerun`);
+    await assertViews(ch.client, db, 2, e2, `seed ${seed} run 2 rerun`);
 
-    // More events arrive above the cuts: a rerun at the same cuts still gives the same view.
-    const maxSeq = Math.max(...rows.map((r) => r._seq), ...cuts2);
-    const later = randomRows(prng(seed + 100), 200).map((r) => ({ ...r, _seq: r._seq + maxSeq, _id: `late-${r._id}`, id: `late-${r.id}` }));
-    await ch.client.insert({ table: masterTable(db, "pageviews"), values: later, format: "JSONEachRow" });
+    // More events arrive above the cuts: a rerun at the same cuts still gives the same views.
+    const top = Math.max(maxSeq(rows), ...cuts2);
+    const later = randomRows(prng(seed + 100), 200, "late-");
+    for (const list of [later.pageviews, later.orders]) for (const r of list) r._seq += top;
+    await insertRows(ch.client, db, later);
     const third = await recomputeViews(ch.client, catalog, db, { run: 2, cuts: cuts2 });
-    assertMatches(third, await readView(ch.client, db, 2), e2, `seed ${seed} run 2 rerun after later events`);
-    const [{ n }] = (await queryRows<{ n: string }>(ch.client, `SELECT count() AS n FROM ${viewTable(db, METRIC.name)} WHERE run = 2`)) as [{ n: string }];
-    assert.equal(Number(n), e2.view.size, `seed ${seed}: rows of run 2`);
+    assertResult(third, e2, `seed ${seed} run 2 rerun after later events`);
+    await assertViews(ch.client, db, 2, e2, `seed ${seed} run 2 rerun after later events`);
+  }
+});
+
+test("readBatchStates reads the keys and windows asked for, and nothing else", async () => {
+  const db = `batch_sql_${process.pid}_reads`;
+  await ensureSchema(ch.client, db, catalog);
+  const rows = randomRows(prng(11), 800);
+  await insertRows(ch.client, db, rows);
+  const top = maxSeq(rows) + 1;
+  await recomputeViews(ch.client, catalog, db, { run: 1, cuts: [top, top, top, top] });
+  for (const name of ["region_premium", "customer_orders", "pv_global"]) {
+    const metric = catalog.metrics.get(name)!;
+    const all = await readBatchStates(ch.client, db, metric, 1, null, ALL_TIME.fromMs, ALL_TIME.toMs);
+    const keys = [...all.keys()];
+    assert.ok(keys.length > 0, `fixture: ${name} has keys`);
+    const some = [keys[0]!, keys.at(-1)!, "no such key"];
+    const fromMs = T0 + 30 * MINUTE;
+    const toMs = T0 + 2 * HOUR;
+    const got = await readBatchStates(ch.client, db, metric, 1, some, fromMs, toMs);
+    const want = new Map(
+      [...all]
+        .filter(([k]) => some.includes(k))
+        .map(([k, ws]) => [k, new Map([...ws].filter(([w]) => w >= fromMs && w < toMs))] as const)
+        .filter(([, ws]) => ws.size > 0),
+    );
+    assert.deepEqual(got, want, name);
+    assert.deepEqual(await readBatchStates(ch.client, db, metric, 2, null, ALL_TIME.fromMs, ALL_TIME.toMs), new Map(), `${name}: no run 2 yet`);
   }
 });
 
@@ -174,13 +499,50 @@ test("a cut below every event covers nothing", async () => {
   const db = `batch_sql_${process.pid}_empty`;
   await ensureSchema(ch.client, db, catalog);
   const none = await recomputeViews(ch.client, catalog, db, { run: 1, cuts: [0, 0, 0, 0] });
-  assert.deepEqual({ ...none, metricMs: {} }, { eventsCovered: 0, coveredFromMs: null, coveredToMs: null, metricMs: {} });
+  assert.deepEqual({ ...none, stepMs: {} }, { eventsCovered: 0, coveredFromMs: null, coveredToMs: null, stepMs: {} });
   const rows = randomRows(prng(9), 100);
-  await ch.client.insert({ table: masterTable(db, "pageviews"), values: rows, format: "JSONEachRow" });
-  const first = Math.min(...rows.map((r) => r._seq));
+  await insertRows(ch.client, db, rows);
+  const first = Math.min(...rows.pageviews.map((r) => r._seq), ...rows.orders.map((r) => r._seq));
   const r = await recomputeViews(ch.client, catalog, db, { run: 2, cuts: [first, first, first, first] });
   assert.equal(r.eventsCovered, 0);
   assert.equal(r.coveredFromMs, null);
   assert.equal(r.coveredToMs, null);
-  assert.equal((await readView(ch.client, db, 2)).size, 0);
+  for (const states of (await readViews(ch.client, db, 2)).values()) assert.equal(states.size, 0);
+});
+
+// ---------------------------------------------------------------- every valid catalog gets a schema
+
+/** Creates the schema of `c`, archives `rows` of its source `s` and recomputes run 1 over all of them. */
+async function recomputeAll(c: Catalog, db: string, rows: MasterRow[]): Promise<RecomputeResult> {
+  await ensureSchema(ch.client, db, c);
+  await ch.client.insert({ table: masterTable(db, "s"), values: rows, format: "JSONEachRow" });
+  return recomputeViews(ch.client, c, db, { run: 1, cuts: [100, 100, 100, 100] });
+}
+const sourceDoc = (fields: Record<string, string>) => ({ fields: { id: "string", ts: "timestamp", ...fields }, idField: "id", timeField: "ts", partitionKey: "id" });
+
+test("a source field named like a column of the first-copies table (run) is recomputed like any other", async () => {
+  const c = parseCatalog({ sources: { s: sourceDoc({ run: "int" }) }, metrics: { m: { source: "s", window: "1h", aggregates: { c: "count", runs: { sum: "run" } } } } }, "run-field");
+  const rows: MasterRow[] = [1, 2, 3].map((i) => ({ _partition: 0, _seq: i, _id: `e${i}`, id: `e${i}`, ts: T0, run: i * 10 }));
+  const r = await recomputeAll(c, `batch_sql_${process.pid}_run_field`, rows);
+  assert.equal(r.eventsCovered, 3);
+  const states = await readBatchStates(ch.client, `batch_sql_${process.pid}_run_field`, c.metrics.get("m")!, 1, null, ALL_TIME.fromMs, ALL_TIME.toMs);
+  assert.deepEqual(states.get("")?.get(T0), { n: 3, parts: [{ k: "count" }, { k: "sum", s: 60 }] });
+});
+
+test("aggregate names whose state columns could collide (x as avg, x_s as sum) get distinct view columns", async () => {
+  const c = parseCatalog({ sources: { s: sourceDoc({ v: "int" }) }, metrics: { m: { source: "s", window: "1h", aggregates: { x: { avg: "v" }, x_s: { sum: "v" } } } } }, "collide");
+  const rows: MasterRow[] = [1, 2, 3].map((i) => ({ _partition: 0, _seq: i, _id: `e${i}`, id: `e${i}`, ts: T0, v: i }));
+  await recomputeAll(c, `batch_sql_${process.pid}_collide`, rows);
+  const states = await readBatchStates(ch.client, `batch_sql_${process.pid}_collide`, c.metrics.get("m")!, 1, null, ALL_TIME.fromMs, ALL_TIME.toMs);
+  assert.deepEqual(states.get("")?.get(T0), { n: 3, parts: [{ k: "avg", s: 6, c: 3 }, { k: "sum", s: 6 }] });
+});
+
+test("onStep names each step as stepMs does, in the documented order: a source's first copies, then each of its metrics", async () => {
+  const db = `batch_sql_${process.pid}_steps`;
+  await ensureSchema(ch.client, db, catalog);
+  const steps: string[] = [];
+  const r = await recomputeViews(ch.client, catalog, db, { run: 1, cuts: [0, 0, 0, 0], onStep: (step) => steps.push(step) });
+  assert.deepEqual([...steps].sort(), Object.keys(r.stepMs).sort(), "the names onStep reports are the keys of stepMs");
+  const want = [...catalog.sources.keys()].flatMap((s) => [`first_${s}`, ...[...catalog.metrics.values()].filter((m) => m.source === s).map((m) => m.name)]);
+  assert.deepEqual(steps, want);
 });

@@ -12,15 +12,13 @@ import * as protoLoader from "@grpc/proto-loader";
 import { service as healthService } from "grpc-health-check";
 import type { QueryRequest, QueryResponse } from "../../src/gen/lambda/v1/serving.js";
 import { startTestCluster, type TestCluster } from "../harness/cluster.js";
-import { query } from "../harness/grpc.js";
+import { query, queryRaw, topK } from "../harness/grpc.js";
 
 const T = Date.UTC(2026, 5, 8, 14, 23, 0);
 const YEAR_MS = 365 * 86_400_000;
 
 function rawQuery(cluster: TestCluster, req: Partial<QueryRequest>): Promise<QueryResponse> {
-  return new Promise((resolve, reject) =>
-    cluster.grpc.query(req as QueryRequest, (err: ServiceError | null, res: QueryResponse) => (err ? reject(err) : resolve(res))),
-  );
+  return queryRaw(cluster.grpc, req);
 }
 
 async function assertInvalid(cluster: TestCluster, req: Partial<QueryRequest>, field: string, reason: RegExp) {
@@ -80,12 +78,21 @@ test("bad queries get INVALID_ARGUMENT naming the field; health and reflection a
   await assertInvalid(cluster, { ...valid, to: valid.from }, "to", /must be after from/);
   await assertInvalid(cluster, { ...valid, from: new Date(T), to: new Date(T - 1) }, "to", /must be after from/);
   await assertInvalid(cluster, { ...valid, from: new Date(T - 20 * YEAR_MS), to: new Date(T) }, "to", /range spans more than \d+ days/);
+  await assertInvalid(cluster, { ...valid, aggregate: "nope" }, "aggregate", /has no aggregate "nope"; it has: views/);
+  await assertInvalid(cluster, { ...valid, quantile: 0.9 }, "quantile", /applies to quantiles aggregates/);
+  await assertInvalid(cluster, { ...valid, metric: "article_engagement", aggregate: "load_ms", quantile: 1.5 }, "quantile", /must be in \[0, 1\]/);
+  await assertInvalid(cluster, { ...valid, keys: Array.from({ length: 1001 }, (_, i) => `k${i}`) }, "keys", /at most 1000/);
+  await assertInvalid(cluster, { ...valid, key: "", group: { nope: "x" } }, "group", /not grouped by "nope"/);
+  await assertInvalid(cluster, { metric: "order_flow", key: "EUR", from: valid.from, to: valid.to }, "key", /grouped by 2 fields; address keys with group/);
+  await assertInvalid(cluster, { metric: "order_flow", group: { currency: "EUR" }, from: valid.from, to: valid.to }, "group", /missing: status/);
+  await assert.rejects(topK(cluster.grpc, { metric: "article_views", k: 0, from: valid.from, to: valid.to }), (err: ServiceError) => err.code === status.INVALID_ARGUMENT && err.details.startsWith("k: "));
+  await assert.rejects(topK(cluster.grpc, { metric: "article_views", k: 3, where: { nope: "x" }, from: valid.from, to: valid.to }), (err: ServiceError) => err.code === status.INVALID_ARGUMENT && err.details.startsWith("where: "));
 
   // Still serving, and right.
   const r = await query(cluster.grpc, "article_views", "x", T - 60_000, T + 60_000);
   assert.equal(r.total, 1);
-  assert.equal(r.metric, "article_views");
-  assert.equal(r.key, "x");
+  assert.equal(r.response.metric, "article_views");
+  assert.equal(r.response.answers[0]!.key, "x");
 
   // Standard health service.
   const Health = makeGenericClientConstructor(healthService, "grpc.health.v1.Health");

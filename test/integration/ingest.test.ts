@@ -49,7 +49,7 @@ test("publish of an invalid event throws InvalidEventError naming the field, and
     return true;
   });
   const unknownSource = { id: "bad-2", article_id: "a" };
-  await assert.rejects(cluster.ingest.publish("clicks", unknownSource), (err: unknown) => err instanceof InvalidEventError && err.field === "source");
+  await assert.rejects(cluster.ingest.publish("taps", unknownSource), (err: unknown) => err instanceof InvalidEventError && err.field === "source");
 
   const dl = await deadLetters(cluster);
   assert.equal(dl.length, 2);
@@ -62,10 +62,10 @@ test("publish of an invalid event throws InvalidEventError naming the field, and
     refusedAt: "(time)",
   });
   assert.ok(Number.isFinite(Date.parse(dl[0]!.refusedAt)), `refusedAt ${dl[0]!.refusedAt}`);
-  assert.equal(dl[1]!.source, "clicks");
+  assert.equal(dl[1]!.source, "taps");
   assert.deepEqual(dl[1]!.raw, unknownSource);
   assert.equal(dl[1]!.field, "source");
-  assert.match(dl[1]!.reason, /unknown source "clicks"/);
+  assert.match(dl[1]!.reason, /unknown source "taps"/);
   assert.equal(await eventsStored(cluster), 0, "nothing refused reaches the event stream");
 });
 

@@ -226,3 +226,18 @@ test("the environment object is only read, never written", () => {
   const env = Object.freeze({ LAMBDA_PARTITIONS: "2" });
   assert.equal(resolveConfig(env).partitions, 2);
 });
+
+test("variables Kubernetes injects for a Service named lambda-… are ignored, not refused", async () => {
+  const { resolveConfig } = await import("../../src/core/config.js");
+  const cfg = resolveConfig({
+    LAMBDA_SERVING_SERVICE_HOST: "10.0.0.1",
+    LAMBDA_SERVING_SERVICE_PORT: "50051",
+    LAMBDA_SERVING_SERVICE_PORT_GRPC: "50051",
+    LAMBDA_SERVING_PORT: "tcp://10.0.0.1:50051",
+    LAMBDA_SERVING_PORT_50051_TCP: "tcp://10.0.0.1:50051",
+    LAMBDA_SERVING_PORT_50051_TCP_ADDR: "10.0.0.1",
+    LAMBDA_GRPC_PORT: "6000",
+  });
+  assert.equal(cfg.grpcPort, 6000);
+  assert.throws(() => resolveConfig({ LAMBDA_SERVING_HOST: "x" }), /LAMBDA_SERVING_HOST/);
+});

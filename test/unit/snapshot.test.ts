@@ -1,59 +1,99 @@
 /**
  * Speed actor snapshots (src/actors/snapshot.ts): a round trip keeps every part
- * of the state a new owner resumes from, and anything else decodes to
- * "unusable" with a reason (the actor then rebuilds from the stream) instead of
- * throwing.
+ * of the state a new owner resumes from (segments with their aggregate states,
+ * sequences, watermark, ids in order), and anything else decodes to "unusable"
+ * with a reason (the actor then rebuilds from the stream) instead of throwing:
+ * another format, another partition, another catalog, garbage, a malformed body.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { MetricDef } from "../../src/core/catalog.js";
+import { catalogFingerprint, parseCatalog } from "../../src/core/catalog.js";
+import type { FieldValue } from "../../src/core/events.js";
 import { decode, encode, type StreamRecord } from "../../src/nats/codec.js";
 import { decodeSnapshot, encodeSnapshot, SNAPSHOT_FORMAT } from "../../src/actors/snapshot.js";
-import { applyRecord, applyWatermark, createSpeedState, querySpeed, type SpeedState } from "../../src/actors/speed_state.js";
+import { applyRecord, applyWatermark, createSpeedState, querySpeed, speedCatalog, type SpeedState } from "../../src/actors/speed_state.js";
 import { prng } from "./prng.js";
 
 const PV = "pageviews";
 const MINUTE = 60_000;
 const T0 = Date.UTC(2026, 5, 8, 14, 0, 0);
-const METRICS: ReadonlyMap<string, readonly MetricDef[]> = new Map([
-  [
-    PV,
-    [
-      { name: "article_views", source: PV, groupBy: ["article_id"], windowMs: MINUTE, window: "1m", aggregate: "count", description: "" },
-      { name: "user_views", source: PV, groupBy: ["user_id"], windowMs: 5 * MINUTE, window: "5m", aggregate: "count", description: "" },
-    ],
-  ],
-]);
 
-function ev(id: string, article: string, ts: number, user = "u1"): StreamRecord {
-  return { k: "e", s: PV, id, ts, v: { id, article_id: article, user_id: user, ts } };
+/** The catalog document; tests that need another catalog change a copy. */
+function catalogDoc() {
+  return {
+    sources: {
+      pageviews: {
+        fields: { id: "string", article_id: "string", user_id: "string", ts: "timestamp", load_ms: "int?", score: "float?" },
+        idField: "id",
+        timeField: "ts",
+        partitionKey: "article_id",
+      },
+    },
+    metrics: {
+      article_views: { source: PV, groupBy: ["article_id"], window: "1m", aggregates: { views: "count" } } as Record<string, unknown>,
+      user_views: { source: PV, groupBy: ["user_id"], window: "5m", aggregates: { views: "count" } } as Record<string, unknown>,
+      article_load: {
+        source: PV,
+        groupBy: ["article_id", "user_id"],
+        window: "1m",
+        filter: { not: { field: "load_ms", op: "lt", value: 10 } },
+        aggregates: { views: "count", total: { sum: "load_ms" }, low: { min: "load_ms" }, high: { max: "score" }, mean: { avg: "score" }, users: { distinct: "user_id" }, q: { quantiles: "load_ms" } },
+      } as Record<string, unknown>,
+      global: { source: PV, window: "1h", aggregates: { views: "count", articles: { distinct: "article_id" } } } as Record<string, unknown>,
+    } as Record<string, Record<string, unknown>>,
+  };
+}
+const CATALOG = parseCatalog(catalogDoc(), "snapshot.test");
+const SC = speedCatalog(CATALOG);
+const FP = catalogFingerprint(CATALOG);
+const meta = (partition: number, generation: number) => ({ partition, generation, catalog: FP });
+
+function ev(id: string, article: string, ts: number, user = "u1", load: number | null = null, score: number | null = null): StreamRecord {
+  const v: Record<string, FieldValue> = { id, article_id: article, user_id: user, ts, load_ms: load, score };
+  return { k: "e", s: PV, id, ts, v };
 }
 
 /** A state with a dropped segment, two closed ones kept, an open one, skipped copies and ids in a known order. */
 function busyState(partition: number, horizon: number): SpeedState {
   const s = createSpeedState(partition, horizon, 100);
   const records: StreamRecord[] = [
-    ev("a", "x", T0),
-    ev("b", "y", T0 + MINUTE, "u2"),
+    ev("a", "x", T0, "u1", 120, 0.5),
+    ev("b", "y", T0 + MINUTE, "u2", 5, -1.5),
     { k: "b", r: 1 },
-    ev("c", "x", T0 + 2 * MINUTE),
+    ev("c", "x", T0 + 2 * MINUTE, "u1", null, 2.25),
     ev("a", "x", T0), // skipped copy
     { k: "b", r: 2 },
-    ev("d", "x", T0 + 7 * MINUTE, "u3"),
-    ev("e", "z", T0),
+    ev("d", "x", T0 + 7 * MINUTE, "u3", 40),
+    ev("e", "z", T0, "u1", 1_000_000, 1e-9),
     { k: "b", r: 3 },
-    ev("f", "x", T0),
-    ev("g", "y", T0 + 59_999),
+    ev("f", "x", T0, "u1", 77, null),
+    ev("g", "y", T0 + 59_999, "u2", 300, 3),
   ];
-  records.forEach((r, i) => applyRecord(s, 101 + 2 * i, r, METRICS));
+  records.forEach((r, i) => applyRecord(s, 101 + 2 * i, r, SC));
   applyWatermark(s, 1);
   return s;
 }
 
-test("encodeSnapshot/decodeSnapshot round trip keeps segments, counts, sequences, watermark and ids in order", () => {
+/** querySpeed of `a` and `b` agree for every metric, run and a few ranges, with series. */
+function assertAnswersAlike(a: SpeedState, b: SpeedState, what: string) {
+  for (const metric of CATALOG.metrics.keys()) {
+    for (const run of [1, 2, 3]) {
+      for (const [fromMs, toMs] of [
+        [T0 - MINUTE, T0 + 10 * MINUTE],
+        [T0 + MINUTE, T0 + 3 * MINUTE],
+      ] as const) {
+        const q = { run, metric, keys: null, fromMs, toMs, series: true };
+        assert.deepEqual(querySpeed(a, SC, q), querySpeed(b, SC, q), `${what}: ${JSON.stringify(q)}`);
+      }
+    }
+  }
+}
+
+test("encodeSnapshot/decodeSnapshot round trip keeps segments, aggregate states, sequences, watermark and ids in order", () => {
   const original = busyState(5, 1_000);
   assert.equal(original.segments.length, 3, "fixture: segments after runs 1, 2 and 3");
-  const decoded = decodeSnapshot(encodeSnapshot(original, { partition: 5, generation: 7 }), 5, 1_000);
+  assert.ok(original.segments.some((g) => g.states.has("article_load")), "fixture: a segment holds sketch states");
+  const decoded = decodeSnapshot(encodeSnapshot(original, meta(5, 7)), 5, 1_000, SC, FP);
   assert.equal(decoded.kind, "state", JSON.stringify(decoded));
   if (decoded.kind !== "state") return;
   assert.equal(decoded.generation, 7);
@@ -71,21 +111,20 @@ test("encodeSnapshot/decodeSnapshot round trip keeps segments, counts, sequences
   );
   for (const [i, g] of s.segments.entries()) {
     const o = original.segments[i]!;
-    assert.deepEqual([...g.counts.keys()], [...o.counts.keys()]);
-    for (const [metric, byKey] of g.counts) {
-      for (const [key, byWindow] of byKey) assert.deepEqual([...byWindow], [...o.counts.get(metric)!.get(key)!], `${metric}/${key}`);
+    assert.deepEqual([...g.states.keys()], [...o.states.keys()]);
+    for (const [metric, byKey] of g.states) {
+      assert.deepEqual([...byKey.keys()], [...o.states.get(metric)!.keys()], metric);
+      for (const [key, byWindow] of byKey) assert.deepEqual([...byWindow], [...o.states.get(metric)!.get(key)!], `${metric}/${key}`);
     }
   }
   // And the restored actor answers as the original does, and goes on the same way.
-  for (const run of [1, 2, 3]) {
-    for (const key of ["x", "y", "z"]) {
-      const q = { run, metric: "article_views", key, fromMs: T0 - MINUTE, toMs: T0 + 10 * MINUTE };
-      assert.deepEqual(querySpeed(s, q), querySpeed(original, q));
-    }
-  }
+  assertAnswersAlike(s, original, "restored");
   const next = original.appliedSeq + 1;
-  assert.equal(applyRecord(s, next, ev("a", "x", T0), METRICS), "duplicate_id");
-  assert.equal(applyRecord(s, next - 1, ev("new", "x", T0), METRICS), "redelivered");
+  assert.equal(applyRecord(s, next, ev("a", "x", T0), SC), "duplicate_id");
+  assert.equal(applyRecord(s, next - 1, ev("new", "x", T0), SC), "redelivered");
+  assert.equal(applyRecord(s, next + 1, ev("h", "x", T0, "u9", 11, 4), SC), "counted");
+  assert.equal(applyRecord(original, next + 1, ev("h", "x", T0, "u9", 11, 4), SC), "counted");
+  assertAnswersAlike(s, original, "restored, then one more event");
 });
 
 test("random states survive a round trip", () => {
@@ -96,11 +135,15 @@ test("random states survive a round trip", () => {
     let run = 0;
     for (let i = 0; i < 300; i++) {
       seq += rnd.int(1, 4);
-      if (rnd.chance(0.05)) applyRecord(s, seq, { k: "b", r: ++run }, METRICS);
-      else applyRecord(s, seq, ev(`id${rnd.int(0, 120)}`, `k${rnd.int(0, 9)}`, T0 + rnd.int(0, 20 * MINUTE), `u${rnd.int(0, 4)}`), METRICS);
+      if (rnd.chance(0.05)) applyRecord(s, seq, { k: "b", r: ++run }, SC);
+      else {
+        const load = rnd.chance(0.3) ? null : rnd.int(0, 500);
+        const score = rnd.chance(0.3) ? null : (rnd.next() - 0.5) * 100;
+        applyRecord(s, seq, ev(`id${rnd.int(0, 120)}`, `k${rnd.int(0, 9)}`, T0 + rnd.int(0, 20 * MINUTE), `u${rnd.int(0, 4)}`, load, score), SC);
+      }
       if (run > 0 && rnd.chance(0.03)) applyWatermark(s, rnd.int(1, run));
     }
-    const d = decodeSnapshot(encodeSnapshot(s, { partition: 2, generation: seed }), 2, 64);
+    const d = decodeSnapshot(encodeSnapshot(s, meta(2, seed)), 2, 64, SC, FP);
     assert.equal(d.kind, "state", `seed ${seed}: ${JSON.stringify(d)}`);
     if (d.kind !== "state") return;
     assert.deepEqual(d.state, s, `seed ${seed}`);
@@ -111,17 +154,17 @@ test("random states survive a round trip", () => {
 
 test("a smaller dedupe horizon on restore keeps the newest ids", () => {
   const original = busyState(0, 1_000);
-  const d = decodeSnapshot(encodeSnapshot(original, { partition: 0, generation: 1 }), 0, 3);
+  const d = decodeSnapshot(encodeSnapshot(original, meta(0, 1)), 0, 3, SC, FP);
   assert.equal(d.kind, "state");
   if (d.kind !== "state") return;
   assert.equal(d.state.dedupeHorizonIds, 3);
   assert.deepEqual([...d.state.seenIds.keys()], ["e", "f", "g"].map((id) => `${PV}:${id}`));
 });
 
-function assertUnusable(data: Uint8Array, partition: number, why: RegExp, what: string) {
+function assertUnusable(data: Uint8Array, partition: number, why: RegExp, what: string, fingerprint = FP) {
   let d;
   try {
-    d = decodeSnapshot(data, partition, 100);
+    d = decodeSnapshot(data, partition, 100, SC, fingerprint);
   } catch (err) {
     assert.fail(`${what}: decodeSnapshot threw instead of answering "unusable": ${(err as Error).message}`);
   }
@@ -131,14 +174,44 @@ function assertUnusable(data: Uint8Array, partition: number, why: RegExp, what: 
 }
 
 test("a snapshot of another partition is unusable and says whose it is", () => {
-  const data = encodeSnapshot(busyState(3, 100), { partition: 3, generation: 1 });
+  const data = encodeSnapshot(busyState(3, 100), meta(3, 1));
   assertUnusable(data, 4, /partition 3/, "partition 3 read as 4");
 });
 
+test("a snapshot of another catalog fingerprint is unusable, and says the catalog changed", () => {
+  // Every change to what the states mean changes the fingerprint: added, removed or redefined metrics.
+  const variants: [string, (d: ReturnType<typeof catalogDoc>) => void][] = [
+    ["a metric added", (d) => (d.metrics.extra = { source: PV, window: "1m", aggregates: { views: "count" } })],
+    ["a metric removed", (d) => delete d.metrics.user_views],
+    ["a window changed", (d) => (d.metrics.article_views!.window = "5m")],
+    ["a filter value changed", (d) => (d.metrics.article_load!.filter = { not: { field: "load_ms", op: "lt", value: 11 } })],
+    ["an aggregate added", (d) => (d.metrics.global!.aggregates = { views: "count", articles: { distinct: "article_id" }, users: { distinct: "user_id" } })],
+    ["aggregates reordered", (d) => (d.metrics.global!.aggregates = { articles: { distinct: "article_id" }, views: "count" })],
+    ["an optional field made required", (d) => (d.sources.pageviews.fields.score = "float")],
+  ];
+  const data = encodeSnapshot(busyState(0, 100), meta(0, 1));
+  for (const [what, change] of variants) {
+    const doc = catalogDoc();
+    change(doc);
+    const other = catalogFingerprint(parseCatalog(doc, what));
+    assert.notEqual(other, FP, `${what}: another fingerprint`);
+    // Read by an actor of the new catalog...
+    assertUnusable(data, 0, /catalog changed/, `${what}: old snapshot, new catalog`, other);
+    // ...and a snapshot written under another catalog, read by this one.
+    assertUnusable(encodeSnapshot(busyState(0, 100), { partition: 0, generation: 1, catalog: other }), 0, /catalog changed/, `${what}: new snapshot, old catalog`);
+  }
+  // The same catalog with its metrics listed in another order is the same catalog.
+  const doc = catalogDoc();
+  const reordered = { sources: doc.sources, metrics: Object.fromEntries(Object.entries(doc.metrics).reverse()) };
+  assert.equal(catalogFingerprint(parseCatalog(reordered, "reordered")), FP);
+  assert.equal(decodeSnapshot(data, 0, 100, SC, catalogFingerprint(parseCatalog(reordered, "reordered"))).kind, "state");
+});
+
 test("a snapshot of another format is unusable and names both formats", () => {
-  const data = encodeSnapshot(busyState(0, 100), { partition: 0, generation: 1 });
+  const data = encodeSnapshot(busyState(0, 100), meta(0, 1));
   const other = { ...decodeAsObject(data), format: SNAPSHOT_FORMAT + 1 };
   assertUnusable(encode(other), 0, new RegExp(`format ${SNAPSHOT_FORMAT + 1}, expected ${SNAPSHOT_FORMAT}`), "newer format");
+  assertUnusable(encode({ ...other, format: SNAPSHOT_FORMAT - 1 }), 0, new RegExp(`format ${SNAPSHOT_FORMAT - 1}, expected ${SNAPSHOT_FORMAT}`), "older format (counts only)");
   assertUnusable(encode({ hello: "world" }), 0, /format undefined/, "an object with no format");
   assertUnusable(encode(42), 0, /format/, "a number");
   assertUnusable(encode(null), 0, /format/, "nil");
@@ -147,7 +220,7 @@ test("a snapshot of another format is unusable and names both formats", () => {
 test("garbage bytes are unusable, never an exception", () => {
   assertUnusable(new Uint8Array(0), 0, /./, "empty");
   assertUnusable(Uint8Array.from([0x92, 0x01]), 0, /not msgpack/, "truncated array");
-  const good = encodeSnapshot(busyState(0, 100), { partition: 0, generation: 1 });
+  const good = encodeSnapshot(busyState(0, 100), meta(0, 1));
   assertUnusable(good.subarray(0, good.length - 5), 0, /./, "truncated snapshot");
   const rnd = prng(99);
   for (let i = 0; i < 500; i++) {
@@ -157,21 +230,56 @@ test("garbage bytes are unusable, never an exception", () => {
 });
 
 test("a snapshot with no open segment is unusable", () => {
-  const obj = decodeAsObject(encodeSnapshot(busyState(0, 100), { partition: 0, generation: 1 }));
+  const obj = decodeAsObject(encodeSnapshot(busyState(0, 100), meta(0, 1)));
   const segments = obj.segments as { c: number | null }[];
   segments[segments.length - 1]!.c = 9;
   assertUnusable(encode(obj), 0, /no open segment/, "last segment closed");
   assertUnusable(encode({ ...obj, segments: [] }), 0, /no open segment/, "no segments");
 });
 
+/** The raw encoded segments of a snapshot: [metric, [key, [window, state][]][]][] per segment. */
+type RawSegments = { m: [string, [string, [number, unknown[]][]][]][] }[];
+
 test("a snapshot with the right header but a malformed body is unusable, never an exception", () => {
   // A partial write or a bug in an older build: the actor must rebuild from the stream, not crash on start.
-  const obj = decodeAsObject(encodeSnapshot(busyState(0, 100), { partition: 0, generation: 1 }));
+  const obj = decodeAsObject(encodeSnapshot(busyState(0, 100), meta(0, 1)));
   const { segments: _s, ...noSegments } = obj;
   assertUnusable(encode(noSegments), 0, /./, "segments missing");
   assertUnusable(encode({ ...obj, segments: "x" }), 0, /./, "segments not a list");
-  assertUnusable(encode({ ...obj, segments: [{ o: 0, c: null, f: 0, l: 0, n: 0 }] }), 0, /./, "segment without counts");
+  assertUnusable(encode({ ...obj, segments: [{ o: 0, c: null, f: 0, l: 0, n: 0 }] }), 0, /./, "segment without states");
   assertUnusable(encode({ ...obj, ids: 7 }), 0, /./, "ids not a list");
+  // States that do not fit the catalog: an unknown metric, a state of another shape.
+  const tamper = (change: (segments: RawSegments) => void) => {
+    const copy = decodeAsObject(encodeSnapshot(busyState(0, 100), meta(0, 1)));
+    change(copy.segments as RawSegments);
+    return encode(copy);
+  };
+  assertUnusable(tamper((segs) => (segs.at(-1)!.m[0]![0] = "ghost")), 0, /unknown metric ghost/, "a metric the catalog lacks");
+  assertUnusable(
+    tamper((segs) => {
+      const st = segs.at(-1)!.m.find(([m]) => m === "article_load")![1][0]![1][0]![1];
+      st.pop();
+    }),
+    0,
+    /malformed/,
+    "a state one part short",
+  );
+  assertUnusable(tamper((segs) => (segs.at(-1)!.m.find(([m]) => m === "global")![1][0]![1][0]![1] = "x" as unknown as unknown[])), 0, /malformed/, "a state that is not a list");
+});
+
+test("a snapshot whose states hold values of the wrong type is unusable", () => {
+  // The shape fits (one entry per aggregate) but the values cannot come from any add or merge.
+  const tamper = (aggregate: string, value: unknown) => {
+    const copy = decodeAsObject(encodeSnapshot(busyState(0, 100), meta(0, 1)));
+    const segs = copy.segments as RawSegments;
+    const i = CATALOG.metrics.get("article_load")!.aggregates.findIndex((a) => a.name === aggregate);
+    segs.at(-1)!.m.find(([m]) => m === "article_load")![1][0]![1][0]![1][i + 1] = value;
+    return encode(copy);
+  };
+  assertUnusable(tamper("total", "12"), 0, /malformed/, "a sum that is a string");
+  assertUnusable(tamper("mean", 3), 0, /malformed/, "an avg that is not [sum, count]");
+  assertUnusable(tamper("users", [[9999, 1]]), 0, /malformed/, "an HLL register out of range");
+  assertUnusable(tamper("q", [[1, -2]]), 0, /malformed/, "a negative bucket count");
 });
 
 /** The raw msgpack map of a snapshot, to tamper with. */

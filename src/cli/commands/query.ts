@@ -1,28 +1,72 @@
 /**
- * `lambdactl query <metric> <key> --from <time> [--to <time>]`: asks the
- * serving node for one metric and key over a time range and shows the merged
- * answer with how it was made: the batch part (the batch view of the watermark
- * run), the speed part (events above the cuts) and, per partition, the cut,
- * what the speed actor had applied and held, and its generation.
+ * `lambdactl query <metric> [key...] --from <time> [--to <time>]`: asks the
+ * serving node for one aggregate of a metric, for one or many keys, over a
+ * time range, and shows each answer with how it was made: the batch part (the
+ * batch view of the watermark run), the speed part (events above the cuts)
+ * and, per partition, the cut, what the speed actor had applied and held, and
+ * its generation. With `--series`, also the value of every window.
+ *
+ * Keys are named by position (the group-by value of a one-field metric) or by
+ * `--group field=value` (any metric; the only way for several group-by fields).
+ * A global metric (no group-by) needs neither. Which of these a metric takes is
+ * the serving node's to check: it answers INVALID_ARGUMENT naming the field.
+ *
+ * The text output also asks the node to describe the metric, to know the
+ * aggregate's kind (how the parts make the total) and whether its values are
+ * times (min/max of a timestamp field, shown as ISO 8601). `--json` prints the
+ * values as the API gives them (times in epoch ms) and needs no second call.
  */
-import { COMMON_FLAGS, connectionFlags, GRPC_FLAGS, requiredArg, timeFlag, timeoutMs, UsageError, booleanFlag } from "../args.js";
+import {
+  AGGREGATE_FLAGS,
+  booleanFlag,
+  COMMON_FLAGS,
+  connectionFlags,
+  fieldValuesFlag,
+  GRPC_FLAGS,
+  listArg,
+  quantileFlag,
+  RANGE_FLAGS,
+  rangeFlags,
+  requiredArg,
+  stringFlag,
+  timeoutMs,
+} from "../args.js";
+import {
+  aggregateLabel,
+  aggregateShape,
+  answerJson,
+  partitionJson,
+  partsLegend,
+  renderAnswers,
+  renderProvenance,
+  renderSeries,
+  runLabel,
+  UNKNOWN_SHAPE,
+  windowJson,
+  type AggregateShape,
+  type AnswerJson,
+  type PartitionJson,
+  type WindowJson,
+} from "../answers.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ParsedCommand } from "../command.js";
 import { resolveGrpcAddress } from "../connection.js";
 import { createServingClient } from "../grpc.js";
-import { formatNumber, formatTime, keyValues, table } from "../render.js";
+import { formatTime } from "../render.js";
 import { TIME_FORMS } from "../time.js";
-import type { QueryResponse } from "../../gen/lambda/v1/serving.js";
+import type { QueryRequest, QueryResponse } from "../../gen/lambda/v1/serving.js";
 
 const spec: CommandSpec = {
   name: "query",
-  summary: "one metric for one key over [from, to): the answer, its batch and speed parts, per partition",
+  summary: "a metric for one or many keys over [from, to): each answer, its batch and speed parts, per partition",
   args: [
-    { name: "metric", description: "metric name from the catalog, e.g. article_views" },
-    { name: "key", description: "value of the metric's group-by field, e.g. an article id" },
+    { name: "metric", description: "metric name from the catalog, e.g. article_views (see `lambdactl metrics`)" },
+    { name: "key", variadic: true, description: "values of a one-field metric's group-by field, e.g. article ids; none for a global metric" },
   ],
   flags: {
-    from: { type: "string", value: "<time>", description: "inclusive start: windows starting at or after it count (required)" },
-    to: { type: "string", value: "<time>", description: "exclusive end: windows starting before it count (default now)" },
+    ...RANGE_FLAGS,
+    group: { type: "string", multiple: true, value: "<field=value>", description: "a key by its group-by values, one flag per field (repeatable); for metrics grouped by several fields" },
+    ...AGGREGATE_FLAGS,
+    series: { type: "boolean", description: "also show the value of every window that has events, per key" },
     ...GRPC_FLAGS,
     ...COMMON_FLAGS,
   },
@@ -30,81 +74,101 @@ const spec: CommandSpec = {
     `times: ${TIME_FORMS}.`,
     "relative units: ms, s, m, h, d, w.",
     "",
-    "example:",
+    "For count and sum, batch part + speed part = total. For min, max, avg, distinct and quantiles",
+    "each part is its side alone and the total is the merged aggregate. An absent value prints as -.",
+    "",
+    "examples:",
     "  lambdactl query article_views a-1 --from -15m --to now",
-    "  lambdactl query article_views a-1 --from 2026-06-08T14:00Z --to 2026-06-08T15:00Z --json",
+    "  lambdactl query article_views a-1 a-2 a-3 --from 2026-06-08T14:00Z --to 2026-06-08T15:00Z --json",
+    "  lambdactl query order_flow --group currency=EUR --group status=paid --from -1d --series",
+    "  lambdactl query article_engagement a-1 --aggregate load_ms --quantile 0.99 --from -1h",
+    "  lambdactl query site_traffic --from -1h",
   ].join("\n"),
 };
 
 /** The stable JSON shape of `query --json`. */
 export interface QueryJson {
   readonly metric: string;
-  readonly key: string;
+  /** The aggregate answered (the metric's first one when `--aggregate` was not given). */
+  readonly aggregate: string;
+  /** The quantile asked with `--quantile`; null when not given (a quantiles aggregate then answers the median). */
+  readonly quantile: number | null;
   /** ISO 8601. */
   readonly from: string | null;
   readonly to: string | null;
-  readonly total: number;
-  readonly batchPart: number;
-  readonly speedPart: number;
+  /** The watermark run the answers were made at; 0 before the first batch run. */
   readonly watermarkRun: number;
-  readonly partitions: readonly {
-    readonly partition: number;
-    readonly cutSeq: number;
-    readonly appliedSeq: number;
-    readonly speedEventsHeld: number;
-    readonly generation: number;
-  }[];
+  /** One per key asked, in the order asked: positional keys, then the `--group` key. */
+  readonly answers: readonly (AnswerJson & {
+    /** The windows with events, oldest first; null when `--series` was not given. */
+    readonly series: readonly WindowJson[] | null;
+  })[];
+  /** The partitions consulted. */
+  readonly partitions: readonly PartitionJson[];
+  /** Events the speed actors consulted hold that no batch run covers yet. */
+  readonly speedEventsHeld: number;
 }
 
-/** The answer as `--json` prints it. */
-export function queryJson(r: QueryResponse): QueryJson {
+/** The reply as `--json` prints it. */
+export function queryJson(r: QueryResponse, asked: { readonly quantile: number; readonly series: boolean }): QueryJson {
   return {
     metric: r.metric,
-    key: r.key,
+    aggregate: r.aggregate,
+    quantile: asked.quantile === 0 ? null : asked.quantile,
     from: r.from?.toISOString() ?? null,
     to: r.to?.toISOString() ?? null,
-    total: r.total,
-    batchPart: r.batchPart,
-    speedPart: r.speedPart,
     watermarkRun: r.watermarkRun,
-    partitions: r.partitions.map((p) => ({
-      partition: p.partition,
-      cutSeq: p.cutSeq,
-      appliedSeq: p.appliedSeq,
-      speedEventsHeld: p.speedEventsHeld,
-      generation: p.generation,
-    })),
+    answers: r.answers.map((a) => ({ ...answerJson(a), series: asked.series ? a.series.map(windowJson) : null })),
+    partitions: r.partitions.map(partitionJson),
+    speedEventsHeld: r.speedEventsHeld,
   };
 }
 
-/** The answer as text: a summary block and the per-partition table. */
-export function renderQuery(r: QueryResponse): string {
-  const noRun = r.watermarkRun === 0;
-  const head = `${r.metric} for key ${JSON.stringify(r.key)}, windows starting in [${formatTime(r.from)}, ${formatTime(r.to)})\n\n`;
-  const summary = keyValues([
-    ["total", formatNumber(r.total)],
-    ["batch part", `${formatNumber(r.batchPart)}  (${noRun ? "no batch run yet" : `batch view of watermark run ${r.watermarkRun}`})`],
-    ["speed part", `${formatNumber(r.speedPart)}  (speed actors, events ${noRun ? "not yet in any batch run" : "above the cuts"})`],
-    ["watermark run", noRun ? "0 (none published yet)" : r.watermarkRun],
-  ]);
-  const rows = r.partitions.map((p) => [p.partition, p.cutSeq, p.appliedSeq, p.speedEventsHeld, p.generation]);
-  return `${head}${summary}\n${table(["partition", "cut seq", "applied seq", "speed events held", "generation"], rows)}`;
+/**
+ * The reply as text: a heading, the table of answers, the series if asked, the partition table.
+ * @param shape what the aggregate's values are (times are shown as ISO 8601).
+ */
+export function renderQuery(r: QueryResponse, asked: { readonly quantile: number; readonly series: boolean }, shape: AggregateShape = UNKNOWN_SHAPE): string {
+  const head = `${aggregateLabel(r.metric, r.aggregate, asked.quantile)}, windows starting in [${formatTime(r.from)}, ${formatTime(r.to)}), ${runLabel(r.watermarkRun)}\n\n`;
+  const series = asked.series ? r.answers.map((a) => `\n${renderSeries(a, shape)}`).join("") : "";
+  return `${head}${renderAnswers(r.answers, { shape })}${partsLegend(r.watermarkRun, shape)}${series}\n${renderProvenance(r.partitions, r.speedEventsHeld)}`;
+}
+
+/**
+ * The request a parsed command line asks for: the first positional key goes to
+ * `key` (so the server's messages about one key name "key"), the others to `keys`.
+ * @throws UsageError for a bad time, range, `--group` pair or quantile.
+ */
+export function queryRequest(parsed: ParsedCommand, nowMs: number): QueryRequest {
+  const { fromMs, toMs } = rangeFlags(spec.name, parsed, nowMs);
+  const [key = "", ...keys] = listArg(parsed, "key");
+  return {
+    metric: requiredArg(parsed, "metric"),
+    key,
+    keys,
+    group: fieldValuesFlag(spec.name, parsed, "group"),
+    aggregate: stringFlag(parsed, "aggregate") ?? "",
+    quantile: quantileFlag(spec.name, parsed, "quantile"),
+    series: booleanFlag(parsed, "series"),
+    from: new Date(fromMs),
+    to: new Date(toMs),
+  };
 }
 
 async function run(parsed: ParsedCommand, ctx: CliContext) {
-  const now = ctx.now();
-  const metric = requiredArg(parsed, "metric");
-  const key = requiredArg(parsed, "key");
-  const fromMs = timeFlag(spec.name, parsed, "from", now);
-  const toMs = timeFlag(spec.name, parsed, "to", now, "now");
-  if (fromMs >= toMs) {
-    throw new UsageError(spec.name, `--from must be before --to (from ${new Date(fromMs).toISOString()}, to ${new Date(toMs).toISOString()})`);
-  }
+  const request = queryRequest(parsed, ctx.now());
   const timeout = timeoutMs(spec.name, parsed);
   const address = resolveGrpcAddress({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
   using client = createServingClient(address, { timeoutMs: timeout });
-  const r = await client.query({ metric, key, from: new Date(fromMs), to: new Date(toMs) });
-  ctx.stdout.write(booleanFlag(parsed, "json") ? JSON.stringify(queryJson(r), null, 2) + "\n" : renderQuery(r));
+  const r = await client.query(request);
+  const asked = { quantile: request.quantile, series: request.series };
+  if (booleanFlag(parsed, "json")) {
+    ctx.stdout.write(JSON.stringify(queryJson(r, asked), null, 2) + "\n");
+  } else {
+    // The text shows times as times and says how the parts make the total: that needs the aggregate's kind and field type.
+    const shape = aggregateShape(await client.describeMetric(r.metric), r.aggregate);
+    ctx.stdout.write(renderQuery(r, asked, shape));
+  }
   return ExitCodes.ok;
 }
 

@@ -35,33 +35,156 @@ export const protobufFileName = "lambda/v1/serving.proto";
 export interface QueryRequest {
   /** Metric name from the catalog, e.g. "article_views". */
   metric: string;
-  /** Value of the metric's group-by field, e.g. an article id. */
+  /** One key: the value of the metric's group-by field. Empty for a global metric. */
   key: string;
   /** Inclusive start of the range; windows starting at or after it count. */
   from:
     | Date
     | undefined;
   /** Exclusive end of the range; windows starting before it count. */
-  to: Date | undefined;
+  to:
+    | Date
+    | undefined;
+  /** More keys at once (one-field metrics); each gets its own answer. */
+  keys: string[];
+  /** A key by field values (any metric, required for several group-by fields): field -> value. */
+  group: { [key: string]: string };
+  /** Which aggregate of the metric; empty for the first one declared. */
+  aggregate: string;
+  /** For a quantiles aggregate: the quantile in [0, 1]; 0 means the median. */
+  quantile: number;
+  /** Also answer per window. */
+  series: boolean;
+}
+
+export interface QueryRequest_GroupEntry {
+  key: string;
+  value: string;
 }
 
 export interface QueryResponse {
   metric: string;
-  key: string;
+  aggregate: string;
   from: Date | undefined;
   to:
     | Date
     | undefined;
-  /** batch_part + speed_part. */
-  total: number;
-  /** From batch view version watermark_run: every event below the cut. */
-  batchPart: number;
-  /** From the speed actors: the events above the cut that they have applied. */
-  speedPart: number;
   /** The watermark run the answer was made at. */
   watermarkRun: number;
+  /** One per key asked, in the order asked. */
+  answers: KeyAnswer[];
   /** Per partition consulted: the cut and what the speed actor held. */
   partitions: PartitionProvenance[];
+  /** Events the speed actors consulted hold that no batch run has covered yet. */
+  speedEventsHeld: number;
+}
+
+/**
+ * A value of an aggregate. For count and sum, batch_part + speed_part = total. For the
+ * other aggregates each part is the aggregate of that side alone and total is the
+ * aggregate of the merged state (not a sum). Absent when there is no value (e.g. the
+ * min of no events).
+ */
+export interface KeyAnswer {
+  key: string;
+  /** The key's group-by field values. */
+  group: { [key: string]: string };
+  total?: number | undefined;
+  batchPart?: number | undefined;
+  speedPart?:
+    | number
+    | undefined;
+  /** Events counted for this key in the range (batch + speed). */
+  events: number;
+  /** Per window, when asked; windows without events are left out. */
+  series: WindowValue[];
+}
+
+export interface KeyAnswer_GroupEntry {
+  key: string;
+  value: string;
+}
+
+export interface WindowValue {
+  windowStart: Date | undefined;
+  value?: number | undefined;
+  batchPart?: number | undefined;
+  speedPart?: number | undefined;
+  events: number;
+}
+
+export interface TopKRequest {
+  metric: string;
+  from: Date | undefined;
+  to:
+    | Date
+    | undefined;
+  /** How many keys; 1..1000. */
+  k: number;
+  /** Which aggregate ranks the keys; empty for the first one declared. */
+  aggregate: string;
+  quantile: number;
+  /** Only keys whose group-by fields equal these values: field -> value. */
+  where: { [key: string]: string };
+}
+
+export interface TopKRequest_WhereEntry {
+  key: string;
+  value: string;
+}
+
+export interface TopKResponse {
+  metric: string;
+  aggregate: string;
+  watermarkRun: number;
+  /** Highest first; ties by key. */
+  entries: KeyAnswer[];
+  partitions: PartitionProvenance[];
+  speedEventsHeld: number;
+}
+
+export interface ListMetricsRequest {
+}
+
+export interface ListMetricsResponse {
+  metrics: MetricInfo[];
+}
+
+export interface DescribeMetricRequest {
+  metric: string;
+}
+
+export interface DescribeMetricResponse {
+  metric:
+    | MetricInfo
+    | undefined;
+  /** The source's fields: name -> type ("string", "int?", ...). */
+  sourceFields: { [key: string]: string };
+}
+
+export interface DescribeMetricResponse_SourceFieldsEntry {
+  key: string;
+  value: string;
+}
+
+export interface MetricInfo {
+  name: string;
+  source: string;
+  groupBy: string[];
+  /** Tumbling window, as in the catalog ("1m"). */
+  window: string;
+  aggregates: AggregateInfo[];
+  /** The filter as JSON, as in the catalog; empty when none. */
+  filterJson: string;
+  description: string;
+}
+
+export interface AggregateInfo {
+  name: string;
+  /** count, sum, min, max, avg, distinct, quantiles. */
+  kind: string;
+  /** Empty for count. */
+  field: string;
 }
 
 export interface PartitionProvenance {
@@ -112,7 +235,17 @@ export interface PhaseTimings {
 }
 
 function createBaseQueryRequest(): QueryRequest {
-  return { metric: "", key: "", from: undefined, to: undefined };
+  return {
+    metric: "",
+    key: "",
+    from: undefined,
+    to: undefined,
+    keys: [],
+    group: {},
+    aggregate: "",
+    quantile: 0,
+    series: false,
+  };
 }
 
 export const QueryRequest: MessageFns<QueryRequest> = {
@@ -128,6 +261,21 @@ export const QueryRequest: MessageFns<QueryRequest> = {
     }
     if (message.to !== undefined) {
       Timestamp.encode(toTimestamp(message.to), writer.uint32(34).fork()).join();
+    }
+    for (const v of message.keys) {
+      writer.uint32(42).string(v!);
+    }
+    globalThis.Object.entries(message.group).forEach(([key, value]: [string, string]) => {
+      QueryRequest_GroupEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
+    if (message.aggregate !== "") {
+      writer.uint32(58).string(message.aggregate);
+    }
+    if (message.quantile !== 0) {
+      writer.uint32(65).double(message.quantile);
+    }
+    if (message.series !== false) {
+      writer.uint32(72).bool(message.series);
     }
     return writer;
   },
@@ -177,6 +325,49 @@ export const QueryRequest: MessageFns<QueryRequest> = {
             message.to = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.keys.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = QueryRequest_GroupEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.group[entry6.key] = entry6.value;
+            }
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.aggregate = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.quantile = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.series = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -195,6 +386,24 @@ export const QueryRequest: MessageFns<QueryRequest> = {
       key: isSet(object.key) ? globalThis.String(object.key) : "",
       from: isSet(object.from) ? fromJsonTimestamp(object.from) : undefined,
       to: isSet(object.to) ? fromJsonTimestamp(object.to) : undefined,
+      keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => globalThis.String(e)) : [],
+      group: isObject(object.group)
+        ? (globalThis.Object.entries(object.group) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      aggregate: isSet(object.aggregate) ? globalThis.String(object.aggregate) : "",
+      quantile: isSet(object.quantile) ? globalThis.Number(object.quantile) : 0,
+      series: isSet(object.series) ? globalThis.Boolean(object.series) : false,
     };
   },
 
@@ -212,6 +421,27 @@ export const QueryRequest: MessageFns<QueryRequest> = {
     if (message.to !== undefined) {
       obj.to = message.to.toISOString();
     }
+    if (message.keys?.length) {
+      obj.keys = message.keys;
+    }
+    if (message.group) {
+      const entries = globalThis.Object.entries(message.group) as [string, string][];
+      if (entries.length > 0) {
+        obj.group = {};
+        entries.forEach(([k, v]) => {
+          obj.group[k] = v;
+        });
+      }
+    }
+    if (message.aggregate !== "") {
+      obj.aggregate = message.aggregate;
+    }
+    if (message.quantile !== 0) {
+      obj.quantile = floatToJson(message.quantile);
+    }
+    if (message.series !== false) {
+      obj.series = message.series;
+    }
     return obj;
   },
 
@@ -224,6 +454,104 @@ export const QueryRequest: MessageFns<QueryRequest> = {
     message.key = object.key ?? "";
     message.from = object.from ?? undefined;
     message.to = object.to ?? undefined;
+    message.keys = object.keys?.map((e) => e) || [];
+    message.group = (globalThis.Object.entries(object.group ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.aggregate = object.aggregate ?? "";
+    message.quantile = object.quantile ?? 0;
+    message.series = object.series ?? false;
+    return message;
+  },
+};
+
+function createBaseQueryRequest_GroupEntry(): QueryRequest_GroupEntry {
+  return { key: "", value: "" };
+}
+
+export const QueryRequest_GroupEntry: MessageFns<QueryRequest_GroupEntry> = {
+  encode(message: QueryRequest_GroupEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): QueryRequest_GroupEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseQueryRequest_GroupEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): QueryRequest_GroupEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: QueryRequest_GroupEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<QueryRequest_GroupEntry>): QueryRequest_GroupEntry {
+    return QueryRequest_GroupEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<QueryRequest_GroupEntry>): QueryRequest_GroupEntry {
+    const message = createBaseQueryRequest_GroupEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
@@ -231,14 +559,13 @@ export const QueryRequest: MessageFns<QueryRequest> = {
 function createBaseQueryResponse(): QueryResponse {
   return {
     metric: "",
-    key: "",
+    aggregate: "",
     from: undefined,
     to: undefined,
-    total: 0,
-    batchPart: 0,
-    speedPart: 0,
     watermarkRun: 0,
+    answers: [],
     partitions: [],
+    speedEventsHeld: 0,
   };
 }
 
@@ -247,8 +574,8 @@ export const QueryResponse: MessageFns<QueryResponse> = {
     if (message.metric !== "") {
       writer.uint32(10).string(message.metric);
     }
-    if (message.key !== "") {
-      writer.uint32(18).string(message.key);
+    if (message.aggregate !== "") {
+      writer.uint32(18).string(message.aggregate);
     }
     if (message.from !== undefined) {
       Timestamp.encode(toTimestamp(message.from), writer.uint32(26).fork()).join();
@@ -256,20 +583,17 @@ export const QueryResponse: MessageFns<QueryResponse> = {
     if (message.to !== undefined) {
       Timestamp.encode(toTimestamp(message.to), writer.uint32(34).fork()).join();
     }
-    if (message.total !== 0) {
-      writer.uint32(41).double(message.total);
-    }
-    if (message.batchPart !== 0) {
-      writer.uint32(49).double(message.batchPart);
-    }
-    if (message.speedPart !== 0) {
-      writer.uint32(57).double(message.speedPart);
-    }
     if (message.watermarkRun !== 0) {
-      writer.uint32(64).uint64(message.watermarkRun);
+      writer.uint32(40).uint64(message.watermarkRun);
+    }
+    for (const v of message.answers) {
+      KeyAnswer.encode(v!, writer.uint32(50).fork()).join();
     }
     for (const v of message.partitions) {
-      PartitionProvenance.encode(v!, writer.uint32(74).fork()).join();
+      PartitionProvenance.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.speedEventsHeld !== 0) {
+      writer.uint32(64).uint64(message.speedEventsHeld);
     }
     return writer;
   },
@@ -300,7 +624,7 @@ export const QueryResponse: MessageFns<QueryResponse> = {
               break;
             }
 
-            message.key = reader.string();
+            message.aggregate = reader.string();
             continue;
           }
           case 3: {
@@ -320,27 +644,27 @@ export const QueryResponse: MessageFns<QueryResponse> = {
             continue;
           }
           case 5: {
-            if (tag !== 41) {
+            if (tag !== 40) {
               break;
             }
 
-            message.total = reader.double();
+            message.watermarkRun = longToNumber(reader.uint64());
             continue;
           }
           case 6: {
-            if (tag !== 49) {
+            if (tag !== 50) {
               break;
             }
 
-            message.batchPart = reader.double();
+            message.answers.push(KeyAnswer.decode(reader, reader.uint32()));
             continue;
           }
           case 7: {
-            if (tag !== 57) {
+            if (tag !== 58) {
               break;
             }
 
-            message.speedPart = reader.double();
+            message.partitions.push(PartitionProvenance.decode(reader, reader.uint32()));
             continue;
           }
           case 8: {
@@ -348,15 +672,7 @@ export const QueryResponse: MessageFns<QueryResponse> = {
               break;
             }
 
-            message.watermarkRun = longToNumber(reader.uint64());
-            continue;
-          }
-          case 9: {
-            if (tag !== 74) {
-              break;
-            }
-
-            message.partitions.push(PartitionProvenance.decode(reader, reader.uint32()));
+            message.speedEventsHeld = longToNumber(reader.uint64());
             continue;
           }
         }
@@ -374,28 +690,23 @@ export const QueryResponse: MessageFns<QueryResponse> = {
   fromJSON(object: any): QueryResponse {
     return {
       metric: isSet(object.metric) ? globalThis.String(object.metric) : "",
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      aggregate: isSet(object.aggregate) ? globalThis.String(object.aggregate) : "",
       from: isSet(object.from) ? fromJsonTimestamp(object.from) : undefined,
       to: isSet(object.to) ? fromJsonTimestamp(object.to) : undefined,
-      total: isSet(object.total) ? globalThis.Number(object.total) : 0,
-      batchPart: isSet(object.batchPart)
-        ? globalThis.Number(object.batchPart)
-        : isSet(object.batch_part)
-        ? globalThis.Number(object.batch_part)
-        : 0,
-      speedPart: isSet(object.speedPart)
-        ? globalThis.Number(object.speedPart)
-        : isSet(object.speed_part)
-        ? globalThis.Number(object.speed_part)
-        : 0,
       watermarkRun: isSet(object.watermarkRun)
         ? globalThis.Number(object.watermarkRun)
         : isSet(object.watermark_run)
         ? globalThis.Number(object.watermark_run)
         : 0,
+      answers: globalThis.Array.isArray(object?.answers) ? object.answers.map((e: any) => KeyAnswer.fromJSON(e)) : [],
       partitions: globalThis.Array.isArray(object?.partitions)
         ? object.partitions.map((e: any) => PartitionProvenance.fromJSON(e))
         : [],
+      speedEventsHeld: isSet(object.speedEventsHeld)
+        ? globalThis.Number(object.speedEventsHeld)
+        : isSet(object.speed_events_held)
+        ? globalThis.Number(object.speed_events_held)
+        : 0,
     };
   },
 
@@ -404,8 +715,8 @@ export const QueryResponse: MessageFns<QueryResponse> = {
     if (message.metric !== "") {
       obj.metric = message.metric;
     }
-    if (message.key !== "") {
-      obj.key = message.key;
+    if (message.aggregate !== "") {
+      obj.aggregate = message.aggregate;
     }
     if (message.from !== undefined) {
       obj.from = message.from.toISOString();
@@ -413,20 +724,17 @@ export const QueryResponse: MessageFns<QueryResponse> = {
     if (message.to !== undefined) {
       obj.to = message.to.toISOString();
     }
-    if (message.total !== 0) {
-      obj.total = floatToJson(message.total);
-    }
-    if (message.batchPart !== 0) {
-      obj.batchPart = floatToJson(message.batchPart);
-    }
-    if (message.speedPart !== 0) {
-      obj.speedPart = floatToJson(message.speedPart);
-    }
     if (message.watermarkRun !== 0) {
       obj.watermarkRun = Math.round(message.watermarkRun);
     }
+    if (message.answers?.length) {
+      obj.answers = message.answers.map((e) => KeyAnswer.toJSON(e));
+    }
     if (message.partitions?.length) {
       obj.partitions = message.partitions.map((e) => PartitionProvenance.toJSON(e));
+    }
+    if (message.speedEventsHeld !== 0) {
+      obj.speedEventsHeld = Math.round(message.speedEventsHeld);
     }
     return obj;
   },
@@ -437,14 +745,1566 @@ export const QueryResponse: MessageFns<QueryResponse> = {
   fromPartial(object: DeepPartial<QueryResponse>): QueryResponse {
     const message = createBaseQueryResponse();
     message.metric = object.metric ?? "";
-    message.key = object.key ?? "";
+    message.aggregate = object.aggregate ?? "";
     message.from = object.from ?? undefined;
     message.to = object.to ?? undefined;
-    message.total = object.total ?? 0;
-    message.batchPart = object.batchPart ?? 0;
-    message.speedPart = object.speedPart ?? 0;
     message.watermarkRun = object.watermarkRun ?? 0;
+    message.answers = object.answers?.map((e) => KeyAnswer.fromPartial(e)) || [];
     message.partitions = object.partitions?.map((e) => PartitionProvenance.fromPartial(e)) || [];
+    message.speedEventsHeld = object.speedEventsHeld ?? 0;
+    return message;
+  },
+};
+
+function createBaseKeyAnswer(): KeyAnswer {
+  return { key: "", group: {}, total: undefined, batchPart: undefined, speedPart: undefined, events: 0, series: [] };
+}
+
+export const KeyAnswer: MessageFns<KeyAnswer> = {
+  encode(message: KeyAnswer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    globalThis.Object.entries(message.group).forEach(([key, value]: [string, string]) => {
+      KeyAnswer_GroupEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    if (message.total !== undefined) {
+      writer.uint32(25).double(message.total);
+    }
+    if (message.batchPart !== undefined) {
+      writer.uint32(33).double(message.batchPart);
+    }
+    if (message.speedPart !== undefined) {
+      writer.uint32(41).double(message.speedPart);
+    }
+    if (message.events !== 0) {
+      writer.uint32(48).uint64(message.events);
+    }
+    for (const v of message.series) {
+      WindowValue.encode(v!, writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyAnswer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyAnswer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = KeyAnswer_GroupEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.group[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.total = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.batchPart = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.speedPart = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.events = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.series.push(WindowValue.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyAnswer {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      group: isObject(object.group)
+        ? (globalThis.Object.entries(object.group) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      total: isSet(object.total) ? globalThis.Number(object.total) : undefined,
+      batchPart: isSet(object.batchPart)
+        ? globalThis.Number(object.batchPart)
+        : isSet(object.batch_part)
+        ? globalThis.Number(object.batch_part)
+        : undefined,
+      speedPart: isSet(object.speedPart)
+        ? globalThis.Number(object.speedPart)
+        : isSet(object.speed_part)
+        ? globalThis.Number(object.speed_part)
+        : undefined,
+      events: isSet(object.events) ? globalThis.Number(object.events) : 0,
+      series: globalThis.Array.isArray(object?.series)
+        ? object.series.map((e: any) => WindowValue.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: KeyAnswer): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.group) {
+      const entries = globalThis.Object.entries(message.group) as [string, string][];
+      if (entries.length > 0) {
+        obj.group = {};
+        entries.forEach(([k, v]) => {
+          obj.group[k] = v;
+        });
+      }
+    }
+    if (message.total !== undefined) {
+      obj.total = floatToJson(message.total);
+    }
+    if (message.batchPart !== undefined) {
+      obj.batchPart = floatToJson(message.batchPart);
+    }
+    if (message.speedPart !== undefined) {
+      obj.speedPart = floatToJson(message.speedPart);
+    }
+    if (message.events !== 0) {
+      obj.events = Math.round(message.events);
+    }
+    if (message.series?.length) {
+      obj.series = message.series.map((e) => WindowValue.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<KeyAnswer>): KeyAnswer {
+    return KeyAnswer.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<KeyAnswer>): KeyAnswer {
+    const message = createBaseKeyAnswer();
+    message.key = object.key ?? "";
+    message.group = (globalThis.Object.entries(object.group ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.total = object.total ?? undefined;
+    message.batchPart = object.batchPart ?? undefined;
+    message.speedPart = object.speedPart ?? undefined;
+    message.events = object.events ?? 0;
+    message.series = object.series?.map((e) => WindowValue.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseKeyAnswer_GroupEntry(): KeyAnswer_GroupEntry {
+  return { key: "", value: "" };
+}
+
+export const KeyAnswer_GroupEntry: MessageFns<KeyAnswer_GroupEntry> = {
+  encode(message: KeyAnswer_GroupEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyAnswer_GroupEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyAnswer_GroupEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyAnswer_GroupEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: KeyAnswer_GroupEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<KeyAnswer_GroupEntry>): KeyAnswer_GroupEntry {
+    return KeyAnswer_GroupEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<KeyAnswer_GroupEntry>): KeyAnswer_GroupEntry {
+    const message = createBaseKeyAnswer_GroupEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseWindowValue(): WindowValue {
+  return { windowStart: undefined, value: undefined, batchPart: undefined, speedPart: undefined, events: 0 };
+}
+
+export const WindowValue: MessageFns<WindowValue> = {
+  encode(message: WindowValue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.windowStart !== undefined) {
+      Timestamp.encode(toTimestamp(message.windowStart), writer.uint32(10).fork()).join();
+    }
+    if (message.value !== undefined) {
+      writer.uint32(17).double(message.value);
+    }
+    if (message.batchPart !== undefined) {
+      writer.uint32(25).double(message.batchPart);
+    }
+    if (message.speedPart !== undefined) {
+      writer.uint32(33).double(message.speedPart);
+    }
+    if (message.events !== 0) {
+      writer.uint32(40).uint64(message.events);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WindowValue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWindowValue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.windowStart = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.value = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.batchPart = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.speedPart = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.events = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WindowValue {
+    return {
+      windowStart: isSet(object.windowStart)
+        ? fromJsonTimestamp(object.windowStart)
+        : isSet(object.window_start)
+        ? fromJsonTimestamp(object.window_start)
+        : undefined,
+      value: isSet(object.value) ? globalThis.Number(object.value) : undefined,
+      batchPart: isSet(object.batchPart)
+        ? globalThis.Number(object.batchPart)
+        : isSet(object.batch_part)
+        ? globalThis.Number(object.batch_part)
+        : undefined,
+      speedPart: isSet(object.speedPart)
+        ? globalThis.Number(object.speedPart)
+        : isSet(object.speed_part)
+        ? globalThis.Number(object.speed_part)
+        : undefined,
+      events: isSet(object.events) ? globalThis.Number(object.events) : 0,
+    };
+  },
+
+  toJSON(message: WindowValue): unknown {
+    const obj: any = {};
+    if (message.windowStart !== undefined) {
+      obj.windowStart = message.windowStart.toISOString();
+    }
+    if (message.value !== undefined) {
+      obj.value = floatToJson(message.value);
+    }
+    if (message.batchPart !== undefined) {
+      obj.batchPart = floatToJson(message.batchPart);
+    }
+    if (message.speedPart !== undefined) {
+      obj.speedPart = floatToJson(message.speedPart);
+    }
+    if (message.events !== 0) {
+      obj.events = Math.round(message.events);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WindowValue>): WindowValue {
+    return WindowValue.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WindowValue>): WindowValue {
+    const message = createBaseWindowValue();
+    message.windowStart = object.windowStart ?? undefined;
+    message.value = object.value ?? undefined;
+    message.batchPart = object.batchPart ?? undefined;
+    message.speedPart = object.speedPart ?? undefined;
+    message.events = object.events ?? 0;
+    return message;
+  },
+};
+
+function createBaseTopKRequest(): TopKRequest {
+  return { metric: "", from: undefined, to: undefined, k: 0, aggregate: "", quantile: 0, where: {} };
+}
+
+export const TopKRequest: MessageFns<TopKRequest> = {
+  encode(message: TopKRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.metric !== "") {
+      writer.uint32(10).string(message.metric);
+    }
+    if (message.from !== undefined) {
+      Timestamp.encode(toTimestamp(message.from), writer.uint32(18).fork()).join();
+    }
+    if (message.to !== undefined) {
+      Timestamp.encode(toTimestamp(message.to), writer.uint32(26).fork()).join();
+    }
+    if (message.k !== 0) {
+      writer.uint32(32).uint32(message.k);
+    }
+    if (message.aggregate !== "") {
+      writer.uint32(42).string(message.aggregate);
+    }
+    if (message.quantile !== 0) {
+      writer.uint32(49).double(message.quantile);
+    }
+    globalThis.Object.entries(message.where).forEach(([key, value]: [string, string]) => {
+      TopKRequest_WhereEntry.encode({ key: key as any, value }, writer.uint32(58).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TopKRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTopKRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.metric = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.from = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.to = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.k = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.aggregate = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.quantile = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            const entry7 = TopKRequest_WhereEntry.decode(reader, reader.uint32());
+            if (entry7.value !== undefined) {
+              message.where[entry7.key] = entry7.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TopKRequest {
+    return {
+      metric: isSet(object.metric) ? globalThis.String(object.metric) : "",
+      from: isSet(object.from) ? fromJsonTimestamp(object.from) : undefined,
+      to: isSet(object.to) ? fromJsonTimestamp(object.to) : undefined,
+      k: isSet(object.k) ? globalThis.Number(object.k) : 0,
+      aggregate: isSet(object.aggregate) ? globalThis.String(object.aggregate) : "",
+      quantile: isSet(object.quantile) ? globalThis.Number(object.quantile) : 0,
+      where: isObject(object.where)
+        ? (globalThis.Object.entries(object.where) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: TopKRequest): unknown {
+    const obj: any = {};
+    if (message.metric !== "") {
+      obj.metric = message.metric;
+    }
+    if (message.from !== undefined) {
+      obj.from = message.from.toISOString();
+    }
+    if (message.to !== undefined) {
+      obj.to = message.to.toISOString();
+    }
+    if (message.k !== 0) {
+      obj.k = Math.round(message.k);
+    }
+    if (message.aggregate !== "") {
+      obj.aggregate = message.aggregate;
+    }
+    if (message.quantile !== 0) {
+      obj.quantile = floatToJson(message.quantile);
+    }
+    if (message.where) {
+      const entries = globalThis.Object.entries(message.where) as [string, string][];
+      if (entries.length > 0) {
+        obj.where = {};
+        entries.forEach(([k, v]) => {
+          obj.where[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TopKRequest>): TopKRequest {
+    return TopKRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TopKRequest>): TopKRequest {
+    const message = createBaseTopKRequest();
+    message.metric = object.metric ?? "";
+    message.from = object.from ?? undefined;
+    message.to = object.to ?? undefined;
+    message.k = object.k ?? 0;
+    message.aggregate = object.aggregate ?? "";
+    message.quantile = object.quantile ?? 0;
+    message.where = (globalThis.Object.entries(object.where ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseTopKRequest_WhereEntry(): TopKRequest_WhereEntry {
+  return { key: "", value: "" };
+}
+
+export const TopKRequest_WhereEntry: MessageFns<TopKRequest_WhereEntry> = {
+  encode(message: TopKRequest_WhereEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TopKRequest_WhereEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTopKRequest_WhereEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TopKRequest_WhereEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: TopKRequest_WhereEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TopKRequest_WhereEntry>): TopKRequest_WhereEntry {
+    return TopKRequest_WhereEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TopKRequest_WhereEntry>): TopKRequest_WhereEntry {
+    const message = createBaseTopKRequest_WhereEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseTopKResponse(): TopKResponse {
+  return { metric: "", aggregate: "", watermarkRun: 0, entries: [], partitions: [], speedEventsHeld: 0 };
+}
+
+export const TopKResponse: MessageFns<TopKResponse> = {
+  encode(message: TopKResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.metric !== "") {
+      writer.uint32(10).string(message.metric);
+    }
+    if (message.aggregate !== "") {
+      writer.uint32(18).string(message.aggregate);
+    }
+    if (message.watermarkRun !== 0) {
+      writer.uint32(24).uint64(message.watermarkRun);
+    }
+    for (const v of message.entries) {
+      KeyAnswer.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.partitions) {
+      PartitionProvenance.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.speedEventsHeld !== 0) {
+      writer.uint32(48).uint64(message.speedEventsHeld);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TopKResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTopKResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.metric = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.aggregate = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.watermarkRun = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.entries.push(KeyAnswer.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.partitions.push(PartitionProvenance.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.speedEventsHeld = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TopKResponse {
+    return {
+      metric: isSet(object.metric) ? globalThis.String(object.metric) : "",
+      aggregate: isSet(object.aggregate) ? globalThis.String(object.aggregate) : "",
+      watermarkRun: isSet(object.watermarkRun)
+        ? globalThis.Number(object.watermarkRun)
+        : isSet(object.watermark_run)
+        ? globalThis.Number(object.watermark_run)
+        : 0,
+      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => KeyAnswer.fromJSON(e)) : [],
+      partitions: globalThis.Array.isArray(object?.partitions)
+        ? object.partitions.map((e: any) => PartitionProvenance.fromJSON(e))
+        : [],
+      speedEventsHeld: isSet(object.speedEventsHeld)
+        ? globalThis.Number(object.speedEventsHeld)
+        : isSet(object.speed_events_held)
+        ? globalThis.Number(object.speed_events_held)
+        : 0,
+    };
+  },
+
+  toJSON(message: TopKResponse): unknown {
+    const obj: any = {};
+    if (message.metric !== "") {
+      obj.metric = message.metric;
+    }
+    if (message.aggregate !== "") {
+      obj.aggregate = message.aggregate;
+    }
+    if (message.watermarkRun !== 0) {
+      obj.watermarkRun = Math.round(message.watermarkRun);
+    }
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => KeyAnswer.toJSON(e));
+    }
+    if (message.partitions?.length) {
+      obj.partitions = message.partitions.map((e) => PartitionProvenance.toJSON(e));
+    }
+    if (message.speedEventsHeld !== 0) {
+      obj.speedEventsHeld = Math.round(message.speedEventsHeld);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TopKResponse>): TopKResponse {
+    return TopKResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TopKResponse>): TopKResponse {
+    const message = createBaseTopKResponse();
+    message.metric = object.metric ?? "";
+    message.aggregate = object.aggregate ?? "";
+    message.watermarkRun = object.watermarkRun ?? 0;
+    message.entries = object.entries?.map((e) => KeyAnswer.fromPartial(e)) || [];
+    message.partitions = object.partitions?.map((e) => PartitionProvenance.fromPartial(e)) || [];
+    message.speedEventsHeld = object.speedEventsHeld ?? 0;
+    return message;
+  },
+};
+
+function createBaseListMetricsRequest(): ListMetricsRequest {
+  return {};
+}
+
+export const ListMetricsRequest: MessageFns<ListMetricsRequest> = {
+  encode(_: ListMetricsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListMetricsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListMetricsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListMetricsRequest {
+    return {};
+  },
+
+  toJSON(_: ListMetricsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListMetricsRequest>): ListMetricsRequest {
+    return ListMetricsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<ListMetricsRequest>): ListMetricsRequest {
+    const message = createBaseListMetricsRequest();
+    return message;
+  },
+};
+
+function createBaseListMetricsResponse(): ListMetricsResponse {
+  return { metrics: [] };
+}
+
+export const ListMetricsResponse: MessageFns<ListMetricsResponse> = {
+  encode(message: ListMetricsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.metrics) {
+      MetricInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListMetricsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListMetricsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.metrics.push(MetricInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListMetricsResponse {
+    return {
+      metrics: globalThis.Array.isArray(object?.metrics) ? object.metrics.map((e: any) => MetricInfo.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListMetricsResponse): unknown {
+    const obj: any = {};
+    if (message.metrics?.length) {
+      obj.metrics = message.metrics.map((e) => MetricInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListMetricsResponse>): ListMetricsResponse {
+    return ListMetricsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListMetricsResponse>): ListMetricsResponse {
+    const message = createBaseListMetricsResponse();
+    message.metrics = object.metrics?.map((e) => MetricInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDescribeMetricRequest(): DescribeMetricRequest {
+  return { metric: "" };
+}
+
+export const DescribeMetricRequest: MessageFns<DescribeMetricRequest> = {
+  encode(message: DescribeMetricRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.metric !== "") {
+      writer.uint32(10).string(message.metric);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeMetricRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeMetricRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.metric = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeMetricRequest {
+    return { metric: isSet(object.metric) ? globalThis.String(object.metric) : "" };
+  },
+
+  toJSON(message: DescribeMetricRequest): unknown {
+    const obj: any = {};
+    if (message.metric !== "") {
+      obj.metric = message.metric;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DescribeMetricRequest>): DescribeMetricRequest {
+    return DescribeMetricRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DescribeMetricRequest>): DescribeMetricRequest {
+    const message = createBaseDescribeMetricRequest();
+    message.metric = object.metric ?? "";
+    return message;
+  },
+};
+
+function createBaseDescribeMetricResponse(): DescribeMetricResponse {
+  return { metric: undefined, sourceFields: {} };
+}
+
+export const DescribeMetricResponse: MessageFns<DescribeMetricResponse> = {
+  encode(message: DescribeMetricResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.metric !== undefined) {
+      MetricInfo.encode(message.metric, writer.uint32(10).fork()).join();
+    }
+    globalThis.Object.entries(message.sourceFields).forEach(([key, value]: [string, string]) => {
+      DescribeMetricResponse_SourceFieldsEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeMetricResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeMetricResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.metric = MetricInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = DescribeMetricResponse_SourceFieldsEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.sourceFields[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeMetricResponse {
+    return {
+      metric: isSet(object.metric) ? MetricInfo.fromJSON(object.metric) : undefined,
+      sourceFields: isObject(object.sourceFields)
+        ? (globalThis.Object.entries(object.sourceFields) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.source_fields)
+        ? (globalThis.Object.entries(object.source_fields) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: DescribeMetricResponse): unknown {
+    const obj: any = {};
+    if (message.metric !== undefined) {
+      obj.metric = MetricInfo.toJSON(message.metric);
+    }
+    if (message.sourceFields) {
+      const entries = globalThis.Object.entries(message.sourceFields) as [string, string][];
+      if (entries.length > 0) {
+        obj.sourceFields = {};
+        entries.forEach(([k, v]) => {
+          obj.sourceFields[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DescribeMetricResponse>): DescribeMetricResponse {
+    return DescribeMetricResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DescribeMetricResponse>): DescribeMetricResponse {
+    const message = createBaseDescribeMetricResponse();
+    message.metric = (object.metric !== undefined && object.metric !== null)
+      ? MetricInfo.fromPartial(object.metric)
+      : undefined;
+    message.sourceFields = (globalThis.Object.entries(object.sourceFields ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseDescribeMetricResponse_SourceFieldsEntry(): DescribeMetricResponse_SourceFieldsEntry {
+  return { key: "", value: "" };
+}
+
+export const DescribeMetricResponse_SourceFieldsEntry: MessageFns<DescribeMetricResponse_SourceFieldsEntry> = {
+  encode(message: DescribeMetricResponse_SourceFieldsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeMetricResponse_SourceFieldsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeMetricResponse_SourceFieldsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeMetricResponse_SourceFieldsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: DescribeMetricResponse_SourceFieldsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DescribeMetricResponse_SourceFieldsEntry>): DescribeMetricResponse_SourceFieldsEntry {
+    return DescribeMetricResponse_SourceFieldsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DescribeMetricResponse_SourceFieldsEntry>): DescribeMetricResponse_SourceFieldsEntry {
+    const message = createBaseDescribeMetricResponse_SourceFieldsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseMetricInfo(): MetricInfo {
+  return { name: "", source: "", groupBy: [], window: "", aggregates: [], filterJson: "", description: "" };
+}
+
+export const MetricInfo: MessageFns<MetricInfo> = {
+  encode(message: MetricInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.source !== "") {
+      writer.uint32(18).string(message.source);
+    }
+    for (const v of message.groupBy) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.window !== "") {
+      writer.uint32(34).string(message.window);
+    }
+    for (const v of message.aggregates) {
+      AggregateInfo.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.filterJson !== "") {
+      writer.uint32(50).string(message.filterJson);
+    }
+    if (message.description !== "") {
+      writer.uint32(58).string(message.description);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MetricInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMetricInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.groupBy.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.window = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.aggregates.push(AggregateInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.filterJson = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MetricInfo {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      source: isSet(object.source) ? globalThis.String(object.source) : "",
+      groupBy: globalThis.Array.isArray(object?.groupBy)
+        ? object.groupBy.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.group_by)
+        ? object.group_by.map((e: any) => globalThis.String(e))
+        : [],
+      window: isSet(object.window) ? globalThis.String(object.window) : "",
+      aggregates: globalThis.Array.isArray(object?.aggregates)
+        ? object.aggregates.map((e: any) => AggregateInfo.fromJSON(e))
+        : [],
+      filterJson: isSet(object.filterJson)
+        ? globalThis.String(object.filterJson)
+        : isSet(object.filter_json)
+        ? globalThis.String(object.filter_json)
+        : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+    };
+  },
+
+  toJSON(message: MetricInfo): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.source !== "") {
+      obj.source = message.source;
+    }
+    if (message.groupBy?.length) {
+      obj.groupBy = message.groupBy;
+    }
+    if (message.window !== "") {
+      obj.window = message.window;
+    }
+    if (message.aggregates?.length) {
+      obj.aggregates = message.aggregates.map((e) => AggregateInfo.toJSON(e));
+    }
+    if (message.filterJson !== "") {
+      obj.filterJson = message.filterJson;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<MetricInfo>): MetricInfo {
+    return MetricInfo.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MetricInfo>): MetricInfo {
+    const message = createBaseMetricInfo();
+    message.name = object.name ?? "";
+    message.source = object.source ?? "";
+    message.groupBy = object.groupBy?.map((e) => e) || [];
+    message.window = object.window ?? "";
+    message.aggregates = object.aggregates?.map((e) => AggregateInfo.fromPartial(e)) || [];
+    message.filterJson = object.filterJson ?? "";
+    message.description = object.description ?? "";
+    return message;
+  },
+};
+
+function createBaseAggregateInfo(): AggregateInfo {
+  return { name: "", kind: "", field: "" };
+}
+
+export const AggregateInfo: MessageFns<AggregateInfo> = {
+  encode(message: AggregateInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.kind !== "") {
+      writer.uint32(18).string(message.kind);
+    }
+    if (message.field !== "") {
+      writer.uint32(26).string(message.field);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AggregateInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAggregateInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.field = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AggregateInfo {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      field: isSet(object.field) ? globalThis.String(object.field) : "",
+    };
+  },
+
+  toJSON(message: AggregateInfo): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.field !== "") {
+      obj.field = message.field;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AggregateInfo>): AggregateInfo {
+    return AggregateInfo.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AggregateInfo>): AggregateInfo {
+    const message = createBaseAggregateInfo();
+    message.name = object.name ?? "";
+    message.kind = object.kind ?? "";
+    message.field = object.field ?? "";
     return message;
   },
 };
@@ -1162,7 +3022,7 @@ export const PhaseTimings: MessageFns<PhaseTimings> = {
 
 export type LambdaServiceService = typeof LambdaServiceService;
 export const LambdaServiceService = {
-  /** Query one metric for one key over [from, to): the windows whose start lies in the range. */
+  /** One metric for one or many keys over [from, to): the windows whose start lies in the range. */
   query: {
     path: "/lambda.v1.LambdaService/Query" as const,
     requestStream: false as const,
@@ -1171,6 +3031,16 @@ export const LambdaServiceService = {
     requestDeserialize: (value: Buffer): QueryRequest => QueryRequest.decode(value),
     responseSerialize: (value: QueryResponse): Buffer => Buffer.from(QueryResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): QueryResponse => QueryResponse.decode(value),
+  },
+  /** The k keys with the highest value of an aggregate over [from, to), exact under the merge. */
+  topK: {
+    path: "/lambda.v1.LambdaService/TopK" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TopKRequest): Buffer => Buffer.from(TopKRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TopKRequest => TopKRequest.decode(value),
+    responseSerialize: (value: TopKResponse): Buffer => Buffer.from(TopKResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TopKResponse => TopKResponse.decode(value),
   },
   /** The batch watermark the serving node currently answers at. */
   getWatermark: {
@@ -1183,17 +3053,45 @@ export const LambdaServiceService = {
       Buffer.from(GetWatermarkResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetWatermarkResponse => GetWatermarkResponse.decode(value),
   },
+  /** Every metric of the catalog. */
+  listMetrics: {
+    path: "/lambda.v1.LambdaService/ListMetrics" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListMetricsRequest): Buffer => Buffer.from(ListMetricsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListMetricsRequest => ListMetricsRequest.decode(value),
+    responseSerialize: (value: ListMetricsResponse): Buffer => Buffer.from(ListMetricsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListMetricsResponse => ListMetricsResponse.decode(value),
+  },
+  /** One metric with its source's schema. */
+  describeMetric: {
+    path: "/lambda.v1.LambdaService/DescribeMetric" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeMetricRequest): Buffer =>
+      Buffer.from(DescribeMetricRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeMetricRequest => DescribeMetricRequest.decode(value),
+    responseSerialize: (value: DescribeMetricResponse): Buffer =>
+      Buffer.from(DescribeMetricResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeMetricResponse => DescribeMetricResponse.decode(value),
+  },
 } as const;
 
 export interface LambdaServiceServer extends UntypedServiceImplementation {
-  /** Query one metric for one key over [from, to): the windows whose start lies in the range. */
+  /** One metric for one or many keys over [from, to): the windows whose start lies in the range. */
   query: handleUnaryCall<QueryRequest, QueryResponse>;
+  /** The k keys with the highest value of an aggregate over [from, to), exact under the merge. */
+  topK: handleUnaryCall<TopKRequest, TopKResponse>;
   /** The batch watermark the serving node currently answers at. */
   getWatermark: handleUnaryCall<GetWatermarkRequest, GetWatermarkResponse>;
+  /** Every metric of the catalog. */
+  listMetrics: handleUnaryCall<ListMetricsRequest, ListMetricsResponse>;
+  /** One metric with its source's schema. */
+  describeMetric: handleUnaryCall<DescribeMetricRequest, DescribeMetricResponse>;
 }
 
 export interface LambdaServiceClient extends Client {
-  /** Query one metric for one key over [from, to): the windows whose start lies in the range. */
+  /** One metric for one or many keys over [from, to): the windows whose start lies in the range. */
   query(
     request: QueryRequest,
     callback: (error: ServiceError | null, response: QueryResponse) => void,
@@ -1208,6 +3106,19 @@ export interface LambdaServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: QueryResponse) => void,
+  ): ClientUnaryCall;
+  /** The k keys with the highest value of an aggregate over [from, to), exact under the merge. */
+  topK(request: TopKRequest, callback: (error: ServiceError | null, response: TopKResponse) => void): ClientUnaryCall;
+  topK(
+    request: TopKRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TopKResponse) => void,
+  ): ClientUnaryCall;
+  topK(
+    request: TopKRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TopKResponse) => void,
   ): ClientUnaryCall;
   /** The batch watermark the serving node currently answers at. */
   getWatermark(
@@ -1224,6 +3135,38 @@ export interface LambdaServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetWatermarkResponse) => void,
+  ): ClientUnaryCall;
+  /** Every metric of the catalog. */
+  listMetrics(
+    request: ListMetricsRequest,
+    callback: (error: ServiceError | null, response: ListMetricsResponse) => void,
+  ): ClientUnaryCall;
+  listMetrics(
+    request: ListMetricsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListMetricsResponse) => void,
+  ): ClientUnaryCall;
+  listMetrics(
+    request: ListMetricsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListMetricsResponse) => void,
+  ): ClientUnaryCall;
+  /** One metric with its source's schema. */
+  describeMetric(
+    request: DescribeMetricRequest,
+    callback: (error: ServiceError | null, response: DescribeMetricResponse) => void,
+  ): ClientUnaryCall;
+  describeMetric(
+    request: DescribeMetricRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeMetricResponse) => void,
+  ): ClientUnaryCall;
+  describeMetric(
+    request: DescribeMetricRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeMetricResponse) => void,
   ): ClientUnaryCall;
 }
 
@@ -1279,6 +3222,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {

@@ -1,0 +1,232 @@
+/**
+ * The sketches of src/core/sketch.ts against real chDB. ClickHouse SQL must
+ * build exactly the states TypeScript builds: the hash and the canonical
+ * strings, the HLL register of every possible low-bit pattern, the quantile
+ * bucket of every kind of double, and whole maxMap/sumMap states over random
+ * rows, including a batch/speed split at a random cut. Values reach the tables
+ * the way the archiver sends them, as a JSONEachRow insert.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openClickHouse, queryRows, type ChHandle } from "../../src/ch/client.js";
+import {
+  canonicalString,
+  hllAdd,
+  hllDecode,
+  hllEncode,
+  hllMerge,
+  hllRegister,
+  hllSqlArgs,
+  hllSqlRegister,
+  murmur3_32,
+  quantileAdd,
+  quantileBucket,
+  quantileDecode,
+  quantileEncode,
+  quantileMerge,
+  quantileSqlArgs,
+  type HllState,
+  type QuantileState,
+} from "../../src/core/sketch.js";
+import { prng, type Prng } from "../unit/prng.js";
+
+// chDB allows one data directory per process: the tests of this file share one.
+let dir = "";
+let ch: ChHandle;
+const DB = `sketch_sql_${process.pid}`;
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "lambda-sketch-sql-"));
+  ch = openClickHouse({ url: "", username: "default", password: "", chdbPath: join(dir, "chdb") });
+  await ch.client.command({ query: `CREATE DATABASE ${DB}` });
+});
+after(async () => {
+  try {
+    await ch?.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+async function createTable(name: string, columns: string, rows: object[]): Promise<string> {
+  const table = `${DB}.${name}`;
+  await ch.client.command({ query: `CREATE TABLE ${table} (${columns}) ENGINE = MergeTree ORDER BY tuple()` });
+  await ch.client.insert({ table, values: rows, format: "JSONEachRow" });
+  return table;
+}
+
+/** Characters of every UTF-8 length (1 to 4 bytes), and JSON and SQL specials. */
+const ALPHABETS = ["abcxyz019", "\u0000\n\t\"'\\{}", "éßøñü", "日本語中文한국", "😀🎉𝄞", "a😀é日"];
+function randomText(rnd: Prng, length: number): string {
+  const chars = [...rnd.pick(ALPHABETS)];
+  return Array.from({ length }, () => rnd.pick(chars)).join("");
+}
+
+test("murmurHash3_32(s) equals murmur3_32 for every UTF-8 byte length 0..20 and tail; toString equals canonicalString", async () => {
+  const rnd = prng(1);
+  const texts = ["", "hello", "The quick brown fox jumps over the lazy dog"];
+  for (let len = 0; len <= 20; len++) for (let k = 0; k < 60; k++) texts.push(randomText(rnd, len));
+  const byteLengths = new Set(texts.map((t) => Buffer.byteLength(t)));
+  for (let n = 0; n <= 20; n++) assert.ok(byteLengths.has(n), `fixture: a text of ${n} UTF-8 bytes`);
+  const ints = [0, 1, -1, 42, -42, 2 ** 31, -(2 ** 31) - 1, 2 ** 32, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER];
+  for (let k = 0; k < 300; k++) ints.push((rnd.chance(0.5) ? -1 : 1) * Math.floor(10 ** (rnd.next() * 15.9)));
+  const rows = texts.map((s, i) => ({ i, s, n: ints[i % ints.length]!, b: i % 2 === 0 }));
+  const table = await createTable("texts", "i UInt32, s String, n Int64, b Bool", rows);
+  const got = await queryRows<{ i: number; s: string; h: number; ts: string; tn: string; tb: string }>(
+    ch.client,
+    `SELECT i, s, murmurHash3_32(s) AS h, toString(s) AS ts, toString(n) AS tn, toString(b) AS tb FROM ${table} ORDER BY i`,
+  );
+  assert.equal(got.length, rows.length);
+  for (const r of got) {
+    const want = rows[r.i]!;
+    assert.equal(r.s, want.s, `row ${r.i}: the text survives the insert`);
+    assert.equal(r.h, murmur3_32(want.s), `row ${r.i}: hash of ${JSON.stringify(want.s)}`);
+    assert.equal(r.ts, canonicalString(want.s), `row ${r.i}: String`);
+    assert.equal(r.tn, canonicalString(want.n), `row ${r.i}: Int64 ${want.n}`);
+    assert.equal(r.tb, canonicalString(want.b), `row ${r.i}: Bool ${want.b}`);
+  }
+});
+
+test("the SQL register (index, rank) equals hllRegister for all 2^20 low-bit patterns under several index bits", async () => {
+  const LOWS = 1 << 20;
+  for (const top of [0, 0xabc00000, 0xfff00000]) {
+    const reg = hllSqlRegister(`toUInt32(bitOr(n, ${top}))`);
+    const [row] = await queryRows<{ idx: number[]; rank: number[] }>(
+      ch.client,
+      `SELECT arrayMap(n -> ${reg.index}, range(${LOWS})) AS idx, arrayMap(n -> ${reg.rank}, range(${LOWS})) AS rank`,
+    );
+    assert.ok(row && row.idx.length === LOWS && row.rank.length === LOWS);
+    for (let low = 0; low < LOWS; low++) {
+      const want = hllRegister((top | low) >>> 0);
+      if (row.idx[low] !== want.index || row.rank[low] !== want.rank) {
+        assert.fail(`hash 0x${((top | low) >>> 0).toString(16)}: SQL (${row.idx[low]}, ${row.rank[low]}), TS (${want.index}, ${want.rank})`);
+      }
+    }
+  }
+});
+
+/**
+ * sumMap counts are UInt64. chDB writes them as JSON numbers; a server quotes
+ * 64-bit integers by default (output_format_json_quote_64bit_integers).
+ */
+type Counts = (number | string)[];
+
+const bitsView = new DataView(new ArrayBuffer(8));
+const bitsOf = (x: number): string => (bitsView.setFloat64(0, x), bitsView.getBigUint64(0).toString());
+
+/** Doubles of every kind: random bit patterns (normal and subnormal, both signs), integers, extremes and zeros. */
+function randomDoubles(rnd: Prng, n: number): number[] {
+  const xs = [0, 1, -1, 5e-324, -5e-324, 2 ** -1022, -(2 ** -1022), 2 ** -1029, Number.MAX_VALUE, -Number.MAX_VALUE, 2 ** 53, 0.1, -0.1];
+  while (xs.length < n) {
+    bitsView.setUint32(0, rnd.int(0, 2 ** 32 - 1));
+    bitsView.setUint32(4, rnd.int(0, 2 ** 32 - 1));
+    const pattern = bitsView.getFloat64(0);
+    const x = rnd.pick([pattern, pattern, rnd.int(-1e9, 1e9), (rnd.next() - 0.5) * 1e6, 5e-324 * rnd.int(1, 2 ** 32), 10 ** (rnd.next() * 600 - 300)]);
+    if (Number.isFinite(x)) xs.push(x);
+  }
+  return xs;
+}
+
+test("the SQL bucket equals quantileBucket for random doubles (normal, subnormal, huge, negative, integers) and for -0", async () => {
+  const xs = randomDoubles(prng(2), 20_000);
+  const table = await createTable("doubles", "i UInt32, x Float64", xs.map((x, i) => ({ i, x })));
+  const got = await queryRows<{ i: number; bits: string; b: [number[], Counts] }>(
+    ch.client,
+    `SELECT i, toString(reinterpretAsUInt64(x)) AS bits, sumMap(${quantileSqlArgs("x")}) AS b FROM ${table} GROUP BY i, x ORDER BY i`,
+  );
+  assert.equal(got.length, xs.length);
+  for (const r of got) {
+    const x = xs[r.i]!;
+    assert.equal(r.bits, bitsOf(x), `row ${r.i}: ${x} is stored with the same bits`);
+    assert.deepEqual([r.b[0], r.b[1].map(Number)], [[quantileBucket(x)], [1]], `row ${r.i}: bucket of ${x}`);
+  }
+  // JSON has no -0, so it is made in SQL; the first column proves the sign bit is set.
+  const [zero] = await queryRows<{ neg: string; b: [number[], Counts] }>(
+    ch.client,
+    `SELECT toString(any(reinterpretAsUInt64(x))) AS neg, sumMap(${quantileSqlArgs("x")}) AS b FROM (SELECT -toFloat64(0) AS x)`,
+  );
+  assert.equal(zero?.neg, (1n << 63n).toString(), "the input is -0");
+  assert.deepEqual(zero && [zero.b[0], zero.b[1].map(Number)], [[quantileBucket(-0)], [1]]);
+  assert.equal(quantileBucket(-0), 0);
+});
+
+interface EventRow {
+  seq: number;
+  g: number;
+  s: string;
+  n: number;
+  b: boolean;
+  x: number;
+}
+
+type SqlStates = { g: number; hs: [number[], number[]]; hn: [number[], number[]]; hb: [number[], number[]]; qx: [number[], Counts]; qn: [number[], Counts] };
+
+const hllOfSql = ([idx, rank]: [number[], number[]]): HllState => hllDecode({ idx, rank });
+const quantilesOfSql = ([bucket, count]: [number[], Counts]): QuantileState => quantileDecode({ bucket, count: count.map(Number) });
+
+/** TS states per group, over the rows `keep` accepts. */
+function tsStates(rows: readonly EventRow[], keep: (r: EventRow) => boolean) {
+  const groups = new Map<number, { hs: HllState; hn: HllState; hb: HllState; qx: QuantileState; qn: QuantileState }>();
+  for (const r of rows) {
+    if (!keep(r)) continue;
+    let st = groups.get(r.g);
+    if (!st) groups.set(r.g, (st = { hs: new Map(), hn: new Map(), hb: new Map(), qx: new Map(), qn: new Map() }));
+    hllAdd(st.hs, canonicalString(r.s));
+    hllAdd(st.hn, canonicalString(r.n));
+    hllAdd(st.hb, canonicalString(r.b));
+    quantileAdd(st.qx, r.x);
+    quantileAdd(st.qn, r.n);
+  }
+  return groups;
+}
+
+test("maxMap/sumMap states equal the TS states exactly, and merge(batch below a cut, speed above it) equals both", async () => {
+  const rnd = prng(3);
+  const rows: EventRow[] = [];
+  // Group sizes from tiny (sparse HLL) to large (every register set).
+  const sizes = [1, 7, 300, 5000, 60_000];
+  sizes.forEach((size, g) => {
+    for (let k = 0; k < size; k++) {
+      rows.push({ seq: rows.length, g, s: rnd.chance(0.2) ? randomText(rnd, rnd.int(0, 12)) : `user-${rnd.int(0, size)}`, n: rnd.int(-1e12, 1e12), b: rnd.chance(0.3), x: randomDoubles(rnd, 14).at(-1)! });
+    }
+  });
+  const table = await createTable("events", "seq UInt32, g UInt8, s String, n Int64, b Bool, x Float64", rows);
+  const cut = rnd.int(1, rows.length - 1);
+  const select = (where: string) =>
+    queryRows<SqlStates>(
+      ch.client,
+      `SELECT g, maxMap(${hllSqlArgs("s")}) AS hs, maxMap(${hllSqlArgs("n")}) AS hn, maxMap(${hllSqlArgs("b")}) AS hb, ` +
+        `sumMap(${quantileSqlArgs("x")}) AS qx, sumMap(${quantileSqlArgs("n")}) AS qn FROM ${table} WHERE ${where} GROUP BY g ORDER BY g`,
+    );
+  const all = tsStates(rows, () => true);
+  const speed = tsStates(rows, (r) => r.seq >= cut);
+  const [sqlAll, batch] = [await select("1"), await select(`seq < ${cut}`)];
+  assert.equal(sqlAll.length, sizes.length);
+  for (const r of sqlAll) {
+    const want = all.get(r.g)!;
+    assert.deepEqual([r.hs[0], r.hs[1]], [hllEncode(want.hs).idx, hllEncode(want.hs).rank], `group ${r.g}: HLL of String`);
+    assert.deepEqual(hllEncode(hllOfSql(r.hn)), hllEncode(want.hn), `group ${r.g}: HLL of Int64`);
+    assert.deepEqual(hllEncode(hllOfSql(r.hb)), hllEncode(want.hb), `group ${r.g}: HLL of Bool`);
+    assert.deepEqual(quantileEncode(quantilesOfSql(r.qx)), quantileEncode(want.qx), `group ${r.g}: quantiles of Float64`);
+    assert.deepEqual(quantileEncode(quantilesOfSql(r.qn)), quantileEncode(want.qn), `group ${r.g}: quantiles of Int64`);
+  }
+  assert.ok(all.get(sizes.length - 1)!.hs.size > 4000, "fixture: the large group sets nearly every register");
+  for (const g of sizes.keys()) {
+    const b = batch.find((r) => r.g === g);
+    const hs = b ? hllOfSql(b.hs) : new Map<number, number>();
+    const qx = b ? quantilesOfSql(b.qx) : new Map<number, number>();
+    const sp = speed.get(g);
+    if (sp) {
+      hllMerge(hs, sp.hs);
+      quantileMerge(qx, sp.qx);
+    }
+    assert.deepEqual(hllEncode(hs), hllEncode(all.get(g)!.hs), `group ${g}: merged HLL at cut ${cut}`);
+    assert.deepEqual(quantileEncode(qx), quantileEncode(all.get(g)!.qx), `group ${g}: merged quantiles at cut ${cut}`);
+  }
+  // No rows: both aggregates give empty arrays, which decode to the empty state.
+  const [empty] = await queryRows<Omit<SqlStates, "g">>(ch.client, `SELECT maxMap(${hllSqlArgs("s")}) AS hs, sumMap(${quantileSqlArgs("x")}) AS qx FROM ${table} WHERE 0`);
+  assert.deepEqual(hllOfSql(empty!.hs), new Map());
+  assert.deepEqual(quantilesOfSql(empty!.qx), new Map());
+});
