@@ -34,6 +34,11 @@ export interface ActorOptions {
   partition: number;
   generation: number;
   dedupeHorizonIds: number;
+  /**
+   * Stream positions before a cut that a rebuild from the cut replays only to
+   * relearn recent ids (so a late copy of an id below the cut is still skipped).
+   */
+  warmUpPositions: number;
   snapshotIntervalMs: number;
   /** Ignore the snapshot and rebuild from the stream (tests, repair). @default false */
   forceReplay: boolean;
@@ -44,6 +49,8 @@ export interface RunningActor {
   readonly generation: number;
   /** Applies a watermark the node has seen. */
   onWatermark(w: Watermark): void;
+  /** True when `w` lies below what this actor already dropped (a rollback): it must rebuild from w's cut. */
+  isBehind(w: Watermark): boolean;
   /**
    * Stops consuming and answering. With `writeSnapshot`, writes a final snapshot
    * (only while this actor still owns the partition). Idempotent.
@@ -68,7 +75,9 @@ async function restoreState(deps: ActorDeps, opts: ActorOptions, log: Logger): P
   // No snapshot: the events above the current cut are all this actor must hold,
   // so it replays from the barrier of the current watermark.
   const cut = watermark?.cuts[opts.partition] ?? 0;
-  const state = createSpeedState(opts.partition, opts.dedupeHorizonIds, Math.max(0, cut - 1));
+  // Replay a stretch before the cut only to relearn the ids the dedupe horizon would have held.
+  const warmFrom = cut > 0 ? Math.max(1, cut - opts.warmUpPositions) : 0;
+  const state = createSpeedState(opts.partition, opts.dedupeHorizonIds, Math.max(0, warmFrom - 1), 0, cut);
   if (watermark) applyWatermark(state, watermark.run);
   return { state, from: watermark && cut > 0 ? { kind: "cut", run: watermark.run, seq: cut } : { kind: "start" } };
 }
@@ -180,6 +189,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
   return {
     partition: p,
     generation: opts.generation,
+    isBehind: (w) => w.run < state.watermarkRun,
     onWatermark(w) {
       const dropped = applyWatermark(state, w.run);
       if (dropped > 0) {

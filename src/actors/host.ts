@@ -11,11 +11,11 @@ import { catalogFingerprint, type Catalog } from "../core/catalog.js";
 import { ensureError } from "../core/errors.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
-import type { Assignment, Heartbeat } from "../core/records.js";
-import { parseWatermark } from "../core/watermark.js";
+import type { Assignment } from "../core/records.js";
+import { parseWatermark, type Watermark } from "../core/watermark.js";
 import { decode } from "../nats/codec.js";
-import { putValue } from "../nats/kv.js";
-import { speedMemberKey, WATERMARK_KEY, type Names } from "../nats/names.js";
+import { startHeartbeat } from "../nats/heartbeat.js";
+import { WATERMARK_KEY, type Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
 import { createSnapshotStore } from "./snapshot_store.js";
 import { startActor, type RunningActor } from "./actor.js";
@@ -30,6 +30,8 @@ export interface SpeedNodeOptions {
   snapshotIntervalMs: number;
   /** Ids remembered per partition to skip late copies. */
   dedupeHorizonIds: number;
+  /** Stream partitions: a rebuild from a cut relearns ids from about horizon × partitions positions before it. */
+  partitions: number;
   /** Ignore snapshots and rebuild every actor from the stream. @default false */
   forceReplay?: boolean;
 }
@@ -62,12 +64,19 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   // Assignment changes are applied one at a time, in order.
   let reconciling: Promise<void> = Promise.resolve();
 
-  const beat = () => {
-    const hb: Heartbeat = { node: opts.nodeId, pid: process.pid, atMs: Date.now() };
-    return putValue(buckets.members, speedMemberKey(opts.nodeId), hb).catch((err) => log.warn("heartbeat failed; will retry", { err: ensureError(err) }));
+  const heartbeat = await startHeartbeat(buckets.members, "speed", opts.nodeId, opts.heartbeatIntervalMs, log);
+
+  const start = async (partition: number, generation: number, forceReplay: boolean) => {
+    try {
+      const actor = await startActor(
+        { nc: deps.nc, names: deps.names, watermarks: buckets.watermark, snapshots, catalog, catalogFingerprint: fingerprint, log },
+        { nodeId: opts.nodeId, partition, generation, dedupeHorizonIds: opts.dedupeHorizonIds, warmUpPositions: opts.dedupeHorizonIds * opts.partitions, snapshotIntervalMs: opts.snapshotIntervalMs, forceReplay },
+      );
+      actors.set(partition, actor);
+    } catch (err) {
+      log.error("could not start speed actor; the partition stays unserved until reassigned", { partition, err: ensureError(err) });
+    }
   };
-  await beat();
-  const heartbeat = setInterval(() => void beat(), opts.heartbeatIntervalMs);
 
   const onAssignment = (a: Assignment) => {
     reconciling = reconciling.then(async () => {
@@ -79,23 +88,22 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
         // Lost the partition: the new owner's generation fences our snapshot writes.
         await current.stop(mine);
       }
-      if (mine && !actors.has(a.partition)) {
-        try {
-          const actor = await startActor(
-            { nc: deps.nc, names: deps.names, watermarks: buckets.watermark, snapshots, catalog, catalogFingerprint: fingerprint, log },
-            {
-              nodeId: opts.nodeId,
-              partition: a.partition,
-              generation: a.generation,
-              dedupeHorizonIds: opts.dedupeHorizonIds,
-              snapshotIntervalMs: opts.snapshotIntervalMs,
-              forceReplay: opts.forceReplay ?? false,
-            },
-          );
-          actors.set(a.partition, actor);
-        } catch (err) {
-          log.error("could not start speed actor; the partition stays unserved until reassigned", { partition: a.partition, err: ensureError(err) });
-        }
+      if (mine && !actors.has(a.partition)) await start(a.partition, a.generation, opts.forceReplay ?? false);
+    });
+  };
+
+  /** A watermark below an actor's own is a rollback: the actor rebuilds from the stream at its cut. */
+  const onWatermark = (w: Watermark) => {
+    const behind = [...actors.values()].filter((a) => a.isBehind(w));
+    for (const a of actors.values()) if (!a.isBehind(w)) a.onWatermark(w);
+    if (behind.length === 0) return;
+    reconciling = reconciling.then(async () => {
+      for (const a of behind) {
+        if (actors.get(a.partition) !== a) continue;
+        log.warn("watermark rolled back below this actor: rebuilding from the cut", { partition: a.partition, run: w.run });
+        actors.delete(a.partition);
+        await a.stop(false);
+        await start(a.partition, a.generation, true);
       }
     });
   };
@@ -113,8 +121,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
     for await (const e of watermarkWatch) {
       if (e.operation !== "PUT") continue;
       try {
-        const w = parseWatermark(decode(e.value));
-        for (const a of actors.values()) a.onWatermark(w);
+        onWatermark(parseWatermark(decode(e.value)));
       } catch (err) {
         log.error("ignoring a malformed watermark", { err: ensureError(err) });
       }
@@ -126,14 +133,13 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
 
   const lifecycle = closeable(async () => {
       state = "stopping";
-      clearInterval(heartbeat);
       assignmentWatch.stop();
       watermarkWatch.stop();
       await reconciling;
       await Promise.all([...actors.values()].map((a) => a.stop(true)));
       actors.clear();
-      // Tell the coordinator at once rather than after the heartbeat timeout.
-      await buckets.members.delete(speedMemberKey(opts.nodeId)).catch(() => undefined); // best effort
+      // Last: the coordinator moves the partitions once the heartbeat key is gone.
+      await heartbeat.stop();
       state = "closed";
       log.info("speed node closed");
   });

@@ -124,6 +124,7 @@ function restore(snap: EncodedSnapshot, partition: number, dedupeHorizonIds: num
       seenIds,
       dedupeHorizonIds,
       skippedDuplicates: num(snap.skippedDuplicates, "skippedDuplicates"),
+      warmBelowSeq: 0,
     },
   };
 }

@@ -67,17 +67,27 @@ export interface SpeedState {
   readonly dedupeHorizonIds: number;
   /** Copies skipped because their id had been seen. */
   skippedDuplicates: number;
+  /**
+   * Records below this sequence only teach the dedupe set (warm-up after a
+   * rebuild from a cut: the batch layer counts them, but a later copy of one
+   * must still be skipped). 0 when there is no warm-up.
+   */
+  warmBelowSeq: number;
 }
 
-export type ApplyOutcome = "counted" | "duplicate_id" | "redelivered" | "barrier" | "stale_barrier";
+export type ApplyOutcome = "counted" | "duplicate_id" | "redelivered" | "barrier" | "stale_barrier" | "warm_up";
 
 export function newSegment(openedAfterRun: number): Segment {
   return { openedAfterRun, closedByRun: null, firstSeq: 0, lastSeq: 0, events: 0, states: new Map() };
 }
 
-/** A fresh actor state that starts after stream sequence `appliedSeq`. */
-export function createSpeedState(partition: number, dedupeHorizonIds: number, appliedSeq = 0, openedAfterRun = 0): SpeedState {
+/**
+ * A fresh actor state that starts after stream sequence `appliedSeq`; records
+ * below `warmBelowSeq` only fill the dedupe set.
+ */
+export function createSpeedState(partition: number, dedupeHorizonIds: number, appliedSeq = 0, openedAfterRun = 0, warmBelowSeq = 0): SpeedState {
   return {
+    warmBelowSeq,
     partition,
     appliedSeq,
     watermarkRun: openedAfterRun,
@@ -107,6 +117,10 @@ function remember(state: SpeedState, key: string, seq: number) {
 export function applyRecord(state: SpeedState, seq: number, record: StreamRecord, catalog: SpeedCatalog): ApplyOutcome {
   if (seq <= state.appliedSeq) return "redelivered";
   state.appliedSeq = seq;
+  if (seq < state.warmBelowSeq) {
+    if (record.k === "e") remember(state, `${record.s}:${record.id}`, seq);
+    return "warm_up";
+  }
   if (record.k === "b") {
     const open = openSegment(state);
     if (record.r <= open.openedAfterRun) return "stale_barrier";

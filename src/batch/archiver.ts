@@ -25,12 +25,16 @@ import type { ArchiverProgress } from "../core/records.js";
 import { queryRows } from "../ch/client.js";
 import { ensureSchema, masterTable } from "../ch/schema.js";
 import { decodeRecord } from "../nats/codec.js";
+import { startHeartbeat } from "../nats/heartbeat.js";
 import { getValue, putValue } from "../nats/kv.js";
 import { partitionKey, type Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
 import { archivedHeadsSql } from "./sql.js";
 
 export interface ArchiverOptions {
+  /** Member id for the heartbeat. */
+  nodeId: string;
+  heartbeatIntervalMs: number;
   partitions: number;
   database: string;
   /** Flush at least this often while rows are buffered. */
@@ -129,8 +133,9 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
       buffer = new Map();
       buffered = 0;
       barriers = [];
+      for (const [source, rows] of batch) await insertRows(source, rows);
+      // Heads move only once the whole batch is in: a head at s means every event up to s is archived.
       for (const [source, rows] of batch) {
-        await insertRows(source, rows);
         const h = heads[source]!;
         for (const r of rows) {
           const p = r._partition as number;
@@ -187,6 +192,9 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
       }),
     );
   }
+  // The heartbeat carries how far the archiver got per partition, for lag in `lambdactl status`.
+  const archivedHeads = () => Array.from({ length: opts.partitions }, (_, p) => Math.max(0, ...Object.values(heads).map((h) => h[p]!)));
+  const heartbeat = await startHeartbeat(buckets.members, "archiver", opts.nodeId, opts.heartbeatIntervalMs, log, () => ({ archived: archivedHeads() }));
   log.info("archiver running", { partitions: opts.partitions });
 
   const lifecycle = closeable(async () => {
@@ -195,6 +203,7 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
       await Promise.all(consumers.map((c) => c.close().catch(() => undefined))); // best effort: ephemeral consumers
       await Promise.all(loops);
       await flush();
+      await heartbeat.stop();
       log.info("archiver closed", { rowsArchived });
   });
   return {

@@ -83,7 +83,7 @@ export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progre
   const startedAtMs = Date.now();
   const js = jetstream(deps.nc);
   let cuts: number[] = [];
-  await recordRun(buckets.watermark, { run, outcome: "running", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: null, error: null, publishMs: null });
+  await recordRun(buckets.watermark, { run, outcome: "running", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: null, detail: null, publishMs: null, watermark: null });
   try {
     let t = performance.now();
     progress(RunPhases.barrier, { run });
@@ -122,7 +122,7 @@ export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progre
     const watermark: Watermark = { ...base, publishedAtMs: Date.now(), timings: { barrierMs, archiverFlushMs, recomputeMs } };
     await publishWatermark(buckets.watermark, watermark);
     const publishMs = performance.now() - t;
-    await recordRun(buckets.watermark, { run, outcome: "published", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: Date.now(), error: null, publishMs });
+    await recordRun(buckets.watermark, { run, outcome: "published", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: Date.now(), detail: null, publishMs, watermark });
     log.info("watermark published", { cuts, eventsCovered: result.eventsCovered, barrierMs, archiverFlushMs, recomputeMs, publishMs });
     progress(RunPhases.done, { run });
     // Readers may still answer at the previous versions; keep a few.
@@ -132,7 +132,7 @@ export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progre
     return watermark;
   } catch (err) {
     const e = ensureError(err);
-    await recordRun(buckets.watermark, { run, outcome: "failed", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: Date.now(), error: e.message, publishMs: null }).catch(
+    await recordRun(buckets.watermark, { run, outcome: "failed", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: Date.now(), detail: e.message, publishMs: null, watermark: null }).catch(
       (recErr) => log.error("could not record the failed run", { err: ensureError(recErr) }),
     );
     log.error("batch run failed", { err: e });

@@ -16,12 +16,14 @@ import type { Assignment } from "../core/records.js";
 import type { Watermark } from "../core/watermark.js";
 import { ensureSchema } from "../ch/schema.js";
 import { decode, encode } from "../nats/codec.js";
+import { startHeartbeat } from "../nats/heartbeat.js";
 import { putValue } from "../nats/kv.js";
 import { partitionKey, type Names } from "../nats/names.js";
 import { openBuckets, type Buckets } from "../nats/setup.js";
 import { assignPartitions } from "./assignment.js";
 import { runBatch, type RunProgress } from "./batch_run.js";
 import { MembershipTracker } from "./membership.js";
+import { RollbackRefusedError, rollbackTo } from "./rollback.js";
 
 /** How long a batch run waits for the archiver by default. */
 export const ARCHIVER_TIMEOUT_MS = 120_000;
@@ -48,12 +50,23 @@ export interface CoordinatorDeps {
   log: Logger;
 }
 
-/** Reply on the run-now subject. */
-export type RunNowReply = { kind: "published"; watermark: Watermark } | { kind: "failed"; error: string };
+/**
+ * Replies on the run-now subject. A request whose body is `{progress: true}`
+ * gets a progress reply per phase before the last one.
+ */
+export type RunNowReply =
+  | { kind: "progress"; run: number; phase: string; detail: string }
+  | { kind: "published"; watermark: Watermark }
+  | { kind: "failed"; error: string };
+
+/** Replies on the rollback subject (request body `{run}`). */
+export type RollbackReply = { kind: "rolled_back"; watermark: Watermark; from: number } | { kind: "refused"; reason: string } | { kind: "failed"; error: string };
 
 export interface Coordinator extends Closeable {
   /** Runs a batch run now (after any run in progress) and returns its watermark. */
   runNow(progress?: RunProgress): Promise<Watermark>;
+  /** Rolls the watermark back to `run` (after any run in progress). @throws RollbackRefusedError */
+  rollback(run: number): Promise<{ watermark: Watermark; from: number }>;
   /** The current assignment of every partition. */
   assignments(): Assignment[];
 }
@@ -127,19 +140,58 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
     return r;
   };
 
+  const rollback = (run: number) => {
+    const r = runs.then(() => rollbackTo({ nc: deps.nc, names: deps.names, buckets, viewVersionsKept: opts.viewVersionsKept }, run));
+    runs = r.catch(() => undefined);
+    return r.then((done) => {
+      log.warn("watermark rolled back by an operator", { run, from: done.from });
+      return done;
+    });
+  };
+
+  let nextRunAtMs: number | null = opts.batchIntervalMs > 0 ? Date.now() + opts.batchIntervalMs : null;
   const scheduler =
     opts.batchIntervalMs > 0
       ? setInterval(() => {
+          nextRunAtMs = Date.now() + opts.batchIntervalMs;
           if (!stopping) runNow().catch(() => undefined); // runBatch logged and recorded the failure
         }, opts.batchIntervalMs)
       : undefined;
+  const heartbeat = await startHeartbeat(buckets.members, "coordinator", opts.coordinatorId, opts.heartbeatIntervalMs, log, () => ({ state: "leader", nextRunAtMs }));
 
   const runNowSub = deps.nc.subscribe(deps.names.runNowSubject, {
     callback: (err, msg) => {
       if (err) return;
-      runNow().then(
-        (watermark) => msg.respond(encode({ kind: "published", watermark } satisfies RunNowReply)),
-        (e) => msg.respond(encode({ kind: "failed", error: ensureError(e).message } satisfies RunNowReply)),
+      let wantsProgress = false;
+      try {
+        wantsProgress = msg.data.length > 0 && decode<{ progress?: boolean }>(msg.data).progress === true;
+      } catch {
+        // not msgpack: a plain "run now" request
+      }
+      const reply = (r: RunNowReply) => msg.respond(encode(r));
+      const progress: RunProgress | undefined = wantsProgress
+        ? (phase, detail) => reply({ kind: "progress", run: Number(detail.run ?? 0), phase, detail: JSON.stringify(detail) })
+        : undefined;
+      runNow(progress).then(
+        (watermark) => reply({ kind: "published", watermark }),
+        (e) => reply({ kind: "failed", error: ensureError(e).message }),
+      );
+    },
+  });
+  const rollbackSub = deps.nc.subscribe(deps.names.rollbackSubject, {
+    callback: (err, msg) => {
+      if (err) return;
+      const reply = (r: RollbackReply) => msg.respond(encode(r));
+      let run: number;
+      try {
+        run = Number(decode<{ run: unknown }>(msg.data).run);
+      } catch {
+        reply({ kind: "refused", reason: "the request is not msgpack {run}" });
+        return;
+      }
+      rollback(run).then(
+        ({ watermark, from }) => reply({ kind: "rolled_back", watermark, from }),
+        (e) => reply(e instanceof RollbackRefusedError ? { kind: "refused", reason: e.message } : { kind: "failed", error: ensureError(e).message }),
       );
     },
   });
@@ -151,12 +203,15 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
       memberWatch.stop();
       if (scheduler) clearInterval(scheduler);
       runNowSub.unsubscribe();
+      rollbackSub.unsubscribe();
       await ticking;
       await runs;
+      await heartbeat.stop();
       log.info("coordinator closed");
   });
   return {
     runNow,
+    rollback,
     assignments: () => [...current.values()].sort((a, b) => a.partition - b.partition),
     ...lifecycle,
   };

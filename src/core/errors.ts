@@ -78,3 +78,8 @@ export class MissingBinaryError extends Error {
     super(`${binary} was not found on PATH: ${hint}`);
   }
 }
+
+/** The request is well-formed but the system is not in a state to do it (e.g. a dropped view version); maps to FAILED_PRECONDITION. */
+export class PreconditionError extends Error {
+  override readonly name = "PreconditionError";
+}

@@ -1,14 +1,9 @@
+import type { Watermark } from "./watermark.js";
+
 /**
  * The small records roles exchange through KV buckets (besides the watermark):
  * heartbeats, partition assignments and archiver progress.
  */
-
-/** `members` bucket, key `speed.<node>`: written by a speed node every heartbeat. */
-export interface Heartbeat {
-  readonly node: string;
-  readonly pid: number;
-  readonly atMs: number;
-}
 
 /** `assignments` bucket, key `p.<p>`: which node owns partition p. */
 export interface Assignment {
@@ -28,15 +23,34 @@ export interface ArchiverProgress {
   readonly atMs: number;
 }
 
+export const RunOutcomes = { running: "running", published: "published", failed: "failed", rolledBack: "rolled_back" } as const;
+export type RunOutcome = (typeof RunOutcomes)[keyof typeof RunOutcomes];
+
 /** `watermark` bucket, key `run.<N>`: what happened to run N. */
 export interface RunRecord {
   readonly run: number;
-  readonly outcome: "running" | "published" | "failed";
+  readonly outcome: RunOutcome;
   readonly cuts: readonly number[];
   readonly coordinator: string;
   readonly startedAtMs: number;
   readonly finishedAtMs: number | null;
-  readonly error: string | null;
+  /** Why it failed, or what rolled it back. */
+  readonly detail: string | null;
   /** Time the watermark compare-and-set took (the watermark cannot carry its own). */
   readonly publishMs: number | null;
+  /** The watermark the run published (kept for history and rollback). */
+  readonly watermark: Watermark | null;
+}
+
+/** `members` bucket, key `<role>.<id>`: every role's heartbeat. */
+export interface MemberHeartbeat {
+  readonly role: "coordinator" | "archiver" | "serving" | "speed";
+  readonly id: string;
+  readonly atMs: number;
+  /** Coordinator: leader (the only state until election lands). */
+  readonly state?: string;
+  /** Coordinator: when the next scheduled run starts; null when runs are on demand only. */
+  readonly nextRunAtMs?: number | null;
+  /** Archiver: highest archived sequence per partition. */
+  readonly archived?: readonly number[];
 }

@@ -29,6 +29,8 @@ export interface Watermark {
   /** Member id of the coordinator that ran it. */
   readonly coordinator: string;
   readonly timings: PhaseTimings;
+  /** Set when an operator rolled the watermark back to this run: the run it was at before. */
+  readonly rolledBackFrom?: number;
 }
 
 /** Checks a decoded KV value; throws naming what is wrong (a corrupt watermark must not be half-read). */

@@ -51,7 +51,14 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, catalo
     if (ch && wants("archiver")) {
       started.archiver = await createArchiver(
         { nc, ch: ch.client, catalog, names, log },
-        { partitions: cfg.partitions, database: cfg.database, flushIntervalMs: cfg.archiverFlushIntervalMs, flushRows: cfg.archiverFlushRows },
+        {
+          nodeId: cfg.nodeId,
+          heartbeatIntervalMs: cfg.heartbeatIntervalMs,
+          partitions: cfg.partitions,
+          database: cfg.database,
+          flushIntervalMs: cfg.archiverFlushIntervalMs,
+          flushRows: cfg.archiverFlushRows,
+        },
       );
     }
     if (ch && wants("coordinator")) {
@@ -71,13 +78,13 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, catalo
     if (wants("speed")) {
       started.speed = await createSpeedNode(
         { nc, catalog, names, log },
-        { nodeId: cfg.nodeId, heartbeatIntervalMs: cfg.heartbeatIntervalMs, snapshotIntervalMs: cfg.snapshotIntervalMs, dedupeHorizonIds: cfg.dedupeHorizonIds },
+        { nodeId: cfg.nodeId, heartbeatIntervalMs: cfg.heartbeatIntervalMs, snapshotIntervalMs: cfg.snapshotIntervalMs, dedupeHorizonIds: cfg.dedupeHorizonIds, partitions: cfg.partitions },
       );
     }
     if (ch && wants("serving")) {
       started.serving = await createServingNode(
         { nc, ch: ch.client, catalog, names, log },
-        { host: cfg.grpcHost, port: cfg.grpcPort, partitions: cfg.partitions, database: cfg.database },
+        { host: cfg.grpcHost, port: cfg.grpcPort, partitions: cfg.partitions, database: cfg.database, nodeId: cfg.nodeId, heartbeatIntervalMs: cfg.heartbeatIntervalMs, viewVersionsKept: cfg.viewVersionsKept },
       );
     }
   } catch (err) {

@@ -16,7 +16,7 @@ export interface Names {
   readonly deadLetterSubject: string;
   /** KV: `current` → the watermark; `run.<N>` → history of run N. */
   readonly watermarkBucket: string;
-  /** KV: `speed.<node>` → heartbeat. */
+  /** KV: `<role>.<id>` → heartbeat (nats/heartbeat.ts). */
   readonly membersBucket: string;
   /** KV: `p.<p>` → assignment. */
   readonly assignmentsBucket: string;
@@ -32,13 +32,14 @@ export interface Names {
   speedStatusSubject(p: number): string;
   /** Request subject the coordinator answers "run a batch now" on. */
   readonly runNowSubject: string;
+  /** Request subject the coordinator answers "roll the watermark back" on. */
+  readonly rollbackSubject: string;
 }
 
 export const WATERMARK_KEY = "current";
 export const RUN_COUNTER_KEY = "runs";
 export const runKey = (run: number) => `run.${run}`;
 export const partitionKey = (p: number) => `p.${p}`;
-export const speedMemberKey = (node: string) => `speed.${node}`;
 
 export function namesFor(prefix: string): Names {
   const up = prefix.toUpperCase();
@@ -58,5 +59,6 @@ export function namesFor(prefix: string): Names {
     speedQuerySubject: (p) => `${prefix}.speed.${p}.query`,
     speedStatusSubject: (p) => `${prefix}.speed.${p}.status`,
     runNowSubject: `${prefix}.coordinator.run`,
+    rollbackSubject: `${prefix}.coordinator.rollback`,
   };
 }

@@ -68,7 +68,7 @@ export function metricInfo(m: MetricDef): MetricInfo {
 const sourceFields = (s: SourceDef) => Object.fromEntries(Object.entries(s.fields).map(([n, f]) => [n, `${f.type}${f.optional ? "?" : ""}`]));
 
 /** Runs `work` and answers the call with its result or its error as a gRPC status. */
-function respond<Req, Res>(log: Logger, call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>, work: (req: Req) => Promise<Res> | Res) {
+export function respond<Req, Res>(log: Logger, call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>, work: (req: Req) => Promise<Res> | Res) {
   Promise.resolve()
     .then(() => work(call.request))
     .then(

@@ -13,22 +13,22 @@ import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Catalog } from "../core/catalog.js";
-import { ensureError } from "../core/errors.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
-import { parseWatermark, type Watermark } from "../core/watermark.js";
 import { createSpeedClient } from "../actors/index.js";
-import { readWatermark } from "../coordinator/index.js";
-import { decode } from "../nats/codec.js";
-import { WATERMARK_KEY, type Names } from "../nats/names.js";
+import type { Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
 import { LambdaServiceService } from "../gen/lambda/v1/serving.js";
+import { AdminServiceService } from "../gen/lambda/v1/admin.js";
+import { adminService } from "./admin.js";
 import { readBatchStates } from "../ch/views.js";
 import { cachedBatchReader, type CachedBatchReader } from "./batch_cache.js";
 import { lambdaService } from "./handlers.js";
-import type { WatermarkSource } from "./query.js";
+import { startHeartbeat } from "../nats/heartbeat.js";
+import { followWatermark } from "./watermark_follower.js";
 
 export const SERVICE_NAME = "lambda.v1.LambdaService";
+export const ADMIN_SERVICE_NAME = "lambda.v1.AdminService";
 const PROTO_ROOT = fileURLToPath(new URL("../../../proto", import.meta.url));
 
 export interface ServingOptions {
@@ -37,6 +37,11 @@ export interface ServingOptions {
   port: number;
   partitions: number;
   database: string;
+  /** Member id for the heartbeat. */
+  nodeId: string;
+  heartbeatIntervalMs: number;
+  /** Batch view versions the coordinator keeps (LAMBDA_VIEW_VERSIONS_KEPT). */
+  viewVersionsKept: number;
 }
 
 export interface ServingDeps {
@@ -61,36 +66,21 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
   const buckets = await openBuckets(deps.nc, deps.names);
   const speed = createSpeedClient(deps.nc, deps.names);
 
-  let latest: Watermark | null = (await readWatermark(buckets.watermark))?.watermark ?? null;
-  const watermarks: WatermarkSource = {
-    current: () => latest,
-    refresh: async () => {
-      const r = await readWatermark(buckets.watermark);
-      if (r && (!latest || r.watermark.run > latest.run)) latest = r.watermark;
-      return latest;
-    },
-  };
-  const watch = await buckets.watermark.watch({ key: WATERMARK_KEY });
-  void (async () => {
-    for await (const e of watch) {
-      if (e.operation !== "PUT") continue;
-      try {
-        const w = parseWatermark(decode(e.value));
-        if (!latest || w.run > latest.run) latest = w;
-      } catch (err) {
-        log.error("ignoring a malformed watermark", { err: ensureError(err) });
-      }
-    }
-  })();
+  const watermarks = await followWatermark(buckets.watermark, log);
+  const heartbeat = await startHeartbeat(buckets.members, "serving", opts.nodeId, opts.heartbeatIntervalMs, log);
 
   const batchCache = cachedBatchReader((metric, run, keys, fromMs, toMs) => readBatchStates(deps.ch, opts.database, metric, run, keys, fromMs, toMs));
   const impl = lambdaService({ catalog: deps.catalog, partitions: opts.partitions, speed, watermarks, readBatch: batchCache.read, log });
 
   const server = new Server();
   server.addService(LambdaServiceService, impl);
-  const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
+  server.addService(
+    AdminServiceService,
+    adminService({ nc: deps.nc, ch: deps.ch, catalog: deps.catalog, names: deps.names, buckets, speed, partitions: opts.partitions, database: opts.database, viewVersionsKept: opts.viewVersionsKept, log }),
+  );
+  const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING", [ADMIN_SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
-  const pkg = protoLoader.loadSync([`${PROTO_ROOT}/lambda/v1/serving.proto`, healthProtoPath], { includeDirs: [PROTO_ROOT] });
+  const pkg = protoLoader.loadSync([`${PROTO_ROOT}/lambda/v1/serving.proto`, `${PROTO_ROOT}/lambda/v1/admin.proto`, healthProtoPath], { includeDirs: [PROTO_ROOT] });
   new ReflectionService(pkg).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) =>
@@ -102,7 +92,9 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
   const lifecycle = closeable(async () => {
       health.setStatus("", "NOT_SERVING");
       health.setStatus(SERVICE_NAME, "NOT_SERVING");
-      watch.stop();
+      health.setStatus(ADMIN_SERVICE_NAME, "NOT_SERVING");
+      watermarks.stop();
+      await heartbeat.stop();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.forceShutdown(), 5_000);
         server.tryShutdown(() => {

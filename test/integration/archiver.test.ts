@@ -30,7 +30,7 @@ test("archiver restart resumes where the master table ends: no gap, no duplicate
   await cluster.ingest.publishBatch("pageviews", events(500, 300));
   const second = await createArchiver(
     { nc: cluster.nc, ch, catalog: cluster.catalog, names: cluster.names, log: silentLogger },
-    { partitions: cluster.cfg.partitions, database: cluster.cfg.database, flushIntervalMs: 50, flushRows: 1000 },
+    { nodeId: "second-archiver", heartbeatIntervalMs: 200, partitions: cluster.cfg.partitions, database: cluster.cfg.database, flushIntervalMs: 50, flushRows: 1000 },
   );
   try {
     await waitFor("800 archived rows", async () => Number((await stats()).rows) >= 800);

@@ -1,0 +1,173 @@
+/**
+ * The operator API (lambda.v1.AdminService): run history, diff, verify,
+ * rollback, status, run-now with progress, and a watermark watch. Rollback and
+ * run-now are the coordinator's to do; this service asks it over NATS.
+ */
+import type { ServerWritableStream } from "@grpc/grpc-js";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { createInbox } from "@nats-io/transport-node";
+import type { ClickHouseClient } from "@clickhouse/client";
+import type { Catalog } from "../core/catalog.js";
+import { InvalidQueryError, PreconditionError, UnavailableError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import type { RunRecord } from "../core/records.js";
+import { parseWatermark } from "../core/watermark.js";
+import type { SpeedClient } from "../actors/index.js";
+import type { RollbackReply, RunNowReply } from "../coordinator/index.js";
+import { readWatermark } from "../coordinator/index.js";
+import type { AdminServiceServer, RunBatchRequest, RunBatchResponse, RunInfo, WatchWatermarkRequest, WatchWatermarkResponse } from "../gen/lambda/v1/admin.js";
+import { decode, encode } from "../nats/codec.js";
+import { WATERMARK_KEY, type Names } from "../nats/names.js";
+import type { Buckets } from "../nats/setup.js";
+import { respond, watermarkToProto } from "./handlers.js";
+import { diffRuns, listRuns } from "./runs.js";
+import { clusterStatus } from "./status.js";
+import { toServiceError } from "./status_codes.js";
+import { verifySeam } from "./verify.js";
+
+/** How long a rollback may take the coordinator (it waits for a run in progress). */
+const ROLLBACK_TIMEOUT_MS = 120_000;
+/** How long the coordinator has to acknowledge a run request. */
+const RUN_ACK_TIMEOUT_MS = 10_000;
+
+export interface AdminDeps {
+  readonly nc: NatsConnection;
+  readonly ch: ClickHouseClient;
+  readonly catalog: Catalog;
+  readonly names: Names;
+  readonly buckets: Buckets;
+  readonly speed: SpeedClient;
+  readonly partitions: number;
+  readonly database: string;
+  readonly viewVersionsKept: number;
+  readonly log: Logger;
+}
+
+const at = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(ms));
+
+function runInfo(r: RunRecord): RunInfo {
+  const w = r.watermark;
+  return {
+    run: r.run,
+    outcome: r.outcome,
+    cuts: r.cuts.map((seq, partition) => ({ partition, seq })),
+    viewVersion: w?.viewVersion ?? 0,
+    eventsCovered: w?.eventsCovered ?? 0,
+    coveredFrom: at(w?.coveredFromMs),
+    coveredTo: at(w?.coveredToMs),
+    startedAt: at(r.startedAtMs),
+    finishedAt: at(r.finishedAtMs),
+    barrierMs: w?.timings.barrierMs ?? 0,
+    archiverFlushMs: w?.timings.archiverFlushMs ?? 0,
+    recomputeMs: w?.timings.recomputeMs ?? 0,
+    publishMs: r.publishMs ?? 0,
+    coordinator: r.coordinator,
+    detail: r.detail ?? "",
+  };
+}
+
+/** Streams a batch run's progress from the coordinator to the client; a cancelled call only stops listening. */
+function runBatch(deps: AdminDeps, call: ServerWritableStream<RunBatchRequest, RunBatchResponse>) {
+  const inbox = createInbox();
+  let acknowledged = false;
+  const fail = (err: unknown) => {
+    call.emit("error", toServiceError(err, deps.log));
+    sub.unsubscribe();
+  };
+  const timer = setTimeout(() => {
+    if (!acknowledged) fail(new UnavailableError(`no coordinator answered within ${RUN_ACK_TIMEOUT_MS} ms; is one running?`));
+  }, RUN_ACK_TIMEOUT_MS);
+  const sub = deps.nc.subscribe(inbox, {
+    callback: (err, msg) => {
+      if (err) return fail(err);
+      acknowledged = true;
+      const r = decode<RunNowReply>(msg.data);
+      if (r.kind === "progress") {
+        call.write({ run: r.run, phase: r.phase, detail: r.detail, watermark: undefined });
+        return;
+      }
+      clearTimeout(timer);
+      sub.unsubscribe();
+      if (r.kind === "published") {
+        call.write({ run: r.watermark.run, phase: "done", detail: "", watermark: watermarkToProto(r.watermark) });
+        call.end();
+      } else {
+        call.write({ run: 0, phase: "failed", detail: r.error, watermark: undefined });
+        call.end();
+      }
+    },
+  });
+  // A client that detaches (Ctrl-C) stops listening; the run goes on in the coordinator.
+  call.on("cancelled", () => {
+    clearTimeout(timer);
+    sub.unsubscribe();
+  });
+  deps.nc.publish(deps.names.runNowSubject, encode({ progress: true }), { reply: inbox });
+}
+
+/** Writes the watermark now and at every change, until the client goes away. */
+async function watchWatermark(deps: AdminDeps, call: ServerWritableStream<WatchWatermarkRequest, WatchWatermarkResponse>) {
+  const first = await readWatermark(deps.buckets.watermark);
+  if (!first) call.write({ present: false, watermark: undefined });
+  const watch = await deps.buckets.watermark.watch({ key: WATERMARK_KEY });
+  call.on("cancelled", () => watch.stop());
+  for await (const e of watch) {
+    if (e.operation !== "PUT") continue;
+    call.write({ present: true, watermark: watermarkToProto(parseWatermark(decode(e.value))) });
+  }
+}
+
+export function adminService(deps: AdminDeps): AdminServiceServer {
+  const { log, buckets } = deps;
+  return {
+    listRuns: (call, cb) => respond(log, call, cb, async (req) => ({ runs: (await listRuns(buckets.watermark, buckets.coordinator, req.limit)).map(runInfo) })),
+    diffRuns: (call, cb) =>
+      respond(log, call, cb, async (req) => {
+        const d = await diffRuns(
+          { ch: deps.ch, database: deps.database, catalog: deps.catalog, watermarks: buckets.watermark, coordinator: buckets.coordinator, viewVersionsKept: deps.viewVersionsKept },
+          req.fromRun,
+          req.toRun,
+        );
+        return { fromRun: req.fromRun, toRun: req.toRun, partitions: [...d.partitions], metrics: [...d.metrics] };
+      }),
+    verify: (call, cb) =>
+      respond(log, call, cb, async (req) => {
+        const current = await readWatermark(buckets.watermark);
+        if (!current) throw new PreconditionError("no watermark has been published yet: nothing to verify");
+        const run = req.run || current.watermark.run;
+        if (run !== current.watermark.run) {
+          throw new InvalidQueryError("run", `speed actors hold only what lies above the current watermark (run ${current.watermark.run}); verify run ${current.watermark.run}, or roll back to ${run} first`);
+        }
+        const r = await verifySeam(
+          { ch: deps.ch, database: deps.database, catalog: deps.catalog, partitions: deps.partitions, speed: deps.speed, members: buckets.members },
+          current.watermark,
+        );
+        return { ...r, partitions: [...r.partitions] };
+      }),
+    rollback: (call, cb) =>
+      respond(log, call, cb, async (req) => {
+        let reply: RollbackReply;
+        try {
+          reply = decode<RollbackReply>((await deps.nc.request(deps.names.rollbackSubject, encode({ run: req.run }), { timeout: ROLLBACK_TIMEOUT_MS })).data);
+        } catch (err) {
+          throw new UnavailableError("no coordinator answered the rollback; is one running?", { cause: err });
+        }
+        if (reply.kind === "refused") throw new PreconditionError(reply.reason);
+        if (reply.kind === "failed") throw new Error(reply.error);
+        return { watermark: watermarkToProto(reply.watermark), rolledBackFrom: reply.from };
+      }),
+    getStatus: (call, cb) =>
+      respond(log, call, cb, async () => {
+        const s = await clusterStatus(deps.nc, deps.names, buckets, deps.speed, deps.partitions);
+        const w = await readWatermark(buckets.watermark);
+        return { members: [...s.members], partitions: [...s.partitions], nextRunAt: at(s.nextRunAtMs), watermarkRun: w?.watermark.run ?? 0 };
+      }),
+    runBatch: (call) => runBatch(deps, call),
+    watchWatermark: (call) => {
+      watchWatermark(deps, call).then(
+        () => call.end(),
+        (err) => call.emit("error", toServiceError(err, log)),
+      );
+    },
+  };
+}

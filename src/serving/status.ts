@@ -1,0 +1,75 @@
+/** `lambdactl status`: members with heartbeat age, assignments, lag per partition, the next run. */
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Assignment, MemberHeartbeat } from "../core/records.js";
+import type { SpeedClient, SpeedStatus } from "../actors/index.js";
+import { decode } from "../nats/codec.js";
+import { getValue } from "../nats/kv.js";
+import { partitionKey, type Names } from "../nats/names.js";
+import { partitionHeads, type Buckets } from "../nats/setup.js";
+
+export interface MemberStatus {
+  readonly role: string;
+  readonly id: string;
+  readonly heartbeatAgeS: number;
+  readonly state: string;
+}
+
+export interface PartitionStatus {
+  readonly partition: number;
+  readonly node: string;
+  readonly generation: number;
+  readonly streamHead: number;
+  readonly appliedSeq: number;
+  readonly archivedSeq: number;
+  readonly speedLag: number;
+  readonly archiverLag: number;
+  readonly speedEventsHeld: number;
+}
+
+export interface ClusterStatus {
+  readonly members: readonly MemberStatus[];
+  readonly partitions: readonly PartitionStatus[];
+  readonly nextRunAtMs: number | null;
+}
+
+/** How long status waits for each speed actor; a silent one shows as applied 0. */
+const STATUS_TIMEOUT_MS = 1_000;
+
+export async function clusterStatus(nc: NatsConnection, names: Names, buckets: Buckets, speed: SpeedClient, partitions: number): Promise<ClusterStatus> {
+  const now = Date.now();
+  const members: MemberStatus[] = [];
+  let nextRunAtMs: number | null = null;
+  const archived = new Array<number>(partitions).fill(0);
+  for await (const k of await buckets.members.keys()) {
+    const e = await buckets.members.get(k);
+    if (!e || e.operation !== "PUT") continue;
+    const hb = decode<MemberHeartbeat>(e.value);
+    members.push({ role: hb.role, id: hb.id, heartbeatAgeS: Math.max(0, now - hb.atMs) / 1000, state: hb.state ?? "" });
+    if (hb.role === "coordinator" && hb.nextRunAtMs !== undefined) nextRunAtMs = hb.nextRunAtMs;
+    hb.archived?.forEach((s, p) => (archived[p] = Math.max(archived[p] ?? 0, s)));
+  }
+  members.sort((a, b) => (a.role === b.role ? (a.id < b.id ? -1 : 1) : a.role < b.role ? -1 : 1));
+  const heads = await partitionHeads(nc, names, partitions);
+  const statuses = await Promise.all(
+    Array.from({ length: partitions }, (_, p) => speed.status(p, STATUS_TIMEOUT_MS).catch((): SpeedStatus | null => null)),
+  );
+  const rows: PartitionStatus[] = [];
+  for (let p = 0; p < partitions; p++) {
+    const a = (await getValue<Assignment>(buckets.assignments, partitionKey(p)))?.value;
+    const s = statuses[p];
+    const head = heads[p]!;
+    const applied = s?.appliedSeq ?? 0;
+    rows.push({
+      partition: p,
+      node: a?.node ?? "",
+      generation: a?.generation ?? 0,
+      streamHead: head,
+      appliedSeq: applied,
+      archivedSeq: archived[p]!,
+      speedLag: Math.max(0, head - applied),
+      archiverLag: Math.max(0, head - archived[p]!),
+      speedEventsHeld: s?.heldEvents ?? 0,
+    });
+  }
+  return { members, partitions: rows, nextRunAtMs };
+}
