@@ -8,7 +8,8 @@ import { parseArgs } from "node:util";
 import type { ArgSpec, CommandSpec, FlagSpec, ParsedCommand } from "./command.js";
 import { ConnectionEnvVars, LOCAL_CLUSTER_FILE, type ConnectionFlagValues } from "./connection.js";
 import { parseTime } from "./time.js";
-import { parseFieldValues, parsePositiveInt, parseQuantile, type ValueParse } from "./values.js";
+import { parseFieldValues, parsePositiveInt, parseQuantile, parseRunNumberText, type ValueParse } from "./values.js";
+import type { RunNumber } from "../core/ids.js";
 
 /** A bad command line: lambdactl prints the message and the usage and exits 2. */
 export class UsageError extends Error {
@@ -33,10 +34,15 @@ export const COMMON_FLAGS = {
   help: { type: "boolean", short: "h", description: "print this help" },
 } as const satisfies Record<string, FlagSpec>;
 
+/** The `--timeout` flag with its default in the help. */
+export function timeoutFlagSpec(defaultMs: number): FlagSpec {
+  return { type: "string", value: "<ms>", description: `give up on the serving node after this many milliseconds (default ${defaultMs})` };
+}
+
 /** The flags of commands that call the serving node: where it is, and how long to wait for it. */
 export const GRPC_FLAGS = {
   grpc: { type: "string", value: "<host:port>", description: `serving node gRPC address (else ${ConnectionEnvVars.grpc}, else ${LOCAL_CLUSTER_FILE})` },
-  timeout: { type: "string", value: "<ms>", description: `give up on the serving node after this many milliseconds (default ${DEFAULT_TIMEOUT_MS})` },
+  timeout: timeoutFlagSpec(DEFAULT_TIMEOUT_MS),
 } as const satisfies Record<string, FlagSpec>;
 
 /** The flags that say where and how to publish to NATS. */
@@ -100,6 +106,28 @@ export function quantileFlag(command: string, parsed: ParsedCommand, name: strin
 export function positiveIntFlag(command: string, parsed: ParsedCommand, name: string, fallback: number): number {
   const raw = stringFlag(parsed, name);
   return raw === undefined ? fallback : valueOf(command, name, parsePositiveInt(raw));
+}
+
+/**
+ * A run number argument (`diff 2 3`, `rollback 2`), or undefined when an optional one is absent.
+ * @throws UsageError naming the argument when it is not a positive integer.
+ */
+export function runArg(command: string, parsed: ParsedCommand, name: string): RunNumber | undefined {
+  const raw = parsed.args[name];
+  if (raw === undefined) return undefined;
+  const r = parseRunNumberText(raw);
+  if (r.kind === "invalid") throw new UsageError(command, `<${name}>: ${r.reason}`);
+  return r.value;
+}
+
+/**
+ * A run number argument the parser has already checked is present.
+ * @throws UsageError naming the argument when it is not a positive integer.
+ */
+export function requiredRunArg(command: string, parsed: ParsedCommand, name: string): RunNumber {
+  const run = runArg(command, parsed, name);
+  if (run === undefined) throw new UsageError(command, `missing argument <${name}>`);
+  return run;
 }
 
 /**
@@ -223,13 +251,12 @@ export function requiredArg(parsed: ParsedCommand, name: string): string {
 }
 
 /**
- * The `--timeout` value in ms.
- * @default DEFAULT_TIMEOUT_MS
+ * The `--timeout` value in ms, or `fallback` when absent.
  * @throws UsageError when it is not a positive integer.
  */
-export function timeoutMs(command: string, parsed: ParsedCommand): number {
+export function timeoutMs(command: string, parsed: ParsedCommand, fallback: number = DEFAULT_TIMEOUT_MS): number {
   const raw = stringFlag(parsed, "timeout");
-  if (raw === undefined) return DEFAULT_TIMEOUT_MS;
+  if (raw === undefined) return fallback;
   const n = Number(raw);
   if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < 1) {
     throw new UsageError(command, `--timeout: expected a positive number of milliseconds, got ${JSON.stringify(raw)}`);
@@ -242,9 +269,19 @@ function synopsis(spec: CommandSpec): string {
   return `lambdactl ${spec.name} ${args.join(" ")} [flags]`.replace(/ +/g, " ");
 }
 
-/** The help of one command: synopsis, arguments, flags, notes. */
-export function formatCommandHelp(spec: CommandSpec): string {
-  const rows: string[] = [`usage: ${synopsis(spec)}`, "", `${spec.name}: ${spec.summary}`];
+/**
+ * The help of one command: synopsis, subcommands, arguments, flags, notes.
+ * @param subcommands the specs of the command's subcommands (listed with their summaries).
+ */
+export function formatCommandHelp(spec: CommandSpec, subcommands: readonly CommandSpec[] = []): string {
+  const rows: string[] = [`usage: ${synopsis(spec)}`];
+  for (const sub of subcommands) rows.push(`       ${synopsis(sub)}`);
+  rows.push("", `${spec.name}: ${spec.summary}`);
+  if (subcommands.length > 0) {
+    rows.push("", "subcommands (the word comes right after the command; each has its own --help):");
+    const w = Math.max(...subcommands.map((c) => c.name.length));
+    for (const c of subcommands) rows.push(`  ${c.name.padEnd(w)}  ${c.summary}`);
+  }
   if (spec.args.length > 0) {
     rows.push("", "arguments:");
     const label = (a: ArgSpec) => (a.choices ? a.choices.join("|") : a.name);

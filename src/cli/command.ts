@@ -10,9 +10,12 @@ import type { Env } from "./connection.js";
 export const ExitCodes = {
   /** Done, nothing refused. */
   ok: 0,
-  /** The command ran but failed or refused something (gRPC error, refused events, no connection). */
+  /** The command ran but failed or refused something (gRPC error, refused events, no connection, a seam that is not exact). */
   failure: 1,
-  /** Bad command line: unknown command or flag, missing argument, unparsable value. */
+  /**
+   * Bad command line: unknown command or flag, missing argument, unparsable value; also a
+   * run number the serving node refused (unknown run, past the current one, rollback refused).
+   */
   usage: 2,
 } as const;
 export type ExitCode = (typeof ExitCodes)[keyof typeof ExitCodes];
@@ -72,6 +75,8 @@ export interface ParsedCommand {
 /** A writable text stream (process.stdout in the entry). */
 export interface TextOut {
   write(text: string): unknown;
+  /** True for an interactive terminal (where a command may clear and redraw); absent or false for a pipe or file. */
+  readonly isTTY?: boolean;
 }
 
 /** The process around a command, passed in so that nothing below the entry touches globals. */
@@ -85,11 +90,24 @@ export interface CliContext {
   readonly cwd: string;
   /** The time now, epoch ms. */
   now(): number;
+  /**
+   * A signal that aborts on Ctrl-C (SIGINT) or SIGTERM. Only a command that
+   * calls this takes those signals over (to stop watching, or to detach from a
+   * run and exit 0); for every other command they end the process as usual.
+   * A second Ctrl-C ends the process.
+   */
+  interrupted(): AbortSignal;
 }
 
 /** A lambdactl command: its spec and what it does with a parsed command line. */
 export interface Command {
+  /** For a subcommand, `name` is the whole path, e.g. "watermark history". */
   readonly spec: CommandSpec;
+  /**
+   * Commands reached by a word right after this one's name (`watermark history`).
+   * The word must come first: `lambdactl watermark history --limit 5`.
+   */
+  readonly subcommands?: readonly Command[];
   /**
    * Runs the command.
    * @returns the exit code.

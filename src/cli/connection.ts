@@ -1,7 +1,7 @@
 /**
  * Where lambdactl connects: the serving node's gRPC address for `query`, `top`,
- * `metrics` and `watermark`, NATS (URL, prefix, partitions, catalog) for
- * `ingest`. (`catalog validate` connects to nothing.)
+ * `metrics`, `watermark` (and its subcommands), `status` and `run`; NATS (URL,
+ * prefix, partitions, catalog) for `ingest`. (`catalog validate` connects to nothing.)
  *
  * Each setting comes from the first source that has it:
  * 1. a flag (`--grpc`, `--nats-url`, `--prefix`, `--partitions`, `--catalog`);

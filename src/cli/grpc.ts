@@ -37,8 +37,15 @@ export class GrpcCallError extends Error {
   }
 }
 
-function isServiceError(err: unknown): err is ServiceError {
+/** True for an error grpc-js reports a call's status with. */
+export function isServiceError(err: unknown): err is ServiceError {
   return err instanceof Error && typeof (err as Partial<ServiceError>).code === "number" && typeof (err as Partial<ServiceError>).details === "string";
+}
+
+/** A grpc-js call failure as a {@link GrpcCallError}; anything else unchanged. Parses foreign errors in one place. */
+export function toGrpcCallError(err: unknown, target: Sourced<string>): unknown {
+  if (!isServiceError(err)) return err;
+  return new GrpcCallError(err.code, status[err.code] ?? `code ${err.code}`, err.details, target, { cause: err });
 }
 
 /** The serving node's API, promise-shaped. */
@@ -67,11 +74,7 @@ export function createServingClient(target: Sourced<string>, opts: ServingClient
   const client = new LambdaServiceClient(target.value, credentials.createInsecure());
   const call = <T>(invoke: (cb: (err: ServiceError | null, res: T) => void) => void): Promise<T> =>
     new Promise((resolve, reject) =>
-      invoke((err, res) => {
-        if (!err) return resolve(res);
-        if (!isServiceError(err)) return reject(err);
-        reject(new GrpcCallError(err.code, status[err.code] ?? `code ${err.code}`, err.details, target, { cause: err }));
-      }),
+      invoke((err, res) => (err ? reject(toGrpcCallError(err, target)) : resolve(res))),
     );
   const options = () => ({ deadline: Date.now() + opts.timeoutMs });
   let closed = false;

@@ -3,16 +3,21 @@
  * `lambdactl`: the operator CLI of the Lambda runtime. It finds the command,
  * parses its arguments, runs it, and turns what went wrong into a message and
  * an exit code (0 done, 1 failed or refused something, 2 bad command line or
- * connection settings). The commands live in ./commands; this file is the
- * only one that touches `process`.
+ * connection settings, or a run number the serving node refused). The
+ * commands live in ./commands; this file is the only one that touches
+ * `process` (including the Ctrl-C handler a command may ask for).
  */
+import { status } from "@grpc/grpc-js";
 import { ConfigError, ensureError } from "../core/errors.js";
+import { RunRefusedError } from "./admin_grpc.js";
 import { formatCommandHelp, parseCommandLine, UsageError, wantsHelp } from "./args.js";
 import { ExitCodes, type CliContext, type Command, type ExitCode } from "./command.js";
 import { catalogCommand } from "./commands/catalog.js";
 import { ingestCommand } from "./commands/ingest.js";
 import { metricsCommand } from "./commands/metrics.js";
 import { queryCommand } from "./commands/query.js";
+import { runCommand } from "./commands/run.js";
+import { statusCommand } from "./commands/status.js";
 import { topCommand } from "./commands/top.js";
 import { watermarkCommand } from "./commands/watermark.js";
 import { ConnectionEnvVars, LOCAL_CLUSTER_FILE, LocalClusterFileError, NotConfiguredError } from "./connection.js";
@@ -20,7 +25,12 @@ import { GrpcCallError } from "./grpc.js";
 import { TIME_FORMS } from "./time.js";
 
 const COMMANDS: ReadonlyMap<string, Command> = new Map(
-  [queryCommand, topCommand, metricsCommand, watermarkCommand, ingestCommand, catalogCommand].map((c) => [c.spec.name, c]),
+  [queryCommand, topCommand, metricsCommand, watermarkCommand, statusCommand, runCommand, ingestCommand, catalogCommand].map((c) => [c.spec.name, c]),
+);
+
+/** Every command and subcommand by its whole name ("watermark history"), in overview order. */
+const ALL_COMMANDS: ReadonlyMap<string, Command> = new Map(
+  [...COMMANDS.values()].flatMap((c) => [c, ...(c.subcommands ?? [])]).map((c) => [c.spec.name, c]),
 );
 
 /** How a command is written in the overview: `catalog validate` for a command whose first argument is a fixed word. */
@@ -30,17 +40,18 @@ function usageName(c: Command): string {
 }
 
 function overview(): string {
-  const w = Math.max(...[...COMMANDS.values()].map((c) => usageName(c).length));
+  const w = Math.max(...[...ALL_COMMANDS.values()].map((c) => usageName(c).length));
   return [
-    "usage: lambdactl <command> [arguments] [flags]",
+    "usage: lambdactl <command> [subcommand] [arguments] [flags]",
     "",
     "The operator CLI of the Lambda runtime.",
     "",
     "commands:",
-    ...[...COMMANDS.values()].map((c) => `  ${usageName(c).padEnd(w)}  ${c.spec.summary}`),
+    ...[...ALL_COMMANDS.values()].map((c) => `  ${usageName(c).padEnd(w)}  ${c.spec.summary}`),
     "",
     "connection (the first one set wins):",
-    `  query, top, metrics, watermark  --grpc, then ${ConnectionEnvVars.grpc}, then ${LOCAL_CLUSTER_FILE}`,
+    `  query, top, metrics,            --grpc, then ${ConnectionEnvVars.grpc}, then ${LOCAL_CLUSTER_FILE}`,
+    `  watermark, status, run`,
     `  ingest                          --nats-url --prefix --partitions --catalog, then`,
     `                                  ${Object.values(ConnectionEnvVars).slice(1).join(" ")}, then ${LOCAL_CLUSTER_FILE},`,
     `                                  then the defaults (prefix lambda, 8 partitions, catalog/catalog.json)`,
@@ -50,32 +61,54 @@ function overview(): string {
     `times (--from, --to): ${TIME_FORMS}.`,
     "keys: `query <metric> a-1 a-2` for a one-field metric; `--group field=value` (repeatable) for any",
     "metric, and the only way for several group-by fields; nothing for a global metric.",
+    "runs: numbers from `lambdactl watermark history`, e.g. `lambdactl watermark diff 3 4`.",
     "",
-    "exit status: 0 done, 1 failed or refused something, 2 bad command line or connection settings.",
+    "exit status: 0 done, 1 failed or refused something (a gRPC error, a seam that is not exact),",
+    "2 bad command line or connection settings, or a run the serving node does not know or take.",
     "Run `lambdactl <command> --help` for the arguments and flags of a command.",
     "",
   ].join("\n");
 }
 
+/** The help of a command or subcommand by its whole name, or the overview. */
 function helpOf(command: string | undefined): string {
-  const c = command === undefined ? undefined : COMMANDS.get(command);
-  return c ? formatCommandHelp(c.spec) : overview();
+  const c = command === undefined ? undefined : ALL_COMMANDS.get(command);
+  return c ? formatCommandHelp(c.spec, (c.subcommands ?? []).map((s) => s.spec)) : overview();
+}
+
+/**
+ * The command `argv` names and the words after it: a subcommand when the word
+ * after the command is one of its subcommands.
+ * @throws UsageError for an unknown command, or an unknown subcommand of a command that takes no arguments.
+ */
+function findCommand(argv: readonly string[]): { readonly command: Command; readonly rest: readonly string[] } {
+  const [name, ...rest] = argv;
+  if (name === undefined) throw new UsageError(undefined, "missing command");
+  if (name.startsWith("-")) throw new UsageError(undefined, `unknown flag ${name} before the command; flags go after it (lambdactl <command> [flags])`);
+  const command = COMMANDS.get(name);
+  if (!command) throw new UsageError(undefined, `unknown command ${JSON.stringify(name)}; commands: ${[...COMMANDS.keys()].join(", ")}`);
+  const subs = command.subcommands ?? [];
+  const word = rest[0];
+  if (subs.length === 0 || word === undefined || word.startsWith("-")) return { command, rest };
+  const sub = subs.find((s) => s.spec.name === `${name} ${word}`);
+  if (sub) return { command: sub, rest: rest.slice(1) };
+  if (command.spec.args.length === 0) {
+    const words = subs.map((s) => s.spec.name.slice(name.length + 1));
+    throw new UsageError(name, `unknown subcommand ${JSON.stringify(word)}; ${name} takes ${words.join(", ")}, or none`);
+  }
+  return { command, rest };
 }
 
 /** Runs one command line. @returns the exit code; never throws. */
 async function runCli(argv: readonly string[], ctx: CliContext): Promise<ExitCode> {
-  const [name, ...rest] = argv;
   try {
-    if (name === undefined) throw new UsageError(undefined, "missing command");
-    if (name === "--help" || name === "-h" || name === "help") {
-      ctx.stdout.write(helpOf(rest[0]));
+    if (argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
+      ctx.stdout.write(helpOf(argv.length > 1 ? argv.slice(1).join(" ") : undefined));
       return ExitCodes.ok;
     }
-    if (name.startsWith("-")) throw new UsageError(undefined, `unknown flag ${name} before the command; flags go after it (lambdactl <command> [flags])`);
-    const command = COMMANDS.get(name);
-    if (!command) throw new UsageError(undefined, `unknown command ${JSON.stringify(name)}; commands: ${[...COMMANDS.keys()].join(", ")}`);
+    const { command, rest } = findCommand(argv);
     if (wantsHelp(rest)) {
-      ctx.stdout.write(helpOf(name));
+      ctx.stdout.write(helpOf(command.spec.name));
       return ExitCodes.ok;
     }
     return await command.run(parseCommandLine(command.spec, rest), ctx);
@@ -94,8 +127,16 @@ function report(err: unknown, ctx: CliContext): ExitCode {
     ctx.stderr.write(`lambdactl: ${err.message}\n`);
     return ExitCodes.usage;
   }
+  if (err instanceof RunRefusedError) {
+    ctx.stderr.write(`lambdactl ${err.command}: ${err.message}\n`);
+    return ExitCodes.usage;
+  }
   if (err instanceof GrpcCallError) {
-    const where = err.unreachable ? ` (serving node ${err.target.value}, from ${err.target.from}${err.target.from === LOCAL_CLUSTER_FILE ? "; is `npm start` still running?" : ""})` : "";
+    const where = err.unreachable
+      ? ` (serving node ${err.target.value}, from ${err.target.from}${err.target.from === LOCAL_CLUSTER_FILE ? "; is `npm start` still running?" : ""})`
+      : err.code === status.UNIMPLEMENTED
+        ? ` (the serving node at ${err.target.value} does not offer this call; is it an older version than lambdactl?)`
+        : "";
     ctx.stderr.write(`lambdactl: ${err.codeName}: ${err.details}${where}\n`);
     return ExitCodes.failure;
   }
@@ -113,6 +154,21 @@ const ctx: CliContext = {
   env: process.env,
   cwd: process.cwd(),
   now: () => Date.now(),
+  interrupted: (() => {
+    let signal: AbortSignal | undefined;
+    return () => {
+      if (signal) return signal;
+      const ac = new AbortController();
+      const stop = () => {
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
+        ac.abort();
+      };
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
+      return (signal = ac.signal);
+    };
+  })(),
 };
 
 void runCli(process.argv.slice(2), ctx).then((code) => {

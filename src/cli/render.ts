@@ -86,3 +86,32 @@ export function formatTime(d: Date | undefined): string {
 export function isoOrNull(d: Date | undefined): string | null {
   return d === undefined ? null : d.toISOString();
 }
+
+/** A time to the second, ISO 8601 without milliseconds ("2026-06-08T14:23:05Z"), or {@link ABSENT}. */
+export function formatInstant(d: Date | undefined): string {
+  return d === undefined ? ABSENT : d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/**
+ * A time range to the second: "2026-06-08T14:23:00Z .. 14:27:59Z" when both ends
+ * fall on the same day, both in full otherwise; {@link ABSENT} when either is absent.
+ */
+export function formatInstantRange(from: Date | undefined, to: Date | undefined): string {
+  if (from === undefined || to === undefined) return ABSENT;
+  const a = formatInstant(from);
+  const b = formatInstant(to);
+  return a.slice(0, 10) === b.slice(0, 10) ? `${a} .. ${b.slice(11)}` : `${a} .. ${b}`;
+}
+
+/** Elapsed time for progress and durations: "340ms", "1.4s", "12.0s", then "3m 4s" and up. */
+export function formatElapsed(ms: number): string {
+  const a = Math.max(0, ms);
+  if (a < 1_000) return `${Math.round(a)}ms`;
+  if (a < 60_000) return `${(a / 1_000).toFixed(1)}s`;
+  return formatSpan(a);
+}
+
+/** Milliseconds as a table number with one decimal (12.3), so a column of them right-aligns. */
+export function msCell(ms: number): number {
+  return Number(ms.toFixed(1));
+}

@@ -1,9 +1,10 @@
 /**
  * Flag values of the query commands, parsed without I/O: `field=value` pairs
- * (`--group`, `--where`), a quantile, a count. Each parser returns the value or
+ * (`--group`, `--where`), a quantile, a count, a run number. Each parser returns the value or
  * the reason it is not one; src/cli/args.ts turns a reason into a usage error
  * naming the flag.
  */
+import type { RunNumber } from "../core/ids.js";
 
 /** A parse that succeeded with `value`, or failed for `reason` (naming the text and what was expected). */
 export type ValueParse<T> = { readonly kind: "value"; readonly value: T } | { readonly kind: "invalid"; readonly reason: string };
@@ -50,4 +51,17 @@ export function parsePositiveInt(text: string): ValueParse<number> {
   const n = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) return invalid(`expected a positive integer, got ${JSON.stringify(text)}`);
   return ok(n);
+}
+
+/**
+ * Parses a batch run number as an operator writes it: a positive integer in
+ * decimal digits (runs start at 1; "the current run" is written by leaving the
+ * argument out, not as 0).
+ */
+export function parseRunNumberText(text: string): ValueParse<RunNumber> {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) {
+    return invalid(`expected a run number (a positive integer, e.g. 3; see \`lambdactl watermark history\`), got ${JSON.stringify(text)}`);
+  }
+  return ok(n as RunNumber);
 }

@@ -1,96 +1,84 @@
 /**
- * `lambdactl watermark`: the batch watermark the serving node answers at: which
- * run, when it was published and by whom, what the batch views cover, how long
- * the run's phases took, and the cut (barrier stream sequence) of each partition.
+ * `lambdactl watermark [--watch]`: the batch watermark the serving node answers
+ * at: which run, when it was published and by whom, what the batch views cover,
+ * how long the run's phases took, and the cut (barrier stream sequence) of each
+ * partition.
+ *
+ * `--watch` prints it, then again at every change, as the serving node's
+ * WatchWatermark stream reports them (a KV watch on its side; nothing polls).
+ * In a terminal each change clears the screen and redraws; into a pipe or file
+ * each change is appended as a block (with `--json`: one JSON object per line).
+ * Ctrl-C ends the watch with exit 0.
+ *
+ * The subcommands (history, diff, verify, rollback, timeline) live in their own
+ * files and hang off this command.
  */
 import { booleanFlag, COMMON_FLAGS, connectionFlags, GRPC_FLAGS, timeoutMs } from "../args.js";
-import { ExitCodes, type CliContext, type Command, type CommandSpec, type ParsedCommand } from "../command.js";
+import { createAdminClient } from "../admin_grpc.js";
+import { ExitCodes, type CliContext, type Command, type CommandSpec, type ExitCode, type ParsedCommand } from "../command.js";
 import { resolveGrpcAddress } from "../connection.js";
 import { createServingClient } from "../grpc.js";
-import { formatAge, formatMs, formatTime, keyValues, table } from "../render.js";
-import type { GetWatermarkResponse, Watermark } from "../../gen/lambda/v1/serving.js";
+import { renderWatchFrame, renderWatermarkReply, watermarkJson } from "../watermark_view.js";
+import { watermarkDiffCommand } from "./watermark_diff.js";
+import { watermarkHistoryCommand } from "./watermark_history.js";
+import { watermarkRollbackCommand } from "./watermark_rollback.js";
+import { watermarkTimelineCommand } from "./watermark_timeline.js";
+import { watermarkVerifyCommand } from "./watermark_verify.js";
+
+export type { WatermarkJson } from "../watermark_view.js";
 
 const spec: CommandSpec = {
   name: "watermark",
   summary: "the batch watermark answers are merged at: run, age, coverage, timings, cut per partition",
   args: [],
-  flags: { ...GRPC_FLAGS, ...COMMON_FLAGS },
-  notes: "Before the first batch run there is no watermark; that is not an error (exit 0).",
+  flags: {
+    watch: { type: "boolean", short: "w", description: "keep running: redraw at every change of the watermark (Ctrl-C stops)" },
+    ...GRPC_FLAGS,
+    ...COMMON_FLAGS,
+  },
+  notes: [
+    "Before the first batch run there is no watermark; that is not an error (exit 0).",
+    "",
+    "--watch: in a terminal each change redraws the screen; into a pipe or a file each change is",
+    "appended as a block, or with --json as one JSON object per line. Changes come from the serving",
+    "node's watch of the watermark, not from polling. --timeout bounds only the wait to connect.",
+    "",
+    "examples:",
+    "  lambdactl watermark",
+    "  lambdactl watermark --watch",
+    "  lambdactl watermark --watch --json | jq -c '.watermark.run'",
+  ].join("\n"),
 };
 
-/** The stable JSON shape of `watermark --json`; `watermark` is null when `present` is false. */
-export interface WatermarkJson {
-  readonly present: boolean;
-  readonly watermark: {
-    readonly run: number;
-    readonly viewVersion: number;
-    /** ISO 8601. */
-    readonly publishedAt: string | null;
-    /** Milliseconds between publication and the time lambdactl asked. */
-    readonly ageMs: number | null;
-    readonly coordinator: string;
-    /** Event-time range the batch views cover, ISO 8601; null when they cover no events. */
-    readonly coveredFrom: string | null;
-    readonly coveredTo: string | null;
-    readonly eventsCovered: number;
-    readonly timings: { readonly barrierMs: number; readonly archiverFlushMs: number; readonly recomputeMs: number };
-    readonly cuts: readonly { readonly partition: number; readonly seq: number }[];
-  } | null;
+async function watch(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
+  const address = resolveGrpcAddress({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
+  const json = booleanFlag(parsed, "json");
+  const tty = ctx.stdout.isTTY === true && !json;
+  using client = createAdminClient(address, { timeoutMs: timeoutMs(spec.name, parsed) });
+  const stop = ctx.interrupted();
+  for await (const change of client.watchWatermark(stop)) {
+    const now = ctx.now();
+    ctx.stdout.write(json ? JSON.stringify(watermarkJson(change, now)) + "\n" : renderWatchFrame(change, now, tty));
+  }
+  if (stop.aborted) return ExitCodes.ok;
+  ctx.stderr.write(`lambdactl: the serving node at ${address.value} ended the watch (is it shutting down?)\n`);
+  return ExitCodes.failure;
 }
 
-/** The reply as `--json` prints it. */
-export function watermarkJson(r: GetWatermarkResponse, nowMs: number): WatermarkJson {
-  const w = r.present ? r.watermark : undefined;
-  if (!w) return { present: false, watermark: null };
-  const t = w.timings;
-  return {
-    present: true,
-    watermark: {
-      run: w.run,
-      viewVersion: w.viewVersion,
-      publishedAt: w.publishedAt?.toISOString() ?? null,
-      ageMs: w.publishedAt ? nowMs - w.publishedAt.getTime() : null,
-      coordinator: w.coordinator,
-      coveredFrom: w.coveredFrom?.toISOString() ?? null,
-      coveredTo: w.coveredTo?.toISOString() ?? null,
-      eventsCovered: w.eventsCovered,
-      timings: { barrierMs: t?.barrierMs ?? 0, archiverFlushMs: t?.archiverFlushMs ?? 0, recomputeMs: t?.recomputeMs ?? 0 },
-      cuts: w.cuts.map((c) => ({ partition: c.partition, seq: c.seq })),
-    },
-  };
-}
-
-/** The watermark as text: a summary block and the table of cuts. */
-export function renderWatermark(w: Watermark, nowMs: number): string {
-  const published = w.publishedAt ? `${formatTime(w.publishedAt)} (${formatAge(w.publishedAt.getTime(), nowMs)})` : "-";
-  const covered = w.coveredFrom && w.coveredTo ? `${formatTime(w.coveredFrom)} .. ${formatTime(w.coveredTo)}` : "none";
-  const t = w.timings;
-  const phases = t ? `barrier ${formatMs(t.barrierMs)}, archiver flush ${formatMs(t.archiverFlushMs)}, recompute ${formatMs(t.recomputeMs)}` : "-";
-  const summary = keyValues([
-    ["run", w.run],
-    ["view version", w.viewVersion],
-    ["published at", published],
-    ["coordinator", w.coordinator || "-"],
-    ["covered range", `${covered} (event time)`],
-    ["events covered", w.eventsCovered],
-    ["phases", phases],
-  ]);
-  return `${summary}\n${table(["partition", "cut seq"], w.cuts.map((c) => [c.partition, c.seq]))}`;
-}
-
-/** What `watermark` prints before the first batch run. */
-export const NO_WATERMARK_TEXT = "no watermark yet: no batch run has published, so every answer comes from the speed layer alone\n";
-
-async function run(parsed: ParsedCommand, ctx: CliContext) {
+async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
+  if (booleanFlag(parsed, "watch")) return watch(parsed, ctx);
   const timeout = timeoutMs(spec.name, parsed);
   const address = resolveGrpcAddress({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
   using client = createServingClient(address, { timeoutMs: timeout });
   const r = await client.getWatermark();
   const now = ctx.now();
-  if (booleanFlag(parsed, "json")) ctx.stdout.write(JSON.stringify(watermarkJson(r, now), null, 2) + "\n");
-  else ctx.stdout.write(r.present && r.watermark ? renderWatermark(r.watermark, now) : NO_WATERMARK_TEXT);
+  ctx.stdout.write(booleanFlag(parsed, "json") ? JSON.stringify(watermarkJson(r, now), null, 2) + "\n" : renderWatermarkReply(r, now));
   return ExitCodes.ok;
 }
 
-/** `lambdactl watermark`. */
-export const watermarkCommand: Command = { spec, run };
+/** `lambdactl watermark` and its subcommands. */
+export const watermarkCommand: Command = {
+  spec,
+  run,
+  subcommands: [watermarkHistoryCommand, watermarkDiffCommand, watermarkVerifyCommand, watermarkRollbackCommand, watermarkTimelineCommand],
+};

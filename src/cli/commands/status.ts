@@ -1,0 +1,119 @@
+/**
+ * `lambdactl status`: the cluster as the coordinator sees it: its members
+ * (coordinator leader and standbys, speed nodes, archiver, serving nodes) with
+ * their heartbeat age; each partition's owner and generation, stream head,
+ * the speed actor's applied position and the archiver's flushed position, and
+ * the lag of each behind the head; the current watermark's run and the next
+ * scheduled batch run.
+ */
+import { booleanFlag, COMMON_FLAGS, connectionFlags, GRPC_FLAGS, timeoutMs } from "../args.js";
+import { createAdminClient } from "../admin_grpc.js";
+import { ExitCodes, type CliContext, type Command, type CommandSpec, type ExitCode, type ParsedCommand } from "../command.js";
+import { resolveGrpcAddress } from "../connection.js";
+import { ABSENT, formatElapsed, formatInstant, keyValues, table } from "../render.js";
+import type { GetStatusResponse, Member } from "../../gen/lambda/v1/admin.js";
+
+const spec: CommandSpec = {
+  name: "status",
+  summary: "members and heartbeats, partition owners and lag, the watermark run and the next run",
+  args: [],
+  flags: { ...GRPC_FLAGS, ...COMMON_FLAGS },
+  notes: [
+    "partitions: stream head is the partition's last stream sequence; applied is the speed actor's",
+    "position, archived the archiver's flushed one; speed lag and archiver lag are the head minus",
+    "each; held is the events the speed actor holds above the watermark's cut.",
+    "",
+    "examples:",
+    "  lambdactl status",
+    "  lambdactl status --json | jq '.partitions[] | .speedLag'",
+  ].join("\n"),
+};
+
+/** The stable JSON shape of `status --json`. */
+export interface StatusJson {
+  /** The current watermark's run; 0 before the first batch run. */
+  readonly watermarkRun: number;
+  /** ISO 8601; null when no run is scheduled (runs on demand only). */
+  readonly nextRunAt: string | null;
+  /** Milliseconds from the time lambdactl asked to the next run (negative when overdue); null when none. */
+  readonly nextRunInMs: number | null;
+  /** Ordered by role (coordinator, speed, archiver, serving, others), then id. */
+  readonly members: readonly {
+    readonly role: string;
+    readonly id: string;
+    /** "leader" or "standby" for a coordinator; "" otherwise. */
+    readonly state: string;
+    readonly heartbeatAgeS: number;
+  }[];
+  /** By partition. */
+  readonly partitions: readonly {
+    readonly partition: number;
+    readonly node: string;
+    readonly generation: number;
+    readonly streamHead: number;
+    readonly appliedSeq: number;
+    readonly archivedSeq: number;
+    readonly speedLag: number;
+    readonly archiverLag: number;
+    readonly speedEventsHeld: number;
+  }[];
+}
+
+const ROLE_ORDER = ["coordinator", "speed", "archiver", "serving"];
+
+function roleRank(role: string): number {
+  const i = ROLE_ORDER.indexOf(role);
+  return i < 0 ? ROLE_ORDER.length : i;
+}
+
+/** Members in the order `status` shows them: by role, then id. */
+export function sortedMembers(members: readonly Member[]): Member[] {
+  return [...members].sort((a, b) => roleRank(a.role) - roleRank(b.role) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/** The reply as `--json` prints it, seen at `nowMs`. */
+export function statusJson(r: GetStatusResponse, nowMs: number): StatusJson {
+  return {
+    watermarkRun: r.watermarkRun,
+    nextRunAt: r.nextRunAt?.toISOString() ?? null,
+    nextRunInMs: r.nextRunAt ? r.nextRunAt.getTime() - nowMs : null,
+    members: sortedMembers(r.members).map((m) => ({ role: m.role, id: m.id, state: m.state, heartbeatAgeS: m.heartbeatAgeS })),
+    partitions: [...r.partitions].sort((a, b) => a.partition - b.partition).map((p) => ({ ...p })),
+  };
+}
+
+/** The status as text: members, partitions, then the watermark run and the next run. */
+export function renderStatus(s: StatusJson): string {
+  const members =
+    s.members.length === 0
+      ? "no members have a heartbeat\n"
+      : table(
+          ["role", "id", "state", "heartbeat"],
+          s.members.map((m) => [m.role, m.id, m.state || ABSENT, `${formatElapsed(m.heartbeatAgeS * 1_000)} ago`]),
+        );
+  const partitions = table(
+    ["partition", "node", "generation", "stream head", "applied", "archived", "speed lag", "archiver lag", "held"],
+    s.partitions.map((p) => [p.partition, p.node || ABSENT, p.generation, p.streamHead, p.appliedSeq, p.archivedSeq, p.speedLag, p.archiverLag, p.speedEventsHeld]),
+  );
+  const next =
+    s.nextRunAt === null || s.nextRunInMs === null
+      ? "none scheduled (runs on demand: lambdactl run)"
+      : `${formatInstant(new Date(s.nextRunAt))} (${s.nextRunInMs >= 0 ? `in ${formatElapsed(s.nextRunInMs)}` : `overdue by ${formatElapsed(-s.nextRunInMs)}`})`;
+  const summary = keyValues([
+    ["watermark run", s.watermarkRun === 0 ? "none yet (no batch run has published)" : s.watermarkRun],
+    ["next run", next],
+  ]);
+  return [`members\n${members}`, `partitions\n${partitions}`, summary].join("\n");
+}
+
+async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
+  const timeout = timeoutMs(spec.name, parsed);
+  const address = resolveGrpcAddress({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
+  using client = createAdminClient(address, { timeoutMs: timeout });
+  const out = statusJson(await client.getStatus(), ctx.now());
+  ctx.stdout.write(booleanFlag(parsed, "json") ? JSON.stringify(out, null, 2) + "\n" : renderStatus(out));
+  return ExitCodes.ok;
+}
+
+/** `lambdactl status`. */
+export const statusCommand: Command = { spec, run };
