@@ -136,5 +136,16 @@ test("history, diff, verify, rollback and status through the AdminService", { ti
   v = await a.verify();
   assert.equal(v.exact, false);
   assert.equal(v.batchEventsReported - v.batchEventsRecounted, 3);
+
+  // Damage above the cut: events the speed actors hold vanish from the master dataset.
+  await ingest(600, 60);
+  const archived = async () =>
+    Number((await (await cluster.roles.ch!.client.query({ query: `SELECT count() AS n FROM ${masterTable(cluster.cfg.database, "pageviews")} WHERE _id IN ('w-600', 'w-601')`, format: "JSONEachRow" })).json<{ n: number }>())[0]!.n);
+  await waitFor("w-600 and w-601 archived", async () => (await archived()) === 2);
+  await cluster.roles.ch!.client.command({ query: `DELETE FROM ${masterTable(cluster.cfg.database, "pageviews")} WHERE _id IN ('w-600', 'w-601')`, clickhouse_settings: { mutations_sync: "2" } });
+  v = await a.verify();
+  assert.equal(v.exact, false);
+  assert.equal(v.partitions.reduce((n, p) => n + p.overlaps, 0), 2, JSON.stringify(v.partitions));
+  assert.equal(v.partitions.reduce((n, p) => n + p.gaps, 0), 0);
   a.client.close();
 });
