@@ -26,9 +26,9 @@ RUN npm run build
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /src
 COPY package.json package-lock.json ./
-# chdb's native library (@chdb/lib-linux-*-gnu, ~550 MB) is an optional dependency and
-# cannot be left out yet: src/ch/client.ts imports chdb/connection statically, and
-# that loads the library even when LAMBDA_CLICKHOUSE_URL points at a server.
+# chdb's native library (@chdb/lib-linux-*-gnu, ~550 MB) is an optional dependency. The
+# roles load it only when no LAMBDA_CLICKHOUSE_URL is set (src/ch/client.ts imports
+# chdb/connection lazily), so a server-only image could be built with --omit=optional.
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 # --- runtime.

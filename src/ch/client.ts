@@ -7,7 +7,6 @@
  */
 import { mkdirSync } from "node:fs";
 import { createClient, type ClickHouseClient } from "@clickhouse/client";
-import { createChdbConnection } from "chdb/connection";
 
 export interface ChOptions {
   /** ClickHouse HTTP URL; empty for embedded chDB. */
@@ -25,12 +24,18 @@ export interface ChHandle {
   close(): Promise<void>;
 }
 
-export function openClickHouse(opts: ChOptions): ChHandle {
+/**
+ * Opens the process's ClickHouse client. chDB (a ~550 MB native engine) is loaded
+ * only when no URL is configured, so roles that talk to a ClickHouse server, and
+ * roles that need no ClickHouse at all, never load it.
+ */
+export async function openClickHouse(opts: ChOptions): Promise<ChHandle> {
   if (opts.url) {
     const client = createClient({ url: opts.url, username: opts.username, password: opts.password });
     return { client, engine: "server", close: () => client.close() };
   }
   mkdirSync(opts.chdbPath, { recursive: true });
+  const { createChdbConnection } = await import("chdb/connection");
   const client = createClient({ connection: createChdbConnection({ path: opts.chdbPath }) } as Parameters<typeof createClient>[0]);
   return { client, engine: "chdb", close: () => client.close() };
 }

@@ -37,7 +37,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, catalo
   await ensureStreams(nc, names, { duplicateWindowMs: cfg.duplicateWindowMs });
   const wants = (r: string) => cfg.roles.includes(r as never);
   const needsCh = wants("archiver") || wants("coordinator") || wants("serving");
-  const ch = needsCh ? openClickHouse({ url: cfg.clickhouseUrl, username: cfg.clickhouseUser, password: cfg.clickhousePassword, chdbPath: cfg.chdbPath }) : undefined;
+  const ch = needsCh ? await openClickHouse({ url: cfg.clickhouseUrl, username: cfg.clickhouseUser, password: cfg.clickhousePassword, chdbPath: cfg.chdbPath }) : undefined;
   const started: { archiver?: Archiver; coordinator?: Coordinator; serving?: ServingNode; speed?: SpeedNode } = {};
   const shutdown = async () => {
     await started.serving?.close();

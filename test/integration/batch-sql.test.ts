@@ -397,9 +397,9 @@ async function assertViews(client: ClickHouseClient, db: string, run: number, ex
 // chDB allows one data directory per process: the tests of this file share one.
 let dir = "";
 let ch: ChHandle;
-before(() => {
+before(async () => {
   dir = mkdtempSync(join(tmpdir(), "lambda-batch-sql-"));
-  ch = openClickHouse({ url: "", username: "default", password: "", chdbPath: join(dir, "chdb") });
+  ch = await openClickHouse({ url: "", username: "default", password: "", chdbPath: join(dir, "chdb") });
 });
 after(async () => {
   try {

@@ -169,7 +169,7 @@ function assertSameStates(metric: MetricDef, actual: Map<string, Map<number, Agg
 
 test("batch SQL and speed aggregators compute the same states; merged across a cut they equal the whole", { timeout: 180_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "lambda-parity-"));
-  const ch = openClickHouse({ url: "", username: "default", password: "", chdbPath: join(dir, "chdb") });
+  const ch = await openClickHouse({ url: "", username: "default", password: "", chdbPath: join(dir, "chdb") });
   try {
     for (let seed = 1; seed <= 10; seed++) {
       const r = prng(seed * 7919);

@@ -39,7 +39,7 @@ let ch: ChHandle;
 const DB = `sketch_sql_${process.pid}`;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "lambda-sketch-sql-"));
-  ch = openClickHouse({ url: "", username: "default", password: "", chdbPath: join(dir, "chdb") });
+  ch = await openClickHouse({ url: "", username: "default", password: "", chdbPath: join(dir, "chdb") });
   await ch.client.command({ query: `CREATE DATABASE ${DB}` });
 });
 after(async () => {
