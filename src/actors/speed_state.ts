@@ -210,7 +210,7 @@ export function querySpeed(state: SpeedState, catalog: SpeedCatalog, q: RangeQue
   // q.run may have dropped segments the caller still needs.
   if (state.watermarkRun > q.run) return { kind: "moved_on", run: state.watermarkRun };
   const metric = catalog.byName.get(q.metric);
-  if (!metric) throw new TypeError(`unknown metric ${JSON.stringify(q.metric)}`);
+  if (!metric) throw new TypeError(`unknown metric ${JSON.stringify(q.metric)}: this speed node runs an older catalog; restart it with the current one`);
   const totals = new Map<string, { total: AggState; windows: Map<number, AggState> | null }>();
   let eventsAboveCut = 0;
   const wanted = q.keys ? new Set(q.keys) : null;

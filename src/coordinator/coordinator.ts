@@ -8,7 +8,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { ClickHouseClient } from "@clickhouse/client";
-import type { Catalog } from "../core/catalog.js";
+import { metricFingerprint, type Catalog } from "../core/catalog.js";
 import { ensureError } from "../core/errors.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
@@ -24,6 +24,7 @@ import { assignPartitions } from "./assignment.js";
 import { runBatch, type RunProgress } from "./batch_run.js";
 import { MembershipTracker } from "./membership.js";
 import { RollbackRefusedError, rollbackTo } from "./rollback.js";
+import { readWatermark } from "./watermark_store.js";
 
 /** How long a batch run waits for the archiver by default. */
 export const ARCHIVER_TIMEOUT_MS = 120_000;
@@ -157,6 +158,13 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
           if (!stopping) runNow().catch(() => undefined); // runBatch logged and recorded the failure
         }, opts.batchIntervalMs)
       : undefined;
+  // A catalog that changed since the last run: adopt it now rather than at the next interval,
+  // because serving refuses queries on redefined metrics until a run has computed them.
+  const last = await readWatermark(buckets.watermark);
+  if (last && Object.entries(last.watermark.metrics ?? {}).length > 0 && [...deps.catalog.metrics.values()].some((m) => last.watermark.metrics?.[m.name] !== metricFingerprint(m))) {
+    log.info("the catalog changed since the last batch run; running one now to adopt it");
+    runNow().catch(() => undefined); // runBatch logged and recorded the failure
+  }
   const heartbeat = await startHeartbeat(buckets.members, "coordinator", opts.coordinatorId, opts.heartbeatIntervalMs, log, () => ({ state: "leader", nextRunAtMs }));
 
   const runNowSub = deps.nc.subscribe(deps.names.runNowSubject, {

@@ -29,6 +29,8 @@ export interface Watermark {
   /** Member id of the coordinator that ran it. */
   readonly coordinator: string;
   readonly timings: PhaseTimings;
+  /** Metric name → definition fingerprint (core/catalog metricFingerprint) the batch views were computed with. */
+  readonly metrics?: Readonly<Record<string, string>>;
   /** Set when an operator rolled the watermark back to this run: the run it was at before. */
   readonly rolledBackFrom?: number;
 }

@@ -6,8 +6,8 @@
  */
 import type { ClickHouseClient } from "@clickhouse/client";
 import { decodeState, keyOfValues, mergeState, type AggState } from "../core/aggregate.js";
-import { aggregateOf, type Catalog, type MetricDef } from "../core/catalog.js";
-import { InvalidQueryError, UnavailableError } from "../core/errors.js";
+import { aggregateOf, metricFingerprint, type Catalog, type MetricDef } from "../core/catalog.js";
+import { InvalidQueryError, PreconditionError, UnavailableError } from "../core/errors.js";
 import { partitionOfKey } from "../core/events.js";
 import type { Watermark } from "../core/watermark.js";
 import type { SpeedClient } from "../actors/index.js";
@@ -142,6 +142,20 @@ export function partitionsFor(catalog: Catalog, metric: MetricDef, keys: readonl
   return [...set].sort((a, b) => a - b);
 }
 
+/**
+ * Batch view N holds the metric as run N defined it. A metric added or redefined since
+ * then has no batch view of its definition at N; answering would silently drop history.
+ * @throws PreconditionError naming the metric and the run that would adopt it
+ */
+function assertSameDefinition(metric: MetricDef, w: Watermark | null): void {
+  if (!w?.metrics) return; // before the first run, or a watermark from before definitions were recorded
+  const used = w.metrics[metric.name];
+  if (used === metricFingerprint(metric)) return;
+  throw new PreconditionError(
+    `metric ${metric.name} was ${used === undefined ? "added" : "redefined"} after batch run ${w.run}: its batch views exist from the next run on (the coordinator starts one when it sees the new catalog; lambdactl run starts one now)`,
+  );
+}
+
 interface Gathered {
   run: number;
   batch: BatchStates;
@@ -156,6 +170,7 @@ async function gather(deps: QueryDeps, metric: MetricDef, keys: readonly string[
   let w = deps.watermarks.current();
   for (let attempt = 0; attempt <= MAX_WATERMARK_RETRIES; attempt++) {
     const run = w?.run ?? 0;
+    assertSameDefinition(metric, w);
     const [batch, replies] = await Promise.all([
       w ? deps.readBatch(metric, w.viewVersion, keys, fromMs, toMs) : Promise.resolve<BatchStates>(new Map()),
       Promise.all(involved.map((p) => deps.speed.query(p, { run, metric: metric.name, keys, fromMs, toMs, series }))),
