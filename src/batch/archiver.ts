@@ -108,7 +108,12 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
         log.error("insert into the master dataset failed; retrying without the rows that landed", { source, rows: rows.length, err: ensureError(err) });
         await new Promise((r) => setTimeout(r, INSERT_RETRY_MS));
         // The insert may have landed before the error: keep only what the table lacks.
-        await loadHeads(source);
+        // If ClickHouse cannot even say, keep every row and ask again next time round.
+        const known = await loadHeads(source).then(
+          () => true,
+          (e) => (log.error("cannot read the master table's heads; retrying", { source, err: ensureError(e) }), false),
+        );
+        if (!known) continue;
         const h = heads[source]!;
         rows = rows.filter((r) => (r._seq as number) > h[r._partition as number]!);
         if (rows.length === 0) return;
@@ -125,8 +130,13 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
   };
 
   let flushing: Promise<void> = Promise.resolve();
-  const flush = (): Promise<void> =>
-    (flushing = flushing.then(async () => {
+  // At most one flush waits behind the running one: it takes whatever has accumulated by the
+  // time it starts, so inserts stay large instead of one small insert per arriving event.
+  let queued: Promise<void> | undefined;
+  const flush = (): Promise<void> => {
+    if (queued) return queued;
+    queued = flushing = flushing.then(async () => {
+      queued = undefined;
       if (buffered === 0 && barriers.length === 0) return;
       const batch = buffer;
       const done = barriers;
@@ -144,8 +154,19 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
         rowsArchived += rows.length;
       }
       // Every row below these barriers was buffered before them, so it is in now.
-      for (const b of done) await recordBarrier(b);
-    }).catch((err) => log.error("archiver flush failed", { err: ensureError(err) })));
+      for (const [i, b] of done.entries()) {
+        try {
+          await recordBarrier(b);
+        } catch (err) {
+          // Try again with the next flush; the batch run waits for it.
+          barriers.unshift(...done.slice(i));
+          log.warn("could not record a flushed barrier; retrying with the next flush", { run: b.run, partition: b.partition, err: ensureError(err) });
+          break;
+        }
+      }
+    }).catch((err) => log.error("archiver flush failed", { err: ensureError(err) }));
+    return queued;
+  };
 
   const timer = setInterval(() => void flush(), opts.flushIntervalMs);
 

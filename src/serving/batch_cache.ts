@@ -21,7 +21,13 @@ export function cachedBatchReader(read: BatchReader, maxEntries = BATCH_CACHE_EN
   let hits = 0;
   let misses = 0;
   return {
-    read(metric: MetricDef, run: number, keys: readonly string[] | null, fromMs: number, toMs: number) {
+    read(metric: MetricDef, run: number, keys: readonly string[] | null, rawFromMs: number, rawToMs: number) {
+      // Windows count by their start, and starts are multiples of the window: rounding both
+      // bounds up to a window start selects the same windows, and "the last hour until now"
+      // then hits the cache for a whole window instead of missing on every call.
+      const fromMs = Math.ceil(rawFromMs / metric.windowMs) * metric.windowMs;
+      const toMs = Math.ceil(rawToMs / metric.windowMs) * metric.windowMs;
+      if (fromMs >= toMs) return Promise.resolve<BatchStates>(new Map());
       const k = `${run}\u0000${metric.name}\u0000${fromMs}\u0000${toMs}\u0000${keys === null ? "*" : keys.join("\u0001")}`;
       const hit = entries.get(k);
       if (hit) {

@@ -1,0 +1,107 @@
+/**
+ * Speed-actor memory: heap bytes a speed node holds per event before a
+ * watermark covers the events, and after it.
+ *
+ * The speed node (createSpeedNode, all partitions) runs alone in a bench
+ * helper process started with --expose-gc; its heap is read after two full
+ * collections: once idle (after a warm-up round of N/10 events and a batch
+ * run that covers them), once after N events were applied, once after a batch
+ * run's watermark reached every actor (heldEvents = 0).
+ * The archiver and coordinator run in this process, as usual.
+ */
+import { forkBenchChild } from "../children/ipc.js";
+import type { SpeedHostStart } from "../children/speed_host.js";
+import { startBenchCluster } from "../cluster.js";
+import type { BenchContext } from "../context.js";
+import { Better, row, type Figure, type FigureResult } from "../figure.js";
+import { waitFor } from "../wait.js";
+import { makeEvents, SOURCE } from "../workload.js";
+
+/** Share of the held heap that may stay after a watermark covering every event (the issue: O(events since the cut)). */
+export const KEPT_GOAL_PCT = 10;
+
+interface Pass {
+  idleHeap: number;
+  heldHeap: number;
+  afterHeap: number;
+  heldEvents: number;
+  rssHeld: number;
+}
+
+async function pass(ctx: BenchContext, n: number, warm: number, seed: number): Promise<Pass> {
+  const prefix = ctx.env.prefix("mem");
+  const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "coordinator"], speedNodes: 0, prefix });
+  const host = forkBenchChild("speed_host", { env: ctx.env.childEnv, execArgv: ["--expose-gc"] });
+  try {
+    const start: SpeedHostStart = {
+      natsUrl: ctx.env.natsUrl,
+      prefix,
+      catalogPath: ctx.env.catalogPath,
+      nodeId: `${prefix}-speed`,
+      heartbeatIntervalMs: cluster.cfg.heartbeatIntervalMs,
+      snapshotIntervalMs: cluster.cfg.snapshotIntervalMs,
+      dedupeHorizonIds: cluster.cfg.dedupeHorizonIds,
+      partitions: cluster.cfg.partitions,
+    };
+    await host.call("start", start);
+    await cluster.waitForSpeedCaughtUp({ timeoutMs: 30_000 });
+    const heap = async () => (await host.call<NodeJS.MemoryUsage>("heap")).heapUsed;
+    const applyAndCover = async (count: number, tag: string) => {
+      const res = await cluster.ingest.publishBatch(SOURCE, makeEvents(count, { idPrefix: `m${seed}${tag}x`, seed }));
+      if (res.accepted !== count) throw new Error(`memory: ${res.accepted} of ${count} events accepted`);
+      const statuses = await cluster.waitForSpeedCaughtUp();
+      const held = await host.call<NodeJS.MemoryUsage>("heap");
+      const w = await cluster.roles.coordinator!.runNow();
+      await waitFor(
+        "every speed actor to drop what the watermark covers",
+        async () => (await cluster.speedStatuses()).every((s) => s.watermarkRun >= w.run && s.heldEvents === 0),
+        { timeoutMs: 60_000, intervalMs: 25 },
+      );
+      return { held, heldEvents: statuses.reduce((s, x) => s + x.heldEvents, 0) };
+    };
+    // Warm-up in the measured process: its code paths run once before the idle reading.
+    await applyAndCover(warm, "w");
+    const idleHeap = await heap();
+    const { held, heldEvents } = await applyAndCover(n, "m");
+    const afterHeap = await heap();
+    return { idleHeap, heldHeap: held.heapUsed, afterHeap, heldEvents, rssHeld: held.rss };
+  } finally {
+    await host.stop();
+    await cluster.close();
+  }
+}
+
+/** The memory figure (see the module header). */
+export const memoryFigure: Figure = {
+  name: "memory",
+  summary: "speed node heap per held event before a watermark, and what stays after it",
+  async run(ctx): Promise<FigureResult> {
+    const n = ctx.opts.sizes.events;
+    const warm = Math.max(1_000, Math.floor(n / 10));
+    const passes: Pass[] = [];
+    for (let r = 0; r < ctx.opts.reps; r++) {
+      ctx.progress(`memory: repetition ${r + 1}/${ctx.opts.reps}: a fresh speed node, ${warm} warm-up events and a batch run, then ${n} events`);
+      passes.push(await pass(ctx, n, warm, 101 + r));
+    }
+    const base = { figure: "memory", better: Better.lower };
+    return {
+      name: "memory",
+      rows: [
+        row({ ...base, label: "speed node heap per held event, before the watermark", unit: "B/event", product: passes.map((p) => (p.heldHeap - p.idleHeap) / p.heldEvents) }),
+        row({ ...base, label: "speed node heap per covered event, after the watermark", unit: "B/event", product: passes.map((p) => (p.afterHeap - p.idleHeap) / p.heldEvents) }),
+        row({
+          ...base,
+          label: "heap kept after the watermark (share of what was held)",
+          unit: "%",
+          product: passes.map((p) => ((p.afterHeap - p.idleHeap) / (p.heldHeap - p.idleHeap)) * 100),
+          goal: { kind: "product_at_most", value: KEPT_GOAL_PCT },
+        }),
+      ],
+      details: { eventsPerRepetition: n, passes },
+      notes: [
+        `memory: one speed node (all partitions) alone in a bench process with --expose-gc, heapUsed after gc() above its idle heap (read after a warm-up round); ${n} events applied, then a batch run whose watermark covers them all. ` +
+          `Goal read as "what stays after a watermark that covers everything is small": kept <= ${KEPT_GOAL_PCT} %.`,
+      ],
+    };
+  },
+};

@@ -1,0 +1,140 @@
+/**
+ * Command-line options of `npm run bench`, resolved once into sizes that every
+ * figure reads. Unknown options are refused with the list of known ones.
+ */
+
+/** Figures in the order they run. */
+export const FIGURE_NAMES = ["ingest", "freshness", "query", "batch", "archiver", "memory"] as const;
+export type FigureName = (typeof FIGURE_NAMES)[number];
+
+/** Events per repetition of the streaming figures (ingest, archiver, memory) in a full run. */
+export const FULL_EVENTS = 100_000;
+/** The same in --quick mode. */
+export const QUICK_EVENTS = 10_000;
+/** Master-dataset sizes of the batch-run figure. */
+export const FULL_BATCH_SIZES = [1_000_000, 5_000_000] as const;
+export const QUICK_BATCH_SIZES = [100_000, 300_000] as const;
+/** Repetitions of every measurement (after a warm-up). */
+export const DEFAULT_REPS = 3;
+
+/** How much work each figure does per repetition. */
+export interface Sizes {
+  /** Events per repetition for ingest, archiver and memory. */
+  readonly events: number;
+  /** Freshness probes per repetition. */
+  readonly freshnessProbes: number;
+  /** Background events/s while freshness is probed. */
+  readonly freshnessBackgroundRate: number;
+  /** Events in the data set the queries read (batch view + speed segments). */
+  readonly queryDataEvents: number;
+  /** Sequential single-key calls per repetition (latency at concurrency 1). */
+  readonly queryLatencyCalls: number;
+  /** Calls per repetition of a throughput measurement (concurrency 32 and 64). */
+  readonly queryThroughputCalls: number;
+  /** Sequential 100-key Query calls per repetition. */
+  readonly queryFanoutOps: number;
+  /** Master-dataset sizes of the batch-run figure, ascending. */
+  readonly batchSizes: readonly number[];
+}
+
+/** The resolved options: nothing optional past parseOptions(). */
+export interface BenchOptions {
+  readonly quick: boolean;
+  readonly only: readonly FigureName[];
+  readonly reps: number;
+  readonly outDir: string;
+  /** Where children (speed nodes, bench helpers) write --cpu-prof profiles; null: no profiling. */
+  readonly profileDir: string | null;
+  readonly sizes: Sizes;
+}
+
+/** Printed by --help and with a usage error. */
+export const USAGE = `usage: npm run bench -- [--quick] [--events N] [--only NAME[,NAME...]] [--reps N] [--out DIR] [--profile-dir DIR]
+
+  --quick            a short run (small sizes) that CI executes to keep the bench working; asserts nothing about time
+  --events N         events per repetition for ingest, archiver and memory (default ${FULL_EVENTS}, quick ${QUICK_EVENTS})
+  --only NAMES       run only these figures: ${FIGURE_NAMES.join(", ")}
+  --reps N           repetitions of each measurement after the warm-up (default ${DEFAULT_REPS})
+  --out DIR          where the JSON and SVG go (default bench/results)
+  --profile-dir DIR  child processes (speed nodes, bench helpers) write CPU profiles there (node --cpu-prof);
+                     profile this process too with: node --cpu-prof --cpu-prof-dir=DIR dist/bench/run.js ...`;
+
+/** A bad command line: the message names the option and what was allowed. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+function intArg(name: string, raw: string | undefined, min: number): number {
+  const n = Number(raw);
+  if (raw === undefined || !/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`${name} expects an integer >= ${min}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** @throws UsageError naming the bad option and what was allowed. */
+export function parseOptions(argv: readonly string[], defaultOutDir: string): BenchOptions | "help" {
+  let quick = false;
+  let events: number | undefined;
+  let only: FigureName[] = [...FIGURE_NAMES];
+  let reps = DEFAULT_REPS;
+  let outDir = defaultOutDir;
+  let profileDir: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const [flag, inline] = a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
+    const value = () => inline ?? argv[++i];
+    switch (flag) {
+      case "--help":
+      case "-h":
+        return "help";
+      case "--quick":
+        quick = true;
+        break;
+      case "--events":
+        events = intArg("--events", value(), 1_000);
+        break;
+      case "--reps":
+        reps = intArg("--reps", value(), 1);
+        break;
+      case "--out":
+        outDir = value() ?? "";
+        if (!outDir) throw new UsageError("--out expects a directory");
+        break;
+      case "--profile-dir":
+        profileDir = value() ?? "";
+        if (!profileDir) throw new UsageError("--profile-dir expects a directory");
+        break;
+      case "--only": {
+        const names = (value() ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+        for (const n of names) if (!(FIGURE_NAMES as readonly string[]).includes(n)) throw new UsageError(`--only: unknown figure ${JSON.stringify(n)}; known: ${FIGURE_NAMES.join(", ")}`);
+        if (names.length === 0) throw new UsageError(`--only expects figure names: ${FIGURE_NAMES.join(", ")}`);
+        only = FIGURE_NAMES.filter((n) => names.includes(n));
+        break;
+      }
+      default:
+        throw new UsageError(`unknown option ${JSON.stringify(a)}\n${USAGE}`);
+    }
+  }
+  const n = events ?? (quick ? QUICK_EVENTS : FULL_EVENTS);
+  const sizes: Sizes = quick
+    ? {
+        events: n,
+        freshnessProbes: 60,
+        freshnessBackgroundRate: 1_000,
+        queryDataEvents: 10_000,
+        queryLatencyCalls: 100,
+        queryThroughputCalls: 600,
+        queryFanoutOps: 30,
+        batchSizes: QUICK_BATCH_SIZES,
+      }
+    : {
+        events: n,
+        freshnessProbes: 300,
+        freshnessBackgroundRate: 1_000,
+        queryDataEvents: 50_000,
+        queryLatencyCalls: 1_000,
+        queryThroughputCalls: 4_000,
+        queryFanoutOps: 200,
+        batchSizes: FULL_BATCH_SIZES,
+      };
+  return { quick, only, reps, outDir, profileDir, sizes };
+}
