@@ -1,32 +1,9 @@
 /** Waiting for a condition with a named deadline: the bench never sleeps to synchronise. */
+import { waitFor as waitForCore, type WaitOptions } from "../src/core/wait.js";
 
-export interface WaitOptions {
-  /** @default 60_000 */
-  timeoutMs?: number;
-  /** Poll period; the resolution of a measurement that ends on this condition. @default 10 */
-  intervalMs?: number;
-}
+export type { WaitOptions };
 
-/**
- * Polls `check` until it returns a value other than undefined/false.
- * @throws Error naming `what` and the last error or value seen at the deadline.
- */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, opts: WaitOptions = {}): Promise<T> {
-  const timeoutMs = opts.timeoutMs ?? 60_000;
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      const detail = last instanceof Error ? last.message : JSON.stringify(last);
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${detail})`);
-    }
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 10));
-  }
+/** src/core/wait.ts waitFor with the bench's defaults: 60 s deadline, 10 ms resolution (it ends measurements). */
+export function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, opts: WaitOptions = {}): Promise<T> {
+  return waitForCore(what, check, { timeoutMs: 60_000, intervalMs: 10, ...opts });
 }

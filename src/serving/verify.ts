@@ -16,6 +16,7 @@ import type { KV } from "@nats-io/kv";
 import type { Catalog } from "../core/catalog.js";
 import { PreconditionError, UnavailableError } from "../core/errors.js";
 import type { MemberHeartbeat } from "../core/records.js";
+import { waitFor } from "../core/wait.js";
 import type { Watermark } from "../core/watermark.js";
 import type { SpeedClient, SpeedStatus } from "../actors/index.js";
 import { queryRows } from "../ch/client.js";
@@ -106,12 +107,17 @@ export async function verifySeam(deps: VerifyDeps, w: Watermark): Promise<Verify
   }
   // The last event each actor counted above the cut: the archiver must hold everything up to it.
   const lastEvent = statuses.map((s) => Math.max(0, ...s.segments.filter((g) => g.openedAfterRun >= w.run).map((g) => g.lastSeq)));
-  const deadline = Date.now() + VERIFY_ARCHIVER_WAIT_MS;
-  for (;;) {
-    const heads = await archivedHeads(deps.members, deps.partitions);
-    if (lastEvent.every((e, p) => heads[p]! >= e)) break;
-    if (Date.now() > deadline) throw new UnavailableError(`the archiver has not caught up with the speed actors within ${VERIFY_ARCHIVER_WAIT_MS} ms; is it running?`);
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    await waitFor(
+      "the archiver to catch up with the speed actors",
+      async () => {
+        const heads = await archivedHeads(deps.members, deps.partitions);
+        return lastEvent.every((e, p) => heads[p]! >= e);
+      },
+      { timeoutMs: VERIFY_ARCHIVER_WAIT_MS, intervalMs: 100 },
+    );
+  } catch (err) {
+    throw new UnavailableError(`the archiver has not caught up with the speed actors within ${VERIFY_ARCHIVER_WAIT_MS} ms; is it running?`, { cause: err });
   }
   const partitions: PartitionCheck[] = [];
   for (const s of statuses) {
