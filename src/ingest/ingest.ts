@@ -11,6 +11,7 @@ import { InvalidEventError, ensureError } from "../core/errors.js";
 import { partitionOf, validateEvent, type NormalizedEvent } from "../core/events.js";
 import type { Logger } from "../core/logger.js";
 import { encode, encodeEvent, eventMsgId } from "../nats/codec.js";
+import { createAckPublisher } from "./ack_publisher.js";
 import type { Names } from "../nats/names.js";
 
 /** Publishes kept in flight at once by `publishBatch`. */
@@ -61,10 +62,11 @@ export function createIngest(deps: IngestDeps): Ingest {
   const js: JetStreamClient = jetstream(deps.nc);
   const log = deps.log.child({ component: "ingest" });
 
+  const acks = createAckPublisher(deps.nc);
   const toStream = (e: NormalizedEvent) => {
     const source = deps.catalog.sources.get(e.source)!;
     const p = partitionOf(source, e, deps.partitions);
-    return js.publish(deps.names.eventSubject(p), encodeEvent(e), { msgID: eventMsgId(e.source, e.id) }).then((ack) => ({ p, ack }));
+    return acks.publish(deps.names.eventSubject(p), encodeEvent(e), eventMsgId(e.source, e.id)).then((ack) => ({ p, ack }));
   };
 
   const deadLetter = async (source: string, raw: unknown, err: InvalidEventError) => {
