@@ -14,7 +14,7 @@ import { createJsonLogger } from "../src/core/logger.js";
 import { createSpeedClient, type SpeedClient, type SpeedStatus } from "../src/actors/index.js";
 import { createIngest, type Ingest } from "../src/ingest/index.js";
 import { startRoles, type RunningRoles } from "../src/main/roles.js";
-import { spawnNode, type ChildNode } from "../src/main/spawn.js";
+import { spawnNode, speedNodeEnv, type ChildNode } from "../src/main/spawn.js";
 import { connectNats } from "../src/nats/connect.js";
 import { namesFor, type Names } from "../src/nats/names.js";
 import { partitionHeads } from "../src/nats/setup.js";
@@ -96,18 +96,7 @@ export async function startBenchCluster(env: BenchEnv, opts: BenchClusterOptions
   try {
     roles = await startRoles({ ...cfg, roles: opts.roles }, nc, env.catalog, log);
     if (roles.serving) grpc = new LambdaServiceClient(roles.serving.address, credentials.createInsecure());
-    const childEnv: Record<string, string> = {
-      ...env.childEnv,
-      LAMBDA_NATS_URL: env.natsUrl,
-      LAMBDA_PREFIX: cfg.prefix,
-      LAMBDA_PARTITIONS: String(cfg.partitions),
-      LAMBDA_CATALOG: cfg.catalogPath,
-      LAMBDA_ROLES: "speed",
-      LAMBDA_HEARTBEAT_INTERVAL_MS: String(cfg.heartbeatIntervalMs),
-      LAMBDA_SNAPSHOT_INTERVAL_MS: String(cfg.snapshotIntervalMs),
-      LAMBDA_DEDUPE_HORIZON_IDS: String(cfg.dedupeHorizonIds),
-      LAMBDA_LOG_LEVEL: "error",
-    };
+    const childEnv = { ...env.childEnv, ...speedNodeEnv(cfg, env.natsUrl, cfg.catalogPath, "error") };
     for (let i = 0; i < opts.speedNodes; i++) {
       const node = spawnNode(`${opts.prefix}-speed-${i}`, childEnv, "inherit");
       trackPid(node.pid);

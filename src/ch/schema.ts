@@ -26,12 +26,15 @@ export const masterTable = (db: string, source: string) => `${ident(db)}.${ident
  * the old definition stays for readers at older watermarks.
  */
 export const viewTable = (db: string, metric: MetricDef) => `${ident(db)}.${ident(`view_${metric.name}_${metricFingerprint(metric)}`)}`;
+/**
+ * The oldest batch view version still kept once run `lastRun` has finished: batch runs drop
+ * the versions before it (LAMBDA_VIEW_VERSIONS_KEPT), rollback and diff refuse them.
+ */
+export const oldestKeptView = (lastRun: number, kept: number) => lastRun - kept + 1;
+
 export const firstCopiesTable = (db: string, source: string) => `${ident(db)}.${ident(`first_${source}`)}`;
 
 const columnType = (f: FieldDef) => (f.optional ? `Nullable(${CH_TYPES[f.type]})` : CH_TYPES[f.type]);
-
-/** System columns of a master table; schema fields cannot start with "_". */
-export const MASTER_SYSTEM_COLUMNS = ["_partition", "_seq", "_id"] as const;
 
 export function masterTableDdl(db: string, source: SourceDef): string {
   const cols = [

@@ -16,6 +16,7 @@ import type { Logger } from "../core/logger.js";
 import type { ArchiverProgress } from "../core/records.js";
 import type { Watermark } from "../core/watermark.js";
 import { recomputeViews, dropViewsBefore } from "../batch/index.js";
+import { oldestKeptView } from "../ch/schema.js";
 import { barrierMsgId, decode, encodeBarrier } from "../nats/codec.js";
 import type { Names } from "../nats/names.js";
 import type { Buckets } from "../nats/setup.js";
@@ -127,7 +128,7 @@ export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progre
     log.info("watermark published", { cuts, eventsCovered: result.eventsCovered, barrierMs, archiverFlushMs, recomputeMs, publishMs });
     progress(RunPhases.done, { run });
     // Readers may still answer at the previous versions; keep a few.
-    await dropViewsBefore(deps.ch, deps.catalog, opts.database, run - opts.viewVersionsKept + 1).catch((err) =>
+    await dropViewsBefore(deps.ch, deps.catalog, opts.database, oldestKeptView(run, opts.viewVersionsKept)).catch((err) =>
       log.warn("could not drop old batch view versions; they will be retried after the next run", { err: ensureError(err) }),
     );
     return watermark;

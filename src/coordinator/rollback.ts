@@ -13,6 +13,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { RunRecord } from "../core/records.js";
 import type { Watermark } from "../core/watermark.js";
+import { oldestKeptView } from "../ch/schema.js";
 import { encode } from "../nats/codec.js";
 import { getValue } from "../nats/kv.js";
 import { RUN_COUNTER_KEY, runKey, WATERMARK_KEY, type Names } from "../nats/names.js";
@@ -48,10 +49,10 @@ export async function rollbackTo(deps: RollbackDeps, run: number): Promise<{ wat
   if (!record) throw refuse("no such run in the history");
   if (!record.watermark) throw refuse(`run ${run} did not publish a watermark (outcome ${record.outcome})`);
   const target = record.watermark;
-  // Batch runs drop view versions older than the last viewVersionsKept (batch_run.ts).
   const last = (await getValue<number>(deps.buckets.coordinator, RUN_COUNTER_KEY))?.value ?? from;
-  if (run < last - deps.viewVersionsKept + 1) {
-    throw refuse(`its batch views are gone: only the last ${deps.viewVersionsKept} versions are kept (LAMBDA_VIEW_VERSIONS_KEPT); the oldest is run ${last - deps.viewVersionsKept + 1}`);
+  const oldestView = oldestKeptView(last, deps.viewVersionsKept);
+  if (run < oldestView) {
+    throw refuse(`its batch views are gone: only the last ${deps.viewVersionsKept} versions are kept (LAMBDA_VIEW_VERSIONS_KEPT); the oldest is run ${oldestView}`);
   }
   const jsm = await jetstreamManager(deps.nc);
   const firstSeq = (await jsm.streams.info(deps.names.eventStream)).state.first_seq;

@@ -6,8 +6,7 @@
 import type { KV } from "@nats-io/kv";
 import type { RunRecord } from "../core/records.js";
 import { parseWatermark, type Watermark } from "../core/watermark.js";
-import { encode } from "../nats/codec.js";
-import { getValue, putValue } from "../nats/kv.js";
+import { compareAndSet, getValue, putValue } from "../nats/kv.js";
 import { RUN_COUNTER_KEY, runKey, WATERMARK_KEY } from "../nats/names.js";
 
 /** The watermark was not published because another one moved past it. */
@@ -28,35 +27,16 @@ export async function readWatermark(kv: KV): Promise<{ watermark: Watermark; rev
 
 /** Publishes `w` if it is newer than the current watermark. @throws WatermarkConflictError */
 export async function publishWatermark(kv: KV, w: Watermark): Promise<void> {
-  for (;;) {
-    const current = await readWatermark(kv);
-    if (current && current.watermark.run >= w.run) throw new WatermarkConflictError(w.run, current.watermark.run);
-    try {
-      if (current) await kv.update(WATERMARK_KEY, encode(w), current.revision);
-      else await kv.create(WATERMARK_KEY, encode(w));
-      return;
-    } catch (err) {
-      // Lost a race on the revision: read again and decide anew.
-      const after = await readWatermark(kv);
-      if (after?.revision === current?.revision) throw err;
-    }
-  }
+  await compareAndSet<unknown>(kv, WATERMARK_KEY, (current) => {
+    const run = current ? parseWatermark(current.value).run : 0;
+    if (run >= w.run) throw new WatermarkConflictError(w.run, run);
+    return w;
+  });
 }
 
 /** Hands out the next run number (compare-and-set on a counter). */
 export async function nextRunNumber(kv: KV): Promise<number> {
-  for (;;) {
-    const current = await getValue<number>(kv, RUN_COUNTER_KEY);
-    const next = (current?.value ?? 0) + 1;
-    try {
-      if (current) await kv.update(RUN_COUNTER_KEY, encode(next), current.revision);
-      else await kv.create(RUN_COUNTER_KEY, encode(next));
-      return next;
-    } catch (err) {
-      const after = await getValue<number>(kv, RUN_COUNTER_KEY);
-      if (after?.revision === current?.revision) throw err;
-    }
-  }
+  return compareAndSet<number>(kv, RUN_COUNTER_KEY, (current) => (current?.value ?? 0) + 1);
 }
 
 export async function recordRun(kv: KV, r: RunRecord): Promise<void> {

@@ -43,6 +43,3 @@ export function parseStreamSeq(value: unknown): StreamSeq {
 export function parseGeneration(value: unknown): Generation {
   return nonNegativeInt(value, "generation") as Generation;
 }
-
-/** The run number before any batch run has published. */
-export const NO_RUN = 0 as RunNumber;

@@ -22,7 +22,7 @@ import { startNatsServer, type NatsServerProcess } from "../nats/server_process.
 import { removeLocalClusterFile, writeLocalClusterFile } from "../cli/index.js";
 import { onShutdownSignal } from "./process.js";
 import { startRoles, type RunningRoles } from "./roles.js";
-import { spawnNode, type ChildNode } from "./spawn.js";
+import { spawnNode, speedNodeEnv, type ChildNode } from "./spawn.js";
 
 /** Speed node processes the local cluster starts. */
 export const LOCAL_SPEED_NODES = 2;
@@ -124,17 +124,7 @@ async function main() {
     }
     cleanups.push(() => roles.close());
 
-    const childEnv: Record<string, string> = {
-      LAMBDA_NATS_URL: natsUrl,
-      LAMBDA_PREFIX: cfg.prefix,
-      LAMBDA_PARTITIONS: String(cfg.partitions),
-      LAMBDA_CATALOG: catalogPath,
-      LAMBDA_ROLES: "speed",
-      LAMBDA_LOG_LEVEL: cfg.logLevel,
-      LAMBDA_HEARTBEAT_INTERVAL_MS: String(cfg.heartbeatIntervalMs),
-      LAMBDA_SNAPSHOT_INTERVAL_MS: String(cfg.snapshotIntervalMs),
-      LAMBDA_DEDUPE_HORIZON_IDS: String(cfg.dedupeHorizonIds),
-    };
+    const childEnv = speedNodeEnv(cfg, natsUrl, catalogPath, cfg.logLevel);
     const nodes: ChildNode[] = [];
     for (let i = 1; i <= LOCAL_SPEED_NODES; i++) {
       const node = spawnNode(`speed-${i}`, childEnv);

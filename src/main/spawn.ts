@@ -4,6 +4,7 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import type { ResolvedConfig } from "../core/config.js";
 
 /** How long a child node may take to report that it started. */
 export const NODE_START_TIMEOUT_MS = 30_000;
@@ -19,6 +20,21 @@ export interface ChildNode {
   stop(): Promise<void>;
   /** Sends SIGKILL (a crash) and waits for the exit. */
   kill(): Promise<void>;
+}
+
+/** The LAMBDA_* variables a speed-node child needs to join the cluster `cfg` describes. */
+export function speedNodeEnv(cfg: ResolvedConfig, natsUrl: string, catalogPath: string, logLevel: string): Record<string, string> {
+  return {
+    LAMBDA_NATS_URL: natsUrl,
+    LAMBDA_PREFIX: cfg.prefix,
+    LAMBDA_PARTITIONS: String(cfg.partitions),
+    LAMBDA_CATALOG: catalogPath,
+    LAMBDA_ROLES: "speed",
+    LAMBDA_LOG_LEVEL: logLevel,
+    LAMBDA_HEARTBEAT_INTERVAL_MS: String(cfg.heartbeatIntervalMs),
+    LAMBDA_SNAPSHOT_INTERVAL_MS: String(cfg.snapshotIntervalMs),
+    LAMBDA_DEDUPE_HORIZON_IDS: String(cfg.dedupeHorizonIds),
+  };
 }
 
 const NODE_ENTRY = fileURLToPath(new URL("./node.js", import.meta.url));

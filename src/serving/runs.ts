@@ -9,7 +9,7 @@ import type { Catalog } from "../core/catalog.js";
 import { InvalidQueryError, PreconditionError } from "../core/errors.js";
 import type { RunRecord } from "../core/records.js";
 import { queryRows } from "../ch/client.js";
-import { ident } from "../ch/schema.js";
+import { masterTable, oldestKeptView } from "../ch/schema.js";
 import { readBatchStates } from "../ch/views.js";
 import { getValue } from "../nats/kv.js";
 import { RUN_COUNTER_KEY, runKey } from "../nats/names.js";
@@ -72,9 +72,9 @@ export async function diffRuns(deps: DiffDeps, fromRun: number, toRun: number): 
   const a = await publishedRun(deps.watermarks, deps.coordinator, fromRun, "from_run");
   const b = await publishedRun(deps.watermarks, deps.coordinator, toRun, "to_run");
   const last = (await getValue<number>(deps.coordinator, RUN_COUNTER_KEY))?.value ?? 0;
-  // Batch runs drop view versions older than the last LAMBDA_VIEW_VERSIONS_KEPT (coordinator/batch_run.ts).
-  if (fromRun < last - deps.viewVersionsKept + 1) {
-    throw new PreconditionError(`batch view ${fromRun} is gone: only the last ${deps.viewVersionsKept} versions are kept (LAMBDA_VIEW_VERSIONS_KEPT); the oldest is ${last - deps.viewVersionsKept + 1}`);
+  const oldest = oldestKeptView(last, deps.viewVersionsKept);
+  if (fromRun < oldest) {
+    throw new PreconditionError(`batch view ${fromRun} is gone: only the last ${deps.viewVersionsKept} versions are kept (LAMBDA_VIEW_VERSIONS_KEPT); the oldest is ${oldest}`);
   }
   // Barriers of the runs in between also take a position in each partition.
   const between: RunRecord[] = [];
@@ -88,7 +88,7 @@ export async function diffRuns(deps: DiffDeps, fromRun: number, toRun: number): 
     const toCut = b.watermark.cuts[p]!;
     let events = 0;
     for (const s of deps.catalog.sources.values()) {
-      const table = `${ident(deps.database)}.${ident(`master_${s.name}`)}`;
+      const table = masterTable(deps.database, s.name);
       const [row] = await queryRows<{ n: number | string }>(deps.ch, `SELECT count() AS n FROM ${table} WHERE _partition = {p:UInt16} AND _seq >= {a:UInt64} AND _seq < {b:UInt64}`, { p, a: fromCut, b: toCut });
       events += Number(row?.n ?? 0);
     }

@@ -20,7 +20,7 @@ import { waitFor } from "../core/wait.js";
 import type { Watermark } from "../core/watermark.js";
 import type { SpeedClient, SpeedStatus } from "../actors/index.js";
 import { queryRows } from "../ch/client.js";
-import { ident } from "../ch/schema.js";
+import { masterTable } from "../ch/schema.js";
 import { decode } from "../nats/codec.js";
 
 /** How long verify waits for the archiver to catch up with the speed actors. */
@@ -70,7 +70,7 @@ async function archivedHeads(members: KV, partitions: number): Promise<number[]>
 async function recountBelow(deps: VerifyDeps, p: number, cut: number): Promise<number> {
   let n = 0;
   for (const s of deps.catalog.sources.values()) {
-    const table = `${ident(deps.database)}.${ident(`master_${s.name}`)}`;
+    const table = masterTable(deps.database, s.name);
     const [row] = await queryRows<{ n: number | string }>(deps.ch, `SELECT uniqExact(_id) AS n FROM ${table} WHERE _partition = {p:UInt16} AND _seq < {cut:UInt64}`, { p, cut });
     n += Number(row?.n ?? 0);
   }
@@ -82,7 +82,7 @@ async function recountAbove(deps: VerifyDeps, p: number, cut: number, last: numb
   if (last < cut) return 0;
   let n = 0;
   for (const s of deps.catalog.sources.values()) {
-    const table = `${ident(deps.database)}.${ident(`master_${s.name}`)}`;
+    const table = masterTable(deps.database, s.name);
     const [row] = await queryRows<{ n: number | string }>(
       deps.ch,
       `SELECT countIf(first >= {cut:UInt64}) AS n FROM (SELECT min(_seq) AS first FROM ${table} WHERE _partition = {p:UInt16} AND _seq <= {last:UInt64} GROUP BY _id)`,

@@ -16,7 +16,7 @@ import { createJsonLogger, silentLogger, type Logger } from "../../src/core/logg
 import { createSpeedClient, type SpeedClient, type SpeedStatus } from "../../src/actors/index.js";
 import { createIngest, type Ingest } from "../../src/ingest/index.js";
 import { startRoles, type RunningRoles } from "../../src/main/roles.js";
-import { spawnNode, type ChildNode } from "../../src/main/spawn.js";
+import { spawnNode, speedNodeEnv, type ChildNode } from "../../src/main/spawn.js";
 import { connectNats } from "../../src/nats/connect.js";
 import { namesFor, type Names } from "../../src/nats/names.js";
 import { partitionHeads } from "../../src/nats/setup.js";
@@ -98,17 +98,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     grpc = new LambdaServiceClient(roles.serving!.address, credentials.createInsecure());
     const speed = createSpeedClient(nc, names);
 
-    const childEnv: Record<string, string> = {
-      LAMBDA_NATS_URL: nats.url,
-      LAMBDA_PREFIX: cfg.prefix,
-      LAMBDA_PARTITIONS: String(cfg.partitions),
-      LAMBDA_CATALOG: cfg.catalogPath,
-      LAMBDA_ROLES: "speed",
-      LAMBDA_HEARTBEAT_INTERVAL_MS: String(cfg.heartbeatIntervalMs),
-      LAMBDA_SNAPSHOT_INTERVAL_MS: String(cfg.snapshotIntervalMs),
-      LAMBDA_DEDUPE_HORIZON_IDS: String(cfg.dedupeHorizonIds),
-      LAMBDA_LOG_LEVEL: process.env.LAMBDA_TEST_LOG ? "debug" : "warn",
-    };
+    const childEnv = speedNodeEnv(cfg, nats.url, cfg.catalogPath, process.env.LAMBDA_TEST_LOG ? "debug" : "warn");
     const addSpeedNode = async (nodeId: string) => {
       const node = spawnNode(nodeId, childEnv, "inherit");
       speedNodes.set(nodeId, node);
