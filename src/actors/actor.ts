@@ -16,16 +16,26 @@ import { WATERMARK_KEY, type Names } from "../nats/names.js";
 import type { RestoredFrom, SpeedQueryReply, SpeedStatus } from "./protocol.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
 import { SnapshotFencedError, type SnapshotStore } from "./snapshot_store.js";
-import { applyRecord, applyWatermark, createSpeedState, heldEvents, querySpeed, type RangeQuery, type SpeedCatalog, type SpeedState } from "./speed_state.js";
+import {
+  applyRecord,
+  applyWatermark,
+  createSpeedState,
+  heldEvents,
+  missingDefinitions,
+  querySpeed,
+  retainDefinitions,
+  type RangeQuery,
+  type SpeedCatalog,
+  type SpeedState,
+} from "./speed_state.js";
 
 export interface ActorDeps {
   nc: NatsConnection;
   names: Names;
   watermarks: KV;
   snapshots: SnapshotStore;
+  /** The definitions to compute (core/definitions activeDefinitions at start). */
   catalog: SpeedCatalog;
-  /** core/catalog catalogFingerprint of the catalog in use. */
-  catalogFingerprint: string;
   log: Logger;
 }
 
@@ -51,6 +61,10 @@ export interface RunningActor {
   onWatermark(w: Watermark): void;
   /** True when `w` lies below what this actor already dropped (a rollback): it must rebuild from w's cut. */
   isBehind(w: Watermark): boolean;
+  /** Fingerprints `catalog` has that this actor does not compute: it must rebuild from the cut to add them. */
+  lacks(catalog: SpeedCatalog): string[];
+  /** Stops computing the definitions `catalog` does not have. Call only when `lacks(catalog)` is empty. */
+  narrowTo(catalog: SpeedCatalog): void;
   /**
    * Stops consuming and answering. With `writeSnapshot`, writes a final snapshot
    * (only while this actor still owns the partition). Idempotent.
@@ -64,7 +78,7 @@ async function restoreState(deps: ActorDeps, opts: ActorOptions, log: Logger): P
   if (!opts.forceReplay) {
     const blob = await deps.snapshots.read(opts.partition);
     if (blob) {
-      const snap = decodeSnapshot(blob, opts.partition, opts.dedupeHorizonIds, deps.catalog, deps.catalogFingerprint);
+      const snap = decodeSnapshot(blob, opts.partition, opts.dedupeHorizonIds, deps.catalog);
       if (snap.kind === "state") {
         if (watermark) applyWatermark(snap.state, watermark.run);
         return { state: snap.state, from: { kind: "snapshot", generation: snap.generation, appliedSeq: snap.state.appliedSeq } };
@@ -92,6 +106,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
   const headAtStart = last?.seq ?? 0;
   log.info("speed actor starting", { from, appliedSeq: state.appliedSeq, headAtStart });
 
+  let catalog = deps.catalog;
   let stopped = false;
   let dirty = false;
   let snapshotting: Promise<void> = Promise.resolve();
@@ -105,7 +120,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
       .then(async () => {
         if (!dirty || fenced) return;
         dirty = false;
-        await deps.snapshots.write(p, opts.generation, encodeSnapshot(state, { partition: p, generation: opts.generation, catalog: deps.catalogFingerprint }));
+        await deps.snapshots.write(p, opts.generation, encodeSnapshot(state, { partition: p, generation: opts.generation, catalog }));
       })
       .catch((err) => {
         if (err instanceof SnapshotFencedError) {
@@ -128,7 +143,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
         let reply: SpeedQueryReply;
         try {
           const q = decode<RangeQuery>(msg.data);
-          const a = querySpeed(state, deps.catalog, q);
+          const a = querySpeed(state, catalog, q);
           reply = a.kind === "value" ? { ...identity(), ...a, heldEvents: heldEvents(state) } : { ...identity(), ...a };
         } catch (e) {
           reply = { kind: "error", message: ensureError(e).message };
@@ -170,7 +185,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
         if (m.seq > state.appliedSeq) state.appliedSeq = m.seq;
         continue;
       }
-      const outcome = applyRecord(state, m.seq, record, deps.catalog);
+      const outcome = applyRecord(state, m.seq, record, catalog);
       if (outcome === "redelivered") continue;
       dirty = true;
       if (outcome === "barrier") {
@@ -190,6 +205,12 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
     partition: p,
     generation: opts.generation,
     isBehind: (w) => w.run < state.watermarkRun,
+    lacks: (next) => missingDefinitions(catalog, next),
+    narrowTo(next) {
+      catalog = next;
+      retainDefinitions(state, next);
+      dirty = true;
+    },
     onWatermark(w) {
       const dropped = applyWatermark(state, w.run);
       if (dropped > 0) {

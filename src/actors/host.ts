@@ -7,7 +7,8 @@
  * States: starting → running → stopping → closed.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { catalogFingerprint, type Catalog } from "../core/catalog.js";
+import type { Catalog } from "../core/catalog.js";
+import { activeDefinitions } from "../core/definitions.js";
 import { ensureError } from "../core/errors.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
@@ -15,6 +16,7 @@ import type { Assignment } from "../core/records.js";
 import { parseWatermark, type Watermark } from "../core/watermark.js";
 import { decode } from "../nats/codec.js";
 import { startHeartbeat } from "../nats/heartbeat.js";
+import { getValue } from "../nats/kv.js";
 import { WATERMARK_KEY, type Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
 import { createSnapshotStore } from "./snapshot_store.js";
@@ -57,8 +59,10 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   let state: SpeedNodeState = "starting";
   const buckets = await openBuckets(deps.nc, deps.names);
   const snapshots = createSnapshotStore(buckets.snapshots);
-  const catalog = speedCatalog(deps.catalog);
-  const fingerprint = catalogFingerprint(deps.catalog);
+  // The definitions actors compute: the catalog's and the current watermark's (core/definitions).
+  const computeAt = (w: Watermark | null) => speedCatalog(activeDefinitions(deps.catalog, w));
+  const initial = await getValue<unknown>(buckets.watermark, WATERMARK_KEY);
+  let catalog = computeAt(initial ? parseWatermark(initial.value) : null);
 
   const actors = new Map<number, RunningActor>();
   // Assignment changes are applied one at a time, in order.
@@ -69,7 +73,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   const start = async (partition: number, generation: number, forceReplay: boolean) => {
     try {
       const actor = await startActor(
-        { nc: deps.nc, names: deps.names, watermarks: buckets.watermark, snapshots, catalog, catalogFingerprint: fingerprint, log },
+        { nc: deps.nc, names: deps.names, watermarks: buckets.watermark, snapshots, catalog, log },
         { nodeId: opts.nodeId, partition, generation, dedupeHorizonIds: opts.dedupeHorizonIds, warmUpPositions: opts.dedupeHorizonIds * opts.partitions, snapshotIntervalMs: opts.snapshotIntervalMs, forceReplay },
       );
       actors.set(partition, actor);
@@ -92,15 +96,29 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
     });
   };
 
-  /** A watermark below an actor's own is a rollback: the actor rebuilds from the stream at its cut. */
+  /**
+   * A watermark below an actor's own is a rollback: the actor rebuilds from the stream at its cut.
+   * A watermark whose run used a definition the actors do not compute (a rollback across a catalog
+   * change, or a coordinator with a newer catalog than this node's) also makes them rebuild from
+   * the cut, computing it too; definitions neither the watermark nor the catalog use any more are dropped.
+   */
   const onWatermark = (w: Watermark) => {
-    const behind = [...actors.values()].filter((a) => a.isBehind(w));
-    for (const a of actors.values()) if (!a.isBehind(w)) a.onWatermark(w);
-    if (behind.length === 0) return;
+    catalog = computeAt(w);
+    const rebuild: { actor: RunningActor; why: string }[] = [];
+    for (const a of actors.values()) {
+      const lacks = a.lacks(catalog);
+      if (a.isBehind(w)) rebuild.push({ actor: a, why: "watermark rolled back below this actor" });
+      else if (lacks.length > 0) rebuild.push({ actor: a, why: `run ${w.run} uses definitions this actor does not compute (${lacks.join(", ")})` });
+      else {
+        a.narrowTo(catalog);
+        a.onWatermark(w);
+      }
+    }
+    if (rebuild.length === 0) return;
     reconciling = reconciling.then(async () => {
-      for (const a of behind) {
+      for (const { actor: a, why } of rebuild) {
         if (actors.get(a.partition) !== a) continue;
-        log.warn("watermark rolled back below this actor: rebuilding from the cut", { partition: a.partition, run: w.run });
+        log.warn(`${why}: rebuilding from the cut`, { partition: a.partition, run: w.run });
         actors.delete(a.partition);
         await a.stop(false);
         await start(a.partition, a.generation, true);

@@ -27,6 +27,8 @@ export interface ActorIdentity {
 export type SpeedQueryReply =
   | (ActorIdentity & { readonly kind: "value"; readonly keys: KeyStates[]; readonly eventsAboveCut: number; readonly heldEvents: number })
   | (ActorIdentity & { readonly kind: "moved_on"; readonly run: number })
+  /** The actor does not compute that definition: it is rebuilding to, or its node runs another catalog. */
+  | (ActorIdentity & { readonly kind: "missing_definition"; readonly definition: string })
   | { readonly kind: "error"; readonly message: string };
 
 /** snapshot: a snapshot written by generation `generation`; cut: replayed from the barrier of watermark `run`; start: the stream's beginning. */

@@ -8,7 +8,7 @@ import { decode, encode } from "../nats/codec.js";
 import type { MetricStates, Segment, SpeedCatalog, SpeedState } from "./speed_state.js";
 
 /** Bumped whenever the encoded shape changes; older snapshots are ignored (the stream replays). */
-export const SNAPSHOT_FORMAT = 2;
+export const SNAPSHOT_FORMAT = 3;
 
 interface EncodedSegment {
   o: number;
@@ -16,7 +16,7 @@ interface EncodedSegment {
   f: number;
   l: number;
   n: number;
-  /** [metric, [key, [window, state][]][]][] */
+  /** [definition fingerprint, [key, [window, state][]][]][] */
   m: [string, [string, [number, unknown][]][]][];
 }
 
@@ -24,8 +24,8 @@ interface EncodedSnapshot {
   format: number;
   partition: number;
   generation: number;
-  /** Fingerprint of the catalog the states were computed with. */
-  catalog: string;
+  /** Fingerprints of the definitions the actor computed (every one since the start of each segment). */
+  defs: string[];
   appliedSeq: number;
   watermarkRun: number;
   skippedDuplicates: number;
@@ -37,8 +37,8 @@ interface EncodedSnapshot {
 export interface SnapshotMeta {
   readonly partition: number;
   readonly generation: number;
-  /** core/catalog catalogFingerprint of the catalog in use. */
-  readonly catalog: string;
+  /** The definitions the actor computes. */
+  readonly catalog: SpeedCatalog;
 }
 
 export function encodeSnapshot(state: SpeedState, meta: SnapshotMeta): Uint8Array {
@@ -54,7 +54,7 @@ export function encodeSnapshot(state: SpeedState, meta: SnapshotMeta): Uint8Arra
     format: SNAPSHOT_FORMAT,
     partition: meta.partition,
     generation: meta.generation,
-    catalog: meta.catalog,
+    defs: [...meta.catalog.byFingerprint.keys()],
     appliedSeq: state.appliedSeq,
     watermarkRun: state.watermarkRun,
     skippedDuplicates: state.skippedDuplicates,
@@ -69,10 +69,11 @@ export type DecodedSnapshot =
   | { readonly kind: "unusable"; readonly reason: string };
 
 /**
- * Decodes a snapshot for `partition`. A snapshot of another catalog is unusable:
- * the actor rebuilds from the cut, which also starts new metrics from the cut.
+ * Decodes a snapshot for `partition`, keeping the states of the definitions in
+ * `catalog`. A snapshot that lacks one of them is unusable: the actor rebuilds
+ * from the cut, which starts the new definition from the cut.
  */
-export function decodeSnapshot(data: Uint8Array, partition: number, dedupeHorizonIds: number, catalog: SpeedCatalog, fingerprint: string): DecodedSnapshot {
+export function decodeSnapshot(data: Uint8Array, partition: number, dedupeHorizonIds: number, catalog: SpeedCatalog): DecodedSnapshot {
   let snap: EncodedSnapshot;
   try {
     snap = decode<EncodedSnapshot>(data);
@@ -81,7 +82,10 @@ export function decodeSnapshot(data: Uint8Array, partition: number, dedupeHorizo
   }
   if (snap?.format !== SNAPSHOT_FORMAT) return { kind: "unusable", reason: `format ${String(snap?.format)}, expected ${SNAPSHOT_FORMAT}` };
   if (snap.partition !== partition) return { kind: "unusable", reason: `snapshot is of partition ${snap.partition}` };
-  if (snap.catalog !== fingerprint) return { kind: "unusable", reason: "the catalog changed since the snapshot" };
+  if (!Array.isArray(snap.defs)) return { kind: "unusable", reason: "malformed body: defs is not a list" };
+  const held = new Set(snap.defs);
+  const missing = [...catalog.byFingerprint].filter(([fp]) => !held.has(fp)).map(([fp, m]) => `${m.name}@${fp}`);
+  if (missing.length > 0) return { kind: "unusable", reason: `the snapshot does not compute ${missing.join(", ")} (added or redefined since)` };
   try {
     return restore(snap, partition, dedupeHorizonIds, catalog);
   } catch (err) {
@@ -99,10 +103,10 @@ function restore(snap: EncodedSnapshot, partition: number, dedupeHorizonIds: num
   const segments: Segment[] = snap.segments.map((s) => {
     const states = new Map<string, MetricStates>();
     if (!Array.isArray(s.m)) throw new TypeError("segment states are not a list");
-    for (const [metric, keys] of s.m) {
-      const def = catalog.byName.get(metric);
-      if (!def) throw new TypeError(`unknown metric ${metric}`);
-      states.set(metric, new Map(keys.map(([k, ws]) => [k, new Map(ws.map(([w, st]): [number, AggState] => [w, decodeState(def, st)]))])));
+    for (const [fingerprint, keys] of s.m) {
+      const def = catalog.byFingerprint.get(fingerprint);
+      if (!def) continue; // a definition no longer computed: a run has adopted its replacement
+      states.set(fingerprint, new Map(keys.map(([k, ws]) => [k, new Map(ws.map(([w, st]): [number, AggState] => [w, decodeState(def, st)]))])));
     }
     const closedByRun = s.c === null ? null : num(s.c, "closedByRun");
     return { openedAfterRun: num(s.o, "openedAfterRun"), closedByRun, firstSeq: num(s.f, "firstSeq"), lastSeq: num(s.l, "lastSeq"), events: num(s.n, "events"), states };

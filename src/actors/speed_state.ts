@@ -22,22 +22,38 @@
  */
 import { addEvent, emptyState, encodeState, keyOfEvent, mergeState, type AggState, type EncodedState } from "../core/aggregate.js";
 import { windowStart, type Catalog, type MetricDef } from "../core/catalog.js";
+import { activeDefinitions, type Definition } from "../core/definitions.js";
 import { matches } from "../core/filter.js";
 import type { StreamRecord } from "../nats/codec.js";
 
 /** key → window start (epoch ms) → state */
 export type MetricStates = Map<string, Map<number, AggState>>;
 
-/** The catalog as the speed layer indexes it. */
+/** The definitions a speed actor computes (core/definitions activeDefinitions), indexed. */
 export interface SpeedCatalog {
-  readonly bySource: ReadonlyMap<string, readonly MetricDef[]>;
-  readonly byName: ReadonlyMap<string, MetricDef>;
+  readonly bySource: ReadonlyMap<string, readonly Definition[]>;
+  readonly byFingerprint: ReadonlyMap<string, MetricDef>;
 }
 
-export function speedCatalog(catalog: Catalog): SpeedCatalog {
-  const bySource = new Map<string, MetricDef[]>();
-  for (const m of catalog.metrics.values()) bySource.set(m.source, [...(bySource.get(m.source) ?? []), m]);
-  return { bySource, byName: new Map(catalog.metrics) };
+export function speedCatalog(definitions: Iterable<Definition>): SpeedCatalog {
+  const bySource = new Map<string, Definition[]>();
+  const byFingerprint = new Map<string, MetricDef>();
+  for (const d of definitions) {
+    if (byFingerprint.has(d.fingerprint)) continue;
+    byFingerprint.set(d.fingerprint, d.metric);
+    bySource.set(d.metric.source, [...(bySource.get(d.metric.source) ?? []), d]);
+  }
+  return { bySource, byFingerprint };
+}
+
+/** The definitions of a catalog alone (no watermark recorded others). */
+export function speedCatalogOf(catalog: Catalog): SpeedCatalog {
+  return speedCatalog(activeDefinitions(catalog, null));
+}
+
+/** Fingerprints `catalog` computes that `held` does not: an actor holding `held` must rebuild to compute them. */
+export function missingDefinitions(held: SpeedCatalog, catalog: SpeedCatalog): string[] {
+  return [...catalog.byFingerprint.keys()].filter((fp) => !held.byFingerprint.has(fp));
 }
 
 export interface Segment {
@@ -50,7 +66,7 @@ export interface Segment {
   lastSeq: number;
   /** Events counted. */
   events: number;
-  /** metric name → states */
+  /** definition fingerprint → states */
   readonly states: Map<string, MetricStates>;
 }
 
@@ -140,12 +156,12 @@ export function applyRecord(state: SpeedState, seq: number, record: StreamRecord
   if (seg.firstSeq === 0) seg.firstSeq = seq;
   seg.lastSeq = seq;
   seg.events++;
-  for (const m of catalog.bySource.get(record.s) ?? []) {
+  for (const { fingerprint, metric: m } of catalog.bySource.get(record.s) ?? []) {
     if (m.filter && !matches(m.filter, record.v)) continue;
     const key = keyOfEvent(m, record.v);
     const w = windowStart(record.ts, m.windowMs);
-    let byKey = seg.states.get(m.name);
-    if (!byKey) seg.states.set(m.name, (byKey = new Map()));
+    let byKey = seg.states.get(fingerprint);
+    if (!byKey) seg.states.set(fingerprint, (byKey = new Map()));
     let byWindow = byKey.get(key);
     if (!byWindow) byKey.set(key, (byWindow = new Map()));
     let st = byWindow.get(w);
@@ -173,6 +189,11 @@ export function applyWatermark(state: SpeedState, run: number): number {
   return dropThrough(state, run);
 }
 
+/** Drops the states of definitions `catalog` no longer computes (a run adopted their replacement). */
+export function retainDefinitions(state: SpeedState, catalog: SpeedCatalog): void {
+  for (const seg of state.segments) for (const fp of seg.states.keys()) if (!catalog.byFingerprint.has(fp)) seg.states.delete(fp);
+}
+
 /** Events held in retained segments (not yet covered by an applied watermark). */
 export function heldEvents(state: SpeedState): number {
   let n = 0;
@@ -183,7 +204,10 @@ export function heldEvents(state: SpeedState): number {
 export interface RangeQuery {
   /** Watermark run the caller answers at. */
   readonly run: number;
+  /** Metric name, for messages. */
   readonly metric: string;
+  /** Fingerprint of the definition asked for: the one the watermark's run used (core/definitions definitionAt). */
+  readonly definition: string;
   /** Keys asked for; null for every key the actor holds (top-k). */
   readonly keys: readonly string[] | null;
   /** Windows with start in [fromMs, toMs) count. */
@@ -198,26 +222,27 @@ export type KeyStates = [key: string, total: EncodedState, series: [window: numb
 
 export type SpeedAnswer =
   | { readonly kind: "value"; readonly keys: KeyStates[]; readonly eventsAboveCut: number }
-  | { readonly kind: "moved_on"; readonly run: number };
+  | { readonly kind: "moved_on"; readonly run: number }
+  /** The actor does not compute this definition (yet): it is rebuilding to, or runs another catalog. */
+  | { readonly kind: "missing_definition"; readonly definition: string };
 
 /**
  * The speed part of a query at watermark `q.run`: every applied event above
  * cut `q.run`, as merged states per key (and window).
- * @throws TypeError for a metric the actor does not know.
  */
 export function querySpeed(state: SpeedState, catalog: SpeedCatalog, q: RangeQuery): SpeedAnswer {
   // Segments opened after barrier q.run survive watermark q.run; a watermark beyond
   // q.run may have dropped segments the caller still needs.
   if (state.watermarkRun > q.run) return { kind: "moved_on", run: state.watermarkRun };
-  const metric = catalog.byName.get(q.metric);
-  if (!metric) throw new TypeError(`unknown metric ${JSON.stringify(q.metric)}: this speed node runs an older catalog; restart it with the current one`);
+  const metric = catalog.byFingerprint.get(q.definition);
+  if (!metric) return { kind: "missing_definition", definition: q.definition };
   const totals = new Map<string, { total: AggState; windows: Map<number, AggState> | null }>();
   let eventsAboveCut = 0;
   const wanted = q.keys ? new Set(q.keys) : null;
   for (const seg of state.segments) {
     if (seg.openedAfterRun < q.run) continue;
     eventsAboveCut += seg.events;
-    const byKey = seg.states.get(q.metric);
+    const byKey = seg.states.get(q.definition);
     if (!byKey) continue;
     const keys = wanted ? [...wanted].filter((k) => byKey.has(k)) : [...byKey.keys()];
     for (const key of keys) {

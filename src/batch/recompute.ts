@@ -8,7 +8,7 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Catalog } from "../core/catalog.js";
 import { queryRows } from "../ch/client.js";
-import { firstCopiesTable, viewTable } from "../ch/schema.js";
+import { firstCopiesTable, ident, viewTable } from "../ch/schema.js";
 import { coverageSql, firstCopiesSql, recomputeMetricSql } from "./sql.js";
 
 export interface RecomputeResult {
@@ -69,12 +69,21 @@ export async function recomputeViews(client: ClickHouseClient, catalog: Catalog,
   return { eventsCovered, coveredFromMs: from, coveredToMs: to, stepMs };
 }
 
-/** Drops view versions older than `keepFrom`. */
+/**
+ * Drops view versions older than `keepFrom` from every view table of the database, whichever
+ * definition it holds: a redefined or removed metric's old table too. A table left empty whose
+ * definition the catalog no longer has is dropped (no kept run can answer with it).
+ */
 export async function dropViewsBefore(client: ClickHouseClient, catalog: Catalog, db: string, keepFrom: number): Promise<void> {
   if (keepFrom <= 1) return;
-  for (const m of catalog.metrics.values()) {
-    const table = viewTable(db, m);
+  const current = new Set([...catalog.metrics.values()].map((m) => viewTable(db, m)));
+  const tables = await queryRows<{ name: string }>(client, `SELECT name FROM system.tables WHERE database = {db:String} AND startsWith(name, 'view_')`, { db });
+  for (const { name } of tables) {
+    const table = `${ident(db)}.${ident(name)}`;
     const rows = await queryRows<{ run: number | string }>(client, `SELECT DISTINCT run FROM ${table} WHERE run < {keep:UInt64}`, { keep: keepFrom });
     for (const r of rows) await dropPartition(client, table, Number(r.run));
+    if (current.has(table)) continue;
+    const [left] = await queryRows<{ n: number | string }>(client, `SELECT count() AS n FROM ${table}`);
+    if (Number(left?.n ?? 0) === 0) await client.command({ query: `DROP TABLE IF EXISTS ${table}` });
   }
 }

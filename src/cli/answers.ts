@@ -178,9 +178,12 @@ export function partsLegend(run: number, shape: AggregateShape = UNKNOWN_SHAPE):
   return `parts: batch = ${batch}; speed = ${speed}. ${merge}\n`;
 }
 
-/** The partition table and the speed events held: which actors answered, at which cut. */
-export function renderProvenance(partitions: readonly PartitionProvenance[], speedEventsHeld: number): string {
-  const rows = partitions.map((p) => [p.partition, p.cutSeq, p.appliedSeq, p.speedEventsHeld, p.generation]);
+/** The partition table, the speed events held and the definition: which actors answered, at which cut, computing what. */
+export function renderProvenance(r: { readonly partitions: readonly PartitionProvenance[]; readonly speedEventsHeld: number; readonly definition: string }): string {
+  const rows = r.partitions.map((p) => [p.partition, p.cutSeq, p.appliedSeq, p.speedEventsHeld, p.generation]);
   const parts = rows.length === 0 ? "no partitions consulted\n" : table(["partition", "cut seq", "applied seq", "speed events held", "generation"], rows);
-  return `${parts}\n${keyValues([["speed events held", `${formatNumber(speedEventsHeld)} (events no batch run covers yet)`]])}`;
+  return `${parts}\n${keyValues([
+    ["speed events held", `${formatNumber(r.speedEventsHeld)} (events no batch run covers yet)`],
+    ["definition", r.definition || ABSENT],
+  ])}`;
 }

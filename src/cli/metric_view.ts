@@ -30,6 +30,30 @@ export interface MetricJson {
   /** The filter in the catalog's JSON form; null when every event counts. */
   readonly filter: unknown;
   readonly description: string;
+  /**
+   * From a serving node only (absent for a catalog file): the fingerprint of the definition
+   * queries answer with now (null until a run computed the metric), the one the next batch
+   * run computes (null when the catalog dropped the metric), and what that means.
+   */
+  readonly definition?: string | null;
+  readonly nextDefinition?: string | null;
+  readonly state?: MetricState;
+}
+
+/** Where a metric stands between the watermark and the catalog (core/definitions). */
+export type MetricState = "current" | "added" | "redefined" | "removed";
+
+const STATE_TEXT: Record<MetricState, string> = {
+  current: "current",
+  added: "added: answers from the next batch run on",
+  redefined: "redefined: answers use the watermark run's definition until the next batch run",
+  removed: "removed: answers until the next batch run",
+};
+
+function metricState(definition: string, next: string): MetricState {
+  if (definition === "") return "added";
+  if (next === "") return "removed";
+  return definition === next ? "current" : "redefined";
 }
 
 /** A source as `catalog validate --json` prints it. */
@@ -66,6 +90,9 @@ export function metricFromInfo(m: MetricInfo): MetricJson {
     aggregates: m.aggregates.map((a) => ({ name: a.name, kind: a.kind, field: a.field === "" ? null : a.field })),
     filter: parseFilterJson(m.filterJson),
     description: m.description,
+    definition: m.definition || null,
+    nextDefinition: m.nextDefinition || null,
+    state: metricState(m.definition, m.nextDefinition),
   };
 }
 
@@ -104,10 +131,19 @@ export function filterText(filter: unknown): string {
   return typeof filter === "string" ? filter : JSON.stringify(filter);
 }
 
-/** Metrics as a table: name, source, group by, window, aggregates, filter. */
+/** Metrics as a table: name, source, group by, window, aggregates, filter, and the state when a serving node said it. */
 export function renderMetricsTable(metrics: readonly MetricJson[]): string {
-  const rows = metrics.map((m) => [m.name, m.source, m.groupBy.join(",") || "(global)", m.window, m.aggregates.map(aggregateText).join(" "), filterText(m.filter)]);
-  return table(["name", "source", "group by", "window", "aggregates", "filter"], rows);
+  const withState = metrics.some((m) => m.state !== undefined);
+  const rows = metrics.map((m) => [
+    m.name,
+    m.source,
+    m.groupBy.join(",") || "(global)",
+    m.window,
+    m.aggregates.map(aggregateText).join(" "),
+    filterText(m.filter),
+    ...(withState ? [m.state ?? ABSENT] : []),
+  ]);
+  return table(["name", "source", "group by", "window", "aggregates", "filter", ...(withState ? ["state"] : [])], rows);
 }
 
 /** The fields a filter (in catalog JSON form) reads. */
@@ -136,6 +172,13 @@ export function renderMetricDetail(m: MetricJson, sourceFields: Readonly<Record<
     ["group by", m.groupBy.length > 0 ? m.groupBy.join(", ") : "(none: a global metric)"],
     ["window", m.window],
     ["filter", filterText(m.filter)],
+    ...(m.state === undefined
+      ? []
+      : ([
+          ["state", STATE_TEXT[m.state]],
+          ["definition", m.definition ?? ABSENT],
+          ["next definition", m.nextDefinition ?? ABSENT],
+        ] as [string, string][])),
   ]);
   const aggregates = table(
     ["aggregate", "kind", "field"],

@@ -10,7 +10,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { KV } from "@nats-io/kv";
-import { metricFingerprint, type Catalog } from "../core/catalog.js";
+import type { Catalog } from "../core/catalog.js";
+import { recordedDefinitions } from "../core/definitions.js";
 import { ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { ArchiverProgress } from "../core/records.js";
@@ -119,7 +120,7 @@ export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progre
       eventsCovered: result.eventsCovered,
       startedAtMs,
       coordinator: opts.coordinatorId,
-      metrics: Object.fromEntries([...deps.catalog.metrics.values()].map((m) => [m.name, metricFingerprint(m)])),
+      ...recordedDefinitions(deps.catalog),
     };
     const watermark: Watermark = { ...base, publishedAtMs: Date.now(), timings: { barrierMs, archiverFlushMs, recomputeMs } };
     await publishWatermark(buckets.watermark, watermark);

@@ -3,6 +3,7 @@
  * the coordinator (compare-and-set, so it only moves forward), read by speed
  * actors (to drop segments) and serving nodes (to merge at it).
  */
+import type { MetricDef } from "./catalog.js";
 
 export interface PhaseTimings {
   /** Writing the barriers. */
@@ -31,6 +32,8 @@ export interface Watermark {
   readonly timings: PhaseTimings;
   /** Metric name → definition fingerprint (core/catalog metricFingerprint) the batch views were computed with. */
   readonly metrics?: Readonly<Record<string, string>>;
+  /** Metric name → the definition itself, so answers at this run use it even after the catalog changed (core/definitions). */
+  readonly definitions?: Readonly<Record<string, MetricDef>>;
   /** Set when an operator rolled the watermark back to this run: the run it was at before. */
   readonly rolledBackFrom?: number;
 }

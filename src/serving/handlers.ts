@@ -4,7 +4,8 @@
  * gRPC statuses.
  */
 import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
-import type { Catalog, MetricDef, SourceDef } from "../core/catalog.js";
+import type { Catalog, SourceDef } from "../core/catalog.js";
+import { standingOf, standings, type MetricStanding } from "../core/definitions.js";
 import { InvalidQueryError } from "../core/errors.js";
 import { filterToJson } from "../core/filter.js";
 import type { Logger } from "../core/logger.js";
@@ -53,7 +54,9 @@ function provenance(r: QueryResult) {
   return r.partitions.map((p) => ({ partition: p.partition, cutSeq: p.cutSeq, appliedSeq: p.appliedSeq, speedEventsHeld: p.heldEvents, generation: p.generation }));
 }
 
-export function metricInfo(m: MetricDef): MetricInfo {
+/** A metric as clients see it: the definition in force (or the pending one) and both fingerprints. */
+export function metricInfo(s: MetricStanding): MetricInfo {
+  const m = (s.inForce ?? s.next)!.metric;
   return {
     name: m.name,
     source: m.source,
@@ -62,6 +65,8 @@ export function metricInfo(m: MetricDef): MetricInfo {
     aggregates: m.aggregates.map((a) => ({ name: a.name, kind: a.kind, field: a.field ?? "" })),
     filterJson: m.filter ? JSON.stringify(filterToJson(m.filter)) : "",
     description: m.description,
+    definition: s.inForce?.fingerprint ?? "",
+    nextDefinition: s.next?.fingerprint ?? "",
   };
 }
 
@@ -109,6 +114,7 @@ export function lambdaService(deps: HandlerDeps): LambdaServiceServer {
           answers: r.answers.map(keyAnswer),
           partitions: provenance(r),
           speedEventsHeld: r.speedEventsHeld,
+          definition: r.definition,
         };
       }),
     topK: (call, cb) =>
@@ -122,19 +128,21 @@ export function lambdaService(deps: HandlerDeps): LambdaServiceServer {
           fromMs: timeField(req.from, "from"),
           toMs: timeField(req.to, "to"),
         });
-        return { metric: r.metric, aggregate: r.aggregate, watermarkRun: r.run, entries: r.answers.map(keyAnswer), partitions: provenance(r), speedEventsHeld: r.speedEventsHeld };
+        return { metric: r.metric, aggregate: r.aggregate, watermarkRun: r.run, entries: r.answers.map(keyAnswer), partitions: provenance(r), speedEventsHeld: r.speedEventsHeld, definition: r.definition };
       }),
     getWatermark: (call, cb) =>
       respond(log, call, cb, async () => {
         const w = await deps.watermarks.refresh();
         return { present: w !== null, watermark: w ? watermarkToProto(w) : undefined };
       }),
-    listMetrics: (call, cb) => respond(log, call, cb, () => ({ metrics: [...deps.catalog.metrics.values()].map(metricInfo) })),
+    listMetrics: (call, cb) => respond(log, call, cb, () => ({ metrics: standings(deps.catalog, deps.watermarks.current()).map(metricInfo) })),
     describeMetric: (call, cb) =>
       respond(log, call, cb, (req) => {
-        const m = deps.catalog.metrics.get(req.metric);
-        if (!m) throw new InvalidQueryError("metric", `unknown metric ${JSON.stringify(req.metric)}; defined: ${[...deps.catalog.metrics.keys()].join(", ")}`);
-        return { metric: metricInfo(m), sourceFields: sourceFields(deps.catalog.sources.get(m.source)!) };
+        const w = deps.watermarks.current();
+        const s = req.metric ? standingOf(deps.catalog, w, req.metric) : null;
+        if (!s) throw new InvalidQueryError("metric", `unknown metric ${JSON.stringify(req.metric)}; defined: ${standings(deps.catalog, w).map((x) => x.name).join(", ")}`);
+        const source = deps.catalog.sources.get((s.inForce ?? s.next)!.metric.source);
+        return { metric: metricInfo(s), sourceFields: source ? sourceFields(source) : {} };
       }),
   };
 }

@@ -6,8 +6,9 @@
  */
 import type { ClickHouseClient } from "@clickhouse/client";
 import { decodeState, keyOfValues, mergeState, type AggState } from "../core/aggregate.js";
-import { aggregateOf, metricFingerprint, type Catalog, type MetricDef } from "../core/catalog.js";
-import { InvalidQueryError, PreconditionError, UnavailableError } from "../core/errors.js";
+import { aggregateOf, type Catalog, type MetricDef } from "../core/catalog.js";
+import { definitionAt, type Definition } from "../core/definitions.js";
+import { InvalidQueryError, UnavailableError } from "../core/errors.js";
 import { partitionOfKey } from "../core/events.js";
 import type { Watermark } from "../core/watermark.js";
 import type { SpeedClient } from "../actors/index.js";
@@ -60,6 +61,8 @@ export interface PartitionProvenance {
 export interface QueryResult {
   readonly metric: string;
   readonly aggregate: string;
+  /** Fingerprint of the metric definition answered with (the watermark run's). */
+  readonly definition: string;
   readonly run: number;
   readonly answers: readonly KeyResult[];
   readonly partitions: readonly PartitionProvenance[];
@@ -89,13 +92,6 @@ function validateRange(fromMs: number, toMs: number): void {
   if (!Number.isFinite(toMs)) throw new InvalidQueryError("to", "is required (a timestamp)");
   if (fromMs >= toMs) throw new InvalidQueryError("to", `must be after from (from=${new Date(fromMs).toISOString()}, to=${new Date(toMs).toISOString()})`);
   if (toMs - fromMs > MAX_QUERY_RANGE_MS) throw new InvalidQueryError("to", `range spans more than ${MAX_QUERY_RANGE_MS / 86_400_000} days`);
-}
-
-function metricOf(catalog: Catalog, name: string): MetricDef {
-  if (!name) throw new InvalidQueryError("metric", "is required");
-  const m = catalog.metrics.get(name);
-  if (!m) throw new InvalidQueryError("metric", `unknown metric ${JSON.stringify(name)}; defined: ${[...catalog.metrics.keys()].join(", ")}`);
-  return m;
 }
 
 function aggregateIndex(metric: MetricDef, name: string, quantile: number): number {
@@ -135,28 +131,19 @@ export function keysOf(metric: MetricDef, q: MetricQuery): string[] {
 
 /** The partitions whose actors can hold events of `keys` (null: every key). */
 export function partitionsFor(catalog: Catalog, metric: MetricDef, keys: readonly string[] | null, partitions: number): number[] {
-  const source = catalog.sources.get(metric.source)!;
-  const i = metric.groupBy.indexOf(source.partitionKey);
+  // A source removed from the catalog (its metric still answers at an older run) is asked everywhere.
+  const source = catalog.sources.get(metric.source);
+  const i = source ? metric.groupBy.indexOf(source.partitionKey) : -1;
   if (keys === null || i < 0) return Array.from({ length: partitions }, (_, p) => p);
   const set = new Set(keys.map((k) => partitionOfKey(Object.values(groupOf(metric, k))[i]!, partitions)));
   return [...set].sort((a, b) => a - b);
 }
 
-/**
- * Batch view N holds the metric as run N defined it. A metric added or redefined since
- * then has no batch view of its definition at N; answering would silently drop history.
- * @throws PreconditionError naming the metric and the run that would adopt it
- */
-function assertSameDefinition(metric: MetricDef, w: Watermark | null): void {
-  if (!w?.metrics) return; // before the first run, or a watermark from before definitions were recorded
-  const used = w.metrics[metric.name];
-  if (used === metricFingerprint(metric)) return;
-  throw new PreconditionError(
-    `metric ${metric.name} was ${used === undefined ? "added" : "redefined"} after batch run ${w.run}: its batch views exist from the next run on (the coordinator starts one when it sees the new catalog; lambdactl run starts one now)`,
-  );
-}
-
-interface Gathered {
+interface Gathered<P> {
+  /** The definition answered with: the one the watermark's run computed (core/definitions). */
+  definition: Definition;
+  /** What the query asks, validated against that definition. */
+  asked: P;
   run: number;
   batch: BatchStates;
   speed: Map<string, Map<number, AggState>>;
@@ -164,16 +151,31 @@ interface Gathered {
   held: number;
 }
 
-/** Batch states of view N and speed states above cut N, from one watermark N. */
-async function gather(deps: QueryDeps, metric: MetricDef, keys: readonly string[] | null, fromMs: number, toMs: number, series: boolean): Promise<Gathered> {
-  const involved = partitionsFor(deps.catalog, metric, keys, deps.partitions);
+/** What `ask` derives from a definition to read: the keys (null: every key) and whether per window. */
+interface Reading {
+  readonly keys: readonly string[] | null;
+  readonly series: boolean;
+}
+
+/**
+ * Batch states of view N and speed states above cut N, from one watermark N, for
+ * metric `name` as run N defined it. `ask` validates the query against that
+ * definition (it runs again if the query moves to a newer watermark, whose run
+ * may define the metric differently).
+ */
+async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: number, toMs: number, ask: (metric: MetricDef) => P): Promise<Gathered<P>> {
+  validateRange(fromMs, toMs);
   let w = deps.watermarks.current();
   for (let attempt = 0; attempt <= MAX_WATERMARK_RETRIES; attempt++) {
     const run = w?.run ?? 0;
-    assertSameDefinition(metric, w);
+    const definition = definitionAt(deps.catalog, w, name);
+    const metric = definition.metric;
+    const asked = ask(metric);
+    const { keys, series } = asked;
+    const involved = partitionsFor(deps.catalog, metric, keys, deps.partitions);
     const [batch, replies] = await Promise.all([
       w ? deps.readBatch(metric, w.viewVersion, keys, fromMs, toMs) : Promise.resolve<BatchStates>(new Map()),
-      Promise.all(involved.map((p) => deps.speed.query(p, { run, metric: metric.name, keys, fromMs, toMs, series }))),
+      Promise.all(involved.map((p) => deps.speed.query(p, { run, metric: metric.name, definition: definition.fingerprint, keys, fromMs, toMs, series }))),
     ]);
     const speed = new Map<string, Map<number, AggState>>();
     const parts: PartitionProvenance[] = [];
@@ -181,6 +183,11 @@ async function gather(deps: QueryDeps, metric: MetricDef, keys: readonly string[
     let movedOn = 0;
     for (const [i, r] of replies.entries()) {
       if (r.kind === "error") throw new UnavailableError(`speed actor of partition ${involved[i]} failed: ${r.message}`);
+      if (r.kind === "missing_definition") {
+        throw new UnavailableError(
+          `speed actor of partition ${r.partition} (node ${r.node}) does not compute ${metric.name} as batch run ${run} defined it (${r.definition}): it is rebuilding from the cut to add it, or its node runs another catalog; try again`,
+        );
+      }
       if (r.kind === "moved_on") {
         movedOn = Math.max(movedOn, r.run);
         continue;
@@ -200,7 +207,7 @@ async function gather(deps: QueryDeps, metric: MetricDef, keys: readonly string[
         }
       }
     }
-    if (movedOn === 0) return { run, batch, speed, parts, held };
+    if (movedOn === 0) return { definition, asked, run, batch, speed, parts, held };
     // An actor dropped past our watermark: answer again at a newer one.
     const fresh = await deps.watermarks.refresh();
     if (fresh && fresh.run > run) w = fresh;
@@ -209,15 +216,18 @@ async function gather(deps: QueryDeps, metric: MetricDef, keys: readonly string[
 }
 
 export async function answerQuery(deps: QueryDeps, q: MetricQuery): Promise<QueryResult> {
-  const metric = metricOf(deps.catalog, q.metric);
-  const i = aggregateIndex(metric, q.aggregate, q.quantile);
-  validateRange(q.fromMs, q.toMs);
-  const keys = keysOf(metric, q);
-  const g = await gather(deps, metric, keys, q.fromMs, q.toMs, q.series);
+  const g = await gather(deps, q.metric, q.fromMs, q.toMs, (metric) => ({
+    aggregateIndex: aggregateIndex(metric, q.aggregate, q.quantile),
+    keys: keysOf(metric, q),
+    series: q.series,
+  }));
+  const metric = g.definition.metric;
+  const { aggregateIndex: i, keys } = g.asked;
   const req = { metric, aggregateIndex: i, quantile: q.quantile || DEFAULT_QUANTILE, series: q.series };
   return {
     metric: metric.name,
     aggregate: metric.aggregates[i]!.name,
+    definition: g.definition.fingerprint,
     run: g.run,
     answers: keys.map((k) => mergeKey(req, k, g.batch as SideStates, g.speed)),
     partitions: g.parts,
@@ -226,14 +236,15 @@ export async function answerQuery(deps: QueryDeps, q: MetricQuery): Promise<Quer
 }
 
 export async function answerTopK(deps: QueryDeps, q: TopKQuery): Promise<QueryResult> {
-  const metric = metricOf(deps.catalog, q.metric);
-  const i = aggregateIndex(metric, q.aggregate, q.quantile);
-  validateRange(q.fromMs, q.toMs);
   if (!Number.isInteger(q.k) || q.k < 1 || q.k > MAX_TOP_K) throw new InvalidQueryError("k", `must be 1..${MAX_TOP_K}, got ${q.k}`);
-  for (const f of Object.keys(q.where)) {
-    if (!metric.groupBy.includes(f)) throw new InvalidQueryError("where", `${metric.name} is not grouped by ${JSON.stringify(f)}; its group-by fields: ${metric.groupBy.join(", ") || "(none)"}`);
-  }
-  const g = await gather(deps, metric, null, q.fromMs, q.toMs, false);
+  const g = await gather(deps, q.metric, q.fromMs, q.toMs, (metric) => {
+    for (const f of Object.keys(q.where)) {
+      if (!metric.groupBy.includes(f)) throw new InvalidQueryError("where", `${metric.name} is not grouped by ${JSON.stringify(f)}; its group-by fields: ${metric.groupBy.join(", ") || "(none)"}`);
+    }
+    return { aggregateIndex: aggregateIndex(metric, q.aggregate, q.quantile), keys: null, series: false };
+  });
+  const metric = g.definition.metric;
+  const i = g.asked.aggregateIndex;
   const req = { metric, aggregateIndex: i, quantile: q.quantile || DEFAULT_QUANTILE, series: false };
   const all = new Set([...g.batch.keys(), ...g.speed.keys()]);
   const results: KeyResult[] = [];
@@ -243,5 +254,13 @@ export async function answerTopK(deps: QueryDeps, q: TopKQuery): Promise<QueryRe
     results.push(mergeKey(req, key, g.batch as SideStates, g.speed));
   }
   results.sort(compareForTopK);
-  return { metric: metric.name, aggregate: metric.aggregates[i]!.name, run: g.run, answers: results.slice(0, q.k), partitions: g.parts, speedEventsHeld: g.held };
+  return {
+    metric: metric.name,
+    aggregate: metric.aggregates[i]!.name,
+    definition: g.definition.fingerprint,
+    run: g.run,
+    answers: results.slice(0, q.k),
+    partitions: g.parts,
+    speedEventsHeld: g.held,
+  };
 }

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadCatalog } from "../../src/core/catalog.js";
+import { loadCatalog, metricFingerprint } from "../../src/core/catalog.js";
 import { partitionOfKey } from "../../src/core/events.js";
 import { writeLocalClusterFile } from "../../src/cli/index.js";
 import { startTestCluster } from "../harness/cluster.js";
@@ -95,6 +95,9 @@ interface MetricOut {
   aggregates: { name: string; kind: string; field: string | null }[];
   filter: unknown;
   description: string;
+  definition?: string | null;
+  nextDefinition?: string | null;
+  state?: string;
 }
 interface CatalogOut {
   ok: boolean;
@@ -427,8 +430,11 @@ test("lambdactl against a running cluster", async (t) => {
       assert.deepEqual(metrics.map((m) => m.name), [...cluster.catalog.metrics.keys()]);
       const text = await lambdactl(["metrics", ...grpc], { cwd: dir });
       assert.equal(text.code, 0, text.stderr);
-      assert.match(text.stdout, /^name\s+source\s+group by\s+window\s+aggregates\s+filter$/m);
-      assert.match(text.stdout, /^article_views\s+pageviews\s+article_id\s+1m\s+views:count\s+-$/m);
+      assert.match(text.stdout, /^name\s+source\s+group by\s+window\s+aggregates\s+filter\s+state$/m);
+      assert.match(text.stdout, /^article_views\s+pageviews\s+article_id\s+1m\s+views:count\s+-\s+current$/m);
+      // Which definition answers now and which the next run computes: the same while the catalog is unchanged.
+      const fp = metricFingerprint(cluster.catalog.metrics.get("article_views")!);
+      assert.deepEqual(views && [views.definition, views.nextDefinition, views.state], [fp, fp, "current"]);
       const one = await lambdactl(["metrics", "article_views", "--json", ...grpc], { cwd: dir });
       assert.equal(one.code, 0, one.stderr);
       const detail = parseJson<{ metric: MetricOut; sourceFields: Record<string, string> }>(one);

@@ -8,8 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createSnapshotStore, decodeSnapshot } from "../../src/actors/index.js";
-import { speedCatalog } from "../../src/actors/speed_state.js";
-import { catalogFingerprint } from "../../src/core/catalog.js";
+import { speedCatalogOf } from "../../src/actors/speed_state.js";
 import { openBuckets } from "../../src/nats/setup.js";
 import { startTestCluster } from "../harness/cluster.js";
 import { query } from "../harness/grpc.js";
@@ -57,7 +56,7 @@ test("answers stay exact after a speed node is SIGKILLed, the survivor takes ove
   await waitFor("the victim's snapshots to cover what it applied", async () => {
     for (const p of owned) {
       const blob = await snapshots.read(p);
-      const snap = blob && decodeSnapshot(blob, p, 1_000_000, speedCatalog(cluster.catalog), catalogFingerprint(cluster.catalog));
+      const snap = blob && decodeSnapshot(blob, p, 1_000_000, speedCatalogOf(cluster.catalog));
       if (!snap || snap.kind !== "state" || snap.state.appliedSeq < statusesBefore[p]!.appliedSeq) return false;
     }
     return true;

@@ -17,9 +17,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeState, encodeState, merged, type AggState } from "../../src/core/aggregate.js";
-import { parseCatalog, type Catalog, type MetricDef } from "../../src/core/catalog.js";
+import { metricFingerprint, parseCatalog, type Catalog, type MetricDef } from "../../src/core/catalog.js";
 import { partitionOf, validateEvent, type NormalizedEvent } from "../../src/core/events.js";
-import { applyRecord, createSpeedState, querySpeed, speedCatalog, type SpeedState } from "../../src/actors/speed_state.js";
+import { applyRecord, createSpeedState, querySpeed, speedCatalogOf, type SpeedCatalog, type SpeedState } from "../../src/actors/speed_state.js";
 import { recomputeViews } from "../../src/batch/index.js";
 import { openClickHouse } from "../../src/ch/client.js";
 import { ensureSchema, masterTable } from "../../src/ch/schema.js";
@@ -120,8 +120,8 @@ function randomEvents(r: Prng, rc: RandomCatalog, source: string, n: number): No
 }
 
 /** key → window → state, from a speed query's answer. */
-function speedStates(metric: MetricDef, state: SpeedState, catalog: ReturnType<typeof speedCatalog>, run: number): Map<string, Map<number, AggState>> {
-  const a = querySpeed(state, catalog, { run, metric: metric.name, keys: null, fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, series: true });
+function speedStates(metric: MetricDef, state: SpeedState, catalog: SpeedCatalog, run: number): Map<string, Map<number, AggState>> {
+  const a = querySpeed(state, catalog, { run, metric: metric.name, definition: metricFingerprint(metric), keys: null, fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, series: true });
   assert.equal(a.kind, "value");
   const out = new Map<string, Map<number, AggState>>();
   if (a.kind !== "value") return out;
@@ -177,7 +177,7 @@ test("batch SQL and speed aggregators compute the same states; merged across a c
       const { catalog } = rc;
       const db = `parity${seed}`;
       await ensureSchema(ch.client, db, catalog);
-      const sc = speedCatalog(catalog);
+      const sc = speedCatalogOf(catalog);
       // One stream: a global sequence, events of every source interleaved, each on its partition.
       const events = [...catalog.sources.keys()].flatMap((s) => randomEvents(r, rc, s, r.int(200, 500)));
       for (let i = events.length - 1; i > 0; i--) {

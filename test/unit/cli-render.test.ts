@@ -71,6 +71,8 @@ test("aggregate shape: min/max of a timestamp field are times; the legend follow
       ],
       filterJson: "",
       description: "",
+      definition: "abc",
+      nextDefinition: "abc",
     },
     sourceFields: { ts: "timestamp", amount: "float", used_at: "timestamp?" },
   };
@@ -96,6 +98,7 @@ test("query: JSON keeps absent values as null and series null unless asked; text
     answers: [answer({ key: "a-1", group: { article_id: "a-1" }, total: 3, batchPart: 0, speedPart: 3, events: 3, series: [] })],
     partitions,
     speedEventsHeld: 4,
+    definition: "0123456789ab",
   };
   const j = queryJson(r, { quantile: 0, series: false });
   assert.equal(j.answers[0]!.series, null);
@@ -108,13 +111,17 @@ test("query: JSON keeps absent values as null and series null unless asked; text
   assert.match(text, /^a-1\s+3\s+0\s+3\s+3$/m);
   assert.match(text, /^partition\s+cut seq\s+applied seq\s+speed events held\s+generation$/m);
   assert.match(text, /^speed events held\s+4 /m);
+  assert.match(text, /^definition\s+0123456789ab$/m);
+  assert.equal(j.definition, "0123456789ab");
   assert.match(renderQuery({ ...r, aggregate: "p" }, { quantile: 0.99, series: true }), /^article_views p \(q=0\.99\),/);
 });
 
 test("top: ranks from 1, echoes what was asked, says when no key has events", () => {
   const request = { metric: "article_views", from: new Date(T0), to: new Date(T0 + 60_000), k: 2, aggregate: "", quantile: 0, where: { article_id: "a-1" } };
-  const r = { metric: "article_views", aggregate: "views", watermarkRun: 1, entries: [answer({ key: "a-1", group: { article_id: "a-1" }, total: 3, batchPart: 3, speedPart: 0, events: 3 })], partitions, speedEventsHeld: 0 };
+  const r = { metric: "article_views", aggregate: "views", watermarkRun: 1, entries: [answer({ key: "a-1", group: { article_id: "a-1" }, total: 3, batchPart: 3, speedPart: 0, events: 3 })], partitions, speedEventsHeld: 0, definition: "fedcba987654" };
   const j = topJson(r, request);
+  assert.equal(j.definition, "fedcba987654");
+  assert.match(renderTop(r, request), /^definition\s+fedcba987654$/m);
   assert.deepEqual(j.entries.map((e) => [e.rank, e.key, e.total]), [[1, "a-1", 3]]);
   assert.deepEqual(j.where, { article_id: "a-1" });
   assert.equal(j.k, 2);
@@ -173,10 +180,12 @@ test("a metric from the serving node: detail with the default aggregate and what
     ],
     filterJson: '{"field":"status","op":"eq","value":"paid"}',
     description: "",
+    definition: "aaaaaaaaaaaa",
+    nextDefinition: "bbbbbbbbbbbb",
   });
   assert.deepEqual(m.aggregates[1], { name: "orders", kind: "count", field: null });
   assert.deepEqual(m.filter, { field: "status", op: "eq", value: "paid" });
-  assert.equal(metricFromInfo({ name: "x", source: "s", groupBy: [], window: "1m", aggregates: [], filterJson: "", description: "" }).filter, null);
+  assert.equal(metricFromInfo({ name: "x", source: "s", groupBy: [], window: "1m", aggregates: [], filterJson: "", description: "", definition: "", nextDefinition: "c" }).filter, null);
   const text = renderMetricDetail(m, { id: "string", currency: "string", amount: "float", status: "string", coupon: "string?" });
   assert.match(text, /^group by\s+currency$/m);
   assert.match(text, /^description\s+-$/m);
@@ -186,4 +195,17 @@ test("a metric from the serving node: detail with the default aggregate and what
   assert.match(text, /^amount\s+float\s+aggregate revenue$/m);
   assert.match(text, /^status\s+string\s+filter$/m);
   assert.match(text, /^coupon\s+string\?\s+-$/m);
+  // Where the metric stands between the watermark and the catalog.
+  assert.equal(m.state, "redefined");
+  assert.match(text, /^state\s+redefined: answers use the watermark run's definition until the next batch run$/m);
+  assert.match(text, /^definition\s+aaaaaaaaaaaa$/m);
+  assert.match(text, /^next definition\s+bbbbbbbbbbbb$/m);
+  const info = (definition: string, nextDefinition: string) =>
+    metricFromInfo({ name: "x", source: "s", groupBy: [], window: "1m", aggregates: [], filterJson: "", description: "", definition, nextDefinition });
+  assert.deepEqual(
+    [info("a", "a"), info("", "a"), info("a", "b"), info("a", "")].map((x) => x.state),
+    ["current", "added", "redefined", "removed"],
+  );
+  assert.match(renderMetricsTable([info("a", "")]), /^name\s+source\s+group by\s+window\s+aggregates\s+filter\s+state$/m);
+  assert.match(renderMetricsTable([info("a", "")]), /^x\s+s\s+\(global\)\s+1m\s+-\s+removed$/m);
 });

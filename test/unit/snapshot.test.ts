@@ -7,11 +7,12 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { catalogFingerprint, parseCatalog } from "../../src/core/catalog.js";
+import { metricFingerprint, parseCatalog, type Catalog } from "../../src/core/catalog.js";
+import { activeDefinitions } from "../../src/core/definitions.js";
 import type { FieldValue } from "../../src/core/events.js";
 import { decode, encode, type StreamRecord } from "../../src/nats/codec.js";
 import { decodeSnapshot, encodeSnapshot, SNAPSHOT_FORMAT } from "../../src/actors/snapshot.js";
-import { applyRecord, applyWatermark, createSpeedState, querySpeed, speedCatalog, type SpeedState } from "../../src/actors/speed_state.js";
+import { applyRecord, applyWatermark, createSpeedState, querySpeed, speedCatalog, speedCatalogOf, type SpeedCatalog, type SpeedState } from "../../src/actors/speed_state.js";
 import { prng } from "./prng.js";
 
 const PV = "pageviews";
@@ -44,9 +45,11 @@ function catalogDoc() {
   };
 }
 const CATALOG = parseCatalog(catalogDoc(), "snapshot.test");
-const SC = speedCatalog(CATALOG);
-const FP = catalogFingerprint(CATALOG);
-const meta = (partition: number, generation: number) => ({ partition, generation, catalog: FP });
+const SC = speedCatalogOf(CATALOG);
+/** metric name → definition fingerprint: speed states are kept per definition. */
+const fingerprints = (c: Catalog) => Object.fromEntries([...c.metrics.values()].map((m) => [m.name, metricFingerprint(m)]));
+const FPS = fingerprints(CATALOG);
+const meta = (partition: number, generation: number, catalog = SC) => ({ partition, generation, catalog });
 
 function ev(id: string, article: string, ts: number, user = "u1", load: number | null = null, score: number | null = null): StreamRecord {
   const v: Record<string, FieldValue> = { id, article_id: article, user_id: user, ts, load_ms: load, score };
@@ -54,7 +57,7 @@ function ev(id: string, article: string, ts: number, user = "u1", load: number |
 }
 
 /** A state with a dropped segment, two closed ones kept, an open one, skipped copies and ids in a known order. */
-function busyState(partition: number, horizon: number): SpeedState {
+function busyState(partition: number, horizon: number, catalog: SpeedCatalog = SC): SpeedState {
   const s = createSpeedState(partition, horizon, 100);
   const records: StreamRecord[] = [
     ev("a", "x", T0, "u1", 120, 0.5),
@@ -69,21 +72,23 @@ function busyState(partition: number, horizon: number): SpeedState {
     ev("f", "x", T0, "u1", 77, null),
     ev("g", "y", T0 + 59_999, "u2", 300, 3),
   ];
-  records.forEach((r, i) => applyRecord(s, 101 + 2 * i, r, SC));
+  records.forEach((r, i) => applyRecord(s, 101 + 2 * i, r, catalog));
   applyWatermark(s, 1);
   return s;
 }
 
-/** querySpeed of `a` and `b` agree for every metric, run and a few ranges, with series. */
-function assertAnswersAlike(a: SpeedState, b: SpeedState, what: string) {
-  for (const metric of CATALOG.metrics.keys()) {
+/** querySpeed of `a` and `b` agree for every definition of `fps` (metric → fingerprint), run and a few ranges, with series. */
+function assertAnswersAlike(a: SpeedState, b: SpeedState, what: string, fps = FPS, ca = SC, cb = SC) {
+  for (const [metric, definition] of Object.entries(fps)) {
     for (const run of [1, 2, 3]) {
       for (const [fromMs, toMs] of [
         [T0 - MINUTE, T0 + 10 * MINUTE],
         [T0 + MINUTE, T0 + 3 * MINUTE],
       ] as const) {
-        const q = { run, metric, keys: null, fromMs, toMs, series: true };
-        assert.deepEqual(querySpeed(a, SC, q), querySpeed(b, SC, q), `${what}: ${JSON.stringify(q)}`);
+        const q = { run, metric, definition, keys: null, fromMs, toMs, series: true };
+        const answer = querySpeed(a, ca, q);
+        assert.equal(answer.kind, "value", `${what}: ${JSON.stringify(q)}`);
+        assert.deepEqual(answer, querySpeed(b, cb, q), `${what}: ${JSON.stringify(q)}`);
       }
     }
   }
@@ -92,8 +97,8 @@ function assertAnswersAlike(a: SpeedState, b: SpeedState, what: string) {
 test("encodeSnapshot/decodeSnapshot round trip keeps segments, aggregate states, sequences, watermark and ids in order", () => {
   const original = busyState(5, 1_000);
   assert.equal(original.segments.length, 3, "fixture: segments after runs 1, 2 and 3");
-  assert.ok(original.segments.some((g) => g.states.has("article_load")), "fixture: a segment holds sketch states");
-  const decoded = decodeSnapshot(encodeSnapshot(original, meta(5, 7)), 5, 1_000, SC, FP);
+  assert.ok(original.segments.some((g) => g.states.has(FPS.article_load!)), "fixture: a segment holds sketch states");
+  const decoded = decodeSnapshot(encodeSnapshot(original, meta(5, 7)), 5, 1_000, SC);
   assert.equal(decoded.kind, "state", JSON.stringify(decoded));
   if (decoded.kind !== "state") return;
   assert.equal(decoded.generation, 7);
@@ -143,7 +148,7 @@ test("random states survive a round trip", () => {
       }
       if (run > 0 && rnd.chance(0.03)) applyWatermark(s, rnd.int(1, run));
     }
-    const d = decodeSnapshot(encodeSnapshot(s, meta(2, seed)), 2, 64, SC, FP);
+    const d = decodeSnapshot(encodeSnapshot(s, meta(2, seed)), 2, 64, SC);
     assert.equal(d.kind, "state", `seed ${seed}: ${JSON.stringify(d)}`);
     if (d.kind !== "state") return;
     assert.deepEqual(d.state, s, `seed ${seed}`);
@@ -154,17 +159,17 @@ test("random states survive a round trip", () => {
 
 test("a smaller dedupe horizon on restore keeps the newest ids", () => {
   const original = busyState(0, 1_000);
-  const d = decodeSnapshot(encodeSnapshot(original, meta(0, 1)), 0, 3, SC, FP);
+  const d = decodeSnapshot(encodeSnapshot(original, meta(0, 1)), 0, 3, SC);
   assert.equal(d.kind, "state");
   if (d.kind !== "state") return;
   assert.equal(d.state.dedupeHorizonIds, 3);
   assert.deepEqual([...d.state.seenIds.keys()], ["e", "f", "g"].map((id) => `${PV}:${id}`));
 });
 
-function assertUnusable(data: Uint8Array, partition: number, why: RegExp, what: string, fingerprint = FP) {
+function assertUnusable(data: Uint8Array, partition: number, why: RegExp, what: string, catalog = SC) {
   let d;
   try {
-    d = decodeSnapshot(data, partition, 100, SC, fingerprint);
+    d = decodeSnapshot(data, partition, 100, catalog);
   } catch (err) {
     assert.fail(`${what}: decodeSnapshot threw instead of answering "unusable": ${(err as Error).message}`);
   }
@@ -178,33 +183,55 @@ test("a snapshot of another partition is unusable and says whose it is", () => {
   assertUnusable(data, 4, /partition 3/, "partition 3 read as 4");
 });
 
-test("a snapshot of another catalog fingerprint is unusable, and says the catalog changed", () => {
-  // Every change to what the states mean changes the fingerprint: added, removed or redefined metrics.
-  const variants: [string, (d: ReturnType<typeof catalogDoc>) => void][] = [
-    ["a metric added", (d) => (d.metrics.extra = { source: PV, window: "1m", aggregates: { views: "count" } })],
-    ["a metric removed", (d) => delete d.metrics.user_views],
-    ["a window changed", (d) => (d.metrics.article_views!.window = "5m")],
-    ["a filter value changed", (d) => (d.metrics.article_load!.filter = { not: { field: "load_ms", op: "lt", value: 11 } })],
-    ["an aggregate added", (d) => (d.metrics.global!.aggregates = { views: "count", articles: { distinct: "article_id" }, users: { distinct: "user_id" } })],
-    ["aggregates reordered", (d) => (d.metrics.global!.aggregates = { articles: { distinct: "article_id" }, views: "count" })],
-    ["an optional field made required", (d) => (d.sources.pageviews.fields.score = "float")],
+test("a snapshot lacking a definition the actor computes is unusable and names it", () => {
+  // Every change to what a metric's states mean changes its fingerprint: the new definition starts from the cut.
+  const variants: [string, (d: ReturnType<typeof catalogDoc>) => void, string][] = [
+    ["a metric added", (d) => (d.metrics.extra = { source: PV, window: "1m", aggregates: { views: "count" } }), "extra"],
+    ["a window changed", (d) => (d.metrics.article_views!.window = "5m"), "article_views"],
+    ["a filter value changed", (d) => (d.metrics.article_load!.filter = { not: { field: "load_ms", op: "lt", value: 11 } }), "article_load"],
+    ["an aggregate added", (d) => (d.metrics.global!.aggregates = { views: "count", articles: { distinct: "article_id" }, users: { distinct: "user_id" } }), "global"],
+    ["aggregates reordered", (d) => (d.metrics.global!.aggregates = { articles: { distinct: "article_id" }, views: "count" }), "global"],
   ];
   const data = encodeSnapshot(busyState(0, 100), meta(0, 1));
-  for (const [what, change] of variants) {
+  for (const [what, change, metric] of variants) {
     const doc = catalogDoc();
     change(doc);
-    const other = catalogFingerprint(parseCatalog(doc, what));
-    assert.notEqual(other, FP, `${what}: another fingerprint`);
-    // Read by an actor of the new catalog...
-    assertUnusable(data, 0, /catalog changed/, `${what}: old snapshot, new catalog`, other);
-    // ...and a snapshot written under another catalog, read by this one.
-    assertUnusable(encodeSnapshot(busyState(0, 100), { partition: 0, generation: 1, catalog: other }), 0, /catalog changed/, `${what}: new snapshot, old catalog`);
+    const next = parseCatalog(doc, what);
+    assert.notEqual(fingerprints(next)[metric], FPS[metric], `${what}: another fingerprint`);
+    // Read by an actor of the new catalog alone...
+    assertUnusable(data, 0, new RegExp(`does not compute ${metric}@${fingerprints(next)[metric]} \\(added or redefined since\\)`), `${what}: old snapshot, new catalog`, speedCatalogOf(next));
+    // ...while an actor that computes both the watermark's definitions and the new catalog's writes
+    // a snapshot that an actor of either reads, keeping the states each computes.
+    const both = speedCatalog([...activeDefinitions(CATALOG, null), ...activeDefinitions(next, null)]);
+    const wide = busyState(0, 100, both);
+    for (const [c, name] of [[CATALOG, "old"], [next, "new"]] as const) {
+      const sc = speedCatalogOf(c);
+      const d = decodeSnapshot(encodeSnapshot(wide, meta(0, 1, both)), 0, 100, sc);
+      assert.equal(d.kind, "state", `${what}: wide snapshot read by the ${name} catalog: ${JSON.stringify(d)}`);
+      if (d.kind === "state") assertAnswersAlike(d.state, wide, `${what}, ${name} catalog`, fingerprints(c), sc, both);
+    }
   }
-  // The same catalog with its metrics listed in another order is the same catalog.
+});
+
+test("a snapshot holding definitions no longer computed is usable; their states are dropped", () => {
   const doc = catalogDoc();
-  const reordered = { sources: doc.sources, metrics: Object.fromEntries(Object.entries(doc.metrics).reverse()) };
-  assert.equal(catalogFingerprint(parseCatalog(reordered, "reordered")), FP);
-  assert.equal(decodeSnapshot(data, 0, 100, SC, catalogFingerprint(parseCatalog(reordered, "reordered"))).kind, "state");
+  delete doc.metrics.user_views;
+  const narrower = speedCatalogOf(parseCatalog(doc, "user_views removed"));
+  const original = busyState(0, 100);
+  assert.ok(original.segments.some((g) => g.states.has(FPS.user_views!)), "fixture: user_views has states");
+  const d = decodeSnapshot(encodeSnapshot(original, meta(0, 1)), 0, 100, narrower);
+  assert.equal(d.kind, "state", JSON.stringify(d));
+  if (d.kind !== "state") return;
+  assert.ok(d.state.segments.every((g) => !g.states.has(FPS.user_views!)), "user_views states dropped");
+  for (const metric of CATALOG.metrics.keys()) {
+    if (metric === "user_views") continue;
+    const q = { run: 1, metric, definition: FPS[metric]!, keys: null, fromMs: T0 - MINUTE, toMs: T0 + 10 * MINUTE, series: true };
+    assert.deepEqual(querySpeed(d.state, narrower, q), querySpeed(original, SC, q), metric);
+  }
+  // The same catalog with its metrics listed in another order computes the same definitions.
+  const same = catalogDoc();
+  const reordered = { sources: same.sources, metrics: Object.fromEntries(Object.entries(same.metrics).reverse()) };
+  assert.equal(decodeSnapshot(encodeSnapshot(original, meta(0, 1)), 0, 100, speedCatalogOf(parseCatalog(reordered, "reordered"))).kind, "state");
 });
 
 test("a snapshot of another format is unusable and names both formats", () => {
@@ -248,23 +275,23 @@ test("a snapshot with the right header but a malformed body is unusable, never a
   assertUnusable(encode({ ...obj, segments: "x" }), 0, /./, "segments not a list");
   assertUnusable(encode({ ...obj, segments: [{ o: 0, c: null, f: 0, l: 0, n: 0 }] }), 0, /./, "segment without states");
   assertUnusable(encode({ ...obj, ids: 7 }), 0, /./, "ids not a list");
-  // States that do not fit the catalog: an unknown metric, a state of another shape.
+  // States that do not fit their definition: a state of another shape.
   const tamper = (change: (segments: RawSegments) => void) => {
     const copy = decodeAsObject(encodeSnapshot(busyState(0, 100), meta(0, 1)));
     change(copy.segments as RawSegments);
     return encode(copy);
   };
-  assertUnusable(tamper((segs) => (segs.at(-1)!.m[0]![0] = "ghost")), 0, /unknown metric ghost/, "a metric the catalog lacks");
+  assertUnusable(encode({ ...obj, defs: "x" }), 0, /defs is not a list/, "defs not a list");
   assertUnusable(
     tamper((segs) => {
-      const st = segs.at(-1)!.m.find(([m]) => m === "article_load")![1][0]![1][0]![1];
+      const st = segs.at(-1)!.m.find(([m]) => m === FPS.article_load)![1][0]![1][0]![1];
       st.pop();
     }),
     0,
     /malformed/,
     "a state one part short",
   );
-  assertUnusable(tamper((segs) => (segs.at(-1)!.m.find(([m]) => m === "global")![1][0]![1][0]![1] = "x" as unknown as unknown[])), 0, /malformed/, "a state that is not a list");
+  assertUnusable(tamper((segs) => (segs.at(-1)!.m.find(([m]) => m === FPS.global)![1][0]![1][0]![1] = "x" as unknown as unknown[])), 0, /malformed/, "a state that is not a list");
 });
 
 test("a snapshot whose states hold values of the wrong type is unusable", () => {
@@ -273,7 +300,7 @@ test("a snapshot whose states hold values of the wrong type is unusable", () => 
     const copy = decodeAsObject(encodeSnapshot(busyState(0, 100), meta(0, 1)));
     const segs = copy.segments as RawSegments;
     const i = CATALOG.metrics.get("article_load")!.aggregates.findIndex((a) => a.name === aggregate);
-    segs.at(-1)!.m.find(([m]) => m === "article_load")![1][0]![1][0]![1][i + 1] = value;
+    segs.at(-1)!.m.find(([m]) => m === FPS.article_load)![1][0]![1][0]![1][i + 1] = value;
     return encode(copy);
   };
   assertUnusable(tamper("total", "12"), 0, /malformed/, "a sum that is a string");

@@ -107,6 +107,8 @@ export interface QueryJson {
   readonly partitions: readonly PartitionJson[];
   /** Events the speed actors consulted hold that no batch run covers yet. */
   readonly speedEventsHeld: number;
+  /** Fingerprint of the metric definition answered with (the watermark run's; see `lambdactl metrics`). */
+  readonly definition: string;
 }
 
 /** The reply as `--json` prints it. */
@@ -121,6 +123,7 @@ export function queryJson(r: QueryResponse, asked: { readonly quantile: number; 
     answers: r.answers.map((a) => ({ ...answerJson(a), series: asked.series ? a.series.map(windowJson) : null })),
     partitions: r.partitions.map(partitionJson),
     speedEventsHeld: r.speedEventsHeld,
+    definition: r.definition,
   };
 }
 
@@ -131,7 +134,7 @@ export function queryJson(r: QueryResponse, asked: { readonly quantile: number; 
 export function renderQuery(r: QueryResponse, asked: { readonly quantile: number; readonly series: boolean }, shape: AggregateShape = UNKNOWN_SHAPE): string {
   const head = `${aggregateLabel(r.metric, r.aggregate, asked.quantile)}, windows starting in [${formatTime(r.from)}, ${formatTime(r.to)}), ${runLabel(r.watermarkRun)}\n\n`;
   const series = asked.series ? r.answers.map((a) => `\n${renderSeries(a, shape)}`).join("") : "";
-  return `${head}${renderAnswers(r.answers, { shape })}${partsLegend(r.watermarkRun, shape)}${series}\n${renderProvenance(r.partitions, r.speedEventsHeld)}`;
+  return `${head}${renderAnswers(r.answers, { shape })}${partsLegend(r.watermarkRun, shape)}${series}\n${renderProvenance(r)}`;
 }
 
 /**

@@ -89,6 +89,8 @@ export interface TopJson {
   readonly entries: readonly (AnswerJson & { readonly rank: number })[];
   readonly partitions: readonly PartitionJson[];
   readonly speedEventsHeld: number;
+  /** Fingerprint of the metric definition answered with. */
+  readonly definition: string;
 }
 
 /** A top-k request as lambdactl sends it: always with a range. */
@@ -108,6 +110,7 @@ export function topJson(r: TopKResponse, request: TopRequest): TopJson {
     entries: r.entries.map((e, i) => ({ rank: i + 1, ...answerJson(e) })),
     partitions: r.partitions.map(partitionJson),
     speedEventsHeld: r.speedEventsHeld,
+    definition: r.definition,
   };
 }
 
@@ -121,7 +124,7 @@ export function renderTop(r: TopKResponse, request: TopRequest, shape: Aggregate
     `${aggregateLabel(r.metric, r.aggregate, request.quantile)}, top ${request.k}${where.length > 0 ? ` where ${where.join(" ")}` : ""}, ` +
     `windows starting in [${request.from.toISOString()}, ${request.to.toISOString()}), ${runLabel(r.watermarkRun)}\n\n`;
   const ranked = r.entries.length === 0 ? "no keys with events in the range\n" : renderAnswers(r.entries, { ranked: true, shape }) + partsLegend(r.watermarkRun, shape);
-  return `${head}${ranked}\n${renderProvenance(r.partitions, r.speedEventsHeld)}`;
+  return `${head}${ranked}\n${renderProvenance(r)}`;
 }
 
 /**

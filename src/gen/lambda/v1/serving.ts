@@ -77,6 +77,11 @@ export interface QueryResponse {
   partitions: PartitionProvenance[];
   /** Events the speed actors consulted hold that no batch run has covered yet. */
   speedEventsHeld: number;
+  /**
+   * Fingerprint of the metric definition answered with: the one the watermark run computed,
+   * which may differ from the catalog's until a run adopts a change (docs/catalog.md).
+   */
+  definition: string;
 }
 
 /**
@@ -141,6 +146,8 @@ export interface TopKResponse {
   entries: KeyAnswer[];
   partitions: PartitionProvenance[];
   speedEventsHeld: number;
+  /** Fingerprint of the metric definition answered with (as in QueryResponse). */
+  definition: string;
 }
 
 export interface ListMetricsRequest {
@@ -177,6 +184,16 @@ export interface MetricInfo {
   /** The filter as JSON, as in the catalog; empty when none. */
   filterJson: string;
   description: string;
+  /**
+   * Fingerprint of the definition queries answer with now (the watermark run's); empty until a
+   * run has computed the metric. The fields above describe this definition when there is one.
+   */
+  definition: string;
+  /**
+   * Fingerprint of the definition the next batch run computes (the catalog's); empty when the
+   * catalog no longer has the metric. Differs from definition while a change waits for a run.
+   */
+  nextDefinition: string;
 }
 
 export interface AggregateInfo {
@@ -566,6 +583,7 @@ function createBaseQueryResponse(): QueryResponse {
     answers: [],
     partitions: [],
     speedEventsHeld: 0,
+    definition: "",
   };
 }
 
@@ -594,6 +612,9 @@ export const QueryResponse: MessageFns<QueryResponse> = {
     }
     if (message.speedEventsHeld !== 0) {
       writer.uint32(64).uint64(message.speedEventsHeld);
+    }
+    if (message.definition !== "") {
+      writer.uint32(74).string(message.definition);
     }
     return writer;
   },
@@ -675,6 +696,14 @@ export const QueryResponse: MessageFns<QueryResponse> = {
             message.speedEventsHeld = longToNumber(reader.uint64());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.definition = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -707,6 +736,7 @@ export const QueryResponse: MessageFns<QueryResponse> = {
         : isSet(object.speed_events_held)
         ? globalThis.Number(object.speed_events_held)
         : 0,
+      definition: isSet(object.definition) ? globalThis.String(object.definition) : "",
     };
   },
 
@@ -736,6 +766,9 @@ export const QueryResponse: MessageFns<QueryResponse> = {
     if (message.speedEventsHeld !== 0) {
       obj.speedEventsHeld = Math.round(message.speedEventsHeld);
     }
+    if (message.definition !== "") {
+      obj.definition = message.definition;
+    }
     return obj;
   },
 
@@ -752,6 +785,7 @@ export const QueryResponse: MessageFns<QueryResponse> = {
     message.answers = object.answers?.map((e) => KeyAnswer.fromPartial(e)) || [];
     message.partitions = object.partitions?.map((e) => PartitionProvenance.fromPartial(e)) || [];
     message.speedEventsHeld = object.speedEventsHeld ?? 0;
+    message.definition = object.definition ?? "";
     return message;
   },
 };
@@ -1472,7 +1506,15 @@ export const TopKRequest_WhereEntry: MessageFns<TopKRequest_WhereEntry> = {
 };
 
 function createBaseTopKResponse(): TopKResponse {
-  return { metric: "", aggregate: "", watermarkRun: 0, entries: [], partitions: [], speedEventsHeld: 0 };
+  return {
+    metric: "",
+    aggregate: "",
+    watermarkRun: 0,
+    entries: [],
+    partitions: [],
+    speedEventsHeld: 0,
+    definition: "",
+  };
 }
 
 export const TopKResponse: MessageFns<TopKResponse> = {
@@ -1494,6 +1536,9 @@ export const TopKResponse: MessageFns<TopKResponse> = {
     }
     if (message.speedEventsHeld !== 0) {
       writer.uint32(48).uint64(message.speedEventsHeld);
+    }
+    if (message.definition !== "") {
+      writer.uint32(58).string(message.definition);
     }
     return writer;
   },
@@ -1559,6 +1604,14 @@ export const TopKResponse: MessageFns<TopKResponse> = {
             message.speedEventsHeld = longToNumber(reader.uint64());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.definition = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1589,6 +1642,7 @@ export const TopKResponse: MessageFns<TopKResponse> = {
         : isSet(object.speed_events_held)
         ? globalThis.Number(object.speed_events_held)
         : 0,
+      definition: isSet(object.definition) ? globalThis.String(object.definition) : "",
     };
   },
 
@@ -1612,6 +1666,9 @@ export const TopKResponse: MessageFns<TopKResponse> = {
     if (message.speedEventsHeld !== 0) {
       obj.speedEventsHeld = Math.round(message.speedEventsHeld);
     }
+    if (message.definition !== "") {
+      obj.definition = message.definition;
+    }
     return obj;
   },
 
@@ -1626,6 +1683,7 @@ export const TopKResponse: MessageFns<TopKResponse> = {
     message.entries = object.entries?.map((e) => KeyAnswer.fromPartial(e)) || [];
     message.partitions = object.partitions?.map((e) => PartitionProvenance.fromPartial(e)) || [];
     message.speedEventsHeld = object.speedEventsHeld ?? 0;
+    message.definition = object.definition ?? "";
     return message;
   },
 };
@@ -2034,7 +2092,17 @@ export const DescribeMetricResponse_SourceFieldsEntry: MessageFns<DescribeMetric
 };
 
 function createBaseMetricInfo(): MetricInfo {
-  return { name: "", source: "", groupBy: [], window: "", aggregates: [], filterJson: "", description: "" };
+  return {
+    name: "",
+    source: "",
+    groupBy: [],
+    window: "",
+    aggregates: [],
+    filterJson: "",
+    description: "",
+    definition: "",
+    nextDefinition: "",
+  };
 }
 
 export const MetricInfo: MessageFns<MetricInfo> = {
@@ -2059,6 +2127,12 @@ export const MetricInfo: MessageFns<MetricInfo> = {
     }
     if (message.description !== "") {
       writer.uint32(58).string(message.description);
+    }
+    if (message.definition !== "") {
+      writer.uint32(66).string(message.definition);
+    }
+    if (message.nextDefinition !== "") {
+      writer.uint32(74).string(message.nextDefinition);
     }
     return writer;
   },
@@ -2132,6 +2206,22 @@ export const MetricInfo: MessageFns<MetricInfo> = {
             message.description = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.definition = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.nextDefinition = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2163,6 +2253,12 @@ export const MetricInfo: MessageFns<MetricInfo> = {
         ? globalThis.String(object.filter_json)
         : "",
       description: isSet(object.description) ? globalThis.String(object.description) : "",
+      definition: isSet(object.definition) ? globalThis.String(object.definition) : "",
+      nextDefinition: isSet(object.nextDefinition)
+        ? globalThis.String(object.nextDefinition)
+        : isSet(object.next_definition)
+        ? globalThis.String(object.next_definition)
+        : "",
     };
   },
 
@@ -2189,6 +2285,12 @@ export const MetricInfo: MessageFns<MetricInfo> = {
     if (message.description !== "") {
       obj.description = message.description;
     }
+    if (message.definition !== "") {
+      obj.definition = message.definition;
+    }
+    if (message.nextDefinition !== "") {
+      obj.nextDefinition = message.nextDefinition;
+    }
     return obj;
   },
 
@@ -2204,6 +2306,8 @@ export const MetricInfo: MessageFns<MetricInfo> = {
     message.aggregates = object.aggregates?.map((e) => AggregateInfo.fromPartial(e)) || [];
     message.filterJson = object.filterJson ?? "";
     message.description = object.description ?? "";
+    message.definition = object.definition ?? "";
+    message.nextDefinition = object.nextDefinition ?? "";
     return message;
   },
 };
