@@ -8,7 +8,7 @@
 import { credentials } from "@grpc/grpc-js";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import type { Catalog } from "../src/core/catalog.js";
+import { readCatalogFile, type Catalog } from "../src/core/catalog.js";
 import { resolveConfig, type ConfigOverrides, type ResolvedConfig, type Role } from "../src/core/config.js";
 import { createJsonLogger } from "../src/core/logger.js";
 import { createSpeedClient, type SpeedClient, type SpeedStatus } from "../src/actors/index.js";
@@ -94,7 +94,7 @@ export async function startBenchCluster(env: BenchEnv, opts: BenchClusterOptions
   };
 
   try {
-    roles = await startRoles({ ...cfg, roles: opts.roles }, nc, env.catalog, log);
+    roles = await startRoles({ ...cfg, roles: opts.roles }, nc, readCatalogFile(env.catalogPath), log);
     if (roles.serving) grpc = new LambdaServiceClient(roles.serving.address, credentials.createInsecure());
     const childEnv = { ...env.childEnv, ...speedNodeEnv(cfg, env.natsUrl, cfg.catalogPath, "error") };
     for (let i = 0; i < opts.speedNodes; i++) {

@@ -19,6 +19,7 @@ import { startHeartbeat } from "../nats/heartbeat.js";
 import { getValue } from "../nats/kv.js";
 import { WATERMARK_KEY, type Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
+import type { CatalogFeed } from "../nats/catalog_store.js";
 import { createSnapshotStore } from "./snapshot_store.js";
 import { startActor, type RunningActor } from "./actor.js";
 import { speedCatalog } from "./speed_state.js";
@@ -40,7 +41,10 @@ export interface SpeedNodeOptions {
 
 export interface SpeedNodeDeps {
   nc: NatsConnection;
+  /** The catalog at start. */
   catalog: Catalog;
+  /** Newer catalog versions (nats/catalog_store): actors start new definitions from the cut. */
+  catalogFeed?: CatalogFeed;
   names: Names;
   log: Logger;
 }
@@ -60,9 +64,10 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   const buckets = await openBuckets(deps.nc, deps.names);
   const snapshots = createSnapshotStore(buckets.snapshots);
   // The definitions actors compute: the catalog's and the current watermark's (core/definitions).
-  const computeAt = (w: Watermark | null) => speedCatalog(activeDefinitions(deps.catalog, w));
+  let nodeCatalog = deps.catalog;
   const initial = await getValue<unknown>(buckets.watermark, WATERMARK_KEY);
-  let catalog = computeAt(initial ? parseWatermark(initial.value) : null);
+  let watermark = initial ? parseWatermark(initial.value) : null;
+  let catalog = speedCatalog(activeDefinitions(nodeCatalog, watermark));
 
   const actors = new Map<number, RunningActor>();
   // Assignment changes are applied one at a time, in order.
@@ -97,34 +102,43 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   };
 
   /**
-   * A watermark below an actor's own is a rollback: the actor rebuilds from the stream at its cut.
-   * A watermark whose run used a definition the actors do not compute (a rollback across a catalog
-   * change, or a coordinator with a newer catalog than this node's) also makes them rebuild from
-   * the cut, computing it too; definitions neither the watermark nor the catalog use any more are dropped.
+   * Keeps every actor computing what the watermark and the catalog need. A watermark below an
+   * actor's own is a rollback: the actor rebuilds from the stream at its cut. A definition an
+   * actor lacks (a new catalog version, a rollback across a catalog change, or a coordinator with
+   * a newer catalog than this node's) also makes it rebuild from the cut, computing it too;
+   * definitions neither the watermark nor the catalog use any more are dropped.
    */
-  const onWatermark = (w: Watermark) => {
-    catalog = computeAt(w);
+  const reconcile = (w: Watermark | null) => {
+    catalog = speedCatalog(activeDefinitions(nodeCatalog, w));
     const rebuild: { actor: RunningActor; why: string }[] = [];
     for (const a of actors.values()) {
       const lacks = a.lacks(catalog);
-      if (a.isBehind(w)) rebuild.push({ actor: a, why: "watermark rolled back below this actor" });
-      else if (lacks.length > 0) rebuild.push({ actor: a, why: `run ${w.run} uses definitions this actor does not compute (${lacks.join(", ")})` });
+      if (w && a.isBehind(w)) rebuild.push({ actor: a, why: "watermark rolled back below this actor" });
+      else if (lacks.length > 0) rebuild.push({ actor: a, why: `${w ? `run ${w.run} or ` : ""}the catalog uses definitions this actor does not compute (${lacks.join(", ")})` });
       else {
         a.narrowTo(catalog);
-        a.onWatermark(w);
+        if (w) a.onWatermark(w);
       }
     }
     if (rebuild.length === 0) return;
     reconciling = reconciling.then(async () => {
       for (const { actor: a, why } of rebuild) {
         if (actors.get(a.partition) !== a) continue;
-        log.warn(`${why}: rebuilding from the cut`, { partition: a.partition, run: w.run });
+        log.warn(`${why}: rebuilding from the cut`, { partition: a.partition, run: w?.run ?? 0 });
         actors.delete(a.partition);
         await a.stop(false);
         await start(a.partition, a.generation, true);
       }
     });
   };
+  const onWatermark = (w: Watermark) => {
+    watermark = w;
+    reconcile(w);
+  };
+  const unsubscribe = deps.catalogFeed?.subscribe((next) => {
+    nodeCatalog = next;
+    reconcile(watermark);
+  });
 
   const assignmentWatch = await buckets.assignments.watch({ key: "p.*" });
   void (async () => {
@@ -151,6 +165,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
 
   const lifecycle = closeable(async () => {
       state = "stopping";
+      unsubscribe?.();
       assignmentWatch.stop();
       watermarkWatch.stop();
       await reconciling;

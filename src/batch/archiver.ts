@@ -17,6 +17,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { DeliverPolicy, jetstream, type ConsumerMessages } from "@nats-io/jetstream";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Catalog } from "../core/catalog.js";
+import type { CatalogFeed } from "../nats/catalog_store.js";
 import { ensureError } from "../core/errors.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { FieldValue } from "../core/events.js";
@@ -46,7 +47,10 @@ export interface ArchiverOptions {
 export interface ArchiverDeps {
   nc: NatsConnection;
   ch: ClickHouseClient;
+  /** The catalog at start. */
   catalog: Catalog;
+  /** Newer catalog versions (nats/catalog_store): tables for new sources and fields are made before their events go in. */
+  catalogFeed?: CatalogFeed;
   names: Names;
   log: Logger;
 }
@@ -77,20 +81,58 @@ const INSERT_RETRY_MS = 500;
 
 export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions): Promise<Archiver> {
   const log = deps.log.child({ component: "archiver" });
-  const { ch, catalog } = deps;
+  const { ch } = deps;
+  let catalog = deps.catalog;
   await ensureSchema(ch, opts.database, catalog);
   const buckets = await openBuckets(deps.nc, deps.names);
   const js = jetstream(deps.nc);
 
   // heads[source][p]: highest sequence that source's table holds for p.
   const heads: Record<string, number[]> = {};
-  const loadHeads = async (source: string) => {
+  const loadHeads = async (source: string, def = catalog.sources.get(source)!) => {
     const h = new Array<number>(opts.partitions).fill(0);
-    const rows = await queryRows<{ partition: number; seq: number | string }>(ch, archivedHeadsSql(opts.database, catalog.sources.get(source)!));
+    const rows = await queryRows<{ partition: number; seq: number | string }>(ch, archivedHeadsSql(opts.database, def));
     for (const r of rows) if (r.partition < opts.partitions) h[r.partition] = Number(r.seq);
     heads[source] = h;
   };
   for (const s of catalog.sources.keys()) await loadHeads(s);
+
+  const countFields = (c: Catalog) => new Map([...c.sources].map(([name, s]) => [name, Object.keys(s.fields).length]));
+  let fieldsPerSource = countFields(catalog);
+  // A newer catalog: its tables and columns first, then its sources' heads, then its events.
+  let adopting: Promise<void> = Promise.resolve();
+  const adopt = (next: Catalog) => {
+    const step = adopting.then(async () => {
+      if (next === catalog) return;
+      await ensureSchema(ch, opts.database, next);
+      for (const [name, def] of next.sources) if (!heads[name]) await loadHeads(name, def);
+      catalog = next;
+      fieldsPerSource = countFields(next);
+    });
+    adopting = step.catch(() => undefined); // a failed step is retried by the next call, not inherited
+    return step;
+  };
+  const unsubscribe = deps.catalogFeed?.subscribe((next) => adopt(next));
+  /**
+   * An event of a source or with a field the catalog in use lacks: a newer version may define it.
+   * Its tables must exist before the event goes in, so this waits (and retries) rather than skip it.
+   */
+  const catchUp = async () => {
+    while (deps.catalogFeed && !stopping) {
+      try {
+        await adopt(await deps.catalogFeed.refresh());
+        return;
+      } catch (err) {
+        log.error("cannot make the tables of a newer catalog version; retrying", { err: ensureError(err) });
+        await new Promise((r) => setTimeout(r, INSERT_RETRY_MS));
+      }
+    }
+  };
+  const fieldCount = (v: Record<string, unknown>) => {
+    let n = 0;
+    for (const _ in v) n++;
+    return n;
+  };
 
   let buffer = new Map<string, Row[]>();
   let buffered = 0;
@@ -193,6 +235,9 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
             void flush();
             continue;
           }
+          // Ingest writes every field of its catalog version: more fields than ours means a newer version.
+          const known = fieldsPerSource.get(rec.s);
+          if (known === undefined || fieldCount(rec.v) > known) await catchUp();
           const h = heads[rec.s];
           if (!h) {
             log.warn("skipping an event of a source the catalog does not define", { partition: p, seq: m.seq, source: rec.s });
@@ -220,6 +265,7 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
 
   const lifecycle = closeable(async () => {
       stopping = true;
+      unsubscribe?.();
       clearInterval(timer);
       await Promise.all(consumers.map((c) => c.close().catch(() => undefined))); // best effort: ephemeral consumers
       await Promise.all(loops);

@@ -19,7 +19,9 @@ const CH_TYPES: Record<FieldType, string> = {
 /** Quotes an identifier; catalog names are already restricted to [a-z0-9_]. */
 export const ident = (name: string) => `\`${name.replace(/`/g, "``")}\``;
 
-export const masterTable = (db: string, source: string) => `${ident(db)}.${ident(`master_${source}`)}`;
+const masterName = (source: string) => `master_${source}`;
+const firstCopiesName = (source: string) => `first_${source}`;
+export const masterTable = (db: string, source: string) => `${ident(db)}.${ident(masterName(source))}`;
 /**
  * A metric's batch views live in a table named after the metric and its
  * definition: a changed definition gets a table of its own, and the table of
@@ -32,7 +34,7 @@ export const viewTable = (db: string, metric: MetricDef) => `${ident(db)}.${iden
  */
 export const oldestKeptView = (lastRun: number, kept: number) => lastRun - kept + 1;
 
-export const firstCopiesTable = (db: string, source: string) => `${ident(db)}.${ident(`first_${source}`)}`;
+export const firstCopiesTable = (db: string, source: string) => `${ident(db)}.${ident(firstCopiesName(source))}`;
 
 const columnType = (f: FieldDef) => (f.optional ? `Nullable(${CH_TYPES[f.type]})` : CH_TYPES[f.type]);
 
@@ -64,12 +66,27 @@ export function viewTableDdl(db: string, metric: MetricDef): string {
   );
 }
 
-/** Creates the database, every master table and every view table. Idempotent. */
+/**
+ * Adds the columns a source's table lacks: optional fields added to the catalog after the table
+ * was created (core/catalog_compat allows no other source change). Older rows read null.
+ */
+async function addMissingColumns(client: ClickHouseClient, db: string, table: string, source: SourceDef): Promise<void> {
+  const rows = await client.query({ query: "SELECT name FROM system.columns WHERE database = {db:String} AND table = {table:String}", query_params: { db, table }, format: "JSONEachRow" });
+  const have = new Set((await rows.json<{ name: string }>()).map((r) => r.name));
+  const missing = Object.entries(source.fields).filter(([f]) => !have.has(f));
+  if (missing.length === 0) return;
+  const adds = missing.map(([f, t]) => `ADD COLUMN IF NOT EXISTS ${ident(f)} ${columnType(t)}`);
+  await client.command({ query: `ALTER TABLE ${ident(db)}.${ident(table)} ${adds.join(", ")}` });
+}
+
+/** Creates the database, every master table and every view table, and adds columns of new optional fields. Idempotent. */
 export async function ensureSchema(client: ClickHouseClient, db: string, catalog: Catalog): Promise<void> {
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${ident(db)}` });
   for (const s of catalog.sources.values()) {
     await client.command({ query: masterTableDdl(db, s) });
     await client.command({ query: firstCopiesTableDdl(db, s) });
+    await addMissingColumns(client, db, masterName(s.name), s);
+    await addMissingColumns(client, db, firstCopiesName(s.name), s);
   }
   for (const m of catalog.metrics.values()) await client.command({ query: viewTableDdl(db, m) });
 }

@@ -1,15 +1,19 @@
 /**
- * NATS for `lambdactl ingest`: connect, make sure the cluster's event stream is
- * there (lambdactl is a client: it never creates streams, whose settings belong
- * to the cluster), and hand back the runtime's own ingest path.
+ * NATS for `lambdactl ingest` and `lambdactl catalog`: connect, make sure the
+ * cluster's event stream is there (lambdactl is a client: it never creates
+ * streams or buckets, whose settings belong to the cluster), and hand back the
+ * runtime's own ingest path or the cluster's catalog bucket.
  */
+import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
 import type { Catalog } from "../core/catalog.js";
 import { ensureError } from "../core/errors.js";
 import { silentLogger } from "../core/logger.js";
 import { createIngest, type Ingest } from "../ingest/index.js";
 import { connectNats } from "../nats/connect.js";
-import { namesFor } from "../nats/names.js";
+import { catalogOf, readStoredCatalog } from "../nats/catalog_store.js";
+import { namesFor, type Names } from "../nats/names.js";
 import type { NatsTarget } from "./connection.js";
 
 /** NATS could not be reached at the configured URL. */
@@ -40,20 +44,30 @@ export class EventStreamMissingError extends Error {
   }
 }
 
-/** An open ingest path; close it when done. */
-export interface IngestConnection extends AsyncDisposable {
-  readonly ingest: Ingest;
-  /** Closes the NATS connection; idempotent. */
+/** The cluster's catalog bucket is not on that server. */
+export class CatalogBucketMissingError extends Error {
+  override readonly name = "CatalogBucketMissingError";
+  constructor(
+    readonly bucket: string,
+    readonly url: string,
+  ) {
+    super(`the cluster on ${url} has no catalog bucket ${bucket}: it runs a version from before live catalogs; restart its roles with the new catalog file instead`);
+  }
+}
+
+interface ClusterConnection {
+  readonly nc: NatsConnection;
+  readonly names: Names;
   close(): Promise<void>;
 }
 
 /**
- * Connects to `target` and checks its event stream.
+ * Connects to `target` and checks its event stream (lambdactl never creates it).
  * @throws NatsUnreachableError, EventStreamMissingError.
  */
-export async function openIngest(target: NatsTarget, catalog: Catalog): Promise<IngestConnection> {
+async function connectCluster(target: NatsTarget, who: string): Promise<ClusterConnection> {
   const names = namesFor(target.prefix.value);
-  const nc = await connectNats(target.natsUrl.value, "lambdactl ingest").catch((err: unknown) => {
+  const nc = await connectNats(target.natsUrl.value, who).catch((err: unknown) => {
     throw new NatsUnreachableError(target.natsUrl.value, target.natsUrl.from, { cause: err });
   });
   let closing: Promise<void> | undefined;
@@ -68,7 +82,69 @@ export async function openIngest(target: NatsTarget, catalog: Catalog): Promise<
     }
     throw err;
   }
-  // The command reports every refusal itself; the ingest's own log lines would repeat them.
-  const ingest = createIngest({ nc, catalog, names, partitions: target.partitions.value, log: silentLogger });
-  return { ingest, close, [Symbol.asyncDispose]: close };
+  return { nc, names, close };
+}
+
+/** The cluster's catalog bucket, bound (never created), or null when the cluster predates it. */
+async function bindCatalogBucket(c: ClusterConnection): Promise<KV | null> {
+  try {
+    const kv = await new Kvm(c.nc).open(c.names.catalogBucket);
+    await kv.status(); // fails when the bucket's stream is not there
+    return kv;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return null;
+    throw err;
+  }
+}
+
+/** An open ingest path; close it when done. */
+export interface IngestConnection extends AsyncDisposable {
+  readonly ingest: Ingest;
+  /** The catalog events are validated against: the cluster's, or the file while the cluster has none. */
+  readonly catalog: Catalog;
+  /** Where that catalog came from, for messages. */
+  readonly catalogFrom: string;
+  /** Closes the NATS connection; idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to `target`, checks its event stream, and validates with the catalog the cluster runs
+ * (its catalog bucket), or with `fileCatalog()` while the cluster has stored none.
+ * @throws NatsUnreachableError, EventStreamMissingError.
+ */
+export async function openIngest(target: NatsTarget, fileCatalog: () => Catalog): Promise<IngestConnection> {
+  const c = await connectCluster(target, "lambdactl ingest");
+  try {
+    const kv = await bindCatalogBucket(c);
+    const stored = kv && (await readStoredCatalog(kv));
+    const catalog = stored ? catalogOf(stored.stored) : fileCatalog();
+    const catalogFrom = stored ? `the cluster's catalog version ${stored.stored.version}` : target.catalog.value;
+    // The command reports every refusal itself; the ingest's own log lines would repeat them.
+    const ingest = createIngest({ nc: c.nc, catalog, names: c.names, partitions: target.partitions.value, log: silentLogger });
+    return { ingest, catalog, catalogFrom, close: c.close, [Symbol.asyncDispose]: c.close };
+  } catch (err) {
+    await c.close();
+    throw err;
+  }
+}
+
+/** The cluster's catalog bucket; close when done. */
+export interface CatalogConnection extends AsyncDisposable {
+  readonly kv: KV;
+  close(): Promise<void>;
+}
+
+/** @throws NatsUnreachableError, EventStreamMissingError, CatalogBucketMissingError */
+export async function openCatalogBucket(target: NatsTarget): Promise<CatalogConnection> {
+  const c = await connectCluster(target, "lambdactl catalog");
+  const kv = await bindCatalogBucket(c).catch(async (err: unknown) => {
+    await c.close();
+    throw err;
+  });
+  if (!kv) {
+    await c.close();
+    throw new CatalogBucketMissingError(c.names.catalogBucket, target.natsUrl.value);
+  }
+  return { kv, close: c.close, [Symbol.asyncDispose]: c.close };
 }

@@ -8,7 +8,9 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { ClickHouseClient } from "@clickhouse/client";
-import { metricFingerprint, type Catalog } from "../core/catalog.js";
+import type { Catalog } from "../core/catalog.js";
+import { catalogDiffers } from "../core/definitions.js";
+import type { CatalogFeed } from "../nats/catalog_store.js";
 import { ensureError } from "../core/errors.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
@@ -46,7 +48,10 @@ export interface CoordinatorOptions {
 export interface CoordinatorDeps {
   nc: NatsConnection;
   ch: ClickHouseClient;
+  /** The catalog at start. */
   catalog: Catalog;
+  /** Newer catalog versions (nats/catalog_store): each is adopted by a run at once. */
+  catalogFeed?: CatalogFeed;
   names: Names;
   log: Logger;
 }
@@ -83,7 +88,8 @@ async function readAssignments(buckets: Buckets, partitions: number): Promise<Ma
 
 export async function createCoordinator(deps: CoordinatorDeps, opts: CoordinatorOptions): Promise<Coordinator> {
   const log = deps.log.child({ component: "coordinator", coordinator: opts.coordinatorId });
-  await ensureSchema(deps.ch, opts.database, deps.catalog);
+  let catalog = deps.catalog;
+  await ensureSchema(deps.ch, opts.database, catalog);
   const buckets = await openBuckets(deps.nc, deps.names);
   const membership = new MembershipTracker(opts.nodeTimeoutMs);
   const current = await readAssignments(buckets, opts.partitions);
@@ -126,7 +132,7 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
   const runNow = (progress?: RunProgress): Promise<Watermark> => {
     const r = runs.then(() =>
       runBatch(
-        { nc: deps.nc, ch: deps.ch, catalog: deps.catalog, names: deps.names, buckets, log },
+        { nc: deps.nc, ch: deps.ch, catalog, names: deps.names, buckets, log },
         {
           partitions: opts.partitions,
           database: opts.database,
@@ -159,12 +165,19 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
         }, opts.batchIntervalMs)
       : undefined;
   // A catalog that changed since the last run: adopt it now rather than at the next interval,
-  // because serving refuses queries on redefined metrics until a run has computed them.
-  const last = await readWatermark(buckets.watermark);
-  if (last && Object.entries(last.watermark.metrics ?? {}).length > 0 && [...deps.catalog.metrics.values()].some((m) => last.watermark.metrics?.[m.name] !== metricFingerprint(m))) {
-    log.info("the catalog changed since the last batch run; running one now to adopt it");
+  // because until a run computes them, added metrics are refused and redefined ones answer as before.
+  const adoptIfChanged = async (why: string) => {
+    const last = await readWatermark(buckets.watermark);
+    if (!last || !catalogDiffers(catalog, last.watermark)) return;
+    log.info(`${why}; running a batch now to adopt it`);
     runNow().catch(() => undefined); // runBatch logged and recorded the failure
-  }
+  };
+  await adoptIfChanged("the catalog changed since the last batch run");
+  const unsubscribe = deps.catalogFeed?.subscribe(async (next, version) => {
+    await ensureSchema(deps.ch, opts.database, next);
+    catalog = next;
+    if (!stopping) await adoptIfChanged(`catalog version ${version} applied`);
+  });
   const heartbeat = await startHeartbeat(buckets.members, "coordinator", opts.coordinatorId, opts.heartbeatIntervalMs, log, () => ({ state: "leader", nextRunAtMs }));
 
   const runNowSub = deps.nc.subscribe(deps.names.runNowSubject, {
@@ -207,6 +220,7 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
 
   const lifecycle = closeable(async () => {
       stopping = true;
+      unsubscribe?.();
       clearInterval(ticker);
       memberWatch.stop();
       if (scheduler) clearInterval(scheduler);

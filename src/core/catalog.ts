@@ -13,20 +13,31 @@ import type { Catalog } from "./catalog_types.js";
 export * from "./catalog_types.js";
 export { parseCatalog, parseWindow } from "./catalog_parse.js";
 
+/** A catalog file: where it was read from, its JSON document as written, and the parsed catalog. */
+export interface CatalogFile {
+  readonly path: string;
+  readonly document: unknown;
+  readonly catalog: Catalog;
+}
+
 /** Reads and validates a catalog file. @throws CatalogError naming the file, the entry and the field. */
-export function loadCatalog(file: string): Catalog {
+export function readCatalogFile(file: string): CatalogFile {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
     throw new CatalogError(file, "(file)", `cannot read: ${(err as Error).message}`);
   }
-  let doc: unknown;
+  let document: unknown;
   try {
-    doc = JSON.parse(text);
+    document = JSON.parse(text);
   } catch (err) {
     throw new CatalogError(file, "(file)", `not valid JSON: ${(err as Error).message}`);
   }
-  return parseCatalog(doc, file);
+  return { path: file, document, catalog: parseCatalog(document, file) };
 }
 
+/** Reads and validates a catalog file. @throws CatalogError naming the file, the entry and the field. */
+export function loadCatalog(file: string): Catalog {
+  return readCatalogFile(file).catalog;
+}

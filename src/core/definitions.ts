@@ -72,6 +72,11 @@ export function standings(catalog: Catalog, w: Watermark | null): MetricStanding
   return [...names].map((n) => standingOf(catalog, w, n)!);
 }
 
+/** True when a run of `catalog` would compute other definitions than `w`'s run did (added, redefined or removed metrics). */
+export function catalogDiffers(catalog: Catalog, w: Watermark): boolean {
+  return standings(catalog, w).some((s) => s.inForce?.fingerprint !== s.next?.fingerprint);
+}
+
 /**
  * The definition answers at watermark `w` use for metric `name`.
  * @throws InvalidQueryError for a metric nobody defines; PreconditionError for

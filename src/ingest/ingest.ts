@@ -7,6 +7,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { Catalog } from "../core/catalog.js";
+import type { CatalogFeed } from "../nats/catalog_store.js";
 import { InvalidEventError, ensureError } from "../core/errors.js";
 import { partitionOf, validateEvent, type NormalizedEvent } from "../core/events.js";
 import type { Logger } from "../core/logger.js";
@@ -42,7 +43,10 @@ export interface Ingest {
 
 export interface IngestDeps {
   nc: NatsConnection;
+  /** The catalog at start. */
   catalog: Catalog;
+  /** Newer catalog versions (nats/catalog_store): a source added by one is accepted at once. */
+  catalogFeed?: CatalogFeed;
   names: Names;
   partitions: number;
   log: Logger;
@@ -62,9 +66,15 @@ export function createIngest(deps: IngestDeps): Ingest {
   const js: JetStreamClient = jetstream(deps.nc);
   const log = deps.log.child({ component: "ingest" });
 
+  const catalog = () => deps.catalogFeed?.current() ?? deps.catalog;
+  /** A source the catalog in use lacks may come with a version this process has not seen yet. */
+  const knowSource = async (source: string) => {
+    if (deps.catalogFeed && !catalog().sources.has(source)) await deps.catalogFeed.refresh();
+  };
+
   const acks = createAckPublisher(deps.nc);
   const toStream = (e: NormalizedEvent) => {
-    const source = deps.catalog.sources.get(e.source)!;
+    const source = catalog().sources.get(e.source)!;
     const p = partitionOf(source, e, deps.partitions);
     return acks.publish(deps.names.eventSubject(p), encodeEvent(e), eventMsgId(e.source, e.id)).then((ack) => ({ p, ack }));
   };
@@ -74,18 +84,31 @@ export function createIngest(deps: IngestDeps): Ingest {
     await js.publish(deps.names.deadLetterSubject, encode(record));
   };
 
-  const validate = (source: string, raw: unknown): NormalizedEvent | InvalidEventError => {
+  const check = (source: string, raw: unknown): NormalizedEvent | InvalidEventError => {
     try {
-      return validateEvent(deps.catalog, source, raw);
+      return validateEvent(catalog(), source, raw);
     } catch (err) {
       if (err instanceof InvalidEventError) return err;
       throw err;
     }
   };
+  /** A refusal, checked again against a newer catalog version if there is one (a field added a moment ago). */
+  const recheck = async (source: string, raw: unknown, refusal: InvalidEventError): Promise<NormalizedEvent | InvalidEventError> => {
+    if (!deps.catalogFeed) return refusal;
+    const before = deps.catalogFeed.version();
+    await deps.catalogFeed.refresh();
+    return deps.catalogFeed.version() === before ? refusal : check(source, raw);
+  };
+  const validate = (source: string, raw: unknown) => {
+    const v = check(source, raw);
+    return v instanceof InvalidEventError ? recheck(source, raw, v) : v;
+  };
 
   return {
     async publish(source, raw) {
-      const v = validate(source, raw);
+      await knowSource(source);
+      const checked = validate(source, raw);
+      const v = checked instanceof Promise ? await checked : checked;
       if (v instanceof InvalidEventError) {
         await deadLetter(source, raw, v);
         throw v;
@@ -100,9 +123,11 @@ export function createIngest(deps: IngestDeps): Ingest {
       let duplicates = 0;
       const inFlight = new Set<Promise<void>>();
       let failure: Error | undefined;
+      await knowSource(source);
       for (let i = 0; i < raws.length && !failure; i++) {
         const raw = raws[i];
-        const v = validate(source, raw);
+        const checked = validate(source, raw);
+      const v = checked instanceof Promise ? await checked : checked;
         if (v instanceof InvalidEventError) {
           refused.push({ index: i, eventId: v.eventId, field: v.field, reason: v.reason });
           await deadLetter(source, raw, v);

@@ -10,7 +10,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { loadCatalog } from "../core/catalog.js";
+import { readCatalogFile } from "../core/catalog.js";
 import { resolveConfig, type ResolvedConfig } from "../core/config.js";
 import { ensureError } from "../core/errors.js";
 import { createJsonLogger, type Logger } from "../core/logger.js";
@@ -89,7 +89,7 @@ async function main() {
   const cfg = resolveConfig({ LAMBDA_BATCH_INTERVAL_MS: String(LOCAL_BATCH_INTERVAL_MS), ...process.env });
   const log = createJsonLogger(cfg.logLevel, { node: "local" });
   const catalogPath = resolve(cfg.catalogPath);
-  const catalog = loadCatalog(catalogPath);
+  const catalog = readCatalogFile(catalogPath);
   const cleanups: (() => Promise<void> | void)[] = [];
   let stopping = false;
   const cleanup = async () => {
@@ -133,7 +133,7 @@ async function main() {
     }
     await Promise.all(nodes.map((n) => n.ready));
 
-    const ingest = createIngest({ nc, catalog, names: namesFor(cfg.prefix), partitions: cfg.partitions, log });
+    const ingest = createIngest({ nc, catalog: roles.catalogFeed.current(), catalogFeed: roles.catalogFeed, names: namesFor(cfg.prefix), partitions: cfg.partitions, log });
     const stopFeeder = startFeeder((source, batch) => ingest.publishBatch(source, batch), cfg.syntheticRate, log);
     cleanups.push(stopFeeder);
 

@@ -4,7 +4,7 @@
  * serving, speed) against LAMBDA_NATS_URL. The Kubernetes workloads and the
  * local cluster's speed nodes run this entry.
  */
-import { loadCatalog } from "../core/catalog.js";
+import { readCatalogFile } from "../core/catalog.js";
 import { resolveConfig } from "../core/config.js";
 import { ConfigError } from "../core/errors.js";
 import { createJsonLogger } from "../core/logger.js";
@@ -16,7 +16,7 @@ async function main() {
   const cfg = resolveConfig(process.env);
   const log = createJsonLogger(cfg.logLevel, { node: cfg.nodeId });
   if (!cfg.natsUrl) throw new ConfigError("LAMBDA_NATS_URL", "", "the URL of a NATS server with JetStream (e.g. nats://127.0.0.1:4222)");
-  const catalog = loadCatalog(cfg.catalogPath);
+  const catalog = readCatalogFile(cfg.catalogPath);
   const nc = await connectNats(cfg.natsUrl, `lambda-node ${cfg.nodeId} (${cfg.roles.join(",")})`);
   const roles = await startRoles(cfg, nc, catalog, log);
   log.info("node started", { roles: cfg.roles, grpc: roles.serving?.address });

@@ -5,7 +5,7 @@
  * (one process per data directory) works.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Catalog } from "../core/catalog.js";
+import type { CatalogFile } from "../core/catalog.js";
 import type { ResolvedConfig } from "../core/config.js";
 import type { Closeable } from "../core/lifecycle.js";
 import { closeable } from "../core/lifecycle.js";
@@ -16,10 +16,13 @@ import { openClickHouse, type ChHandle } from "../ch/client.js";
 import { ensureSchema } from "../ch/schema.js";
 import { createCoordinator, type Coordinator } from "../coordinator/index.js";
 import { namesFor } from "../nats/names.js";
-import { ensureStreams } from "../nats/setup.js";
+import { followCatalog, seedCatalog, type CatalogFeed } from "../nats/catalog_store.js";
+import { ensureStreams, openBuckets } from "../nats/setup.js";
 import { createServingNode, type ServingNode } from "../serving/index.js";
 
 export interface RunningRoles extends Closeable {
+  /** The cluster's catalog as this process follows it (nats/catalog_store). */
+  readonly catalogFeed: CatalogFeed;
   readonly ch?: ChHandle;
   readonly archiver?: Archiver;
   readonly coordinator?: Coordinator;
@@ -28,14 +31,22 @@ export interface RunningRoles extends Closeable {
 }
 
 /**
- * Starts the roles `cfg.roles` names on `nc`. Closing stops them in the order
- * that loses nothing: stop taking queries, stop scheduling runs, flush the
- * archiver, snapshot the speed actors, then close ClickHouse.
+ * Starts the roles `cfg.roles` names on `nc`, with the cluster's catalog: a
+ * coordinator applies `file` to the catalog bucket first when the bucket is
+ * empty or the file changed (nats/catalog_store seedCatalog), and every role
+ * follows the bucket from there. Closing stops them in the order that loses
+ * nothing: stop taking queries, stop scheduling runs, flush the archiver,
+ * snapshot the speed actors, then close ClickHouse.
+ * @throws CatalogRefusedError when a coordinator's file changed in a way the running catalog cannot take
  */
-export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, catalog: Catalog, log: Logger): Promise<RunningRoles> {
+export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: CatalogFile, log: Logger): Promise<RunningRoles> {
   const names = namesFor(cfg.prefix);
   await ensureStreams(nc, names, { duplicateWindowMs: cfg.duplicateWindowMs });
   const wants = (r: string) => cfg.roles.includes(r as never);
+  const buckets = await openBuckets(nc, names);
+  if (wants("coordinator")) await seedCatalog(buckets.catalog, file, cfg.nodeId, log);
+  const catalogFeed = await followCatalog(buckets.catalog, file.catalog, log);
+  const catalog = catalogFeed.current();
   const needsCh = wants("archiver") || wants("coordinator") || wants("serving");
   const ch = needsCh ? await openClickHouse({ url: cfg.clickhouseUrl, username: cfg.clickhouseUser, password: cfg.clickhousePassword, chdbPath: cfg.chdbPath }) : undefined;
   const started: { archiver?: Archiver; coordinator?: Coordinator; serving?: ServingNode; speed?: SpeedNode } = {};
@@ -45,12 +56,13 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, catalo
     await started.archiver?.close();
     await started.speed?.close();
     await ch?.close();
+    catalogFeed.stop();
   };
   try {
     if (ch) await ensureSchema(ch.client, cfg.database, catalog);
     if (ch && wants("archiver")) {
       started.archiver = await createArchiver(
-        { nc, ch: ch.client, catalog, names, log },
+        { nc, ch: ch.client, catalog, catalogFeed, names, log },
         {
           nodeId: cfg.nodeId,
           heartbeatIntervalMs: cfg.heartbeatIntervalMs,
@@ -63,7 +75,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, catalo
     }
     if (ch && wants("coordinator")) {
       started.coordinator = await createCoordinator(
-        { nc, ch: ch.client, catalog, names, log },
+        { nc, ch: ch.client, catalog, catalogFeed, names, log },
         {
           coordinatorId: cfg.nodeId,
           partitions: cfg.partitions,
@@ -77,13 +89,13 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, catalo
     }
     if (wants("speed")) {
       started.speed = await createSpeedNode(
-        { nc, catalog, names, log },
+        { nc, catalog, catalogFeed, names, log },
         { nodeId: cfg.nodeId, heartbeatIntervalMs: cfg.heartbeatIntervalMs, snapshotIntervalMs: cfg.snapshotIntervalMs, dedupeHorizonIds: cfg.dedupeHorizonIds, partitions: cfg.partitions },
       );
     }
     if (ch && wants("serving")) {
       started.serving = await createServingNode(
-        { nc, ch: ch.client, catalog, names, log },
+        { nc, ch: ch.client, catalog, catalogFeed, names, log },
         { host: cfg.grpcHost, port: cfg.grpcPort, partitions: cfg.partitions, database: cfg.database, nodeId: cfg.nodeId, heartbeatIntervalMs: cfg.heartbeatIntervalMs, viewVersionsKept: cfg.viewVersionsKept },
       );
     }
@@ -91,5 +103,5 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, catalo
     await shutdown().catch(() => undefined); // best effort: report the start failure, not the cleanup
     throw err;
   }
-  return { ch, ...started, ...closeable(shutdown) };
+  return { catalogFeed, ch, ...started, ...closeable(shutdown) };
 }

@@ -26,6 +26,8 @@ export interface Names {
   readonly coordinatorBucket: string;
   /** KV: speed actor snapshots (actors/snapshot_store.ts). */
   readonly snapshotBucket: string;
+  /** KV: `current` → the catalog the cluster runs, with its older versions as history (nats/catalog_store.ts). */
+  readonly catalogBucket: string;
   /** Request subject a speed actor answers queries on. */
   speedQuerySubject(p: number): string;
   /** Request subject a speed actor answers status requests on. */
@@ -37,6 +39,7 @@ export interface Names {
 }
 
 export const WATERMARK_KEY = "current";
+export const CATALOG_KEY = "current";
 export const RUN_COUNTER_KEY = "runs";
 export const runKey = (run: number) => `run.${run}`;
 export const partitionKey = (p: number) => `p.${p}`;
@@ -56,6 +59,7 @@ export function namesFor(prefix: string): Names {
     archiverBucket: `${prefix}_archiver`,
     coordinatorBucket: `${prefix}_coordinator`,
     snapshotBucket: `${prefix}_snapshots`,
+    catalogBucket: `${prefix}_catalog`,
     speedQuerySubject: (p) => `${prefix}.speed.${p}.query`,
     speedStatusSubject: (p) => `${prefix}.speed.${p}.status`,
     runNowSubject: `${prefix}.coordinator.run`,

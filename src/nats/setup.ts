@@ -15,7 +15,12 @@ export interface Buckets {
   readonly coordinator: KV;
   /** Speed-actor snapshots (chunks and a manifest per partition). */
   readonly snapshots: KV;
+  /** The catalog the cluster runs; older versions kept as history. */
+  readonly catalog: KV;
 }
+
+/** Catalog versions the catalog bucket keeps (the current one included). */
+export const CATALOG_HISTORY = 16;
 
 export interface StreamOptions {
   /** Retried publishes with the same event id inside this window are dropped. */
@@ -52,15 +57,16 @@ export async function ensureStreams(nc: NatsConnection, names: Names, opts: Stre
 export async function openBuckets(nc: NatsConnection, names: Names, replicas = 1): Promise<Buckets> {
   const kvm = new Kvm(nc);
   const open = (name: string, history: number) => kvm.create(name, { history, replicas });
-  const [watermark, members, assignments, archiver, coordinator, snapshots] = await Promise.all([
+  const [watermark, members, assignments, archiver, coordinator, snapshots, catalog] = await Promise.all([
     open(names.watermarkBucket, 1),
     open(names.membersBucket, 1),
     open(names.assignmentsBucket, 1),
     open(names.archiverBucket, 1),
     open(names.coordinatorBucket, 1),
     open(names.snapshotBucket, 1),
+    open(names.catalogBucket, CATALOG_HISTORY),
   ]);
-  return { watermark, members, assignments, archiver, coordinator, snapshots };
+  return { watermark, members, assignments, archiver, coordinator, snapshots, catalog };
 }
 
 /** Last sequence of each partition subject in the event stream (0 when empty). */

@@ -4,7 +4,6 @@
  * merge. An actor that has moved on to run M makes the whole answer retry at M,
  * so batch and speed parts always come from the same cut.
  */
-import type { ClickHouseClient } from "@clickhouse/client";
 import { decodeState, keyOfValues, mergeState, type AggState } from "../core/aggregate.js";
 import { aggregateOf, type Catalog, type MetricDef } from "../core/catalog.js";
 import { definitionAt, type Definition } from "../core/definitions.js";

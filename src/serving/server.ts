@@ -18,6 +18,7 @@ import type { Logger } from "../core/logger.js";
 import { createSpeedClient } from "../actors/index.js";
 import type { Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
+import { fixedCatalog, type CatalogFeed } from "../nats/catalog_store.js";
 import { LambdaServiceService } from "../gen/lambda/v1/serving.js";
 import { AdminServiceService } from "../gen/lambda/v1/admin.js";
 import { adminService } from "./admin.js";
@@ -47,7 +48,10 @@ export interface ServingOptions {
 export interface ServingDeps {
   nc: NatsConnection;
   ch: ClickHouseClient;
+  /** The catalog at start. */
   catalog: Catalog;
+  /** Newer catalog versions (nats/catalog_store); without it the node keeps `catalog`. */
+  catalogFeed?: CatalogFeed;
   names: Names;
   log: Logger;
 }
@@ -70,13 +74,37 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
   const heartbeat = await startHeartbeat(buckets.members, "serving", opts.nodeId, opts.heartbeatIntervalMs, log);
 
   const batchCache = cachedBatchReader((metric, run, keys, fromMs, toMs) => readBatchStates(deps.ch, opts.database, metric, run, keys, fromMs, toMs));
-  const impl = lambdaService({ catalog: deps.catalog, partitions: opts.partitions, speed, watermarks, readBatch: batchCache.read, log });
+  // Handlers read the catalog on every call: through these getters they see the newest version.
+  const feed = deps.catalogFeed ?? fixedCatalog(deps.catalog);
+  const impl = lambdaService({
+    get catalog() {
+      return feed.current();
+    },
+    partitions: opts.partitions,
+    speed,
+    watermarks,
+    readBatch: batchCache.read,
+    log,
+  });
 
   const server = new Server();
   server.addService(LambdaServiceService, impl);
   server.addService(
     AdminServiceService,
-    adminService({ nc: deps.nc, ch: deps.ch, catalog: deps.catalog, names: deps.names, buckets, speed, partitions: opts.partitions, database: opts.database, viewVersionsKept: opts.viewVersionsKept, log }),
+    adminService({
+      nc: deps.nc,
+      ch: deps.ch,
+      get catalog() {
+        return feed.current();
+      },
+      names: deps.names,
+      buckets,
+      speed,
+      partitions: opts.partitions,
+      database: opts.database,
+      viewVersionsKept: opts.viewVersionsKept,
+      log,
+    }),
   );
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING", [ADMIN_SERVICE_NAME]: "SERVING" });
   health.addToServer(server);

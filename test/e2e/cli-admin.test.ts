@@ -7,44 +7,20 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { execFile, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import { partitionOfKey } from "../../src/core/events.js";
 import type { Watermark } from "../../src/core/watermark.js";
 import { partitionHeads } from "../../src/nats/setup.js";
+import { lambdactl, spawnCli, type CliRun } from "../harness/cli.js";
 import { startTestCluster } from "../harness/cluster.js";
 import { waitFor } from "../harness/wait.js";
 
-const CLI = fileURLToPath(new URL("../../src/cli/lambdactl.js", import.meta.url));
 /** Where Debian's `chromium` package puts the browser. */
 const CHROMIUM = "/usr/bin/chromium";
-
-interface CliRun {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function spawnCli(args: readonly string[], cwd: string): ChildProcessWithoutNullStreams {
-  return spawn(process.execPath, ["--enable-source-maps", CLI, ...args], { cwd, env: { PATH: process.env.PATH ?? "" }, stdio: ["pipe", "pipe", "pipe"] });
-}
-
-/** Runs lambdactl to the end with only PATH in its environment. */
-function lambdactl(args: readonly string[], cwd: string): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawnCli(args, cwd);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end();
-  });
-}
 
 /** A lambdactl that keeps running (`--watch`, `run`): its output so far, a signal to send, its end. */
 interface LiveCli {
@@ -57,7 +33,7 @@ interface LiveCli {
 }
 
 function startCli(args: readonly string[], cwd: string): LiveCli {
-  const child = spawnCli(args, cwd);
+  const child = spawnCli(args, { cwd });
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
@@ -119,7 +95,7 @@ test("lambdactl operator commands against a running cluster", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "lambdactl-admin-"));
   const live: LiveCli[] = [];
   const grpc = ["--grpc", cluster.roles.serving!.address];
-  const cli = (...args: string[]) => lambdactl([...args, ...grpc], dir);
+  const cli = (...args: string[]) => lambdactl([...args, ...grpc], { cwd: dir });
   const coordinator = cluster.roles.coordinator!;
   try {
     // Two rounds of page views over several articles (so every partition gets some).
@@ -406,16 +382,16 @@ test("lambdactl operator commands against a running cluster", async (t) => {
     });
 
     await t.test("help lists the new commands", async () => {
-      const overview = await lambdactl(["--help"], dir);
+      const overview = await lambdactl(["--help"], { cwd: dir });
       assert.equal(overview.code, 0);
       for (const c of ["watermark", "watermark history", "watermark diff", "watermark verify", "watermark rollback", "watermark timeline", "status", "run"]) {
         assert.match(overview.stdout, new RegExp(`^ {2}${c} `, "m"), c);
       }
-      const history = await lambdactl(["watermark", "history", "--help"], dir);
+      const history = await lambdactl(["watermark", "history", "--help"], { cwd: dir });
       assert.equal(history.code, 0);
       assert.match(history.stdout, /^usage: lambdactl watermark history \[flags\]$/m);
       assert.match(history.stdout, /^ {2}--limit <n> /m);
-      const wm = await lambdactl(["help", "watermark"], dir);
+      const wm = await lambdactl(["help", "watermark"], { cwd: dir });
       assert.match(wm.stdout, /^ {7}lambdactl watermark diff <from> <to> \[flags\]$/m);
       assert.match(wm.stdout, /^ {2}-w, --watch /m);
     });

@@ -5,51 +5,17 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { loadCatalog, metricFingerprint } from "../../src/core/catalog.js";
 import { partitionOfKey } from "../../src/core/events.js";
 import { writeLocalClusterFile } from "../../src/cli/index.js";
+import { lambdactl, parseJson } from "../harness/cli.js";
 import { startTestCluster } from "../harness/cluster.js";
 
-const CLI = fileURLToPath(new URL("../../src/cli/lambdactl.js", import.meta.url));
 /** The catalog the harness runs with. */
 const CATALOG = join(process.cwd(), "catalog/catalog.json");
-
-interface CliRun {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs lambdactl with only the environment given (plus PATH), in `cwd`, feeding `input` to stdin. */
-function lambdactl(args: readonly string[], opts: { cwd: string; env?: Record<string, string>; input?: string }): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--enable-source-maps", CLI, ...args], {
-      cwd: opts.cwd,
-      env: { PATH: process.env.PATH ?? "", ...opts.env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(opts.input ?? "");
-  });
-}
-
-function parseJson<T>(r: CliRun): T {
-  try {
-    return JSON.parse(r.stdout) as T;
-  } catch (err) {
-    throw new Error(`lambdactl printed no JSON (exit ${r.code}); stdout: ${r.stdout}\nstderr: ${r.stderr}`, { cause: err });
-  }
-}
 
 interface AnswerOut {
   key: string;
@@ -501,8 +467,10 @@ test("lambdactl against a running cluster", async (t) => {
         [["top", "article_views", "--from", "-1h", "--where", "=a-1", ...grpc], /--where: expected field=value with a field name/],
         [["top", "--from", "-1h", ...grpc], /missing argument <metric>/],
         [["metrics", "a", "b", ...grpc], /unexpected argument "b"/],
-        [["catalog", "validate"], /missing argument <file>/],
-        [["catalog", "check", "catalog/catalog.json"], /unknown action "check"; expected validate/],
+        [["catalog", "validate"], /validate needs a catalog file/],
+        [["catalog", "apply"], /apply needs a catalog file/],
+        [["catalog", "show", "catalog/catalog.json"], /show takes no file/],
+        [["catalog", "check", "catalog/catalog.json"], /unknown action "check"; expected validate or apply or show/],
         [["query", "article_views", "a-1", "--from", "yesterday", ...grpc], /--from: cannot parse "yesterday" as a time/],
         [["query", "article_views", "a-1", "--from", "now", "--to", "-1h", ...grpc], /--from must be before --to/],
         [["watermark", "--grpc"], /flag --grpc needs a value/],
@@ -546,11 +514,11 @@ test("lambdactl against a running cluster", async (t) => {
       assert.match(top.stdout, /^usage: lambdactl top <metric> \[flags\]$/m);
       assert.match(top.stdout, /^ {2}-k <n> /m);
       const catalog = await lambdactl(["help", "catalog"], { cwd: dir });
-      assert.match(catalog.stdout, /^usage: lambdactl catalog validate <file> \[flags\]$/m);
+      assert.match(catalog.stdout, /^usage: lambdactl catalog \{validate\|apply\|show\} \[file\] \[flags\]$/m);
       const overview = await lambdactl(["--help"], { cwd: dir });
       assert.equal(overview.code, 0);
       assert.match(overview.stdout, /commands:/);
-      for (const c of ["query", "top", "metrics", "watermark", "ingest", "catalog validate"]) assert.match(overview.stdout, new RegExp(`^ {2}${c} `, "m"), c);
+      for (const c of ["query", "top", "metrics", "watermark", "ingest", "catalog"]) assert.match(overview.stdout, new RegExp(`^ {2}${c} `, "m"), c);
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { credentials } from "@grpc/grpc-js";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { loadCatalog, type Catalog } from "../../src/core/catalog.js";
+import { readCatalogFile, type Catalog } from "../../src/core/catalog.js";
 import { resolveConfig, type ConfigOverrides, type ResolvedConfig } from "../../src/core/config.js";
 import { createJsonLogger, silentLogger, type Logger } from "../../src/core/logger.js";
 import { createSpeedClient, type SpeedClient, type SpeedStatus } from "../../src/actors/index.js";
@@ -77,7 +77,8 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     nodeId: `${prefix}-main`,
     ...opts.config,
   });
-  const catalog = loadCatalog(cfg.catalogPath);
+  const catalogFile = readCatalogFile(cfg.catalogPath);
+  const catalog = catalogFile.catalog;
   const names = namesFor(cfg.prefix);
   const nc = await connectNats(nats.url, "test");
   const speedNodes = new Map<string, ChildNode>();
@@ -94,7 +95,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
   };
 
   try {
-    roles = await startRoles({ ...cfg, roles: ["archiver", "coordinator", "serving"] }, nc, catalog, log);
+    roles = await startRoles({ ...cfg, roles: ["archiver", "coordinator", "serving"] }, nc, catalogFile, log);
     grpc = new LambdaServiceClient(roles.serving!.address, credentials.createInsecure());
     const speed = createSpeedClient(nc, names);
 
@@ -135,7 +136,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       nc,
       catalog,
       roles,
-      ingest: createIngest({ nc, catalog, names, partitions: cfg.partitions, log }),
+      ingest: createIngest({ nc, catalog, catalogFeed: roles.catalogFeed, names, partitions: cfg.partitions, log }),
       speed,
       grpc,
       speedNodes,

@@ -5,7 +5,6 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { parseCatalog } from "../../src/core/catalog.js";
 import { InvalidEventError } from "../../src/core/errors.js";
 import { fnv1a32, partitionOf, partitionOfKey, validateEvent } from "../../src/core/events.js";

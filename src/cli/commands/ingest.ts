@@ -1,7 +1,8 @@
 /**
  * `lambdactl ingest <source> [FILE|-]`: publishes events from JSON lines (one
  * event object per line) through the runtime's ingest path, exactly as
- * producers do: validated against the catalog, sent to their partition,
+ * producers do: validated against the catalog the cluster runs (the catalog
+ * file only while the cluster has stored none), sent to their partition,
  * deduplicated by event id, refused ones dead-lettered. Prints how many were
  * accepted, already held (duplicates) and refused, and which lines were refused
  * and why. A line that is not JSON is refused with its line number; the lines
@@ -115,13 +116,12 @@ async function run(parsed: ParsedCommand, ctx: CliContext) {
     throw new UsageError(spec.name, `no file given and stdin is a terminal; give a file, or pipe JSON lines in: ... | lambdactl ingest ${source} -`);
   }
   const target = resolveNatsTarget({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
-  const catalog = readCatalog(target.catalog);
-  if (!catalog.sources.has(source)) {
-    throw new UsageError(spec.name, `unknown source ${JSON.stringify(source)}; ${target.catalog.value} defines: ${[...catalog.sources.keys()].join(", ")}`);
+  await using conn = await openIngest(target, () => readCatalog(target.catalog));
+  if (!conn.catalog.sources.has(source)) {
+    throw new UsageError(spec.name, `unknown source ${JSON.stringify(source)}; ${conn.catalogFrom} defines: ${[...conn.catalog.sources.keys()].join(", ")}`);
   }
   const input = await openInput(ctx, file);
   try {
-    await using conn = await openIngest(target, catalog);
     let accepted = 0;
     let duplicates = 0;
     const refusals: RefusedLine[] = [];
