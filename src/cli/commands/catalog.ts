@@ -125,8 +125,9 @@ export function renderShow(r: CatalogShowJson): string {
     ["fingerprint", r.fingerprint],
     ["applied by", r.origin],
     ["applied at", r.appliedAt],
+    ["sources", r.sources.map((x) => x.name).join(", ")],
   ]);
-  return `${head}\n${renderValid(r.sources.length, r.metrics)}`;
+  return `${head}\n${renderMetricsTable(r.metrics)}`;
 }
 
 /** Parses `file`, or reports its first error as lambdactl does (exit 1). */
