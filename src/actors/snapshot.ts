@@ -8,7 +8,7 @@ import { decode, encode } from "../nats/codec.js";
 import type { MetricStates, Segment, SpeedCatalog, SpeedState } from "./speed_state.js";
 
 /** Bumped whenever the encoded shape changes; older snapshots are ignored (the stream replays). */
-export const SNAPSHOT_FORMAT = 3;
+export const SNAPSHOT_FORMAT = 4;
 
 interface EncodedSegment {
   o: number;
@@ -30,8 +30,8 @@ interface EncodedSnapshot {
   watermarkRun: number;
   skippedDuplicates: number;
   segments: EncodedSegment[];
-  /** ids and their sequences, oldest first */
-  ids: [string, number][];
+  /** The dedupe horizon's id hashes, oldest first, as the bytes of a Float64Array (one binary value, cheap to write). */
+  ids: Uint8Array;
 }
 
 export interface SnapshotMeta {
@@ -59,7 +59,7 @@ export function encodeSnapshot(state: SpeedState, meta: SnapshotMeta): Uint8Arra
     watermarkRun: state.watermarkRun,
     skippedDuplicates: state.skippedDuplicates,
     segments,
-    ids: [...state.seenIds],
+    ids: new Uint8Array(Float64Array.from(state.seenIds).buffer),
   };
   return encode(snap);
 }
@@ -99,7 +99,8 @@ function restore(snap: EncodedSnapshot, partition: number, dedupeHorizonIds: num
     if (typeof v !== "number") throw new TypeError(`${what} is not a number`);
     return v;
   };
-  if (!Array.isArray(snap.segments) || !Array.isArray(snap.ids)) throw new TypeError("segments or ids is not a list");
+  if (!Array.isArray(snap.segments)) throw new TypeError("segments is not a list");
+  if (!(snap.ids instanceof Uint8Array) || snap.ids.byteLength % 8 !== 0) throw new TypeError("ids is not a list of 8-byte hashes");
   const segments: Segment[] = snap.segments.map((s) => {
     const states = new Map<string, MetricStates>();
     if (!Array.isArray(s.m)) throw new TypeError("segment states are not a list");
@@ -114,9 +115,10 @@ function restore(snap: EncodedSnapshot, partition: number, dedupeHorizonIds: num
   if (segments.length === 0 || segments[segments.length - 1]!.closedByRun !== null) {
     return { kind: "unusable", reason: "no open segment" };
   }
-  const seenIds = new Map(snap.ids);
+  // Copied into a buffer of its own: the decoded bytes may sit at any offset of a shared one.
+  const hashes = new Float64Array(new Uint8Array(snap.ids).buffer);
   // The horizon may have shrunk since the snapshot: keep the newest ids.
-  while (seenIds.size > dedupeHorizonIds) seenIds.delete(seenIds.keys().next().value as string);
+  const seenIds = new Set(hashes.subarray(Math.max(0, hashes.length - Math.max(0, dedupeHorizonIds))));
   return {
     kind: "state",
     generation: snap.generation,

@@ -12,7 +12,7 @@ import { activeDefinitions } from "../../src/core/definitions.js";
 import type { FieldValue } from "../../src/core/events.js";
 import { decode, encode, type StreamRecord } from "../../src/nats/codec.js";
 import { decodeSnapshot, encodeSnapshot, SNAPSHOT_FORMAT } from "../../src/actors/snapshot.js";
-import { applyRecord, applyWatermark, createSpeedState, querySpeed, speedCatalog, speedCatalogOf, type SpeedCatalog, type SpeedState } from "../../src/actors/speed_state.js";
+import { applyRecord, applyWatermark, createSpeedState, idHash, querySpeed, speedCatalog, speedCatalogOf, type SpeedCatalog, type SpeedState } from "../../src/actors/speed_state.js";
 import { prng } from "./prng.js";
 
 const PV = "pageviews";
@@ -106,7 +106,7 @@ test("encodeSnapshot/decodeSnapshot round trip keeps segments, aggregate states,
   // deepEqual compares Map contents but not their order: check the orders on their own.
   assert.deepEqual(s, original);
   assert.deepEqual([...s.seenIds], [...original.seenIds]);
-  assert.deepEqual([...s.seenIds.keys()], ["a", "b", "c", "d", "e", "f", "g"].map((id) => `${PV}:${id}`));
+  assert.deepEqual([...s.seenIds], ["a", "b", "c", "d", "e", "f", "g"].map((id) => idHash(PV, id)));
   assert.equal(s.appliedSeq, original.appliedSeq);
   assert.equal(s.watermarkRun, 1);
   assert.equal(s.skippedDuplicates, 1);
@@ -152,7 +152,7 @@ test("random states survive a round trip", () => {
     assert.equal(d.kind, "state", `seed ${seed}: ${JSON.stringify(d)}`);
     if (d.kind !== "state") return;
     assert.deepEqual(d.state, s, `seed ${seed}`);
-    assert.deepEqual([...d.state.seenIds.keys()], [...s.seenIds.keys()], `seed ${seed}: id order`);
+    assert.deepEqual([...d.state.seenIds], [...s.seenIds], `seed ${seed}: id order`);
     assert.equal(d.generation, seed);
   }
 });
@@ -163,7 +163,7 @@ test("a smaller dedupe horizon on restore keeps the newest ids", () => {
   assert.equal(d.kind, "state");
   if (d.kind !== "state") return;
   assert.equal(d.state.dedupeHorizonIds, 3);
-  assert.deepEqual([...d.state.seenIds.keys()], ["e", "f", "g"].map((id) => `${PV}:${id}`));
+  assert.deepEqual([...d.state.seenIds], ["e", "f", "g"].map((id) => idHash(PV, id)));
 });
 
 function assertUnusable(data: Uint8Array, partition: number, why: RegExp, what: string, catalog = SC) {
@@ -274,7 +274,8 @@ test("a snapshot with the right header but a malformed body is unusable, never a
   assertUnusable(encode(noSegments), 0, /./, "segments missing");
   assertUnusable(encode({ ...obj, segments: "x" }), 0, /./, "segments not a list");
   assertUnusable(encode({ ...obj, segments: [{ o: 0, c: null, f: 0, l: 0, n: 0 }] }), 0, /./, "segment without states");
-  assertUnusable(encode({ ...obj, ids: 7 }), 0, /./, "ids not a list");
+  assertUnusable(encode({ ...obj, ids: 7 }), 0, /ids is not a list of 8-byte hashes/, "ids not bytes");
+  assertUnusable(encode({ ...obj, ids: new Uint8Array(12) }), 0, /ids is not a list of 8-byte hashes/, "ids not a whole number of hashes");
   // States that do not fit their definition: a state of another shape.
   const tamper = (change: (segments: RawSegments) => void) => {
     const copy = decodeAsObject(encodeSnapshot(busyState(0, 100), meta(0, 1)));
