@@ -13,6 +13,7 @@ import { silentLogger } from "../core/logger.js";
 import { createIngest, type Ingest } from "../ingest/index.js";
 import { connectNats } from "../nats/connect.js";
 import { catalogOf, readStoredCatalog } from "../nats/catalog_store.js";
+import { checkSettings } from "../nats/cluster_settings.js";
 import { namesFor, type Names } from "../nats/names.js";
 import type { NatsTarget } from "./connection.js";
 
@@ -85,10 +86,10 @@ async function connectCluster(target: NatsTarget, who: string): Promise<ClusterC
   return { nc, names, close };
 }
 
-/** The cluster's catalog bucket, bound (never created), or null when the cluster predates it. */
-async function bindCatalogBucket(c: ClusterConnection): Promise<KV | null> {
+/** One of the cluster's buckets, bound (never created), or null when the cluster has none by that name. */
+async function bindBucket(c: ClusterConnection, bucket: string): Promise<KV | null> {
   try {
-    const kv = await new Kvm(c.nc).open(c.names.catalogBucket);
+    const kv = await new Kvm(c.nc).open(bucket);
     await kv.status(); // fails when the bucket's stream is not there
     return kv;
   } catch (err) {
@@ -116,7 +117,9 @@ export interface IngestConnection extends AsyncDisposable {
 export async function openIngest(target: NatsTarget, fileCatalog: () => Catalog): Promise<IngestConnection> {
   const c = await connectCluster(target, "lambdactl ingest");
   try {
-    const kv = await bindCatalogBucket(c);
+    const settings = await bindBucket(c, c.names.coordinatorBucket);
+    if (settings) await checkSettings(settings, target.partitions.value);
+    const kv = await bindBucket(c, c.names.catalogBucket);
     const stored = kv && (await readStoredCatalog(kv));
     const catalog = stored ? catalogOf(stored.stored) : fileCatalog();
     const catalogFrom = stored ? `the cluster's catalog version ${stored.stored.version}` : target.catalog.value;
@@ -138,7 +141,7 @@ export interface CatalogConnection extends AsyncDisposable {
 /** @throws NatsUnreachableError, EventStreamMissingError, CatalogBucketMissingError */
 export async function openCatalogBucket(target: NatsTarget): Promise<CatalogConnection> {
   const c = await connectCluster(target, "lambdactl catalog");
-  const kv = await bindCatalogBucket(c).catch(async (err: unknown) => {
+  const kv = await bindBucket(c, c.names.catalogBucket).catch(async (err: unknown) => {
     await c.close();
     throw err;
   });

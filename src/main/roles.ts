@@ -17,6 +17,7 @@ import { ensureSchema } from "../ch/schema.js";
 import { createCoordinator, type Coordinator } from "../coordinator/index.js";
 import { namesFor } from "../nats/names.js";
 import { followCatalog, seedCatalog, type CatalogFeed } from "../nats/catalog_store.js";
+import { agreeOnSettings } from "../nats/cluster_settings.js";
 import { ensureStreams, openBuckets } from "../nats/setup.js";
 import { createServingNode, type ServingNode } from "../serving/index.js";
 
@@ -37,6 +38,7 @@ export interface RunningRoles extends Closeable {
  * follows the bucket from there. Closing stops them in the order that loses
  * nothing: stop taking queries, stop scheduling runs, flush the archiver,
  * snapshot the speed actors, then close ClickHouse.
+ * @throws ClusterSettingsError when the cluster was started with another partition count
  * @throws CatalogRefusedError when a coordinator's file changed in a way the running catalog cannot take
  */
 export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: CatalogFile, log: Logger): Promise<RunningRoles> {
@@ -44,6 +46,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
   await ensureStreams(nc, names, { duplicateWindowMs: cfg.duplicateWindowMs });
   const wants = (r: string) => cfg.roles.includes(r as never);
   const buckets = await openBuckets(nc, names);
+  await agreeOnSettings(buckets.coordinator, cfg.partitions, cfg.nodeId);
   if (wants("coordinator")) await seedCatalog(buckets.catalog, file, cfg.nodeId, log);
   const catalogFeed = await followCatalog(buckets.catalog, file.catalog, log);
   const catalog = catalogFeed.current();

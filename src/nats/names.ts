@@ -22,7 +22,7 @@ export interface Names {
   readonly assignmentsBucket: string;
   /** KV: `p.<p>` → barrier the archiver has flushed through. */
   readonly archiverBucket: string;
-  /** KV: `runs` → the last run number handed out. */
+  /** KV: `runs` → the last run number handed out; `settings` → the cluster's partition count. */
   readonly coordinatorBucket: string;
   /** KV: speed actor snapshots (actors/snapshot_store.ts). */
   readonly snapshotBucket: string;
@@ -41,6 +41,8 @@ export interface Names {
 export const WATERMARK_KEY = "current";
 export const CATALOG_KEY = "current";
 export const RUN_COUNTER_KEY = "runs";
+/** Coordinator bucket: settings every process of the cluster shares (nats/cluster_settings.ts). */
+export const CLUSTER_SETTINGS_KEY = "settings";
 export const runKey = (run: number) => `run.${run}`;
 export const partitionKey = (p: number) => `p.${p}`;
 

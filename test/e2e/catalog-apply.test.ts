@@ -79,6 +79,11 @@ test("a catalog applied to a running cluster reaches every role without a restar
     assert.equal(ingested.code, 0, ingested.stderr);
     assert.equal(parseJson<{ accepted: number }>(ingested).accepted, signups.length);
 
+    // A client configured with another partition count would send events to the wrong actors: refused.
+    const misrouted = await lambdactl(["ingest", "signups", "-", ...nats.slice(0, -1), "3"], { cwd: dir, input: JSON.stringify(signups[0]) });
+    assert.equal(misrouted.code, 1, misrouted.stdout);
+    assert.match(misrouted.stderr, /this cluster has 2 partitions .* this process is configured with 3/);
+
     // The speed layer counts them under the new catalog...
     const pro = signups.filter((s) => s.plan === "pro").length;
     const referred = b.filter((e) => e.referrer === "r-1" && e.article_id === "a-1").length;

@@ -1,0 +1,61 @@
+/**
+ * Settings every process of a cluster must share, recorded by the first role
+ * that starts (coordinator bucket, key `settings`) and checked by every later
+ * one. The partition count above all: an event's partition is its key's hash
+ * mod the count, so a process with another count would send events to actors
+ * that do not own their keys, and queries to actors that never saw them.
+ */
+import type { KV } from "@nats-io/kv";
+import { compareAndSet, getValue } from "./kv.js";
+import { CLUSTER_SETTINGS_KEY } from "./names.js";
+
+export interface ClusterSettings {
+  readonly partitions: number;
+  /** When the first role recorded them. */
+  readonly recordedAtMs: number;
+  /** Who recorded them (member id or tool). */
+  readonly recordedBy: string;
+}
+
+/** This process's settings differ from the cluster's. */
+export class ClusterSettingsError extends Error {
+  override readonly name = "ClusterSettingsError";
+  constructor(
+    readonly cluster: ClusterSettings,
+    readonly mine: number,
+  ) {
+    super(
+      `this cluster has ${cluster.partitions} partitions (recorded by ${cluster.recordedBy} at ${new Date(cluster.recordedAtMs).toISOString()}), ` +
+        `this process is configured with ${mine} (LAMBDA_PARTITIONS / --partitions); events would go to the wrong partitions. Use ${cluster.partitions}`,
+    );
+  }
+}
+
+/**
+ * Records `partitions` as the cluster's when none are recorded yet, else checks them.
+ * @throws ClusterSettingsError when the cluster's partition count differs
+ */
+export async function agreeOnSettings(kv: KV, partitions: number, who: string): Promise<ClusterSettings> {
+  const recorded = await getValue<ClusterSettings>(kv, CLUSTER_SETTINGS_KEY);
+  if (recorded) {
+    if (recorded.value.partitions !== partitions) throw new ClusterSettingsError(recorded.value, partitions);
+    return recorded.value;
+  }
+  // Two first roles at once: one records, the other reads what it recorded and checks it.
+  return compareAndSet<ClusterSettings>(kv, CLUSTER_SETTINGS_KEY, (current) => {
+    if (current) {
+      if (current.value.partitions !== partitions) throw new ClusterSettingsError(current.value, partitions);
+      return current.value;
+    }
+    return { partitions, recordedAtMs: Date.now(), recordedBy: who };
+  });
+}
+
+/**
+ * Checks `partitions` against the cluster's without recording anything (clients such as lambdactl).
+ * @throws ClusterSettingsError when they differ
+ */
+export async function checkSettings(kv: KV, partitions: number): Promise<void> {
+  const current = await getValue<ClusterSettings>(kv, CLUSTER_SETTINGS_KEY);
+  if (current && current.value.partitions !== partitions) throw new ClusterSettingsError(current.value, partitions);
+}
