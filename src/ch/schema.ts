@@ -32,7 +32,12 @@ export const viewTable = (db: string, metric: MetricDef) => `${ident(db)}.${iden
  */
 export const oldestKeptView = (lastRun: number, kept: number) => lastRun - kept + 1;
 
-export const firstCopiesTable = (db: string, source: string) => `${ident(db)}.${ident(`first_${source}`)}`;
+/**
+ * The first copy of every event id that has more than one row below a run's cut (copies of the
+ * event, or the same row archived twice); one partition per run, dropped after the run. Ids with
+ * one row below the cut are read from the master table as they are (src/batch/sql.ts).
+ */
+export const repeatedTable = (db: string, source: string) => `${ident(db)}.${ident(`repeated_${source}`)}`;
 
 const columnType = (f: FieldDef) => (f.optional ? `Nullable(${CH_TYPES[f.type]})` : CH_TYPES[f.type]);
 
@@ -46,10 +51,10 @@ export function masterTableDdl(db: string, source: SourceDef): string {
   return `CREATE TABLE IF NOT EXISTS ${masterTable(db, source.name)} (${cols.join(", ")}) ENGINE = MergeTree ORDER BY (_partition, _seq)`;
 }
 
-/** The first copy of every event id below a run's cut; one partition per run, dropped after the run. */
-export function firstCopiesTableDdl(db: string, source: SourceDef): string {
-  const cols = ["`_run` UInt64", ...Object.entries(source.fields).map(([f, t]) => `${ident(f)} ${columnType(t)}`)];
-  return `CREATE TABLE IF NOT EXISTS ${firstCopiesTable(db, source.name)} (${cols.join(", ")}) ENGINE = MergeTree PARTITION BY _run ORDER BY tuple()`;
+/** See {@link repeatedTable}. */
+export function repeatedTableDdl(db: string, source: SourceDef): string {
+  const cols = ["`_run` UInt64", "`_id` String", ...Object.entries(source.fields).map(([f, t]) => `${ident(f)} ${columnType(t)}`)];
+  return `CREATE TABLE IF NOT EXISTS ${repeatedTable(db, source.name)} (${cols.join(", ")}) ENGINE = MergeTree PARTITION BY _run ORDER BY tuple()`;
 }
 
 export function viewTableDdl(db: string, metric: MetricDef): string {
@@ -69,7 +74,7 @@ export async function ensureSchema(client: ClickHouseClient, db: string, catalog
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${ident(db)}` });
   for (const s of catalog.sources.values()) {
     await client.command({ query: masterTableDdl(db, s) });
-    await client.command({ query: firstCopiesTableDdl(db, s) });
+    await client.command({ query: repeatedTableDdl(db, s) });
   }
   for (const m of catalog.metrics.values()) await client.command({ query: viewTableDdl(db, m) });
 }
