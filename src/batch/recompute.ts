@@ -65,9 +65,12 @@ export async function recomputeViews(client: ClickHouseClient, catalog: Catalog,
       if (metric.source !== source.name) continue;
       const m0 = performance.now();
       await dropPartition(client, viewTable(db, metric), req.run);
-      const metricParams: Record<string, unknown> = {};
-      const sql = recomputeMetricSql(db, metric, source, cuts, metricParams);
-      await client.command({ query: sql, query_params: { ...params, ...metricParams } });
+      // No event of the source below the cut: the view version is empty, no query needed.
+      if (n > 0) {
+        const metricParams: Record<string, unknown> = {};
+        const sql = recomputeMetricSql(db, metric, source, cuts, metricParams);
+        await client.command({ query: sql, query_params: { ...params, ...metricParams } });
+      }
       stepMs[metric.name] = performance.now() - m0;
       req.onStep?.(metric.name, ++done, total);
     }

@@ -46,7 +46,8 @@ export function belowCutSql(cuts: readonly number[]): string {
 /**
  * INSERT into repeated_<source>, for run {run}, of the first copy of every id
  * with more than one row below the cut: its row with the lowest `_seq` (then
- * `_partition`). A row archived twice is one row here.
+ * `_partition`), and in `_rows` the (partition, sequence) of each of its rows
+ * below the cut. A row archived twice is one row here.
  * @throws RangeError for a cut that is not an integer (see {@link belowCutSql})
  */
 export function repeatedFirstCopiesSql(db: string, source: SourceDef, cuts: readonly number[]): string {
@@ -55,24 +56,27 @@ export function repeatedFirstCopiesSql(db: string, source: SourceDef, cuts: read
   const master = masterTable(db, source.name);
   const below = belowCutSql(cuts);
   return (
-    `INSERT INTO ${repeatedTable(db, source.name)} (_run, _id, ${fields}) ` +
-    `SELECT {run:UInt64}, _id, ${Array.from({ length: n }, (_, i) => `tupleElement(t, ${i + 1})`).join(", ")} ` +
-    `FROM (SELECT _id, argMin(tuple(${fields}), (_seq, _partition)) AS t FROM ${master} ` +
+    `INSERT INTO ${repeatedTable(db, source.name)} (_run, _id, _rows, ${fields}) ` +
+    `SELECT {run:UInt64}, _id, _rows, ${Array.from({ length: n }, (_, i) => `tupleElement(t, ${i + 1})`).join(", ")} ` +
+    `FROM (SELECT _id, groupArray((_partition, _seq)) AS _rows, argMin(tuple(${fields}), (_seq, _partition)) AS t FROM ${master} ` +
     `WHERE ${below} AND _id IN (SELECT _id FROM ${master} WHERE ${below} GROUP BY _id HAVING count() > 1) GROUP BY _id)`
   );
 }
 
 /**
  * The first copy of every event id below the cut, as a subquery for FROM with
- * the given source fields as columns: the rows of the ids seen once below the
- * cut, from the master table, and the rows of repeated_<source> for run {run}
- * (written by {@link repeatedFirstCopiesSql} first).
+ * the given source fields as columns: the master rows below the cut but those
+ * of repeated ids, and the rows of repeated_<source> for run {run} (written by
+ * {@link repeatedFirstCopiesSql} first). Repeated ids' rows are left out by
+ * (partition, sequence), the master table's key, which is read for the cut
+ * anyway: cheaper than looking up every row's id.
  */
 export function firstCopiesSql(db: string, source: SourceDef, cuts: readonly number[], fields: readonly string[]): string {
   const cols = fields.map(ident).join(", ");
   const repeated = repeatedTable(db, source.name);
   return (
-    `(SELECT ${cols} FROM ${masterTable(db, source.name)} WHERE ${belowCutSql(cuts)} AND _id NOT IN (SELECT _id FROM ${repeated} WHERE _run = {run:UInt64}) ` +
+    `(SELECT ${cols} FROM ${masterTable(db, source.name)} WHERE ${belowCutSql(cuts)} ` +
+    `AND (_partition, _seq) NOT IN (SELECT r.1, r.2 FROM ${repeated} ARRAY JOIN _rows AS r WHERE _run = {run:UInt64}) ` +
     `UNION ALL SELECT ${cols} FROM ${repeated} WHERE _run = {run:UInt64})`
   );
 }

@@ -34,8 +34,9 @@ export const oldestKeptView = (lastRun: number, kept: number) => lastRun - kept 
 
 /**
  * The first copy of every event id that has more than one row below a run's cut (copies of the
- * event, or the same row archived twice); one partition per run, dropped after the run. Ids with
- * one row below the cut are read from the master table as they are (src/batch/sql.ts).
+ * event, or the same row archived twice), with the (partition, sequence) of each of those rows in
+ * `_rows`; one partition per run, dropped after the run. Ids with one row below the cut are read
+ * from the master table as they are (src/batch/sql.ts).
  */
 export const repeatedTable = (db: string, source: string) => `${ident(db)}.${ident(`repeated_${source}`)}`;
 
@@ -53,7 +54,7 @@ export function masterTableDdl(db: string, source: SourceDef): string {
 
 /** See {@link repeatedTable}. */
 export function repeatedTableDdl(db: string, source: SourceDef): string {
-  const cols = ["`_run` UInt64", "`_id` String", ...Object.entries(source.fields).map(([f, t]) => `${ident(f)} ${columnType(t)}`)];
+  const cols = ["`_run` UInt64", "`_id` String", "`_rows` Array(Tuple(UInt16, UInt64))", ...Object.entries(source.fields).map(([f, t]) => `${ident(f)} ${columnType(t)}`)];
   return `CREATE TABLE IF NOT EXISTS ${repeatedTable(db, source.name)} (${cols.join(", ")}) ENGINE = MergeTree PARTITION BY _run ORDER BY tuple()`;
 }
 
