@@ -154,7 +154,9 @@ function stateSql(a: AggregateDef, source: SourceDef, name: string): StateSql {
       return plain(`ifNull(sum(${v}), ${zero})`, `count(${v})`);
     case "distinct":
     case "quantiles": {
-      const sketch = (a.kind === "distinct" ? hllSqlState : quantileSqlState)(`assumeNotNull(${v})`, `isNotNull(${v})`);
+      // A required field is never null: no condition to test per row.
+      const optional = source.fields[a.field]!.optional;
+      const sketch = (a.kind === "distinct" ? hllSqlState : quantileSqlState)(optional ? `assumeNotNull(${v})` : v, optional ? `isNotNull(${v})` : null);
       return { inner: [`${sketch.aggregate} AS ${name}`], outer: sketch.columns(name) };
     }
   }

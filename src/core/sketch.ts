@@ -187,7 +187,8 @@ export function hllSqlRegister(hashExpr: string): { index: string; rank: string 
 /**
  * A sketch state built by SQL in two steps, so that each step names its input
  * once. `aggregate` is an aggregate expression over the rows of a GROUP BY: it
- * collects one integer per row where the condition holds and sorts them.
+ * collects one integer per row where the condition holds (every row when the
+ * condition is null: cheaper than a condition that always holds) and sorts them.
  * `columns(name)` turns that sorted array, selected as `name` by an inner
  * query, into the two state columns in their stored form ({@link HllArrays} or
  * {@link QuantileArrays}): an outer query selects them.
@@ -205,6 +206,9 @@ export interface SqlSketchState {
   /** The two state columns, given the name the inner query selected `aggregate` as. */
   columns(sorted: string): [string, string];
 }
+
+/** The sorted array of `value` over the rows where `cond` holds, or over every row for null. */
+const sortedArraySql = (value: string, cond: string | null) => `arraySort(${cond === null ? `groupArray(${value})` : `groupArrayIf(${value}, ${cond})`})`;
 
 /** Low bits of a packed HLL entry that hold the rank (index << RANK_BITS | rank): ranks go up to HLL_MAX_RANK = 21 < 32. */
 const RANK_BITS = 5;
@@ -224,11 +228,11 @@ const PACKED_END = 0xffffffff;
  * empty arrays.
  * @returns columns of types Array(UInt16) (indices) and Array(UInt8) (ranks)
  */
-export function hllSqlState(expr: string, cond: string): SqlSketchState {
+export function hllSqlState(expr: string, cond: string | null): SqlSketchState {
   const r = hllSqlRegister(`murmurHash3_32(toString(${expr}))`);
   const index = (x: string) => `bitShiftRight(${x}, ${RANK_BITS})`;
   return {
-    aggregate: `arraySort(groupArrayIf(bitOr(bitShiftLeft(toUInt32(${r.index}), ${RANK_BITS}), ${r.rank}), ${cond}))`,
+    aggregate: sortedArraySql(`bitOr(bitShiftLeft(toUInt32(${r.index}), ${RANK_BITS}), ${r.rank})`, cond),
     columns(sorted) {
       const last = `arrayFilter((x, next) -> ${index("x")} != ${index("next")}, ${sorted}, arrayShiftLeft(${sorted}, 1, toUInt32(${PACKED_END})))`;
       return [`arrayMap(x -> toUInt16(${index("x")}), ${last})`, `arrayMap(x -> toUInt8(bitAnd(x, ${RANK_MASK})), ${last})`];
@@ -365,9 +369,9 @@ export function quantileSqlBucket(expr: string): string {
  * where `cond` never holds gets empty arrays.
  * @returns columns of types Array(UInt32) (buckets) and Array(UInt64) (counts)
  */
-export function quantileSqlState(expr: string, cond: string): SqlSketchState {
+export function quantileSqlState(expr: string, cond: string | null): SqlSketchState {
   return {
-    aggregate: `arraySort(groupArrayIf(${quantileSqlBucket(expr)}, ${cond}))`,
+    aggregate: sortedArraySql(quantileSqlBucket(expr), cond),
     columns(sorted) {
       const starts = `arrayFilter((i, x, prev) -> i = 1 OR x != prev, arrayEnumerate(${sorted}), ${sorted}, arrayShiftRight(${sorted}, 1))`;
       return [`arrayCompact(${sorted})`, `arrayMap(d -> toUInt64(d), arrayPopFront(arrayDifference(arrayPushBack(${starts}, length(${sorted}) + 1))))`];

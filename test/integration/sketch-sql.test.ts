@@ -179,11 +179,11 @@ interface TsStates {
 }
 const emptyStates = (): TsStates => ({ hs: new Map(), hn: new Map(), hb: new Map(), qx: new Map(), qn: new Map() });
 
-/** TS states per group, over the counted rows `keep` accepts. */
-function tsStates(rows: readonly EventRow[], keep: (r: EventRow) => boolean) {
+/** TS states per group, over the rows `keep` accepts (by default the counted ones). */
+function tsStates(rows: readonly EventRow[], keep: (r: EventRow) => boolean = (r) => r.c) {
   const groups = new Map<number, TsStates>();
   for (const r of rows) {
-    if (!r.c || !keep(r)) continue;
+    if (!keep(r)) continue;
     let st = groups.get(r.g);
     if (!st) groups.set(r.g, (st = emptyStates()));
     hllAdd(st.hs, canonicalString(r.s));
@@ -195,9 +195,12 @@ function tsStates(rows: readonly EventRow[], keep: (r: EventRow) => boolean) {
   return groups;
 }
 
-/** The five states per group over the rows `where` keeps, counting the rows where `c` holds: the two levels a batch view's query uses. */
-function sqlStates(table: string, where: string, groupBy = "g"): Promise<SqlStates[]> {
-  const sketches = { hs: hllSqlState("s", "c"), hn: hllSqlState("n", "c"), hb: hllSqlState("b", "c"), qx: quantileSqlState("x", "c"), qn: quantileSqlState("n", "c") };
+/**
+ * The five states per group over the rows `where` keeps, counting the rows where `cond` holds
+ * (null: every row): the two levels a batch view's query uses.
+ */
+function sqlStates(table: string, where: string, groupBy = "g", cond: string | null = "c"): Promise<SqlStates[]> {
+  const sketches = { hs: hllSqlState("s", cond), hn: hllSqlState("n", cond), hb: hllSqlState("b", cond), qx: quantileSqlState("x", cond), qn: quantileSqlState("n", cond) };
   const inner = Object.entries(sketches).map(([name, st]) => `, ${st.aggregate} AS _${name}`);
   const outer = Object.entries(sketches).map(([name, st]) => `, (${st.columns(`_${name}`).join(", ")}) AS ${name}`);
   const by = groupBy ? ` GROUP BY ${groupBy}` : "";
@@ -218,8 +221,8 @@ test("SQL states equal the TS states exactly, also for a group with nothing coun
   });
   const table = await createTable("events", "seq UInt32, g UInt8, s String, n Int64, b Bool, x Float64, c Bool", rows);
   const cut = rnd.int(1, rows.length - 1);
-  const all = tsStates(rows, () => true);
-  const speed = tsStates(rows, (r) => r.seq >= cut);
+  const all = tsStates(rows);
+  const speed = tsStates(rows, (r) => r.c && r.seq >= cut);
   const [sqlAll, batch] = [await sqlStates(table, "1"), await sqlStates(table, `seq < ${cut}`)];
   assert.deepEqual(
     sqlAll.map((r) => r.g),
@@ -249,6 +252,13 @@ test("SQL states equal the TS states exactly, also for a group with nothing coun
     const whole = all.get(g) ?? emptyStates();
     assert.deepEqual(hllEncode(hs), hllEncode(whole.hs), `group ${g}: merged HLL at cut ${cut}`);
     assert.deepEqual(quantileEncode(qx), quantileEncode(whole.qx), `group ${g}: merged quantiles at cut ${cut}`);
+  }
+  // No condition: every row counts.
+  const everyRow = tsStates(rows, () => true);
+  for (const r of await sqlStates(table, "1", "g", null)) {
+    const want = everyRow.get(r.g)!;
+    assert.deepEqual(hllEncode(hllOfSql(r.hs)), hllEncode(want.hs), `group ${r.g}, no condition: HLL of String`);
+    assert.deepEqual(quantileEncode(quantilesOfSql(r.qx)), quantileEncode(want.qx), `group ${r.g}, no condition: quantiles of Float64`);
   }
   // No rows at all, no GROUP BY: one row of empty arrays, which decode to the empty state.
   const [empty] = await sqlStates(table, "0", "");
