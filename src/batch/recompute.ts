@@ -10,7 +10,7 @@ import type { ClickHouseClient } from "@clickhouse/client";
 import type { Catalog } from "../core/catalog.js";
 import { queryRows } from "../ch/client.js";
 import { repeatedTable, viewTable } from "../ch/schema.js";
-import { coverageSql, recomputeMetricSql, repeatedFirstCopiesSql, type RecomputeParams } from "./sql.js";
+import { belowCutRowsSql, coverageSql, recomputeMetricSql, repeatedFirstCopiesSql, type RecomputeParams } from "./sql.js";
 
 export interface RecomputeResult {
   /** Distinct events below the cut, over every source. */
@@ -51,13 +51,19 @@ export async function recomputeViews(client: ClickHouseClient, catalog: Catalog,
     const repeated = repeatedTable(db, source.name);
     // A retried run must not add a second copy of its rows.
     await dropPartition(client, repeated, req.run);
-    await client.command({ query: repeatedFirstCopiesSql(db, source, cuts), query_params: { ...params } });
-    const [row] = await queryRows<{ events: number | string; from_ms: number | string; to_ms: number | string }>(client, coverageSql(db, source, cuts), { ...params });
-    const n = Number(row?.events ?? 0);
-    if (n > 0) {
-      eventsCovered += n;
-      from = Math.min(from ?? Infinity, Number(row!.from_ms));
-      to = Math.max(to ?? -Infinity, Number(row!.to_ms));
+    // A source with no row below the cut (say, one just added to the catalog) needs no deduplication.
+    const [below] = await queryRows<{ rows: number | string }>(client, belowCutRowsSql(db, source, cuts));
+    const anyBelow = Number(below?.rows ?? 0) > 0;
+    let n = 0;
+    if (anyBelow) {
+      await client.command({ query: repeatedFirstCopiesSql(db, source, cuts), query_params: { ...params } });
+      const [row] = await queryRows<{ events: number | string; from_ms: number | string; to_ms: number | string }>(client, coverageSql(db, source, cuts), { ...params });
+      n = Number(row?.events ?? 0);
+      if (n > 0) {
+        eventsCovered += n;
+        from = Math.min(from ?? Infinity, Number(row!.from_ms));
+        to = Math.max(to ?? -Infinity, Number(row!.to_ms));
+      }
     }
     stepMs[`first_${source.name}`] = performance.now() - t0;
     req.onStep?.(`first_${source.name}`, ++done, total);
@@ -74,7 +80,7 @@ export async function recomputeViews(client: ClickHouseClient, catalog: Catalog,
       stepMs[metric.name] = performance.now() - m0;
       req.onStep?.(metric.name, ++done, total);
     }
-    await dropPartition(client, repeated, req.run);
+    if (anyBelow) await dropPartition(client, repeated, req.run);
   }
   return { eventsCovered, coveredFromMs: from, coveredToMs: to, stepMs };
 }

@@ -43,6 +43,11 @@ export function belowCutSql(cuts: readonly number[]): string {
   return `_seq < transform(_partition, [${cuts.map((_, p) => p).join(", ")}], [${cuts.join(", ")}], 0)`;
 }
 
+/** Master rows of `source` below `cuts` (copies included), as `rows`. */
+export function belowCutRowsSql(db: string, source: SourceDef, cuts: readonly number[]): string {
+  return `SELECT count() AS rows FROM ${masterTable(db, source.name)} WHERE ${belowCutSql(cuts)}`;
+}
+
 /**
  * INSERT into repeated_<source>, for run {run}, of the first copy of every id
  * with more than one row below the cut: its row with the lowest `_seq` (then
