@@ -10,7 +10,7 @@ import type { ClickHouseClient } from "@clickhouse/client";
 import type { Catalog } from "../core/catalog.js";
 import { queryRows } from "../ch/client.js";
 import { repeatedTable, viewTable } from "../ch/schema.js";
-import { belowCutRowsSql, coverageSql, recomputeMetricSql, repeatedFirstCopiesSql, type RecomputeParams } from "./sql.js";
+import { belowCutRowsSql, checkCuts, coverageSql, recomputeMetricSql, repeatedFirstCopiesSql, type RecomputeParams } from "./sql.js";
 
 export interface RecomputeResult {
   /** Distinct events below the cut, over every source. */
@@ -40,6 +40,7 @@ const dropPartition = (client: ClickHouseClient, table: string, run: number) =>
 export async function recomputeViews(client: ClickHouseClient, catalog: Catalog, db: string, req: RecomputeRequest): Promise<RecomputeResult> {
   const params: RecomputeParams = { run: req.run };
   const { cuts } = req;
+  checkCuts(cuts);
   const stepMs: Record<string, number> = {};
   const total = catalog.sources.size + catalog.metrics.size;
   let done = 0;

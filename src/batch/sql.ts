@@ -30,15 +30,23 @@ export interface RecomputeParams {
 }
 
 /**
+ * Checks that every cut can be written as an integer literal.
+ * @throws RangeError when a cut is not an integer in 0..2^53-1
+ */
+export function checkCuts(cuts: readonly number[]): void {
+  for (const [p, c] of cuts.entries()) {
+    if (!Number.isSafeInteger(c) || c < 0) throw new RangeError(`cut of partition ${p}: ${c}; allowed: integers in 0..2^53-1`);
+  }
+}
+
+/**
  * Master rows below the cut: `_seq < cuts[_partition]`. A partition past the
  * end of `cuts` has nothing below it.
  * @param cuts - cuts[p]: barrier sequence of partition p
  * @throws RangeError when a cut is not an integer in 0..2^53-1
  */
 export function belowCutSql(cuts: readonly number[]): string {
-  for (const [p, c] of cuts.entries()) {
-    if (!Number.isSafeInteger(c) || c < 0) throw new RangeError(`cut of partition ${p}: ${c}; allowed: integers in 0..2^53-1`);
-  }
+  checkCuts(cuts);
   if (cuts.length === 0) return "0";
   return `_seq < transform(_partition, [${cuts.map((_, p) => p).join(", ")}], [${cuts.join(", ")}], 0)`;
 }
