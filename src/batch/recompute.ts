@@ -1,28 +1,29 @@
 /**
  * A batch recompute: every metric from scratch over the master dataset, up to a
  * cut, into batch views versioned by the run number. Per source, the first
- * copies below the cut are materialised once; every metric of the source
- * aggregates from them. Older view versions are kept for readers still
+ * copies of the ids with several rows below the cut are materialised once;
+ * every metric of the source aggregates from them and the master rows of the
+ * other ids (src/batch/sql.ts). Older view versions are kept for readers still
  * answering at them, and dropped past a limit.
  */
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Catalog } from "../core/catalog.js";
 import { queryRows } from "../ch/client.js";
-import { firstCopiesTable, ident, viewTable } from "../ch/schema.js";
-import { coverageSql, firstCopiesSql, recomputeMetricSql } from "./sql.js";
+import { ident, repeatedTable, viewTable } from "../ch/schema.js";
+import { belowCutRowsSql, checkCuts, coverageSql, recomputeMetricSql, repeatedFirstCopiesSql, type RecomputeParams } from "./sql.js";
 
 export interface RecomputeResult {
   /** Distinct events below the cut, over every source. */
   readonly eventsCovered: number;
   readonly coveredFromMs: number | null;
   readonly coveredToMs: number | null;
-  /** Step → ms spent: `first_<source>` (deduplication below the cut), then each metric name. */
+  /** Step → ms spent: `first_<source>` (deduplication below the cut and its coverage), then each metric name. */
   readonly stepMs: Readonly<Record<string, number>>;
 }
 
 export interface RecomputeRequest {
   readonly run: number;
-  /** cuts[p]: barrier sequence of partition p. */
+  /** cuts[p]: barrier sequence of partition p; integers in 0..2^53-1. */
   readonly cuts: readonly number[];
   /** Called after each step (`first_<source>`, then each of its metrics), for progress. */
   readonly onStep?: (step: string, done: number, total: number) => void;
@@ -31,8 +32,15 @@ export interface RecomputeRequest {
 const dropPartition = (client: ClickHouseClient, table: string, run: number) =>
   client.command({ query: `ALTER TABLE ${table} DROP PARTITION ${Number(run)}` });
 
+/**
+ * Recomputes every metric of `catalog` below `req.cuts` into view version `req.run`.
+ * Rerunning a run replaces its views, never doubles them.
+ * @throws RangeError when a cut is not an integer in 0..2^53-1
+ */
 export async function recomputeViews(client: ClickHouseClient, catalog: Catalog, db: string, req: RecomputeRequest): Promise<RecomputeResult> {
-  const params = { run: req.run, cuts: [...req.cuts] };
+  const params: RecomputeParams = { run: req.run };
+  const { cuts } = req;
+  checkCuts(cuts);
   const stepMs: Record<string, number> = {};
   const total = catalog.sources.size + catalog.metrics.size;
   let done = 0;
@@ -41,16 +49,22 @@ export async function recomputeViews(client: ClickHouseClient, catalog: Catalog,
   let to: number | null = null;
   for (const source of catalog.sources.values()) {
     const t0 = performance.now();
-    const first = firstCopiesTable(db, source.name);
+    const repeated = repeatedTable(db, source.name);
     // A retried run must not add a second copy of its rows.
-    await dropPartition(client, first, req.run);
-    await client.command({ query: firstCopiesSql(db, source), query_params: params });
-    const [row] = await queryRows<{ events: number | string; from_ms: number | string; to_ms: number | string }>(client, coverageSql(db, source), params);
-    const n = Number(row?.events ?? 0);
-    if (n > 0) {
-      eventsCovered += n;
-      from = Math.min(from ?? Infinity, Number(row!.from_ms));
-      to = Math.max(to ?? -Infinity, Number(row!.to_ms));
+    await dropPartition(client, repeated, req.run);
+    // A source with no row below the cut (say, one just added to the catalog) needs no deduplication.
+    const [below] = await queryRows<{ rows: number | string }>(client, belowCutRowsSql(db, source, cuts));
+    const anyBelow = Number(below?.rows ?? 0) > 0;
+    let n = 0;
+    if (anyBelow) {
+      await client.command({ query: repeatedFirstCopiesSql(db, source, cuts), query_params: { ...params } });
+      const [row] = await queryRows<{ events: number | string; from_ms: number | string; to_ms: number | string }>(client, coverageSql(db, source, cuts), { ...params });
+      n = Number(row?.events ?? 0);
+      if (n > 0) {
+        eventsCovered += n;
+        from = Math.min(from ?? Infinity, Number(row!.from_ms));
+        to = Math.max(to ?? -Infinity, Number(row!.to_ms));
+      }
     }
     stepMs[`first_${source.name}`] = performance.now() - t0;
     req.onStep?.(`first_${source.name}`, ++done, total);
@@ -58,13 +72,16 @@ export async function recomputeViews(client: ClickHouseClient, catalog: Catalog,
       if (metric.source !== source.name) continue;
       const m0 = performance.now();
       await dropPartition(client, viewTable(db, metric), req.run);
-      const metricParams: Record<string, unknown> = {};
-      const sql = recomputeMetricSql(db, metric, source, metricParams);
-      await client.command({ query: sql, query_params: { ...params, ...metricParams } });
+      // No event of the source below the cut: the view version is empty, no query needed.
+      if (n > 0) {
+        const metricParams: Record<string, unknown> = {};
+        const sql = recomputeMetricSql(db, metric, source, cuts, metricParams);
+        await client.command({ query: sql, query_params: { ...params, ...metricParams } });
+      }
       stepMs[metric.name] = performance.now() - m0;
       req.onStep?.(metric.name, ++done, total);
     }
-    await dropPartition(client, first, req.run);
+    if (anyBelow) await dropPartition(client, repeated, req.run);
   }
   return { eventsCovered, coveredFromMs: from, coveredToMs: to, stepMs };
 }

@@ -20,7 +20,7 @@ const CH_TYPES: Record<FieldType, string> = {
 export const ident = (name: string) => `\`${name.replace(/`/g, "``")}\``;
 
 const masterName = (source: string) => `master_${source}`;
-const firstCopiesName = (source: string) => `first_${source}`;
+const repeatedName = (source: string) => `repeated_${source}`;
 export const masterTable = (db: string, source: string) => `${ident(db)}.${ident(masterName(source))}`;
 /**
  * A metric's batch views live in a table named after the metric and its
@@ -34,7 +34,13 @@ export const viewTable = (db: string, metric: MetricDef) => `${ident(db)}.${iden
  */
 export const oldestKeptView = (lastRun: number, kept: number) => lastRun - kept + 1;
 
-export const firstCopiesTable = (db: string, source: string) => `${ident(db)}.${ident(firstCopiesName(source))}`;
+/**
+ * The first copy of every event id that has more than one row below a run's cut (copies of the
+ * event, or the same row archived twice), with the (partition, sequence) of each of those rows in
+ * `_rows`; one partition per run, dropped after the run. Ids with one row below the cut are read
+ * from the master table as they are (src/batch/sql.ts).
+ */
+export const repeatedTable = (db: string, source: string) => `${ident(db)}.${ident(repeatedName(source))}`;
 
 const columnType = (f: FieldDef) => (f.optional ? `Nullable(${CH_TYPES[f.type]})` : CH_TYPES[f.type]);
 
@@ -48,10 +54,10 @@ export function masterTableDdl(db: string, source: SourceDef): string {
   return `CREATE TABLE IF NOT EXISTS ${masterTable(db, source.name)} (${cols.join(", ")}) ENGINE = MergeTree ORDER BY (_partition, _seq)`;
 }
 
-/** The first copy of every event id below a run's cut; one partition per run, dropped after the run. */
-export function firstCopiesTableDdl(db: string, source: SourceDef): string {
-  const cols = ["`_run` UInt64", ...Object.entries(source.fields).map(([f, t]) => `${ident(f)} ${columnType(t)}`)];
-  return `CREATE TABLE IF NOT EXISTS ${firstCopiesTable(db, source.name)} (${cols.join(", ")}) ENGINE = MergeTree PARTITION BY _run ORDER BY tuple()`;
+/** See {@link repeatedTable}. */
+export function repeatedTableDdl(db: string, source: SourceDef): string {
+  const cols = ["`_run` UInt64", "`_id` String", "`_rows` Array(Tuple(UInt16, UInt64))", ...Object.entries(source.fields).map(([f, t]) => `${ident(f)} ${columnType(t)}`)];
+  return `CREATE TABLE IF NOT EXISTS ${repeatedTable(db, source.name)} (${cols.join(", ")}) ENGINE = MergeTree PARTITION BY _run ORDER BY tuple()`;
 }
 
 export function viewTableDdl(db: string, metric: MetricDef): string {
@@ -84,9 +90,9 @@ export async function ensureSchema(client: ClickHouseClient, db: string, catalog
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${ident(db)}` });
   for (const s of catalog.sources.values()) {
     await client.command({ query: masterTableDdl(db, s) });
-    await client.command({ query: firstCopiesTableDdl(db, s) });
+    await client.command({ query: repeatedTableDdl(db, s) });
     await addMissingColumns(client, db, masterName(s.name), s);
-    await addMissingColumns(client, db, firstCopiesName(s.name), s);
+    await addMissingColumns(client, db, repeatedName(s.name), s);
   }
   for (const m of catalog.metrics.values()) await client.command({ query: viewTableDdl(db, m) });
 }

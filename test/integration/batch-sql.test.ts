@@ -198,9 +198,16 @@ function randomRows(rnd: Prng, events: number, idPrefix = ""): Rows {
     const list = rows[source];
     const earlier = list.length > 0 && rnd.chance(0.15) ? rnd.pick(list) : undefined;
     if (earlier) {
-      // A late copy: same id and partition key (so same partition); only the first copy counts.
+      // A late copy: same id, mostly with the same partition key (so in the same partition); only the first copy counts.
       const other = source === "pageviews" ? pageviewValues(rnd) : orderValues(rnd);
-      list.push(rnd.chance(0.4) ? { ...earlier, _seq: seq } : { ...earlier, ...other, _seq: seq });
+      const copy: MasterRow = rnd.chance(0.4) ? { ...earlier, _seq: seq } : { ...earlier, ...other, _seq: seq };
+      if (rnd.chance(0.2)) {
+        // Published again under another partition key: the copy lies in another partition, with its own cut.
+        const key = source === "pageviews" ? "article_id" : "customer";
+        copy[key] = rnd.pick(source === "pageviews" ? ARTICLES : CUSTOMERS);
+        copy._partition = partitionOfKey(copy[key] as string, PARTITIONS);
+      }
+      list.push(copy);
       continue;
     }
     if (source === "pageviews") {
@@ -280,7 +287,12 @@ interface Expected {
   readonly coveredToMs: number | null;
 }
 
-/** The recount: each id's first copy (lowest _seq) per source, counted when it lies below its partition's cut. */
+/**
+ * The recount: per source, the rows below their partition's cut, and of those each id's
+ * first copy (lowest _seq). A run sees only rows below its cuts (the archiver has flushed
+ * those, not necessarily the rest), so a copy above its partition's cut never hides a later
+ * copy below another partition's cut.
+ */
 function recount(rows: Rows, cuts: readonly number[]): Expected {
   const views = new Map<string, Map<string, Map<number, Fields[]>>>();
   let eventsCovered = 0;
@@ -289,11 +301,11 @@ function recount(rows: Rows, cuts: readonly number[]): Expected {
   for (const [source, list] of Object.entries(rows) as [string, MasterRow[]][]) {
     const first = new Map<string, MasterRow>();
     for (const r of list) {
+      if (!(r._seq < cuts[r._partition]!)) continue;
       const f = first.get(r._id);
       if (!f || r._seq < f._seq) first.set(r._id, r);
     }
     for (const r of first.values()) {
-      if (!(r._seq < cuts[r._partition]!)) continue;
       const ts = r.ts as number;
       eventsCovered++;
       from = Math.min(from ?? Infinity, ts);
@@ -425,7 +437,11 @@ test("batch views equal a recount of first copies below the cut, for every metri
     const db = `batch_sql_${process.pid}_${seed}`;
     await ensureSchema(ch.client, db, catalog);
     const rows = randomRows(rnd, 1500);
-    for (const list of [rows.pageviews, rows.orders]) assert.ok(list.some((r, i) => list.findIndex((o) => o._id === r._id) !== i), "fixture: some ids have copies");
+    for (const list of [rows.pageviews, rows.orders]) {
+      assert.ok(list.some((r, i) => list.findIndex((o) => o._id === r._id) !== i), "fixture: some ids have copies");
+      assert.ok(list.some((r) => list.some((o) => o._id === r._id && o._partition !== r._partition)), "fixture: some ids have copies in another partition");
+      assert.ok(list.some((r, i) => list.findIndex((o) => o._partition === r._partition && o._seq === r._seq) !== i), "fixture: some rows archived twice");
+    }
     await insertRows(ch.client, db, rows);
 
     // Run 1 at random cuts.
@@ -545,4 +561,56 @@ test("onStep names each step as stepMs does, in the documented order: a source's
   assert.deepEqual([...steps].sort(), Object.keys(r.stepMs).sort(), "the names onStep reports are the keys of stepMs");
   const want = [...catalog.sources.keys()].flatMap((s) => [`first_${s}`, ...[...catalog.metrics.values()].filter((m) => m.source === s).map((m) => m.name)]);
   assert.deepEqual(steps, want);
+});
+
+// ---------------------------------------------------------------- first copies and cuts
+
+test("first copies: a row archived twice counts once, a later copy in another partition never counts twice, and only rows below the cuts decide", async () => {
+  const c = parseCatalog(
+    { sources: { s: sourceDoc({ v: "int" }) }, metrics: { per_id: { source: "s", groupBy: ["id"], window: "1h", aggregates: { n: "count", v: { sum: "v" } } } } },
+    "first-copies",
+  );
+  const db = `batch_sql_${process.pid}_first_copies`;
+  await ensureSchema(ch.client, db, c);
+  const row = (id: string, partition: number, seq: number, v: number): MasterRow => ({ _partition: partition, _seq: seq, _id: id, id, ts: T0, v });
+  const rows: MasterRow[] = [
+    // Archived twice (the same partition and sequence), below the cut.
+    row("twice", 0, 1, 10),
+    row("twice", 0, 1, 10),
+    // A later copy in another partition, both below their cuts: the lower sequence counts.
+    row("moved", 0, 2, 20),
+    row("moved", 1, 5, 21),
+    // Archived twice, and a later copy in another partition.
+    row("both", 1, 3, 30),
+    row("both", 1, 3, 30),
+    row("both", 0, 6, 31),
+    // The first copy lies above partition 0's cut, a later copy below partition 1's: the run sees only the later one.
+    row("above", 0, 12, 40),
+    row("above", 1, 14, 41),
+    // Above the cut only, archived twice.
+    row("late", 0, 15, 50),
+    row("late", 0, 15, 50),
+    // Seen once.
+    row("once", 1, 4, 60),
+  ];
+  await ch.client.insert({ table: masterTable(db, "s"), values: rows, format: "JSONEachRow" });
+  /** id → its state in view version `run`, after a run at `cuts`. */
+  const perId = async (run: number, cuts: number[], covered: number) => {
+    assert.equal((await recomputeViews(ch.client, c, db, { run, cuts })).eventsCovered, covered, `run ${run}: eventsCovered`);
+    const states = await readBatchStates(ch.client, db, c.metrics.get("per_id")!, run, null, ALL_TIME.fromMs, ALL_TIME.toMs);
+    return Object.fromEntries([...states].map(([id, ws]) => [id, ws.get(T0)]));
+  };
+  const counted = (v: number) => ({ n: 1, parts: [{ k: "count" }, { k: "sum", s: v }] });
+  assert.deepEqual(await perId(1, [10, 20], 5), { twice: counted(10), moved: counted(20), both: counted(30), above: counted(41), once: counted(60) });
+  // Once the cuts pass every row, each id counts once, at its lowest sequence.
+  const all = { twice: counted(10), moved: counted(20), both: counted(30), above: counted(40), late: counted(50), once: counted(60) };
+  assert.deepEqual(await perId(2, [100, 100], 6), all);
+});
+
+test("a cut that is not a non-negative integer is refused before any query", async () => {
+  const db = `batch_sql_${process.pid}_bad_cut`;
+  await ensureSchema(ch.client, db, catalog);
+  for (const bad of [-1, 1.5, Number.NaN, 2 ** 53]) {
+    await assert.rejects(recomputeViews(ch.client, catalog, db, { run: 1, cuts: [1, bad, 1, 1] }), RangeError, `cut ${bad}`);
+  }
 });

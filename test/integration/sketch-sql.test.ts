@@ -2,9 +2,10 @@
  * The sketches of src/core/sketch.ts against real chDB. ClickHouse SQL must
  * build exactly the states TypeScript builds: the hash and the canonical
  * strings, the HLL register of every possible low-bit pattern, the quantile
- * bucket of every kind of double, and whole maxMap/sumMap states over random
- * rows, including a batch/speed split at a random cut. Values reach the tables
- * the way the archiver sends them, as a JSONEachRow insert.
+ * bucket of every kind of double, and whole states (hllSqlState,
+ * quantileSqlState) over random rows, including a batch/speed split at a random
+ * cut and groups with nothing to count. Values reach the tables the way the
+ * archiver sends them, as a JSONEachRow insert.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -19,15 +20,16 @@ import {
   hllEncode,
   hllMerge,
   hllRegister,
-  hllSqlArgs,
   hllSqlRegister,
+  hllSqlState,
   murmur3_32,
   quantileAdd,
   quantileBucket,
   quantileDecode,
   quantileEncode,
   quantileMerge,
-  quantileSqlArgs,
+  quantileSqlBucket,
+  quantileSqlState,
   type HllState,
   type QuantileState,
 } from "../../src/core/sketch.js";
@@ -108,7 +110,7 @@ test("the SQL register (index, rank) equals hllRegister for all 2^20 low-bit pat
 });
 
 /**
- * sumMap counts are UInt64. chDB writes them as JSON numbers; a server quotes
+ * Quantile counts are UInt64. chDB writes them as JSON numbers; a server quotes
  * 64-bit integers by default (output_format_json_quote_64bit_integers).
  */
 type Counts = (number | string)[];
@@ -132,23 +134,23 @@ function randomDoubles(rnd: Prng, n: number): number[] {
 test("the SQL bucket equals quantileBucket for random doubles (normal, subnormal, huge, negative, integers) and for -0", async () => {
   const xs = randomDoubles(prng(2), 20_000);
   const table = await createTable("doubles", "i UInt32, x Float64", xs.map((x, i) => ({ i, x })));
-  const got = await queryRows<{ i: number; bits: string; b: [number[], Counts] }>(
+  const got = await queryRows<{ i: number; bits: string; b: number }>(
     ch.client,
-    `SELECT i, toString(reinterpretAsUInt64(x)) AS bits, sumMap(${quantileSqlArgs("x")}) AS b FROM ${table} GROUP BY i, x ORDER BY i`,
+    `SELECT i, toString(reinterpretAsUInt64(x)) AS bits, ${quantileSqlBucket("x")} AS b FROM ${table} ORDER BY i`,
   );
   assert.equal(got.length, xs.length);
   for (const r of got) {
     const x = xs[r.i]!;
     assert.equal(r.bits, bitsOf(x), `row ${r.i}: ${x} is stored with the same bits`);
-    assert.deepEqual([r.b[0], r.b[1].map(Number)], [[quantileBucket(x)], [1]], `row ${r.i}: bucket of ${x}`);
+    assert.equal(r.b, quantileBucket(x), `row ${r.i}: bucket of ${x}`);
   }
   // JSON has no -0, so it is made in SQL; the first column proves the sign bit is set.
-  const [zero] = await queryRows<{ neg: string; b: [number[], Counts] }>(
+  const [zero] = await queryRows<{ neg: string; b: number }>(
     ch.client,
-    `SELECT toString(any(reinterpretAsUInt64(x))) AS neg, sumMap(${quantileSqlArgs("x")}) AS b FROM (SELECT -toFloat64(0) AS x)`,
+    `SELECT toString(reinterpretAsUInt64(x)) AS neg, ${quantileSqlBucket("x")} AS b FROM (SELECT -toFloat64(0) AS x)`,
   );
   assert.equal(zero?.neg, (1n << 63n).toString(), "the input is -0");
-  assert.deepEqual(zero && [zero.b[0], zero.b[1].map(Number)], [[quantileBucket(-0)], [1]]);
+  assert.equal(zero?.b, quantileBucket(-0));
   assert.equal(quantileBucket(-0), 0);
 });
 
@@ -159,6 +161,8 @@ interface EventRow {
   n: number;
   b: boolean;
   x: number;
+  /** Counted: the condition the states are built under. */
+  c: boolean;
 }
 
 type SqlStates = { g: number; hs: [number[], number[]]; hn: [number[], number[]]; hb: [number[], number[]]; qx: [number[], Counts]; qn: [number[], Counts] };
@@ -166,13 +170,22 @@ type SqlStates = { g: number; hs: [number[], number[]]; hn: [number[], number[]]
 const hllOfSql = ([idx, rank]: [number[], number[]]): HllState => hllDecode({ idx, rank });
 const quantilesOfSql = ([bucket, count]: [number[], Counts]): QuantileState => quantileDecode({ bucket, count: count.map(Number) });
 
-/** TS states per group, over the rows `keep` accepts. */
-function tsStates(rows: readonly EventRow[], keep: (r: EventRow) => boolean) {
-  const groups = new Map<number, { hs: HllState; hn: HllState; hb: HllState; qx: QuantileState; qn: QuantileState }>();
+interface TsStates {
+  hs: HllState;
+  hn: HllState;
+  hb: HllState;
+  qx: QuantileState;
+  qn: QuantileState;
+}
+const emptyStates = (): TsStates => ({ hs: new Map(), hn: new Map(), hb: new Map(), qx: new Map(), qn: new Map() });
+
+/** TS states per group, over the rows `keep` accepts (by default the counted ones). */
+function tsStates(rows: readonly EventRow[], keep: (r: EventRow) => boolean = (r) => r.c) {
+  const groups = new Map<number, TsStates>();
   for (const r of rows) {
     if (!keep(r)) continue;
     let st = groups.get(r.g);
-    if (!st) groups.set(r.g, (st = { hs: new Map(), hn: new Map(), hb: new Map(), qx: new Map(), qn: new Map() }));
+    if (!st) groups.set(r.g, (st = emptyStates()));
     hllAdd(st.hs, canonicalString(r.s));
     hllAdd(st.hn, canonicalString(r.n));
     hllAdd(st.hb, canonicalString(r.b));
@@ -182,37 +195,51 @@ function tsStates(rows: readonly EventRow[], keep: (r: EventRow) => boolean) {
   return groups;
 }
 
-test("maxMap/sumMap states equal the TS states exactly, and merge(batch below a cut, speed above it) equals both", async () => {
+/**
+ * The five states per group over the rows `where` keeps, counting the rows where `cond` holds
+ * (null: every row): the two levels a batch view's query uses.
+ */
+function sqlStates(table: string, where: string, groupBy = "g", cond: string | null = "c"): Promise<SqlStates[]> {
+  const sketches = { hs: hllSqlState("s", cond), hn: hllSqlState("n", cond), hb: hllSqlState("b", cond), qx: quantileSqlState("x", cond), qn: quantileSqlState("n", cond) };
+  const inner = Object.entries(sketches).map(([name, st]) => `, ${st.aggregate} AS _${name}`);
+  const outer = Object.entries(sketches).map(([name, st]) => `, (${st.columns(`_${name}`).join(", ")}) AS ${name}`);
+  const by = groupBy ? ` GROUP BY ${groupBy}` : "";
+  return queryRows<SqlStates>(ch.client, `SELECT ${groupBy || "0"} AS g${outer.join("")} FROM (SELECT ${groupBy || "0"} AS g${inner.join("")} FROM ${table} WHERE ${where}${by}) ORDER BY g`);
+}
+
+test("SQL states equal the TS states exactly, also for a group with nothing counted, and merge(batch below a cut, speed above it) equals both", async () => {
   const rnd = prng(3);
   const rows: EventRow[] = [];
-  // Group sizes from tiny (sparse HLL) to large (every register set).
-  const sizes = [1, 7, 300, 5000, 60_000];
+  // Group sizes from tiny (sparse HLL) to large (every register set); the last group has no counted row.
+  const sizes = [1, 7, 300, 5000, 60_000, 40];
+  const uncounted = sizes.length - 1;
   sizes.forEach((size, g) => {
     for (let k = 0; k < size; k++) {
-      rows.push({ seq: rows.length, g, s: rnd.chance(0.2) ? randomText(rnd, rnd.int(0, 12)) : `user-${rnd.int(0, size)}`, n: rnd.int(-1e12, 1e12), b: rnd.chance(0.3), x: randomDoubles(rnd, 14).at(-1)! });
+      const s = rnd.chance(0.2) ? randomText(rnd, rnd.int(0, 12)) : `user-${rnd.int(0, size)}`;
+      rows.push({ seq: rows.length, g, s, n: rnd.int(-1e12, 1e12), b: rnd.chance(0.3), x: randomDoubles(rnd, 14).at(-1)!, c: g !== uncounted && (size === 1 || rnd.chance(0.9)) });
     }
   });
-  const table = await createTable("events", "seq UInt32, g UInt8, s String, n Int64, b Bool, x Float64", rows);
+  const table = await createTable("events", "seq UInt32, g UInt8, s String, n Int64, b Bool, x Float64, c Bool", rows);
   const cut = rnd.int(1, rows.length - 1);
-  const select = (where: string) =>
-    queryRows<SqlStates>(
-      ch.client,
-      `SELECT g, maxMap(${hllSqlArgs("s")}) AS hs, maxMap(${hllSqlArgs("n")}) AS hn, maxMap(${hllSqlArgs("b")}) AS hb, ` +
-        `sumMap(${quantileSqlArgs("x")}) AS qx, sumMap(${quantileSqlArgs("n")}) AS qn FROM ${table} WHERE ${where} GROUP BY g ORDER BY g`,
-    );
-  const all = tsStates(rows, () => true);
-  const speed = tsStates(rows, (r) => r.seq >= cut);
-  const [sqlAll, batch] = [await select("1"), await select(`seq < ${cut}`)];
-  assert.equal(sqlAll.length, sizes.length);
+  const all = tsStates(rows);
+  const speed = tsStates(rows, (r) => r.c && r.seq >= cut);
+  const [sqlAll, batch] = [await sqlStates(table, "1"), await sqlStates(table, `seq < ${cut}`)];
+  assert.deepEqual(
+    sqlAll.map((r) => r.g),
+    [...sizes.keys()],
+    "one row per group, the group with nothing counted included",
+  );
   for (const r of sqlAll) {
-    const want = all.get(r.g)!;
+    const want = all.get(r.g) ?? emptyStates();
     assert.deepEqual([r.hs[0], r.hs[1]], [hllEncode(want.hs).idx, hllEncode(want.hs).rank], `group ${r.g}: HLL of String`);
     assert.deepEqual(hllEncode(hllOfSql(r.hn)), hllEncode(want.hn), `group ${r.g}: HLL of Int64`);
     assert.deepEqual(hllEncode(hllOfSql(r.hb)), hllEncode(want.hb), `group ${r.g}: HLL of Bool`);
-    assert.deepEqual(quantileEncode(quantilesOfSql(r.qx)), quantileEncode(want.qx), `group ${r.g}: quantiles of Float64`);
+    assert.deepEqual([r.qx[0], r.qx[1].map(Number)], [quantileEncode(want.qx).bucket, quantileEncode(want.qx).count], `group ${r.g}: quantiles of Float64`);
     assert.deepEqual(quantileEncode(quantilesOfSql(r.qn)), quantileEncode(want.qn), `group ${r.g}: quantiles of Int64`);
   }
-  assert.ok(all.get(sizes.length - 1)!.hs.size > 4000, "fixture: the large group sets nearly every register");
+  const none = sqlAll.find((r) => r.g === uncounted)!;
+  assert.deepEqual([none.hs, none.hn, none.hb, none.qx, none.qn], [[[], []], [[], []], [[], []], [[], []], [[], []]], "nothing counted: empty arrays");
+  assert.ok(all.get(sizes.length - 2)!.hs.size > 4000, "fixture: the large group sets nearly every register");
   for (const g of sizes.keys()) {
     const b = batch.find((r) => r.g === g);
     const hs = b ? hllOfSql(b.hs) : new Map<number, number>();
@@ -222,11 +249,19 @@ test("maxMap/sumMap states equal the TS states exactly, and merge(batch below a 
       hllMerge(hs, sp.hs);
       quantileMerge(qx, sp.qx);
     }
-    assert.deepEqual(hllEncode(hs), hllEncode(all.get(g)!.hs), `group ${g}: merged HLL at cut ${cut}`);
-    assert.deepEqual(quantileEncode(qx), quantileEncode(all.get(g)!.qx), `group ${g}: merged quantiles at cut ${cut}`);
+    const whole = all.get(g) ?? emptyStates();
+    assert.deepEqual(hllEncode(hs), hllEncode(whole.hs), `group ${g}: merged HLL at cut ${cut}`);
+    assert.deepEqual(quantileEncode(qx), quantileEncode(whole.qx), `group ${g}: merged quantiles at cut ${cut}`);
   }
-  // No rows: both aggregates give empty arrays, which decode to the empty state.
-  const [empty] = await queryRows<Omit<SqlStates, "g">>(ch.client, `SELECT maxMap(${hllSqlArgs("s")}) AS hs, sumMap(${quantileSqlArgs("x")}) AS qx FROM ${table} WHERE 0`);
+  // No condition: every row counts.
+  const everyRow = tsStates(rows, () => true);
+  for (const r of await sqlStates(table, "1", "g", null)) {
+    const want = everyRow.get(r.g)!;
+    assert.deepEqual(hllEncode(hllOfSql(r.hs)), hllEncode(want.hs), `group ${r.g}, no condition: HLL of String`);
+    assert.deepEqual(quantileEncode(quantilesOfSql(r.qx)), quantileEncode(want.qx), `group ${r.g}, no condition: quantiles of Float64`);
+  }
+  // No rows at all, no GROUP BY: one row of empty arrays, which decode to the empty state.
+  const [empty] = await sqlStates(table, "0", "");
   assert.deepEqual(hllOfSql(empty!.hs), new Map());
   assert.deepEqual(quantilesOfSql(empty!.qx), new Map());
 });
