@@ -50,7 +50,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, catalo
     if (ch) await ensureSchema(ch.client, cfg.database, catalog);
     if (ch && wants("archiver")) {
       started.archiver = await createArchiver(
-        { nc, ch: ch.client, catalog, names, log },
+        { nc, ch, catalog, names, log },
         {
           nodeId: cfg.nodeId,
           heartbeatIntervalMs: cfg.heartbeatIntervalMs,
