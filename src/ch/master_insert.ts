@@ -72,7 +72,11 @@ export function chdbFileMasterInserter(client: ClickHouseClient, dir: string): M
       const path = join(dir, `${source.name}-${++files}.bin`);
       await writeFile(path, enc.encode(rows));
       try {
-        await client.command({ query: `INSERT INTO ${masterTable(db, source.name)} SELECT * FROM file(${sqlString(path)}, RowBinary, ${enc.structure})` });
+        // One insert thread: the blocks land in file order, so rows that land before a failure
+        // are a prefix of each partition's rows, which the archiver's retry relies on.
+        await client.command({
+          query: `INSERT INTO ${masterTable(db, source.name)} SELECT * FROM file(${sqlString(path)}, RowBinary, ${enc.structure}) SETTINGS max_insert_threads = 1`,
+        });
       } finally {
         await unlink(path).catch(() => undefined); // best effort: the directory is emptied at the next open
       }
