@@ -20,7 +20,7 @@ import { unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { SourceDef } from "../core/catalog.js";
-import { masterStructure, rowBinaryEncoder, type MasterRow, type RowBinaryEncoder } from "./row_binary.js";
+import { masterStructure, rowBinaryEncoder, RowEncodingError, type MasterRow, type RowBinaryEncoder } from "./row_binary.js";
 import { masterTable } from "./schema.js";
 
 export type { MasterRow } from "./row_binary.js";
@@ -34,7 +34,7 @@ export interface MasterInserter {
   readonly format: MasterInsertFormat;
   /**
    * Inserts `rows` into `db`'s master table of `source`.
-   * @throws RowEncodingError (terminal: a value does not fit its column) or the client's error.
+   * @throws the client's error (ClickHouse refused the rows, or could not be reached).
    */
   insert(db: string, source: SourceDef, rows: readonly MasterRow[]): Promise<void>;
 }
@@ -62,6 +62,7 @@ export function chdbFileMasterInserter(client: ClickHouseClient, dir: string): M
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const encoders = new WeakMap<SourceDef, { encode: RowBinaryEncoder; structure: string }>();
+  const json = jsonMasterInserter(client);
   let files = 0;
   return {
     format: MasterInsertFormats.rowBinary,
@@ -69,8 +70,17 @@ export function chdbFileMasterInserter(client: ClickHouseClient, dir: string): M
       if (rows.length === 0) return;
       let enc = encoders.get(source);
       if (!enc) encoders.set(source, (enc = { encode: rowBinaryEncoder(source), structure: sqlString(masterStructure(source)) }));
+      let bytes: Buffer;
+      try {
+        bytes = enc.encode(rows);
+      } catch (err) {
+        if (!(err instanceof RowEncodingError)) throw err;
+        // A value its column's type does not describe (events written under an older catalog):
+        // ClickHouse's JSON parser converts or refuses it, as it did before RowBinary.
+        return json.insert(db, source, rows);
+      }
       const path = join(dir, `${source.name}-${++files}.bin`);
-      await writeFile(path, enc.encode(rows));
+      await writeFile(path, bytes);
       try {
         // One insert thread: the blocks land in file order, so rows that land before a failure
         // are a prefix of each partition's rows, which the archiver's retry relies on.

@@ -21,7 +21,7 @@ export interface MasterRow {
   readonly fields: Readonly<Record<string, FieldValue | undefined>>;
 }
 
-/** Thrown when a row's value does not fit its column; retrying the same rows cannot help. */
+/** Thrown when a row's value does not fit its column's type; the chDB inserter then sends the batch as JSONEachRow. */
 export class RowEncodingError extends Error {
   override readonly name = "RowEncodingError";
   constructor(
