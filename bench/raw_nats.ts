@@ -6,6 +6,7 @@
  */
 import { createInbox, headers, type NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamClient } from "@nats-io/jetstream";
+import { inFlightWindow } from "../src/core/in_flight.js";
 import type { StreamEvent } from "./workload.js";
 
 /** In-flight window of the stock pipelined publish (the product's ingest keeps 512 too). */
@@ -15,25 +16,19 @@ export const CORE_PUBLISH_WINDOW = 1_024;
 
 /** `js.publish` with a message id for every event, `window` in flight. Resolves when every ack is in. */
 export async function publishPipelined(js: JetStreamClient, events: readonly StreamEvent[], window = JS_PUBLISH_WINDOW): Promise<void> {
-  let inFlight = 0;
+  const slots = inFlightWindow(window);
   let failure: unknown;
-  let wake: (() => void) | undefined;
-  const settle = () => {
-    inFlight--;
-    const w = wake;
-    wake = undefined;
-    w?.();
-  };
+  const settle = () => slots.release();
   for (const e of events) {
     if (failure) break;
-    while (inFlight >= window) await new Promise<void>((r) => (wake = r));
-    inFlight++;
+    const slot = slots.take();
+    if (slot) await slot;
     js.publish(e.subject, e.data, { msgID: e.msgId }).then(settle, (err: unknown) => {
       failure ??= err;
       settle();
     });
   }
-  while (inFlight > 0) await new Promise<void>((r) => (wake = r));
+  await slots.drained();
   if (failure) throw failure;
 }
 

@@ -5,26 +5,31 @@
  * @clickhouse/client into chDB), from its start until it reports every row
  * inserted. Baselines: the same rows inserted into the same table shape in
  * 50k-row batches through the same client, (a) as JSONEachRow, the
- * archiver's format, and (b) as RowBinary written by Node and read with
- * `INSERT … SELECT FROM file()`, the fastest raw path.
+ * archiver's format until 2026-11, and (b) as RowBinary written by Node and
+ * read with `INSERT … SELECT FROM file()`, the fastest raw path (the
+ * archiver's format on chDB since). (c) Reading the same stream without
+ * inserting: ordered consumers per partition with the archiver's pull
+ * settings, msgpack decode, nothing else; the archiver cannot beat it.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ClickHouseClient } from "@clickhouse/client";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type ConsumerMessages } from "@nats-io/jetstream";
 import { ARCHIVER_FLUSH_INTERVAL_MS, ARCHIVER_FLUSH_ROWS, DEFAULT_PARTITIONS, DUPLICATE_WINDOW_MS } from "../../src/core/config.js";
 import { validateEvent } from "../../src/core/events.js";
 import { createJsonLogger } from "../../src/core/logger.js";
 import { createArchiver } from "../../src/batch/index.js";
+import { ARCHIVER_PULL_MESSAGES } from "../../src/batch/archiver.js";
 import { openClickHouse } from "../../src/ch/client.js";
+import { masterStructure, rowBinaryEncoder, type MasterRow } from "../../src/ch/row_binary.js";
 import { ensureSchema, masterTable } from "../../src/ch/schema.js";
 import { connectNats } from "../../src/nats/connect.js";
+import { decodeRecord } from "../../src/nats/codec.js";
 import { namesFor } from "../../src/nats/names.js";
 import { ensureStreams } from "../../src/nats/setup.js";
 import type { BenchContext } from "../context.js";
 import { Better, row, type Figure, type FigureResult } from "../figure.js";
 import { publishCore } from "../raw_nats.js";
-import { encodeRowBinary, masterStructure, type MasterRow } from "../rowbinary.js";
 import { waitFor } from "../wait.js";
 import { makeEvents, SOURCE, toStreamEvents } from "../workload.js";
 
@@ -59,8 +64,10 @@ export const archiverFigure: Figure = {
       // The same rows as the archiver builds them (sequence numbers aside).
       const rows: MasterRow[] = raws.map((raw, i) => {
         const e = validateEvent(catalog, SOURCE, raw);
-        return { _partition: i % partitions, _seq: i + 1, _id: e.id, ...e.fields };
+        return { partition: i % partitions, seq: i + 1, id: e.id, fields: e.fields };
       });
+      const jsonRows = rows.map((r) => ({ _partition: r.partition, _seq: r.seq, _id: r.id, ...r.fields }));
+      const encodeRowBinary = rowBinaryEncoder(source);
 
       const freshTable = async () => {
         const db = `${prefix}d${pass++}`;
@@ -71,7 +78,7 @@ export const archiverFigure: Figure = {
         const { db, table } = await freshTable();
         const t0 = performance.now();
         const archiver = await createArchiver(
-          { nc, ch: ch.client, catalog, names, log },
+          { nc, ch, catalog, names, log },
           { nodeId: "bench-archiver", heartbeatIntervalMs: 1_000, partitions, database: db, flushIntervalMs: ARCHIVER_FLUSH_INTERVAL_MS, flushRows: ARCHIVER_FLUSH_ROWS },
         );
         try {
@@ -87,7 +94,7 @@ export const archiverFigure: Figure = {
       const jsonEachRow = async () => {
         const { table } = await freshTable();
         const t0 = performance.now();
-        for (let i = 0; i < n; i += BASELINE_BATCH_ROWS) await ch.client.insert({ table, values: rows.slice(i, i + BASELINE_BATCH_ROWS), format: "JSONEachRow" });
+        for (let i = 0; i < n; i += BASELINE_BATCH_ROWS) await ch.client.insert({ table, values: jsonRows.slice(i, i + BASELINE_BATCH_ROWS), format: "JSONEachRow" });
         const ms = performance.now() - t0;
         if ((await countRows(ch.client, table)) !== n) throw new Error("JSONEachRow baseline lost rows");
         return n / (ms / 1000);
@@ -97,7 +104,7 @@ export const archiverFigure: Figure = {
         const file = join(ctx.env.tmpDir, "rows.bin");
         const t0 = performance.now();
         for (let i = 0; i < n; i += BASELINE_BATCH_ROWS) {
-          writeFileSync(file, encodeRowBinary(source, rows.slice(i, i + BASELINE_BATCH_ROWS)));
+          writeFileSync(file, encodeRowBinary(rows.slice(i, i + BASELINE_BATCH_ROWS)));
           await ch.client.command({ query: `INSERT INTO ${table} SELECT * FROM file('${file}', RowBinary, '${masterStructure(source).replace(/'/g, "\\'")}')` });
         }
         const ms = performance.now() - t0;
@@ -105,16 +112,41 @@ export const archiverFigure: Figure = {
         return n / (ms / 1000);
       };
 
+      const readOnly = async () => {
+        const js = jetstream(nc);
+        let seen = 0;
+        let done!: () => void;
+        const all = new Promise<void>((r) => (done = r));
+        const consumers: ConsumerMessages[] = [];
+        const t0 = performance.now();
+        try {
+          for (let p = 0; p < partitions; p++) {
+            const c = await js.consumers.get(names.eventStream, { filter_subjects: names.eventSubject(p) });
+            const messages = await c.consume({ max_messages: ARCHIVER_PULL_MESSAGES, threshold_messages: ARCHIVER_PULL_MESSAGES / 2 });
+            consumers.push(messages);
+            void (async () => {
+              for await (const m of messages) if (decodeRecord(m.data) && m.seq > 0 && ++seen === n) done();
+            })();
+          }
+          await all;
+          return n / ((performance.now() - t0) / 1000);
+        } finally {
+          await Promise.all(consumers.map((c) => c.close().catch(() => undefined))); // best effort: ephemeral consumers
+        }
+      };
+
       ctx.progress("archiver: warm-up");
       await product();
       await jsonEachRow();
       await rowBinary();
-      const results = { product: [] as number[], jsonEachRow: [] as number[], rowBinary: [] as number[] };
+      await readOnly();
+      const results = { product: [] as number[], jsonEachRow: [] as number[], rowBinary: [] as number[], readOnly: [] as number[] };
       for (let r = 0; r < ctx.opts.reps; r++) {
         ctx.progress(`archiver: repetition ${r + 1}/${ctx.opts.reps}, ${n} rows per path`);
         results.product.push(await product());
         results.jsonEachRow.push(await jsonEachRow());
         results.rowBinary.push(await rowBinary());
+        results.readOnly.push(await readOnly());
       }
       const base = { figure: "archiver", label: "stream → master table", unit: "rows/s", better: Better.higher, product: results.product };
       return {
@@ -122,6 +154,7 @@ export const archiverFigure: Figure = {
         rows: [
           row({ ...base, baseline: { label: "chDB insert, JSONEachRow, 50k batches", samples: results.jsonEachRow } }),
           row({ ...base, baseline: { label: "chDB insert, RowBinary via file(), 50k batches", samples: results.rowBinary } }),
+          row({ ...base, baseline: { label: "reading the stream only (ordered consumers, decode, no insert)", samples: results.readOnly } }),
         ],
         details: { rows: n, partitions, flushRows: ARCHIVER_FLUSH_ROWS, flushIntervalMs: ARCHIVER_FLUSH_INTERVAL_MS, results },
         notes: [

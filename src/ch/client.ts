@@ -6,7 +6,9 @@
  * shares the client opened here.
  */
 import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { createClient, type ClickHouseClient } from "@clickhouse/client";
+import { chdbFileMasterInserter, jsonMasterInserter, type MasterInserter } from "./master_insert.js";
 
 export interface ChOptions {
   /** ClickHouse HTTP URL; empty for embedded chDB. */
@@ -21,6 +23,8 @@ export interface ChHandle {
   readonly client: ClickHouseClient;
   /** "chdb" or "server", for logs and the bench report. */
   readonly engine: "chdb" | "server";
+  /** Appends rows to the master dataset: RowBinary on chDB, JSONEachRow on a server (see master_insert.ts). */
+  readonly master: MasterInserter;
   close(): Promise<void>;
 }
 
@@ -32,12 +36,13 @@ export interface ChHandle {
 export async function openClickHouse(opts: ChOptions): Promise<ChHandle> {
   if (opts.url) {
     const client = createClient({ url: opts.url, username: opts.username, password: opts.password });
-    return { client, engine: "server", close: () => client.close() };
+    return { client, engine: "server", master: jsonMasterInserter(client), close: () => client.close() };
   }
   mkdirSync(opts.chdbPath, { recursive: true });
   const { createChdbConnection } = await import("chdb/connection");
   const client = createClient({ connection: createChdbConnection({ path: opts.chdbPath }) } as Parameters<typeof createClient>[0]);
-  return { client, engine: "chdb", close: () => client.close() };
+  // The insert files live next to chDB's own data: one process owns the directory.
+  return { client, engine: "chdb", master: chdbFileMasterInserter(client, join(opts.chdbPath, "lambda-insert")), close: () => client.close() };
 }
 
 /** Runs a SELECT and returns its rows as objects. */

@@ -42,7 +42,8 @@ export const oldestKeptView = (lastRun: number, kept: number) => lastRun - kept 
  */
 export const repeatedTable = (db: string, source: string) => `${ident(db)}.${ident(repeatedName(source))}`;
 
-const columnType = (f: FieldDef) => (f.optional ? `Nullable(${CH_TYPES[f.type]})` : CH_TYPES[f.type]);
+/** The ClickHouse type of a catalog field's column. */
+export const columnType = (f: FieldDef) => (f.optional ? `Nullable(${CH_TYPES[f.type]})` : CH_TYPES[f.type]);
 
 export function masterTableDdl(db: string, source: SourceDef): string {
   const cols = [

@@ -62,7 +62,8 @@ export class InvalidQueryError extends Error {
 
 /** A part the answer needs is not reachable right now; a retry can help. */
 export class UnavailableError extends Error {
-  override readonly name = "UnavailableError";
+  // string, not the literal: kinds of unavailability (e.g. SpeedActorUnavailableError) extend it.
+  override readonly name: string = "UnavailableError";
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }

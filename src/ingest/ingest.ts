@@ -10,9 +10,10 @@ import type { Catalog } from "../core/catalog.js";
 import type { CatalogFeed } from "../nats/catalog_store.js";
 import { InvalidEventError, ensureError } from "../core/errors.js";
 import { partitionOf, validateEvent, type NormalizedEvent } from "../core/events.js";
+import { inFlightWindow } from "../core/in_flight.js";
 import type { Logger } from "../core/logger.js";
 import { encode, encodeEvent, eventMsgId } from "../nats/codec.js";
-import { createAckPublisher } from "./ack_publisher.js";
+import { createAckPublisher, type PubAck } from "./ack_publisher.js";
 import type { Names } from "../nats/names.js";
 
 /** Publishes kept in flight at once by `publishBatch`. */
@@ -73,10 +74,11 @@ export function createIngest(deps: IngestDeps): Ingest {
   };
 
   const acks = createAckPublisher(deps.nc);
+  const subjects = Array.from({ length: deps.partitions }, (_, p) => deps.names.eventSubject(p));
   const toStream = (e: NormalizedEvent) => {
     const source = catalog().sources.get(e.source)!;
     const p = partitionOf(source, e, deps.partitions);
-    return acks.publish(deps.names.eventSubject(p), encodeEvent(e), eventMsgId(e.source, e.id)).then((ack) => ({ p, ack }));
+    return acks.publish(subjects[p]!, encodeEvent(e), eventMsgId(e.source, e.id)).then((ack) => ({ p, ack }));
   };
 
   const deadLetter = async (source: string, raw: unknown, err: InvalidEventError) => {
@@ -121,32 +123,35 @@ export function createIngest(deps: IngestDeps): Ingest {
       const refused: Refusal[] = [];
       let accepted = 0;
       let duplicates = 0;
-      const inFlight = new Set<Promise<void>>();
       let failure: Error | undefined;
       await knowSource(source);
+      // Not a Set raced per event: Promise.race over a full window subscribes to every
+      // publish in it, 512 reactions per event sent.
+      const window = inFlightWindow(INGEST_MAX_IN_FLIGHT);
+      const onAck = ({ ack }: { ack: PubAck }) => {
+        if (ack.duplicate) duplicates++;
+        else accepted++;
+        window.release();
+      };
+      const onFailure = (err: unknown) => {
+        failure ??= ensureError(err);
+        window.release();
+      };
       for (let i = 0; i < raws.length && !failure; i++) {
         const raw = raws[i];
         const checked = validate(source, raw);
-      const v = checked instanceof Promise ? await checked : checked;
+        // Only a refusal waits (for a look at a newer catalog); valid events go on without a turn of the event loop.
+        const v = checked instanceof Promise ? await checked : checked;
         if (v instanceof InvalidEventError) {
           refused.push({ index: i, eventId: v.eventId, field: v.field, reason: v.reason });
           await deadLetter(source, raw, v);
           continue;
         }
-        const p: Promise<void> = toStream(v).then(
-          ({ ack }) => {
-            if (ack.duplicate) duplicates++;
-            else accepted++;
-          },
-          (err) => {
-            failure ??= ensureError(err);
-          },
-        );
-        inFlight.add(p);
-        void p.finally(() => inFlight.delete(p));
-        if (inFlight.size >= INGEST_MAX_IN_FLIGHT) await Promise.race(inFlight);
+        const slot = window.take();
+        if (slot) await slot;
+        toStream(v).then(onAck, onFailure);
       }
-      await Promise.all(inFlight);
+      await window.drained();
       if (failure) {
         log.error("ingest batch stopped on a publish failure; events after it were not sent", { err: failure, accepted });
         throw new Error(`publish failed after ${accepted} accepted events: ${failure.message}`, { cause: failure });

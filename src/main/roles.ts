@@ -65,7 +65,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
     if (ch) await ensureSchema(ch.client, cfg.database, catalog);
     if (ch && wants("archiver")) {
       started.archiver = await createArchiver(
-        { nc, ch: ch.client, catalog, catalogFeed, names, log },
+        { nc, ch, catalog, catalogFeed, names, log },
         {
           nodeId: cfg.nodeId,
           heartbeatIntervalMs: cfg.heartbeatIntervalMs,

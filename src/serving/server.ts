@@ -130,6 +130,7 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
           resolve();
         });
       });
+      speed.close();
       log.info("serving node closed");
   });
   return { port, address, batchCache, ...lifecycle };

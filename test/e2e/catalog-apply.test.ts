@@ -42,7 +42,8 @@ test("a catalog applied to a running cluster reaches every role without a restar
     await cluster.roles.coordinator!.runNow(); // run 1
 
     const doc = JSON.parse(readFileSync(cluster.cfg.catalogPath, "utf8"));
-    doc.sources.pageviews.fields.referrer = "string?";
+    // Listed first: the table adds the column last, so inserts must name their columns.
+    doc.sources.pageviews.fields = { referrer: "string?", ...doc.sources.pageviews.fields };
     doc.sources.signups = { fields: { id: "string", user_id: "string", plan: "string", ts: "timestamp" }, idField: "id", timeField: "ts", partitionKey: "user_id" };
     doc.metrics.signups_by_plan = { source: "signups", groupBy: ["plan"], window: "1h", aggregates: { signups: "count" } };
     doc.metrics.referred_views = { source: "pageviews", groupBy: ["article_id"], window: "1h", aggregates: { views: "count" }, filter: { field: "referrer", op: "eq", value: "r-1" } };

@@ -3,6 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createArchiver } from "../../src/batch/index.js";
 import { queryRows } from "../../src/ch/client.js";
+import type { MasterInserter } from "../../src/ch/master_insert.js";
 import { masterTable } from "../../src/ch/schema.js";
 import { silentLogger } from "../../src/core/logger.js";
 import { startTestCluster } from "../harness/cluster.js";
@@ -29,7 +30,7 @@ test("archiver restart resumes where the master table ends: no gap, no duplicate
   // Published while no archiver runs: the next one must pick them up.
   await cluster.ingest.publishBatch("pageviews", events(500, 300));
   const second = await createArchiver(
-    { nc: cluster.nc, ch, catalog: cluster.catalog, names: cluster.names, log: silentLogger },
+    { nc: cluster.nc, ch: cluster.roles.ch!, catalog: cluster.catalog, names: cluster.names, log: silentLogger },
     { nodeId: "second-archiver", heartbeatIntervalMs: 200, partitions: cluster.cfg.partitions, database: cluster.cfg.database, flushIntervalMs: 50, flushRows: 1000 },
   );
   try {
@@ -45,5 +46,40 @@ test("archiver restart resumes where the master table ends: no gap, no duplicate
     assert.equal(wm.eventsCovered, 800);
   } finally {
     await second.close();
+  }
+});
+
+test("an insert that lands in part and then fails is retried without the rows that landed", { timeout: 60_000 }, async () => {
+  await using cluster = await startTestCluster({ partitions: 3, speedNodes: 1 });
+  const handle = cluster.roles.ch!;
+  const table = masterTable(cluster.cfg.database, "pageviews");
+  await cluster.roles.archiver!.close();
+
+  // The first insert writes the first half of its rows for real and then reports a failure,
+  // as a connection lost after ClickHouse committed part of an INSERT would.
+  const calls: number[] = [];
+  const flaky: MasterInserter = {
+    format: handle.master.format,
+    async insert(db, source, rows) {
+      calls.push(rows.length);
+      if (calls.length > 1) return handle.master.insert(db, source, rows);
+      await handle.master.insert(db, source, rows.slice(0, Math.floor(rows.length / 2)));
+      throw new Error("connection reset after the insert was sent");
+    },
+  };
+  await cluster.ingest.publishBatch("pageviews", events(0, 400));
+  const archiver = await createArchiver(
+    { nc: cluster.nc, ch: { ...handle, master: flaky }, catalog: cluster.catalog, names: cluster.names, log: silentLogger },
+    { nodeId: "flaky-archiver", heartbeatIntervalMs: 200, partitions: cluster.cfg.partitions, database: cluster.cfg.database, flushIntervalMs: 50, flushRows: 10_000 },
+  );
+  try {
+    await waitFor("400 archived rows", () => archiver.stats().rowsArchived >= 400);
+    const [s] = await queryRows<{ rows: number | string; positions: number | string }>(handle.client, `SELECT count() AS rows, uniqExact(_partition, _seq) AS positions FROM ${table}`);
+    assert.equal(Number(s!.rows), 400, "no row twice, none lost");
+    assert.equal(Number(s!.positions), 400);
+    assert.ok(calls.length >= 2, "the failed insert was retried");
+    assert.equal(calls[1]! + Math.floor(calls[0]! / 2), calls[0], "the retry sent only the rows that had not landed");
+  } finally {
+    await archiver.close();
   }
 });
