@@ -139,7 +139,7 @@ export function adminService(deps: AdminDeps): AdminServiceServer {
           throw new InvalidQueryError("run", `speed actors hold only what lies above the current watermark (run ${current.watermark.run}); verify run ${current.watermark.run}, or roll back to ${run} first`);
         }
         const r = await verifySeam(
-          { ch: deps.ch, database: deps.database, catalog: deps.catalog, partitions: deps.partitions, speed: deps.speed, members: buckets.members },
+          { ch: deps.ch, database: deps.database, catalog: deps.catalog, partitions: deps.partitions, speed: deps.speed },
           current.watermark,
         );
         return { ...r, partitions: [...r.partitions] };

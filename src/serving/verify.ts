@@ -12,16 +12,14 @@
  * horizon). The sum of `below` must equal the events batch run N reports.
  */
 import type { ClickHouseClient } from "@clickhouse/client";
-import type { KV } from "@nats-io/kv";
 import type { Catalog } from "../core/catalog.js";
 import { PreconditionError, UnavailableError } from "../core/errors.js";
-import type { MemberHeartbeat } from "../core/records.js";
 import { waitFor } from "../core/wait.js";
 import type { Watermark } from "../core/watermark.js";
 import type { SpeedClient, SpeedStatus } from "../actors/index.js";
+import { archivedHeadsSql } from "../batch/sql.js";
 import { queryRows } from "../ch/client.js";
 import { masterTable } from "../ch/schema.js";
-import { decode } from "../nats/codec.js";
 
 /** How long verify waits for the archiver to catch up with the speed actors. */
 export const VERIFY_ARCHIVER_WAIT_MS = 30_000;
@@ -51,17 +49,19 @@ export interface VerifyDeps {
   readonly catalog: Catalog;
   readonly partitions: number;
   readonly speed: SpeedClient;
-  /** The members bucket: the archiver's heartbeat says how far it archived. */
-  readonly members: KV;
 }
 
-async function archivedHeads(members: KV, partitions: number): Promise<number[]> {
-  const heads = new Array<number>(partitions).fill(0);
-  for await (const k of await members.keys("archiver.*")) {
-    const e = await members.get(k);
-    if (!e || e.operation !== "PUT") continue;
-    const hb = decode<MemberHeartbeat>(e.value);
-    hb.archived?.forEach((s, p) => (heads[p] = Math.max(heads[p] ?? 0, s)));
+/**
+ * Highest archived sequence per partition, over every source: read from the master tables
+ * themselves, which is what the archiver's position means (and a read that cannot hang on a
+ * KV key listing, as `members.keys()` could).
+ */
+async function archivedHeads(deps: VerifyDeps): Promise<number[]> {
+  const heads = new Array<number>(deps.partitions).fill(0);
+  for (const s of deps.catalog.sources.values()) {
+    for (const r of await queryRows<{ partition: number; seq: number | string }>(deps.ch, archivedHeadsSql(deps.database, s))) {
+      if (r.partition < deps.partitions) heads[r.partition] = Math.max(heads[r.partition]!, Number(r.seq));
+    }
   }
   return heads;
 }
@@ -111,7 +111,7 @@ export async function verifySeam(deps: VerifyDeps, w: Watermark): Promise<Verify
     await waitFor(
       "the archiver to catch up with the speed actors",
       async () => {
-        const heads = await archivedHeads(deps.members, deps.partitions);
+        const heads = await archivedHeads(deps);
         return lastEvent.every((e, p) => heads[p]! >= e);
       },
       { timeoutMs: VERIFY_ARCHIVER_WAIT_MS, intervalMs: 100 },
