@@ -10,7 +10,7 @@ import { definitionAt, type Definition } from "../core/definitions.js";
 import { InvalidQueryError, UnavailableError } from "../core/errors.js";
 import { partitionOfKey } from "../core/events.js";
 import type { Watermark } from "../core/watermark.js";
-import type { SpeedClient } from "../actors/index.js";
+import { SpeedActorUnavailableError, SpeedUnavailableReasons, type RangeQuery, type SpeedClient, type SpeedQueryReply } from "../actors/index.js";
 import type { BatchStates } from "../ch/views.js";
 import { compareForTopK, groupOf, mergeKey, type KeyResult, type SideStates } from "./merge.js";
 
@@ -84,6 +84,30 @@ export interface QueryDeps {
   readonly speed: SpeedClient;
   readonly watermarks: WatermarkSource;
   readonly readBatch: BatchReader;
+  /** How long to keep asking a partition nobody answers for, or whose actor lacks the definition. @default ACTOR_RETRY_MS */
+  readonly actorRetryMs?: number;
+}
+
+/**
+ * How long a query keeps asking a partition whose actor is briefly away: no actor listens (the
+ * partition is moving to another node) or it does not compute the definition yet (rebuilding
+ * from the cut after a catalog change). Past it the answer is UNAVAILABLE, naming the partition.
+ */
+export const ACTOR_RETRY_MS = 1_500;
+
+/** One partition's speed answer, asked again with a growing pause while its actor is briefly away. */
+async function askSpeed(deps: QueryDeps, partition: number, q: RangeQuery): Promise<SpeedQueryReply> {
+  const deadline = Date.now() + (deps.actorRetryMs ?? ACTOR_RETRY_MS);
+  for (let pauseMs = 20; ; pauseMs = Math.min(pauseMs * 2, 200)) {
+    const giveUp = Date.now() + pauseMs > deadline;
+    try {
+      const r = await deps.speed.query(partition, q);
+      if (r.kind !== "missing_definition" || giveUp) return r;
+    } catch (err) {
+      if (!(err instanceof SpeedActorUnavailableError && err.reason === SpeedUnavailableReasons.noResponders) || giveUp) throw err;
+    }
+    await new Promise((r) => setTimeout(r, pauseMs));
+  }
 }
 
 function validateRange(fromMs: number, toMs: number): void {
@@ -174,7 +198,7 @@ async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: 
     const involved = partitionsFor(deps.catalog, metric, keys, deps.partitions);
     const [batch, replies] = await Promise.all([
       w ? deps.readBatch(metric, w.viewVersion, keys, fromMs, toMs) : Promise.resolve<BatchStates>(new Map()),
-      Promise.all(involved.map((p) => deps.speed.query(p, { run, metric: metric.name, definition: definition.fingerprint, keys, fromMs, toMs, series }))),
+      Promise.all(involved.map((p) => askSpeed(deps, p, { run, metric: metric.name, definition: definition.fingerprint, keys, fromMs, toMs, series }))),
     ]);
     const speed = new Map<string, Map<number, AggState>>();
     const parts: PartitionProvenance[] = [];
