@@ -92,6 +92,8 @@ export async function ensureSchema(client: ClickHouseClient, db: string, catalog
   for (const s of catalog.sources.values()) {
     await client.command({ query: masterTableDdl(db, s) });
     await client.command({ query: repeatedTableDdl(db, s) });
+    // Scratch table of earlier builds (first copies per run, now repeated_<source>): nothing reads it.
+    await client.command({ query: `DROP TABLE IF EXISTS ${ident(db)}.${ident(`first_${s.name}`)}` });
     await addMissingColumns(client, db, masterName(s.name), s);
     await addMissingColumns(client, db, repeatedName(s.name), s);
   }
