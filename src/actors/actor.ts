@@ -207,7 +207,10 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
     isBehind: (w) => w.run < state.watermarkRun,
     lacks: (next) => missingDefinitions(catalog, next),
     narrowTo(next) {
+      // Called on every watermark: only a set that lost definitions changes the state (and the snapshot).
+      const dropping = missingDefinitions(next, catalog).length > 0;
       catalog = next;
+      if (!dropping) return;
       retainDefinitions(state, next);
       dirty = true;
     },

@@ -11,6 +11,9 @@ import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { UnavailableError } from "../core/errors.js";
 import { createReplyInbox, isNoResponders } from "../nats/reply_inbox.js";
 
+/** Decodes the stream's JSON acks; one for every publish of the process. */
+const ACK_TEXT = new TextDecoder();
+
 /** How long a publish waits for the stream's ack. */
 export const PUBLISH_ACK_TIMEOUT_MS = 10_000;
 
@@ -48,7 +51,7 @@ export function createAckPublisher(nc: NatsConnection, timeoutMs = PUBLISH_ACK_T
         timeoutError: (waitedMs) => new UnavailableError(`no ack for a publish to ${subject} within ${waitedMs} ms (timeout ${timeoutMs} ms)`),
       });
       if (isNoResponders(msg)) throw new UnavailableError(`no stream answers publishes to ${subject}; is the event stream created?`);
-      const ack = JSON.parse(new TextDecoder().decode(msg.data)) as { seq?: number; duplicate?: boolean; error?: { code: number; description: string } };
+      const ack = JSON.parse(ACK_TEXT.decode(msg.data)) as { seq?: number; duplicate?: boolean; error?: { code: number; description: string } };
       if (ack.error) throw new PublishRejectedError(subject, ack.error.code, ack.error.description);
       if (typeof ack.seq !== "number") throw new Error(`unexpected publish ack for ${subject}: ${JSON.stringify(ack)}`);
       return { seq: ack.seq, duplicate: ack.duplicate === true };

@@ -68,10 +68,6 @@ export function createIngest(deps: IngestDeps): Ingest {
   const log = deps.log.child({ component: "ingest" });
 
   const catalog = () => deps.catalogFeed?.current() ?? deps.catalog;
-  /** A source the catalog in use lacks may come with a version this process has not seen yet. */
-  const knowSource = async (source: string) => {
-    if (deps.catalogFeed && !catalog().sources.has(source)) await deps.catalogFeed.refresh();
-  };
 
   const acks = createAckPublisher(deps.nc);
   const subjects = Array.from({ length: deps.partitions }, (_, p) => deps.names.eventSubject(p));
@@ -94,22 +90,27 @@ export function createIngest(deps: IngestDeps): Ingest {
       throw err;
     }
   };
-  /** A refusal, checked again against a newer catalog version if there is one (a field added a moment ago). */
-  const recheck = async (source: string, raw: unknown, refusal: InvalidEventError): Promise<NormalizedEvent | InvalidEventError> => {
-    if (!deps.catalogFeed) return refusal;
-    const before = deps.catalogFeed.version();
-    await deps.catalogFeed.refresh();
-    return deps.catalogFeed.version() === before ? refusal : check(source, raw);
-  };
-  const validate = (source: string, raw: unknown) => {
-    const v = check(source, raw);
-    return v instanceof InvalidEventError ? recheck(source, raw, v) : v;
+  /**
+   * A validator for one call. The first refusal reads the newest stored catalog (a source or field
+   * added a moment ago, that this process has not seen yet) and is checked again; later refusals
+   * of the call are checked against what that read found, so a batch of bad events costs one read.
+   * Valid events return at once, not as a promise.
+   */
+  const validator = () => {
+    let refreshed = false;
+    return (source: string, raw: unknown): NormalizedEvent | InvalidEventError | Promise<NormalizedEvent | InvalidEventError> => {
+      const v = check(source, raw);
+      const feed = deps.catalogFeed;
+      if (!(v instanceof InvalidEventError) || !feed || refreshed) return v;
+      refreshed = true;
+      const before = feed.version();
+      return feed.refresh().then(() => (feed.version() === before ? v : check(source, raw)));
+    };
   };
 
   return {
     async publish(source, raw) {
-      await knowSource(source);
-      const checked = validate(source, raw);
+      const checked = validator()(source, raw);
       const v = checked instanceof Promise ? await checked : checked;
       if (v instanceof InvalidEventError) {
         await deadLetter(source, raw, v);
@@ -124,7 +125,7 @@ export function createIngest(deps: IngestDeps): Ingest {
       let accepted = 0;
       let duplicates = 0;
       let failure: Error | undefined;
-      await knowSource(source);
+      const validate = validator();
       // Not a Set raced per event: Promise.race over a full window subscribes to every
       // publish in it, 512 reactions per event sent.
       const window = inFlightWindow(INGEST_MAX_IN_FLIGHT);
