@@ -20,7 +20,10 @@ for (const [name, version] of Object.entries(chdb.optionalDependencies)) {
   const key = `node_modules/${name}`;
   if (lock.packages[key]) continue;
   if (!platforms[name]) throw new Error(`unknown chDB platform package ${name}: add its os/cpu to scripts/lock-platforms.mjs`);
-  lock.packages[key] = { version, license: "Apache-2.0", optional: true, ...platforms[name] };
+  // Keys in the order npm itself writes them (version first, then alphabetical), so that a
+  // later `npm install` leaves the file as it is.
+  const entry = { license: "Apache-2.0", optional: true, ...platforms[name] };
+  lock.packages[key] = { version, ...Object.fromEntries(Object.entries(entry).sort(([a], [b]) => (a < b ? -1 : 1))) };
   added++;
 }
 const sorted = Object.fromEntries(Object.entries(lock.packages).sort(([a], [b]) => (a === "" ? -1 : b === "" ? 1 : a < b ? -1 : a > b ? 1 : 0)));
