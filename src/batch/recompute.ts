@@ -10,6 +10,7 @@ import type { ClickHouseClient } from "@clickhouse/client";
 import type { Catalog } from "../core/catalog.js";
 import { queryRows } from "../ch/client.js";
 import { ident, repeatedTable, viewTable } from "../ch/schema.js";
+import { markViewVersion } from "../ch/views.js";
 import { belowCutRowsSql, checkCuts, coverageSql, recomputeMetricSql, repeatedFirstCopiesSql, type RecomputeParams } from "./sql.js";
 
 export interface RecomputeResult {
@@ -78,6 +79,8 @@ export async function recomputeViews(client: ClickHouseClient, catalog: Catalog,
         const sql = recomputeMetricSql(db, metric, source, cuts, metricParams);
         await client.command({ query: sql, query_params: { ...params, ...metricParams } });
       }
+      // Even an empty version is marked: serving tells it from a version this ClickHouse lacks (ch/views.ts).
+      await markViewVersion(client, db, metric, req.run);
       stepMs[metric.name] = performance.now() - m0;
       req.onStep?.(metric.name, ++done, total);
     }

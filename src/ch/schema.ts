@@ -27,7 +27,9 @@ export const masterTable = (db: string, source: string) => `${ident(db)}.${ident
  * definition: a changed definition gets a table of its own, and the table of
  * the old definition stays for readers at older watermarks.
  */
-export const viewTable = (db: string, metric: MetricDef) => `${ident(db)}.${ident(`view_${metric.name}_${metricFingerprint(metric)}`)}`;
+export const viewTable = (db: string, metric: MetricDef) => `${ident(db)}.${ident(viewTableName(metric))}`;
+/** The unquoted name of {@link viewTable} (as system.tables lists it). */
+export const viewTableName = (metric: MetricDef) => `view_${metric.name}_${metricFingerprint(metric)}`;
 /**
  * The oldest batch view version still kept once run `lastRun` has finished: batch runs drop
  * the versions before it (LAMBDA_VIEW_VERSIONS_KEPT), rollback and diff refuse them.

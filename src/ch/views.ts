@@ -1,10 +1,20 @@
-/** Reads of batch views (the serving layer's side of ClickHouse): rows back to aggregate states. */
+/**
+ * Reads of batch views (the serving layer's side of ClickHouse): rows back to aggregate states.
+ *
+ * A version with no rows for the keys asked and a version that was never written (or was
+ * dropped, or lives in another ClickHouse) must not read alike: the first is a true zero, the
+ * second a wrong one. So every version a batch run writes carries one marker row (n = 0; real
+ * rows count at least one event), in the version's own partition: dropping the version drops
+ * its marker too. A read fetches the marker with the rows in one query, so it sees both or
+ * neither.
+ */
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { AggState, PartState } from "../core/aggregate.js";
 import type { AggregateDef, MetricDef } from "../core/catalog.js";
+import { BatchViewMissingError } from "../core/errors.js";
 import { hllDecode, quantileDecode } from "../core/sketch.js";
 import { queryRows } from "./client.js";
-import { ident, viewTable } from "./schema.js";
+import { ident, viewTable, viewTableName } from "./schema.js";
 import { stateColumns } from "./view_columns.js";
 
 /** key → window start (epoch ms) → state */
@@ -34,9 +44,30 @@ function partOf(a: AggregateDef, row: Row): PartState {
   }
 }
 
+/** The marker row of a view version: key "", window 1970-01-01, n = 0 (see the module header). */
+const MARKER_ROW = "n = 0 AND key = '' AND window_start = toDateTime64(0, 3, 'UTC')";
+
+/** Marks view version `run` of `metric` as written; batch runs call it after the version's rows. */
+export async function markViewVersion(client: ClickHouseClient, db: string, metric: MetricDef, run: number): Promise<void> {
+  await client.command({
+    query: `INSERT INTO ${viewTable(db, metric)} (run, key, window_start, n) SELECT {run:UInt64}, '', toDateTime64(0, 3, 'UTC'), 0`,
+    query_params: { run },
+  });
+}
+
+/** Whether this ClickHouse holds view version `run` of `metric`: "present", or what is missing. */
+export async function viewVersionState(client: ClickHouseClient, db: string, metric: MetricDef, run: number): Promise<"present" | BatchViewMissingError["missing"]> {
+  const tables = await queryRows<{ name: string }>(client, "SELECT name FROM system.tables WHERE database = {db:String} AND name = {name:String}", { db, name: viewTableName(metric) });
+  if (tables.length === 0) return "table";
+  // Any row of the version, marker or not: versions written before markers existed have rows only.
+  const rows = await queryRows<{ one: number }>(client, `SELECT 1 AS one FROM ${viewTable(db, metric)} WHERE run = {run:UInt64} LIMIT 1`, { run });
+  return rows.length > 0 ? "present" : "version";
+}
+
 /**
  * The states of `metric` in view version `run`, for `keys` (null: every key),
  * over the windows starting in [fromMs, toMs).
+ * @throws BatchViewMissingError when this ClickHouse does not hold version `run` of the view
  */
 export async function readBatchStates(
   client: ClickHouseClient,
@@ -48,19 +79,36 @@ export async function readBatchStates(
   toMs: number,
 ): Promise<BatchStates> {
   const cols = metric.aggregates.flatMap(stateColumns);
-  const rows = await queryRows<Row>(
-    client,
-    `SELECT key, toUnixTimestamp64Milli(window_start) AS w, n${cols.map((c) => `, ${ident(c)}`).join("")} FROM ${viewTable(db, metric)} ` +
-      "WHERE run = {run:UInt64} " +
-      (keys ? "AND key IN {keys:Array(String)} " : "") +
-      "AND window_start >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') AND window_start < fromUnixTimestamp64Milli({to:Int64}, 'UTC')",
-    { run, keys: keys ? [...keys] : [], from: fromMs, to: toMs },
-  );
+  const missing = (what: BatchViewMissingError["missing"]) => new BatchViewMissingError(metric.name, run, viewTable(db, metric), what);
+  let rows: Row[];
+  try {
+    rows = await queryRows<Row>(
+      client,
+      `SELECT key, toUnixTimestamp64Milli(window_start) AS w, n${cols.map((c) => `, ${ident(c)}`).join("")} FROM ${viewTable(db, metric)} ` +
+        "WHERE run = {run:UInt64} AND ((n > 0 " +
+        (keys ? "AND key IN {keys:Array(String)} " : "") +
+        `AND window_start >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') AND window_start < fromUnixTimestamp64Milli({to:Int64}, 'UTC')) OR (${MARKER_ROW}))`,
+      { run, keys: keys ? [...keys] : [], from: fromMs, to: toMs },
+    );
+  } catch (err) {
+    // The table of the watermark's definition may not exist here at all; any other failure is the read's own.
+    if ((await viewVersionState(client, db, metric, run).catch(() => "present")) === "table") throw missing("table");
+    throw err;
+  }
+  let marked = false;
   const out: BatchStates = new Map();
   for (const row of rows) {
+    if (Number(row.n) === 0) {
+      marked = true;
+      continue;
+    }
     let byWindow = out.get(row.key);
     if (!byWindow) out.set(row.key, (byWindow = new Map()));
     byWindow.set(Number(row.w), { n: Number(row.n), parts: metric.aggregates.map((a) => partOf(a, row)) });
+  }
+  if (!marked) {
+    const state = await viewVersionState(client, db, metric, run);
+    if (state !== "present") throw missing(state);
   }
   return out;
 }

@@ -82,5 +82,29 @@ export class MissingBinaryError extends Error {
 
 /** The request is well-formed but the system is not in a state to do it (e.g. a dropped view version); maps to FAILED_PRECONDITION. */
 export class PreconditionError extends Error {
-  override readonly name = "PreconditionError";
+  // string, not the literal: kinds of precondition failure (e.g. BatchViewMissingError) extend it.
+  override readonly name: string = "PreconditionError";
+}
+
+/**
+ * A watermark names batch view version `run` of `metric`, and this node's ClickHouse does not
+ * hold it: the table is missing, or the table holds no version `run` (another chDB directory
+ * than the coordinator's, a version dropped, a forged watermark). Never read as "no rows":
+ * maps to FAILED_PRECONDITION, naming the run and the view.
+ */
+export class BatchViewMissingError extends PreconditionError {
+  override readonly name = "BatchViewMissingError";
+  constructor(
+    readonly metric: string,
+    readonly run: number,
+    /** The view table, `db`.`view_<metric>_<fingerprint>`. */
+    readonly table: string,
+    readonly missing: "table" | "version",
+  ) {
+    super(
+      `batch view version ${run} of metric ${metric} is not in this node's ClickHouse (${missing === "table" ? `no table ${table}` : `table ${table} holds no version ${run}`}): ` +
+        "the watermark names it, so this node reads another ClickHouse or chDB directory than the coordinator wrote, or the version was dropped; " +
+        "point the node at the coordinator's ClickHouse (LAMBDA_CLICKHOUSE_URL / LAMBDA_CHDB_PATH) or publish a new batch run",
+    );
+  }
 }

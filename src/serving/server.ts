@@ -27,6 +27,7 @@ import { cachedBatchReader, type CachedBatchReader } from "./batch_cache.js";
 import { lambdaService } from "./handlers.js";
 import { startHeartbeat } from "../nats/heartbeat.js";
 import { followWatermark } from "./watermark_follower.js";
+import { checkWatermarkViews } from "./view_check.js";
 
 export const SERVICE_NAME = "lambda.v1.LambdaService";
 export const ADMIN_SERVICE_NAME = "lambda.v1.AdminService";
@@ -70,12 +71,13 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
   const buckets = await openBuckets(deps.nc, deps.names);
   const speed = createSpeedClient(deps.nc, deps.names);
 
-  const watermarks = await followWatermark(buckets.watermark, log);
+  const feed = deps.catalogFeed ?? fixedCatalog(deps.catalog);
+  // A node that cannot read the watermark's views still comes up: a later watermark may fix it.
+  const watermarks = await followWatermark(buckets.watermark, log, (w) => void checkWatermarkViews(deps.ch, opts.database, feed.current(), w, log));
   const heartbeat = await startHeartbeat(buckets.members, "serving", opts.nodeId, opts.heartbeatIntervalMs, log);
 
   const batchCache = cachedBatchReader((metric, run, keys, fromMs, toMs) => readBatchStates(deps.ch, opts.database, metric, run, keys, fromMs, toMs));
   // Handlers read the catalog on every call: through these getters they see the newest version.
-  const feed = deps.catalogFeed ?? fixedCatalog(deps.catalog);
   const impl = lambdaService({
     get catalog() {
       return feed.current();

@@ -16,13 +16,19 @@ export interface WatermarkFollower extends WatermarkSource {
   stop(): void;
 }
 
-export async function followWatermark(kv: KV, log: Logger): Promise<WatermarkFollower> {
+/**
+ * Follows the watermark key of `kv`. `onNew` is called with each newer watermark (the first
+ * one at start too); it must not throw.
+ */
+export async function followWatermark(kv: KV, log: Logger, onNew: (w: Watermark) => void = () => {}): Promise<WatermarkFollower> {
   let latest: Watermark | null = null;
   let revision = 0;
   const offer = (w: Watermark, rev: number) => {
     if (rev > revision) {
+      const changed = latest === null || latest.run !== w.run || latest.viewVersion !== w.viewVersion || latest.publishedAtMs !== w.publishedAtMs;
       latest = w;
       revision = rev;
+      if (changed) onNew(w);
     }
   };
   const first = await readWatermark(kv);

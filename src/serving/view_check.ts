@@ -1,0 +1,41 @@
+/**
+ * The serving node's check that it can read the batch views a watermark names. A node on
+ * another ClickHouse (or chDB directory) than the coordinator's, or one whose view versions
+ * were dropped, would otherwise answer batch parts of 0. Queries fail on their own (ch/views.ts
+ * BatchViewMissingError); this check says so in the log at start and at every new watermark,
+ * before the first query does, and the node stays up: a later watermark may be readable.
+ */
+import type { ClickHouseClient } from "@clickhouse/client";
+import type { Catalog } from "../core/catalog.js";
+import { standings } from "../core/definitions.js";
+import { BatchViewMissingError, ensureError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import type { Watermark } from "../core/watermark.js";
+import { viewTable } from "../ch/schema.js";
+import { viewVersionState } from "../ch/views.js";
+
+/**
+ * Checks every view version watermark `w` answers with; logs an error naming the missing ones
+ * (or why the check itself failed) and returns them.
+ */
+export async function checkWatermarkViews(ch: ClickHouseClient, db: string, catalog: Catalog, w: Watermark, log: Logger): Promise<BatchViewMissingError[]> {
+  const missing: BatchViewMissingError[] = [];
+  try {
+    for (const s of standings(catalog, w)) {
+      if (!s.inForce) continue;
+      const state = await viewVersionState(ch, db, s.inForce.metric, w.viewVersion);
+      if (state !== "present") missing.push(new BatchViewMissingError(s.name, w.viewVersion, viewTable(db, s.inForce.metric), state));
+    }
+  } catch (err) {
+    log.error("could not check the watermark's batch views; queries will tell", { run: w.run, err: ensureError(err) });
+    return missing;
+  }
+  if (missing.length > 0) {
+    log.error("this node cannot read the watermark's batch views: queries of these metrics fail with FAILED_PRECONDITION until a watermark it can read", {
+      run: w.run,
+      metrics: missing.map((e) => e.metric),
+      err: missing[0],
+    });
+  }
+  return missing;
+}

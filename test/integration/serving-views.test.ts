@@ -1,0 +1,146 @@
+/**
+ * A batch view the watermark names but this serving node cannot read is never read as zero:
+ * a serving-only node on its own chDB directory, a view version dropped under a running
+ * cluster and a forged watermark all get FAILED_PRECONDITION naming the run and the view; a
+ * run that genuinely has no rows for a key still answers 0.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { fork } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { credentials, status, type ServiceError } from "@grpc/grpc-js";
+import { Kvm } from "@nats-io/kv";
+import { viewTable } from "../../src/ch/schema.js";
+import type { LogFields, Logger } from "../../src/core/logger.js";
+import { publishWatermark } from "../../src/coordinator/watermark_store.js";
+import { LambdaServiceClient } from "../../src/gen/lambda/v1/serving.js";
+import { checkWatermarkViews } from "../../src/serving/view_check.js";
+import { startTestCluster } from "../harness/cluster.js";
+import { query } from "../harness/grpc.js";
+import { waitFor } from "../harness/wait.js";
+
+const T = Date.UTC(2026, 5, 8, 14, 0, 0);
+const HOUR = 3_600_000;
+const views = (n: number, article: string) => Array.from({ length: n }, (_, i) => ({ id: `${article}-${i}`, article_id: article, user_id: `u${i}`, ts: T + i * 1000 }));
+
+/** Rejects unless the query fails with FAILED_PRECONDITION naming run `run` and metric article_views' view. */
+async function assertViewMissing(client: LambdaServiceClient, run: number, fromMs: number, what: string) {
+  await assert.rejects(query(client, "article_views", "a", fromMs, T + HOUR), (err: ServiceError) => {
+    assert.equal(err.code, status.FAILED_PRECONDITION, `${what}: ${err.code} ${err.details}`);
+    assert.match(err.details, new RegExp(`batch view version ${run} of metric article_views`), what);
+    assert.match(err.details, /view_article_views_/, `${what}: names the table`);
+    return true;
+  });
+}
+
+/** A logger that keeps every line, for asserting what a node says. */
+function keptLogger(lines: { level: string; message: string; fields: LogFields }[], base: LogFields = {}): Logger {
+  const at = (level: string) => (message: string, fields: LogFields = {}) => void lines.push({ level, message, fields: { ...base, ...fields } });
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error"), child: (f) => keptLogger(lines, { ...base, ...f }) };
+}
+
+test("a run with no rows for a key answers 0; a dropped view version and a forged watermark fail the query, naming run and view", { timeout: 90_000 }, async () => {
+  await using cluster = await startTestCluster({ partitions: 2, speedNodes: 1 });
+  const coordinator = cluster.roles.coordinator!;
+  const ch = cluster.roles.ch!.client;
+
+  // Run 1 covers nothing: its views are empty, and that is a true 0.
+  const w1 = await coordinator.runNow();
+  const empty = await query(cluster.grpc, "article_views", "a", T - HOUR, T + HOUR);
+  assert.deepEqual([empty.total, empty.batchPart, empty.watermarkRun], [0, 0, w1.run]);
+
+  await cluster.ingest.publishBatch("pageviews", views(7, "a"));
+  const w2 = await coordinator.runNow();
+  const before = await query(cluster.grpc, "article_views", "a", T - HOUR, T + HOUR);
+  assert.deepEqual([before.total, before.batchPart, before.watermarkRun], [7, 7, w2.run]);
+
+  // The view version dropped under the running cluster (as a retention or an operator would).
+  const table = viewTable(cluster.cfg.database, cluster.catalog.metrics.get("article_views")!);
+  await ch.command({ query: `ALTER TABLE ${table} DROP PARTITION ${w2.run}` });
+  await assertViewMissing(cluster.grpc, w2.run, T - 2 * HOUR, "dropped version");
+
+  // A forged watermark: a run that was never computed.
+  const kv = await new Kvm(cluster.nc).open(cluster.names.watermarkBucket);
+  const forged = { ...w2, run: 99, viewVersion: 99, publishedAtMs: Date.now() };
+  await publishWatermark(kv, forged);
+  await waitFor(
+    "queries at the forged watermark to fail naming run 99",
+    async () => {
+      try {
+        await query(cluster.grpc, "article_views", "a", T - 3 * HOUR, T + HOUR);
+        return undefined;
+      } catch (err) {
+        const e = err as ServiceError;
+        return e.code === status.FAILED_PRECONDITION && e.details.includes("batch view version 99 of metric article_views") ? e : undefined;
+      }
+    },
+    { timeoutMs: 10_000 },
+  );
+
+  // The check a serving node runs at start and at every watermark names every missing view.
+  const lines: { level: string; message: string; fields: LogFields }[] = [];
+  const missing = await checkWatermarkViews(ch, cluster.cfg.database, cluster.catalog, forged, keptLogger(lines));
+  assert.deepEqual(missing.map((e) => e.metric).sort(), [...cluster.catalog.metrics.keys()].sort());
+  assert.ok(missing.every((e) => e.run === 99 && e.missing === "version"));
+  const logged = lines.find((l) => l.level === "error");
+  assert.match(logged?.message ?? "", /cannot read the watermark's batch views/);
+  assert.deepEqual(await checkWatermarkViews(ch, cluster.cfg.database, cluster.catalog, w1, keptLogger([])), [], "run 1's empty views are there");
+});
+
+test("a serving-only node on its own empty chDB directory fails queries naming run and view, never 0, and says so at start", { timeout: 90_000 }, async () => {
+  await using cluster = await startTestCluster({ partitions: 2, speedNodes: 1 });
+  await cluster.ingest.publishBatch("pageviews", views(5, "a"));
+  const w = await cluster.roles.coordinator!.runNow();
+  assert.equal((await query(cluster.grpc, "article_views", "a", T - HOUR, T + HOUR)).total, 5);
+
+  const dir = mkdtempSync(join(tmpdir(), "lambda-serving-only-"));
+  const child = fork(new URL("../../src/main/node.js", import.meta.url), [], {
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "",
+      LAMBDA_NATS_URL: cluster.cfg.natsUrl,
+      LAMBDA_PREFIX: cluster.cfg.prefix,
+      LAMBDA_DATABASE: cluster.cfg.database,
+      LAMBDA_PARTITIONS: String(cluster.cfg.partitions),
+      LAMBDA_CATALOG: cluster.cfg.catalogPath,
+      LAMBDA_ROLES: "serving",
+      LAMBDA_CHDB_PATH: join(dir, "chdb"),
+      LAMBDA_GRPC_HOST: "127.0.0.1",
+      LAMBDA_GRPC_PORT: "0",
+      LAMBDA_NODE_ID: "serving-only",
+      LAMBDA_LOG_LEVEL: "info",
+    },
+    stdio: ["ignore", "ignore", "pipe", "ipc"],
+  });
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  try {
+    const address = await new Promise<string>((resolve, reject) => {
+      child.on("message", (m: { kind?: string; grpc?: string }) => m.kind === "ready" && m.grpc && resolve(m.grpc));
+      void exited.then(() => reject(new Error(`serving-only node exited before it was ready: ${stderr}`)));
+    });
+    const client = new LambdaServiceClient(address, credentials.createInsecure());
+    try {
+      await assertViewMissing(client, w.run, T - HOUR, "own chDB directory");
+    } finally {
+      client.close();
+    }
+    // It came up, and said at start which views it cannot read.
+    const line = await waitFor("the start-up check's log line", async () =>
+      stderr
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as { level: string; msg: string; run?: number; metrics?: string[] })
+        .find((l) => l.level === "error" && /cannot read the watermark's batch views/.test(l.msg)),
+    );
+    assert.equal(line.run, w.run);
+    assert.deepEqual([...(line.metrics ?? [])].sort(), [...cluster.catalog.metrics.keys()].sort());
+  } finally {
+    child.kill("SIGTERM");
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
