@@ -13,6 +13,7 @@ import type { Watermark } from "../core/watermark.js";
 import type { KeyAnswer, LambdaServiceServer, MetricInfo, QueryResponse, Watermark as WatermarkMsg } from "../gen/lambda/v1/serving.js";
 import type { KeyResult } from "./merge.js";
 import { answerQuery, answerTopK, type QueryDeps, type QueryResult } from "./query.js";
+import { refusalOf } from "./request_guard.js";
 import { toServiceError } from "./status_codes.js";
 
 export function watermarkToProto(w: Watermark): WatermarkMsg {
@@ -75,7 +76,12 @@ const sourceFields = (s: SourceDef) => Object.fromEntries(Object.entries(s.field
 /** Runs `work` and answers the call with its result or its error as a gRPC status. */
 export function respond<Req, Res>(log: Logger, call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>, work: (req: Req) => Promise<Res> | Res) {
   Promise.resolve()
-    .then(() => work(call.request))
+    .then(() => {
+      // Refused on its bytes (request_guard.ts): the decoded request is a placeholder.
+      const refusal = refusalOf(call.request);
+      if (refusal) throw refusal;
+      return work(call.request);
+    })
     .then(
       (res) => callback(null, res),
       (err) => callback(toServiceError(err, log)),

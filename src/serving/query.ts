@@ -22,6 +22,11 @@ export const MAX_WATERMARK_RETRIES = 5;
 export const MAX_QUERY_KEYS = 1_000;
 /** Largest k of a top-k query. */
 export const MAX_TOP_K = 1_000;
+/**
+ * Longest key, group-by value, metric or aggregate name a query may carry, in UTF-8 bytes. With
+ * MAX_QUERY_KEYS it bounds a query (serving/request_guard.ts MAX_REQUEST_BYTES).
+ */
+export const MAX_KEY_BYTES = 1_024;
 /** Quantile asked when a request leaves it at 0. */
 export const DEFAULT_QUANTILE = 0.5;
 
@@ -84,6 +89,8 @@ export interface QueryDeps {
   readonly speed: SpeedClient;
   readonly watermarks: WatermarkSource;
   readonly readBatch: BatchReader;
+  /** The NATS server's max_payload now (nc.info.max_payload): speed queries are split to stay below it. */
+  readonly maxPayloadBytes: () => number;
   /** How long to keep asking a partition nobody answers for, or whose actor lacks the definition. @default ACTOR_RETRY_MS */
   readonly actorRetryMs?: number;
 }
@@ -152,14 +159,51 @@ export function keysOf(metric: MetricDef, q: MetricQuery): string[] {
   return keys;
 }
 
-/** The partitions whose actors can hold events of `keys` (null: every key). */
-export function partitionsFor(catalog: Catalog, metric: MetricDef, keys: readonly string[] | null, partitions: number): number[] {
+/**
+ * The partitions whose actors can hold events of `keys` (null: every key), each with the keys
+ * it can hold (null: every key), in partition order.
+ */
+export function partitionsFor(catalog: Catalog, metric: MetricDef, keys: readonly string[] | null, partitions: number): Map<number, readonly string[] | null> {
   // A source removed from the catalog (its metric still answers at an older run) is asked everywhere.
   const source = catalog.sources.get(metric.source);
   const i = source ? metric.groupBy.indexOf(source.partitionKey) : -1;
-  if (keys === null || i < 0) return Array.from({ length: partitions }, (_, p) => p);
-  const set = new Set(keys.map((k) => partitionOfKey(Object.values(groupOf(metric, k))[i]!, partitions)));
-  return [...set].sort((a, b) => a - b);
+  if (keys === null || i < 0) return new Map(Array.from({ length: partitions }, (_, p) => [p, keys]));
+  const byPartition = new Map<number, string[]>();
+  for (const k of keys) {
+    const p = partitionOfKey(Object.values(groupOf(metric, k))[i]!, partitions);
+    const ks = byPartition.get(p);
+    if (ks) ks.push(k);
+    else byPartition.set(p, [k]);
+  }
+  return new Map([...byPartition].sort(([a], [b]) => a - b));
+}
+
+/**
+ * Share of the NATS server's max_payload the keys of one speed query may fill: the rest is for
+ * the query's other fields, and the reply echoes the keys with their states.
+ */
+export const SPEED_KEYS_PAYLOAD_SHARE = 0.25;
+/** Bytes msgpack spends on a string's header, at most. */
+const MSGPACK_STR_HEADER_BYTES = 5;
+
+/** `keys` in runs whose encoded size stays within `budgetBytes` (a key alone may not: MAX_KEY_BYTES keeps it far below). */
+export function keyChunks(keys: readonly string[] | null, budgetBytes: number): (readonly string[] | null)[] {
+  if (keys === null) return [null];
+  const chunks: string[][] = [];
+  let chunk: string[] = [];
+  let size = 0;
+  for (const k of keys) {
+    const bytes = Buffer.byteLength(k, "utf8") + MSGPACK_STR_HEADER_BYTES;
+    if (chunk.length > 0 && size + bytes > budgetBytes) {
+      chunks.push(chunk);
+      chunk = [];
+      size = 0;
+    }
+    chunk.push(k);
+    size += bytes;
+  }
+  chunks.push(chunk);
+  return chunks;
 }
 
 interface Gathered<P> {
@@ -195,17 +239,18 @@ async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: 
     const metric = definition.metric;
     const asked = ask(metric);
     const { keys, series } = asked;
-    const involved = partitionsFor(deps.catalog, metric, keys, deps.partitions);
+    // One ask per partition, or several when its keys would not fit in one NATS message.
+    const budget = deps.maxPayloadBytes() * SPEED_KEYS_PAYLOAD_SHARE;
+    const asks = [...partitionsFor(deps.catalog, metric, keys, deps.partitions)].flatMap(([partition, ks]) => keyChunks(ks, budget).map((chunk) => ({ partition, keys: chunk })));
     const [batch, replies] = await Promise.all([
       w ? deps.readBatch(metric, w.viewVersion, keys, fromMs, toMs) : Promise.resolve<BatchStates>(new Map()),
-      Promise.all(involved.map((p) => askSpeed(deps, p, { run, metric: metric.name, definition: definition.fingerprint, keys, fromMs, toMs, series }))),
+      Promise.all(asks.map((a) => askSpeed(deps, a.partition, { run, metric: metric.name, definition: definition.fingerprint, keys: a.keys, fromMs, toMs, series }))),
     ]);
     const speed = new Map<string, Map<number, AggState>>();
-    const parts: PartitionProvenance[] = [];
-    let held = 0;
+    const parts = new Map<number, PartitionProvenance>();
     let movedOn = 0;
     for (const [i, r] of replies.entries()) {
-      if (r.kind === "error") throw new UnavailableError(`speed actor of partition ${involved[i]} failed: ${r.message}`);
+      if (r.kind === "error") throw new UnavailableError(`speed actor of partition ${asks[i]!.partition} failed: ${r.message}`);
       if (r.kind === "missing_definition") {
         throw new UnavailableError(
           `speed actor of partition ${r.partition} (node ${r.node}) does not compute ${metric.name} as batch run ${run} defined it (${r.definition}): it is rebuilding from the cut to add it, or its node runs another catalog; try again`,
@@ -215,8 +260,11 @@ async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: 
         movedOn = Math.max(movedOn, r.run);
         continue;
       }
-      held += r.eventsAboveCut;
-      parts.push({ partition: r.partition, cutSeq: w?.cuts[r.partition] ?? 0, appliedSeq: r.appliedSeq, heldEvents: r.eventsAboveCut, generation: r.generation });
+      // A partition asked in several parts reports the lowest applied sequence: every key's answer reaches at least it.
+      const seen = parts.get(r.partition);
+      if (!seen || r.appliedSeq < seen.appliedSeq) {
+        parts.set(r.partition, { partition: r.partition, cutSeq: w?.cuts[r.partition] ?? 0, appliedSeq: r.appliedSeq, heldEvents: r.eventsAboveCut, generation: r.generation });
+      }
       for (const [key, total, windows] of r.keys) {
         let byWindow = speed.get(key);
         if (!byWindow) speed.set(key, (byWindow = new Map()));
@@ -230,7 +278,10 @@ async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: 
         }
       }
     }
-    if (movedOn === 0) return { definition, asked, run, batch, speed, parts, held };
+    if (movedOn === 0) {
+      const partList = [...parts.values()].sort((a, b) => a.partition - b.partition);
+      return { definition, asked, run, batch, speed, parts: partList, held: partList.reduce((n, p) => n + p.heldEvents, 0) };
+    }
     // An actor dropped past our watermark: answer again at a newer one.
     const fresh = await deps.watermarks.refresh();
     if (fresh && fresh.run > run) w = fresh;
@@ -238,7 +289,24 @@ async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: 
   throw new UnavailableError(`the watermark kept moving during the query (${MAX_WATERMARK_RETRIES} retries); try again`);
 }
 
+/** @throws InvalidQueryError naming `field` when a string is longer than MAX_KEY_BYTES (it is not echoed back) */
+function checkSizes(field: string, values: Iterable<string>): void {
+  let i = 0;
+  for (const v of values) {
+    const bytes = Buffer.byteLength(v, "utf8");
+    if (bytes > MAX_KEY_BYTES) throw new InvalidQueryError(field, `${field === "keys" ? `key ${i} ` : ""}is ${bytes} bytes; at most ${MAX_KEY_BYTES}`);
+    i++;
+  }
+}
+
+const checkMap = (field: string, m: Readonly<Record<string, string>>) => checkSizes(field, Object.entries(m).flat());
+
 export async function answerQuery(deps: QueryDeps, q: MetricQuery): Promise<QueryResult> {
+  checkSizes("metric", [q.metric]);
+  checkSizes("aggregate", [q.aggregate]);
+  checkSizes("key", [q.key]);
+  checkSizes("keys", q.keys);
+  checkMap("group", q.group);
   const g = await gather(deps, q.metric, q.fromMs, q.toMs, (metric) => ({
     aggregateIndex: aggregateIndex(metric, q.aggregate, q.quantile),
     keys: keysOf(metric, q),
@@ -259,6 +327,9 @@ export async function answerQuery(deps: QueryDeps, q: MetricQuery): Promise<Quer
 }
 
 export async function answerTopK(deps: QueryDeps, q: TopKQuery): Promise<QueryResult> {
+  checkSizes("metric", [q.metric]);
+  checkSizes("aggregate", [q.aggregate]);
+  checkMap("where", q.where);
   if (!Number.isInteger(q.k) || q.k < 1 || q.k > MAX_TOP_K) throw new InvalidQueryError("k", `must be 1..${MAX_TOP_K}, got ${q.k}`);
   const g = await gather(deps, q.metric, q.fromMs, q.toMs, (metric) => {
     for (const f of Object.keys(q.where)) {

@@ -28,6 +28,7 @@ import { lambdaService } from "./handlers.js";
 import { startHeartbeat } from "../nats/heartbeat.js";
 import { followWatermark } from "./watermark_follower.js";
 import { checkWatermarkViews } from "./view_check.js";
+import { guardService } from "./request_guard.js";
 
 export const SERVICE_NAME = "lambda.v1.LambdaService";
 export const ADMIN_SERVICE_NAME = "lambda.v1.AdminService";
@@ -86,13 +87,15 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
     speed,
     watermarks,
     readBatch: batchCache.read,
+    // NATS's own default when the server sent no info yet (it does on every connect).
+    maxPayloadBytes: () => deps.nc.info?.max_payload ?? 1_048_576,
     log,
   });
 
   const server = new Server();
-  server.addService(LambdaServiceService, impl);
+  server.addService(guardService(LambdaServiceService), impl);
   server.addService(
-    AdminServiceService,
+    guardService(AdminServiceService),
     adminService({
       nc: deps.nc,
       ch: deps.ch,

@@ -29,6 +29,10 @@ export interface TestClusterOptions {
   speedNodes?: number;
   /** Extra config for every role. */
   config?: ConfigOverrides;
+  /** Where the in-process roles log. @default silent (JSON on stderr with LAMBDA_TEST_LOG) */
+  log?: Logger;
+  /** The NATS server's max_payload in bytes. @default nats-server's (1 MiB) */
+  natsMaxPayloadBytes?: number;
 }
 
 export interface TestCluster extends AsyncDisposable {
@@ -56,10 +60,10 @@ const CATALOG = join(process.cwd(), "catalog/catalog.json");
 let clusterCounter = 0;
 
 export async function startTestCluster(opts: TestClusterOptions = {}): Promise<TestCluster> {
-  const nats = await startTestNats();
+  const nats = await startTestNats({ maxPayloadBytes: opts.natsMaxPayloadBytes });
   const dir = mkdtempSync(join(tmpdir(), "lambda-test-"));
   const prefix = `t${process.pid}x${clusterCounter++}`;
-  const log: Logger = process.env.LAMBDA_TEST_LOG ? createJsonLogger("debug") : silentLogger;
+  const log: Logger = opts.log ?? (process.env.LAMBDA_TEST_LOG ? createJsonLogger("debug") : silentLogger);
   const cfg = resolveConfig({}, {
     natsUrl: nats.url,
     chdbPath: join(dir, "chdb"),

@@ -7,12 +7,20 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { credentials, loadPackageDefinition, makeGenericClientConstructor, status, type Client, type ServiceError } from "@grpc/grpc-js";
+import { Client, credentials, loadPackageDefinition, makeGenericClientConstructor, status, type ServiceError } from "@grpc/grpc-js";
+import { create, createFileRegistry, fromBinary, toJson, type DescFile, type JsonValue } from "@bufbuild/protobuf";
+import { FieldDescriptorProto_Label as FL, FieldDescriptorProto_Type as FT, FileDescriptorProtoSchema, file_google_protobuf_any, file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import * as protoLoader from "@grpc/proto-loader";
 import { service as healthService } from "grpc-health-check";
 import type { QueryRequest, QueryResponse } from "../../src/gen/lambda/v1/serving.js";
 import { startTestCluster, type TestCluster } from "../harness/cluster.js";
 import { query, queryRaw, topK } from "../harness/grpc.js";
+import { keptLogger, type KeptLine } from "../harness/log.js";
+import { waitFor } from "../harness/wait.js";
+import { viewTable } from "../../src/ch/schema.js";
+import { MAX_KEY_BYTES, MAX_QUERY_KEYS } from "../../src/serving/query.js";
+import { MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS } from "../../src/serving/request_guard.js";
 
 const T = Date.UTC(2026, 5, 8, 14, 23, 0);
 const YEAR_MS = 365 * 86_400_000;
@@ -109,4 +117,175 @@ test("bad queries get INVALID_ARGUMENT naming the field; health and reflection a
   const services = await listServices(cluster.roles.serving!.address);
   assert.ok(services.includes("lambda.v1.LambdaService"), `reflection lists ${services.join(", ")}`);
   assert.ok(services.includes("grpc.health.v1.Health"), `reflection lists ${services.join(", ")}`);
+});
+
+type Ts = readonly [seconds: bigint, nanos: number];
+const at = (ms: number): Ts => [BigInt(Math.floor(ms / 1000)), (ms % 1000) * 1_000_000];
+const tsBytes = ([seconds, nanos]: Ts) => new BinaryWriter().tag(1, WireType.Varint).int64(seconds).tag(2, WireType.Varint).int32(nanos).finish();
+
+/** A QueryRequest (or, with topK, a TopKRequest) written field by field, so timestamps can be what no Date can be. */
+function requestBytes(kind: "query" | "topK", from: Ts, to: Ts): Buffer {
+  const w = new BinaryWriter().tag(1, WireType.LengthDelimited).string("article_views");
+  if (kind === "query") w.tag(2, WireType.LengthDelimited).string("x").tag(3, WireType.LengthDelimited).bytes(tsBytes(from)).tag(4, WireType.LengthDelimited).bytes(tsBytes(to));
+  else w.tag(2, WireType.LengthDelimited).bytes(tsBytes(from)).tag(3, WireType.LengthDelimited).bytes(tsBytes(to)).tag(4, WireType.Varint).uint32(5);
+  return Buffer.from(w.finish());
+}
+
+const QUERY = "/lambda.v1.LambdaService/Query";
+const TOP_K = "/lambda.v1.LambdaService/TopK";
+
+/** Calls `path` with `body` as the request bytes. */
+function rawCall(address: string, path: string, body: Uint8Array): Promise<Buffer> {
+  const client = new Client(address, credentials.createInsecure());
+  const same = (b: Buffer) => b;
+  return new Promise<Buffer>((resolve, reject) => client.makeUnaryRequest(path, same, same, Buffer.from(body), (err, res) => (err ? reject(err) : resolve(res!)))).finally(() => client.close());
+}
+
+/** google/rpc/status.proto and error_details.proto (the parts used), for a strict decoder independent of the server's encoder. */
+const RPC_FILE = create(FileDescriptorProtoSchema, {
+  name: "google/rpc/status_for_test.proto",
+  package: "google.rpc",
+  syntax: "proto3",
+  dependency: ["google/protobuf/any.proto", "google/protobuf/duration.proto"],
+  messageType: [
+    {
+      name: "Status",
+      field: [
+        { name: "code", number: 1, type: FT.INT32, label: FL.OPTIONAL, jsonName: "code" },
+        { name: "message", number: 2, type: FT.STRING, label: FL.OPTIONAL, jsonName: "message" },
+        { name: "details", number: 3, type: FT.MESSAGE, typeName: ".google.protobuf.Any", label: FL.REPEATED, jsonName: "details" },
+      ],
+    },
+    {
+      name: "BadRequest",
+      field: [{ name: "field_violations", number: 1, type: FT.MESSAGE, typeName: ".google.rpc.BadRequest.FieldViolation", label: FL.REPEATED, jsonName: "fieldViolations" }],
+      nestedType: [
+        {
+          name: "FieldViolation",
+          field: [
+            { name: "field", number: 1, type: FT.STRING, label: FL.OPTIONAL, jsonName: "field" },
+            { name: "description", number: 2, type: FT.STRING, label: FL.OPTIONAL, jsonName: "description" },
+          ],
+        },
+      ],
+    },
+    { name: "RetryInfo", field: [{ name: "retry_delay", number: 1, type: FT.MESSAGE, typeName: ".google.protobuf.Duration", label: FL.OPTIONAL, jsonName: "retryDelay" }] },
+  ],
+});
+const WKT: Record<string, DescFile> = { "google/protobuf/any.proto": file_google_protobuf_any, "google/protobuf/duration.proto": file_google_protobuf_duration };
+const RPC = createFileRegistry(RPC_FILE, (name) => WKT[name]);
+
+/** The google.rpc.Status in the error's grpc-status-details-bin trailer, as proto3 JSON. */
+function statusDetails(err: ServiceError): JsonValue {
+  const [bin] = err.metadata.get("grpc-status-details-bin");
+  assert.ok(Buffer.isBuffer(bin), `a grpc-status-details-bin trailer on ${err.code} ${err.details}`);
+  const desc = RPC.getMessage("google.rpc.Status")!;
+  return toJson(desc, fromBinary(desc, bin), { registry: RPC });
+}
+
+/** Rejects unless `call` fails INVALID_ARGUMENT naming `field`, in the text and in a BadRequest field violation. */
+async function assertBadRequest(call: Promise<unknown>, field: string, reason: RegExp, what: string) {
+  await assert.rejects(call, (err: ServiceError) => {
+    assert.equal(err.code, status.INVALID_ARGUMENT, `${what}: ${err.code} ${err.details}`);
+    assert.ok(err.details.startsWith(`${field}: `), `${what}: details name the field ${field}: ${err.details}`);
+    assert.match(err.details, reason, what);
+    assert.ok(err.details.length < 300, `${what}: the bad value is not echoed back`);
+    const description = err.details.slice(field.length + 2);
+    assert.deepEqual(
+      statusDetails(err),
+      { code: status.INVALID_ARGUMENT, message: err.details, details: [{ "@type": "type.googleapis.com/google.rpc.BadRequest", fieldViolations: [{ field, description }] }] },
+      what,
+    );
+    return true;
+  });
+}
+
+test("bad timestamps, 64-bit overflows and oversize requests get INVALID_ARGUMENT naming the field, with a BadRequest detail", { timeout: 60_000 }, async () => {
+  await using cluster = await startTestCluster({ partitions: 2, speedNodes: 1 });
+  const address = cluster.roles.serving!.address;
+  const from = at(T - 60_000);
+  const to = at(T + 60_000);
+  const YEAR_10000 = 253_402_300_800n;
+  const BEFORE_YEAR_1 = -62_135_596_801n;
+  const INT64_MAX = 9_223_372_036_854_775_807n;
+  for (const kind of ["query", "topK"] as const) {
+    const path = kind === "query" ? QUERY : TOP_K;
+    const bad = (f: Ts, t: Ts, field: string, reason: RegExp, what: string) => assertBadRequest(rawCall(address, path, requestBytes(kind, f, t)), field, reason, `${kind}: ${what}`);
+    await bad([from[0], -1], to, "from", /nanos must be in \[0, 999999999\].*got -1/, "nanos -1");
+    await bad(from, [to[0], 1_000_000_000], "to", /nanos must be in \[0, 999999999\].*got 1000000000/, "nanos 1e9");
+    await bad(from, [YEAR_10000, 0], "to", /must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z/, "past year 9999");
+    await bad([BEFORE_YEAR_1, 0], to, "from", /must be from 0001-01-01T00:00:00Z/, "before year 1");
+    await bad([INT64_MAX, 0], to, "from", /got seconds=9223372036854775807/, "seconds int64 max");
+    // The edges of the range are legal.
+    await rawCall(address, path, requestBytes(kind, [MIN_TIMESTAMP_SECONDS, 0], [MIN_TIMESTAMP_SECONDS + 3600n, 0]));
+    await rawCall(address, path, requestBytes(kind, [MAX_TIMESTAMP_SECONDS - 3600n, 0], [MAX_TIMESTAMP_SECONDS, 999_999_999]));
+  }
+  // The admin API's 64-bit run numbers past 2^53.
+  const u64 = (v: bigint) => new BinaryWriter().tag(1, WireType.Varint).uint64(v).finish();
+  await assertBadRequest(rawCall(address, "/lambda.v1.AdminService/Verify", u64(18_446_744_073_709_551_615n)), "run", /must be at most 9007199254740991/, "verify run 2^64-1");
+  await assertBadRequest(rawCall(address, "/lambda.v1.AdminService/Rollback", u64(INT64_MAX)), "run", /must be at most 9007199254740991/, "rollback run int64 max");
+
+  // Keys, group values and names past MAX_KEY_BYTES, and requests past MAX_REQUEST_BYTES.
+  const valid: Partial<QueryRequest> = { metric: "article_views", key: "x", from: new Date(T - 60_000), to: new Date(T + 60_000) };
+  const big = (bytes: number, tag = "k") => tag.padEnd(bytes, "x");
+  await assertBadRequest(rawQuery(cluster, { ...valid, key: big(1_048_576) }), "key", /is 1048576 bytes; at most 1024/, "a 1 MB key");
+  await assertBadRequest(rawQuery(cluster, { ...valid, key: "", keys: Array.from({ length: 1000 }, (_, i) => big(2048, `k${i}`)) }), "keys", /key 0 is 2048 bytes; at most 1024/, "1000 keys of 2 KB");
+  await assertBadRequest(rawQuery(cluster, { ...valid, key: "", keys: Array.from({ length: 1000 }, (_, i) => big(3000, `k${i}`)) }), "request", /is \d+ bytes; at most 2621440/, "3 MB of keys");
+  await assertBadRequest(rawQuery(cluster, { ...valid, key: "", group: { article_id: big(5000) } }), "group", /is 5000 bytes; at most 1024/, "a long group value");
+  await assertBadRequest(rawQuery(cluster, { ...valid, metric: big(100_000) }), "metric", /is 100000 bytes/, "a long metric name");
+  await assertBadRequest(topK(cluster.grpc, { metric: "article_views", k: 3, where: { article_id: big(1_048_576) }, from: valid.from, to: valid.to }), "where", /is 1048576 bytes/, "top-k: a 1 MB where value");
+  await assertBadRequest(topK(cluster.grpc, { metric: "article_views", k: 3, aggregate: big(2000), from: valid.from, to: valid.to }), "aggregate", /is 2000 bytes/, "top-k: a long aggregate name");
+  await assertBadRequest(rawQuery(cluster, { ...valid, keys: Array.from({ length: 1001 }, (_, i) => `k${i}`) }), "keys", /at most 1000/, "1001 keys");
+
+  // UNAVAILABLE carries RetryInfo: no speed actor answers once the only speed node is gone.
+  await cluster.killSpeedNode([...cluster.speedNodes.keys()][0]!);
+  await waitFor("a query to find no speed actor", async () => {
+    try {
+      await query(cluster.grpc, "article_views", "x", T - 60_000, T + 60_000);
+      return undefined;
+    } catch (err) {
+      return (err as ServiceError).code === status.UNAVAILABLE ? (err as ServiceError) : undefined;
+    }
+  }).then((err) => {
+    const d = statusDetails(err) as { details: unknown[] };
+    assert.deepEqual(d.details, [{ "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay: "0.500s" }]);
+  });
+});
+
+test("the largest legal query is split below NATS max_payload and equals the recount; an INTERNAL error carries an id, never its message", { timeout: 90_000 }, async () => {
+  const lines: KeptLine[] = [];
+  // One partition, so every key goes to one actor, and a NATS server that takes 256 KiB: the
+  // query's keys are four times what one message to that actor can carry.
+  await using cluster = await startTestCluster({ partitions: 1, speedNodes: 1, log: keptLogger(lines), natsMaxPayloadBytes: 262_144 });
+  const keys = Array.from({ length: MAX_QUERY_KEYS }, (_, i) => `k${i}-`.padEnd(MAX_KEY_BYTES, "x"));
+  const maxPayload = cluster.nc.info!.max_payload;
+  assert.ok(keys.reduce((n, k) => n + k.length, 0) > maxPayload, `fixture: the keys (${MAX_QUERY_KEYS} of ${MAX_KEY_BYTES} B) exceed max_payload ${maxPayload}`);
+  const recount = new Map<string, number>();
+  const event = (i: number, j: number) => {
+    const key = keys[i]!;
+    recount.set(key, (recount.get(key) ?? 0) + 1);
+    return { id: `e${i}-${j}`, article_id: key, user_id: "u", ts: T + j * 1000 };
+  };
+  // Batch part, then speed part, on some keys; the others have no events at all.
+  await cluster.ingest.publishBatch("pageviews", Array.from({ length: 60 }, (_, i) => event(i * 7, 0)));
+  await cluster.roles.coordinator!.runNow();
+  await cluster.ingest.publishBatch("pageviews", Array.from({ length: 60 }, (_, i) => event(i * 11, 1)));
+  await cluster.waitForSpeedCaughtUp();
+
+  const res = await rawQuery(cluster, { metric: "article_views", key: "", keys, from: new Date(T - 60_000), to: new Date(T + 60_000) });
+  assert.equal(res.answers.length, keys.length);
+  for (const a of res.answers) assert.equal(a.total ?? 0, recount.get(a.key) ?? 0, `key ${a.key.slice(0, 8)}…`);
+  assert.ok((res.answers.find((a) => a.key === keys[0])?.batchPart ?? 0) > 0 && res.answers.some((a) => (a.speedPart ?? 0) > 0), "both parts answered");
+
+  // An internal failure: the view table loses a column every read needs.
+  const table = viewTable(cluster.cfg.database, cluster.catalog.metrics.get("article_views")!);
+  await cluster.roles.ch!.client.command({ query: `ALTER TABLE ${table} DROP COLUMN n` });
+  await assert.rejects(query(cluster.grpc, "article_views", keys[0]!, T - 120_000, T + 60_000), (err: ServiceError) => {
+    assert.equal(err.code, status.INTERNAL, `${err.code} ${err.details}`);
+    const m = /^internal error; see the serving log, error id ([0-9a-f]{16})$/.exec(err.details);
+    assert.ok(m, `only an id: ${err.details}`);
+    const logged = lines.find((l) => l.level === "error" && l.fields.errorId === m[1]);
+    assert.ok(logged?.fields.err instanceof Error, "the serving log has the error under that id");
+    return true;
+  });
 });

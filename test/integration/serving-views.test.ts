@@ -13,12 +13,12 @@ import { join } from "node:path";
 import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { Kvm } from "@nats-io/kv";
 import { viewTable } from "../../src/ch/schema.js";
-import type { LogFields, Logger } from "../../src/core/logger.js";
 import { publishWatermark } from "../../src/coordinator/watermark_store.js";
 import { LambdaServiceClient } from "../../src/gen/lambda/v1/serving.js";
 import { checkWatermarkViews } from "../../src/serving/view_check.js";
 import { startTestCluster } from "../harness/cluster.js";
 import { query } from "../harness/grpc.js";
+import { keptLogger, type KeptLine } from "../harness/log.js";
 import { waitFor } from "../harness/wait.js";
 
 const T = Date.UTC(2026, 5, 8, 14, 0, 0);
@@ -33,12 +33,6 @@ async function assertViewMissing(client: LambdaServiceClient, run: number, fromM
     assert.match(err.details, /view_article_views_/, `${what}: names the table`);
     return true;
   });
-}
-
-/** A logger that keeps every line, for asserting what a node says. */
-function keptLogger(lines: { level: string; message: string; fields: LogFields }[], base: LogFields = {}): Logger {
-  const at = (level: string) => (message: string, fields: LogFields = {}) => void lines.push({ level, message, fields: { ...base, ...fields } });
-  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error"), child: (f) => keptLogger(lines, { ...base, ...f }) };
 }
 
 test("a run with no rows for a key answers 0; a dropped view version and a forged watermark fail the query, naming run and view", { timeout: 90_000 }, async () => {
@@ -80,7 +74,7 @@ test("a run with no rows for a key answers 0; a dropped view version and a forge
   );
 
   // The check a serving node runs at start and at every watermark names every missing view.
-  const lines: { level: string; message: string; fields: LogFields }[] = [];
+  const lines: KeptLine[] = [];
   const missing = await checkWatermarkViews(ch, cluster.cfg.database, cluster.catalog, forged, keptLogger(lines));
   assert.deepEqual(missing.map((e) => e.metric).sort(), [...cluster.catalog.metrics.keys()].sort());
   assert.ok(missing.every((e) => e.run === 99 && e.missing === "version"));

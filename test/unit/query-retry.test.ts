@@ -40,6 +40,7 @@ const deps = (speed: SpeedClient, actorRetryMs?: number): QueryDeps => ({
   partitions: 1,
   speed,
   watermarks: { current: () => null, refresh: async () => null },
+  maxPayloadBytes: () => 1_048_576,
   readBatch: async () => new Map(),
   actorRetryMs,
 });
