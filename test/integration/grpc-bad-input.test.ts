@@ -8,8 +8,6 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { Client, credentials, loadPackageDefinition, makeGenericClientConstructor, status, type ServiceError } from "@grpc/grpc-js";
-import { create, createFileRegistry, fromBinary, toJson, type DescFile, type JsonValue } from "@bufbuild/protobuf";
-import { FieldDescriptorProto_Label as FL, FieldDescriptorProto_Type as FT, FileDescriptorProtoSchema, file_google_protobuf_any, file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import * as protoLoader from "@grpc/proto-loader";
 import { service as healthService } from "grpc-health-check";
@@ -17,6 +15,7 @@ import type { QueryRequest, QueryResponse } from "../../src/gen/lambda/v1/servin
 import { startTestCluster, type TestCluster } from "../harness/cluster.js";
 import { query, queryRaw, topK } from "../harness/grpc.js";
 import { keptLogger, type KeptLine } from "../harness/log.js";
+import { statusDetails } from "../harness/rpc_status.js";
 import { waitFor } from "../harness/wait.js";
 import { viewTable } from "../../src/ch/schema.js";
 import { MAX_KEY_BYTES, MAX_QUERY_KEYS } from "../../src/serving/query.js";
@@ -139,48 +138,6 @@ function rawCall(address: string, path: string, body: Uint8Array): Promise<Buffe
   const client = new Client(address, credentials.createInsecure());
   const same = (b: Buffer) => b;
   return new Promise<Buffer>((resolve, reject) => client.makeUnaryRequest(path, same, same, Buffer.from(body), (err, res) => (err ? reject(err) : resolve(res!)))).finally(() => client.close());
-}
-
-/** google/rpc/status.proto and error_details.proto (the parts used), for a strict decoder independent of the server's encoder. */
-const RPC_FILE = create(FileDescriptorProtoSchema, {
-  name: "google/rpc/status_for_test.proto",
-  package: "google.rpc",
-  syntax: "proto3",
-  dependency: ["google/protobuf/any.proto", "google/protobuf/duration.proto"],
-  messageType: [
-    {
-      name: "Status",
-      field: [
-        { name: "code", number: 1, type: FT.INT32, label: FL.OPTIONAL, jsonName: "code" },
-        { name: "message", number: 2, type: FT.STRING, label: FL.OPTIONAL, jsonName: "message" },
-        { name: "details", number: 3, type: FT.MESSAGE, typeName: ".google.protobuf.Any", label: FL.REPEATED, jsonName: "details" },
-      ],
-    },
-    {
-      name: "BadRequest",
-      field: [{ name: "field_violations", number: 1, type: FT.MESSAGE, typeName: ".google.rpc.BadRequest.FieldViolation", label: FL.REPEATED, jsonName: "fieldViolations" }],
-      nestedType: [
-        {
-          name: "FieldViolation",
-          field: [
-            { name: "field", number: 1, type: FT.STRING, label: FL.OPTIONAL, jsonName: "field" },
-            { name: "description", number: 2, type: FT.STRING, label: FL.OPTIONAL, jsonName: "description" },
-          ],
-        },
-      ],
-    },
-    { name: "RetryInfo", field: [{ name: "retry_delay", number: 1, type: FT.MESSAGE, typeName: ".google.protobuf.Duration", label: FL.OPTIONAL, jsonName: "retryDelay" }] },
-  ],
-});
-const WKT: Record<string, DescFile> = { "google/protobuf/any.proto": file_google_protobuf_any, "google/protobuf/duration.proto": file_google_protobuf_duration };
-const RPC = createFileRegistry(RPC_FILE, (name) => WKT[name]);
-
-/** The google.rpc.Status in the error's grpc-status-details-bin trailer, as proto3 JSON. */
-function statusDetails(err: ServiceError): JsonValue {
-  const [bin] = err.metadata.get("grpc-status-details-bin");
-  assert.ok(Buffer.isBuffer(bin), `a grpc-status-details-bin trailer on ${err.code} ${err.details}`);
-  const desc = RPC.getMessage("google.rpc.Status")!;
-  return toJson(desc, fromBinary(desc, bin), { registry: RPC });
 }
 
 /** Rejects unless `call` fails INVALID_ARGUMENT naming `field`, in the text and in a BadRequest field violation. */

@@ -19,6 +19,7 @@ import { checkWatermarkViews } from "../../src/serving/view_check.js";
 import { startTestCluster } from "../harness/cluster.js";
 import { query } from "../harness/grpc.js";
 import { keptLogger, type KeptLine } from "../harness/log.js";
+import { statusDetails } from "../harness/rpc_status.js";
 import { waitFor } from "../harness/wait.js";
 
 const T = Date.UTC(2026, 5, 8, 14, 0, 0);
@@ -31,6 +32,10 @@ async function assertViewMissing(client: LambdaServiceClient, run: number, fromM
     assert.equal(err.code, status.FAILED_PRECONDITION, `${what}: ${err.code} ${err.details}`);
     assert.match(err.details, new RegExp(`batch view version ${run} of metric article_views`), what);
     assert.match(err.details, /view_article_views_/, `${what}: names the table`);
+    const detail = statusDetails(err) as { details: { "@type": string; violations: { type: string; subject: string }[] }[] };
+    assert.equal(detail.details[0]?.["@type"], "type.googleapis.com/google.rpc.PreconditionFailure", what);
+    assert.equal(detail.details[0]?.violations[0]?.type, "BATCH_VIEW_MISSING", what);
+    assert.match(detail.details[0]?.violations[0]?.subject ?? "", new RegExp(`view_article_views_\\w+\` run ${run}$`), what);
     return true;
   });
 }
