@@ -7,6 +7,17 @@ import type { ServiceError } from "@grpc/grpc-js";
 import { create, createFileRegistry, fromBinary, toJson, type DescFile, type JsonValue } from "@bufbuild/protobuf";
 import { FieldDescriptorProto_Label as FL, FieldDescriptorProto_Type as FT, FileDescriptorProtoSchema, file_google_protobuf_any, file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 
+const camel = (name: string) => name.replace(/_(\w)/g, (_, c: string) => c.toUpperCase());
+/** A proto3 field: a string, or a message of `typeName`, repeated or not. */
+const field = (name: string, number: number, type: FT, typeName = "", repeated = false) => ({ name, number, type, typeName, label: repeated ? FL.REPEATED : FL.OPTIONAL, jsonName: camel(name) });
+const strings = (...names: string[]) => names.map((n, i) => field(n, i + 1, FT.STRING));
+/** A message holding a list of one nested message of string fields (BadRequest, PreconditionFailure). */
+const listOf = (name: string, list: string, item: string, fields: string[]) => ({
+  name,
+  field: [field(list, 1, FT.MESSAGE, `.google.rpc.${name}.${item}`, true)],
+  nestedType: [{ name: item, field: strings(...fields) }],
+});
+
 /** google/rpc/status.proto and error_details.proto (the parts used), for a strict decoder independent of the server's encoder. */
 const RPC_FILE = create(FileDescriptorProtoSchema, {
   name: "google/rpc/status_for_test.proto",
@@ -14,42 +25,10 @@ const RPC_FILE = create(FileDescriptorProtoSchema, {
   syntax: "proto3",
   dependency: ["google/protobuf/any.proto", "google/protobuf/duration.proto"],
   messageType: [
-    {
-      name: "Status",
-      field: [
-        { name: "code", number: 1, type: FT.INT32, label: FL.OPTIONAL, jsonName: "code" },
-        { name: "message", number: 2, type: FT.STRING, label: FL.OPTIONAL, jsonName: "message" },
-        { name: "details", number: 3, type: FT.MESSAGE, typeName: ".google.protobuf.Any", label: FL.REPEATED, jsonName: "details" },
-      ],
-    },
-    {
-      name: "BadRequest",
-      field: [{ name: "field_violations", number: 1, type: FT.MESSAGE, typeName: ".google.rpc.BadRequest.FieldViolation", label: FL.REPEATED, jsonName: "fieldViolations" }],
-      nestedType: [
-        {
-          name: "FieldViolation",
-          field: [
-            { name: "field", number: 1, type: FT.STRING, label: FL.OPTIONAL, jsonName: "field" },
-            { name: "description", number: 2, type: FT.STRING, label: FL.OPTIONAL, jsonName: "description" },
-          ],
-        },
-      ],
-    },
-    {
-      name: "PreconditionFailure",
-      field: [{ name: "violations", number: 1, type: FT.MESSAGE, typeName: ".google.rpc.PreconditionFailure.Violation", label: FL.REPEATED, jsonName: "violations" }],
-      nestedType: [
-        {
-          name: "Violation",
-          field: [
-            { name: "type", number: 1, type: FT.STRING, label: FL.OPTIONAL, jsonName: "type" },
-            { name: "subject", number: 2, type: FT.STRING, label: FL.OPTIONAL, jsonName: "subject" },
-            { name: "description", number: 3, type: FT.STRING, label: FL.OPTIONAL, jsonName: "description" },
-          ],
-        },
-      ],
-    },
-    { name: "RetryInfo", field: [{ name: "retry_delay", number: 1, type: FT.MESSAGE, typeName: ".google.protobuf.Duration", label: FL.OPTIONAL, jsonName: "retryDelay" }] },
+    { name: "Status", field: [field("code", 1, FT.INT32), field("message", 2, FT.STRING), field("details", 3, FT.MESSAGE, ".google.protobuf.Any", true)] },
+    listOf("BadRequest", "field_violations", "FieldViolation", ["field", "description"]),
+    listOf("PreconditionFailure", "violations", "Violation", ["type", "subject", "description"]),
+    { name: "RetryInfo", field: [field("retry_delay", 1, FT.MESSAGE, ".google.protobuf.Duration")] },
   ],
 });
 const WKT: Record<string, DescFile> = { "google/protobuf/any.proto": file_google_protobuf_any, "google/protobuf/duration.proto": file_google_protobuf_duration };
