@@ -22,6 +22,7 @@ import type { Buckets } from "../nats/setup.js";
 import { respond, watermarkToProto } from "./handlers.js";
 import { diffRuns, listRuns } from "./runs.js";
 import { clusterStatus } from "./status.js";
+import { refusalOf } from "./request_guard.js";
 import { toServiceError } from "./status_codes.js";
 import { verifySeam } from "./verify.js";
 
@@ -64,6 +65,13 @@ function runInfo(r: RunRecord): RunInfo {
     coordinator: r.coordinator,
     detail: r.detail ?? "",
   };
+}
+
+/** Ends a streaming call whose request was refused on its bytes (request_guard.ts) with that error; true if it was. */
+function refused(call: ServerWritableStream<unknown, unknown>, log: Logger): boolean {
+  const refusal = refusalOf(call.request);
+  if (refusal) call.emit("error", toServiceError(refusal, log));
+  return refusal !== undefined;
 }
 
 /** Streams a batch run's progress from the coordinator to the client; a cancelled call only stops listening. */
@@ -162,8 +170,11 @@ export function adminService(deps: AdminDeps): AdminServiceServer {
         const w = await readWatermark(buckets.watermark);
         return { members: [...s.members], partitions: [...s.partitions], nextRunAt: at(s.nextRunAtMs), watermarkRun: w?.watermark.run ?? 0 };
       }),
-    runBatch: (call) => runBatch(deps, call),
+    runBatch: (call) => {
+      if (!refused(call, log)) runBatch(deps, call);
+    },
     watchWatermark: (call) => {
+      if (refused(call, log)) return;
       watchWatermark(deps, call).then(
         () => call.end(),
         (err) => call.emit("error", toServiceError(err, log)),

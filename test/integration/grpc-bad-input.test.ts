@@ -140,6 +140,19 @@ function rawCall(address: string, path: string, body: Uint8Array): Promise<Buffe
   return new Promise<Buffer>((resolve, reject) => client.makeUnaryRequest(path, same, same, Buffer.from(body), (err, res) => (err ? reject(err) : resolve(res!)))).finally(() => client.close());
 }
 
+/** Calls server-streaming `path` with `body` as the request bytes; resolves with the messages at the end. */
+function rawStream(address: string, path: string, body: Uint8Array): Promise<Buffer[]> {
+  const client = new Client(address, credentials.createInsecure());
+  const same = (b: Buffer) => b;
+  return new Promise<Buffer[]>((resolve, reject) => {
+    const got: Buffer[] = [];
+    const call = client.makeServerStreamRequest(path, same, same, Buffer.from(body));
+    call.on("data", (b: Buffer) => got.push(b));
+    call.on("error", reject);
+    call.on("end", () => resolve(got));
+  }).finally(() => client.close());
+}
+
 /** Rejects unless `call` fails INVALID_ARGUMENT naming `field`, in the text and in a BadRequest field violation. */
 async function assertBadRequest(call: Promise<unknown>, field: string, reason: RegExp, what: string) {
   await assert.rejects(call, (err: ServiceError) => {
@@ -181,6 +194,10 @@ test("bad timestamps, 64-bit overflows and oversize requests get INVALID_ARGUMEN
   const u64 = (v: bigint) => new BinaryWriter().tag(1, WireType.Varint).uint64(v).finish();
   await assertBadRequest(rawCall(address, "/lambda.v1.AdminService/Verify", u64(18_446_744_073_709_551_615n)), "run", /must be at most 9007199254740991/, "verify run 2^64-1");
   await assertBadRequest(rawCall(address, "/lambda.v1.AdminService/Rollback", u64(INT64_MAX)), "run", /must be at most 9007199254740991/, "rollback run int64 max");
+
+  // A streaming method refuses an oversize request as well (3 MB of an unknown field).
+  const junk = new BinaryWriter().tag(15, WireType.LengthDelimited).bytes(new Uint8Array(3_000_000)).finish();
+  await assertBadRequest(rawStream(address, "/lambda.v1.AdminService/WatchWatermark", junk), "request", /is \d+ bytes; at most 2621440/, "watch watermark: 3 MB");
 
   // Keys, group values and names past MAX_KEY_BYTES, and requests past MAX_REQUEST_BYTES.
   const valid: Partial<QueryRequest> = { metric: "article_views", key: "x", from: new Date(T - 60_000), to: new Date(T + 60_000) };
