@@ -12,7 +12,7 @@ import type { Logger } from "../core/logger.js";
 import type { Watermark } from "../core/watermark.js";
 import type { KeyAnswer, LambdaServiceServer, MetricInfo, QueryResponse, Watermark as WatermarkMsg } from "../gen/lambda/v1/serving.js";
 import type { KeyResult } from "./merge.js";
-import { answerQuery, answerTopK, type QueryDeps, type QueryResult } from "./query.js";
+import { answerQuery, answerTopK, checkSizes, type QueryDeps, type QueryResult } from "./query.js";
 import { refusalOf } from "./request_guard.js";
 import { toServiceError } from "./status_codes.js";
 
@@ -144,6 +144,7 @@ export function lambdaService(deps: HandlerDeps): LambdaServiceServer {
     listMetrics: (call, cb) => respond(log, call, cb, () => ({ metrics: standings(deps.catalog, deps.watermarks.current()).map(metricInfo) })),
     describeMetric: (call, cb) =>
       respond(log, call, cb, (req) => {
+        checkSizes("metric", [req.metric]);
         const w = deps.watermarks.current();
         const s = req.metric ? standingOf(deps.catalog, w, req.metric) : null;
         if (!s) throw new InvalidQueryError("metric", `unknown metric ${JSON.stringify(req.metric)}; defined: ${standings(deps.catalog, w).map((x) => x.name).join(", ")}`);

@@ -290,7 +290,7 @@ async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: 
 }
 
 /** @throws InvalidQueryError naming `field` when a string is longer than MAX_KEY_BYTES (it is not echoed back) */
-function checkSizes(field: string, values: Iterable<string>): void {
+export function checkSizes(field: string, values: Iterable<string>): void {
   let i = 0;
   for (const v of values) {
     const bytes = Buffer.byteLength(v, "utf8");

@@ -210,6 +210,8 @@ test("bad timestamps, 64-bit overflows and oversize requests get INVALID_ARGUMEN
   await assertBadRequest(topK(cluster.grpc, { metric: "article_views", k: 3, where: { article_id: big(1_048_576) }, from: valid.from, to: valid.to }), "where", /is 1048576 bytes/, "top-k: a 1 MB where value");
   await assertBadRequest(topK(cluster.grpc, { metric: "article_views", k: 3, aggregate: big(2000), from: valid.from, to: valid.to }), "aggregate", /is 2000 bytes/, "top-k: a long aggregate name");
   await assertBadRequest(rawQuery(cluster, { ...valid, keys: Array.from({ length: 1001 }, (_, i) => `k${i}`) }), "keys", /at most 1000/, "1001 keys");
+  const describe = new Promise((resolve, reject) => cluster.grpc.describeMetric({ metric: big(50_000) }, (err, res) => (err ? reject(err) : resolve(res))));
+  await assertBadRequest(describe, "metric", /is 50000 bytes; at most 1024/, "describe: a long metric name");
 
   // UNAVAILABLE carries RetryInfo: no speed actor answers once the only speed node is gone.
   await cluster.killSpeedNode([...cluster.speedNodes.keys()][0]!);
