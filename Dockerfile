@@ -17,9 +17,10 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json buf.yaml buf.gen.yaml ./
 COPY proto ./proto
+COPY scripts/gen-descriptors.mjs ./scripts/
 COPY src ./src
-# `npm run build` = buf generate (src/gen) + clean + tsc -> dist/. test/ is not in the
-# build context, so only dist/src is produced.
+# `npm run build` = buf generate + the reflection descriptors (src/gen) + clean + tsc -> dist/.
+# test/ is not in the build context, so only dist/src is produced.
 RUN npm run build
 
 # --- deps: production dependencies only.
@@ -45,11 +46,9 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=deps /src/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
-# proto/: the serving node loads it at run time for reflection (PROTO_ROOT in
-# src/serving/server.ts resolves to /app/proto). catalog/: the default
-# LAMBDA_CATALOG (catalog/catalog.json, relative to /app); Kubernetes mounts the
-# lambda-catalog ConfigMap over it.
-COPY proto ./proto
+# catalog/: the default LAMBDA_CATALOG (catalog/catalog.json, relative to /app);
+# Kubernetes mounts the lambda-catalog ConfigMap over it. proto/ is not needed at run
+# time: reflection serves the descriptors compiled into dist/src/gen/descriptors.js.
 COPY catalog ./catalog
 # The node user of the base image, by number so runAsNonRoot can verify it.
 USER 1000:1000

@@ -5,11 +5,8 @@
  *
  * States: starting → serving → stopping → closed.
  */
-import { fileURLToPath } from "node:url";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
-import { ReflectionService } from "@grpc/reflection";
-import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { HealthImplementation } from "grpc-health-check";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Catalog } from "../core/catalog.js";
@@ -29,10 +26,12 @@ import { startHeartbeat } from "../nats/heartbeat.js";
 import { followWatermark } from "./watermark_follower.js";
 import { checkWatermarkViews } from "./view_check.js";
 import { guardService } from "./request_guard.js";
+import { addReflection } from "./reflection.js";
+import { clientAddress, hostPort } from "./address.js";
 
 export const SERVICE_NAME = "lambda.v1.LambdaService";
 export const ADMIN_SERVICE_NAME = "lambda.v1.AdminService";
-const PROTO_ROOT = fileURLToPath(new URL("../../../proto", import.meta.url));
+const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
 
 export interface ServingOptions {
   host: string;
@@ -113,14 +112,16 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
   );
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING", [ADMIN_SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
-  const pkg = protoLoader.loadSync([`${PROTO_ROOT}/lambda/v1/serving.proto`, `${PROTO_ROOT}/lambda/v1/admin.proto`, healthProtoPath], { includeDirs: [PROTO_ROOT] });
-  new ReflectionService(pkg).addToServer(server);
+  // Reflection serves buf's descriptors as compiled (src/gen/descriptors.ts), not proto-loader's.
+  addReflection(server, [SERVICE_NAME, ADMIN_SERVICE_NAME, HEALTH_SERVICE_NAME]);
 
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${opts.host}:${opts.port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(hostPort(opts.host, opts.port), ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
-  const address = `${opts.host === "0.0.0.0" ? "127.0.0.1" : opts.host}:${port}`;
-  log.info("serving node listening", { address });
+  const bind = hostPort(opts.host, port);
+  const address = clientAddress(opts.host, port);
+  // bind is what the socket listens on; address is where a client on this machine connects.
+  log.info("serving node listening", { bind, address });
 
   const lifecycle = closeable(async () => {
       health.setStatus("", "NOT_SERVING");
