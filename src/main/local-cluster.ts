@@ -20,7 +20,7 @@ import { connectNats } from "../nats/connect.js";
 import { namesFor } from "../nats/names.js";
 import { startNatsServer, type NatsServerProcess } from "../nats/server_process.js";
 import { removeLocalClusterFile, writeLocalClusterFile } from "../cli/index.js";
-import { onShutdownSignal } from "./process.js";
+import { logFatalErrors, onShutdownSignal } from "./process.js";
 import { startRoles, type RunningRoles } from "./roles.js";
 import { spawnNode, speedNodeEnv, type ChildNode } from "./spawn.js";
 
@@ -88,6 +88,7 @@ function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, chdb: string
 async function main() {
   const cfg = resolveConfig({ LAMBDA_BATCH_INTERVAL_MS: String(LOCAL_BATCH_INTERVAL_MS), ...process.env });
   const log = createProcessLogger({ level: cfg.logLevel, base: { node: "local" } });
+  logFatalErrors(log);
   const catalogPath = resolve(cfg.catalogPath);
   const catalog = readCatalogFile(catalogPath);
   const cleanups: (() => Promise<void> | void)[] = [];

@@ -9,12 +9,13 @@ import { resolveConfig } from "../core/config.js";
 import { ConfigError } from "../core/errors.js";
 import { createProcessLogger } from "../core/logger.js";
 import { connectNats } from "../nats/connect.js";
-import { onShutdownSignal } from "./process.js";
+import { logFatalErrors, onShutdownSignal } from "./process.js";
 import { startRoles } from "./roles.js";
 
 async function main() {
   const cfg = resolveConfig(process.env);
   const log = createProcessLogger({ level: cfg.logLevel, base: { node: cfg.nodeId } });
+  logFatalErrors(log);
   if (!cfg.natsUrl) throw new ConfigError("LAMBDA_NATS_URL", "", "the URL of a NATS server with JetStream (e.g. nats://127.0.0.1:4222)");
   const catalog = readCatalogFile(cfg.catalogPath);
   const nc = await connectNats(cfg.natsUrl, `lambda-node ${cfg.nodeId} (${cfg.roles.join(",")})`);

@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fork } from "node:child_process";
+import { fork, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -102,6 +102,31 @@ test("a failed start is one JSON error line with the error's name, message and c
     assert.equal(r.msg, "start failed");
     assert.equal(r.err.name, name);
     assert.match(r.err.message, message);
+  }
+});
+
+test("an unhandled rejection or uncaught exception in a role process is one JSON error line, exit 1", async () => {
+  const processJs = fileURLToPath(new URL("../../src/main/process.js", import.meta.url));
+  const loggerJs = fileURLToPath(new URL("../../src/core/logger.js", import.meta.url));
+  for (const [crash, msg] of [
+    ["void Promise.reject(new RangeError('no such bucket'))", "unhandled rejection; exiting"],
+    ["setTimeout(() => { throw new RangeError('no such bucket'); }, 0)", "uncaught exception; exiting"],
+  ] as const) {
+    const script = `import { logFatalErrors } from ${JSON.stringify(processJs)};
+import { createProcessLogger } from ${JSON.stringify(loggerJs)};
+logFatalErrors(createProcessLogger({ base: { node: "n" } }));
+${crash};`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const [code] = (await once(child, "exit")) as [number | null];
+    assert.equal(code, 1, stderr);
+    const logged = records(stderr);
+    assert.equal(logged.length, 1, stderr);
+    const r = logged[0]! as LogRecord & { err: { name: string; message: string } };
+    assert.equal(r.msg, msg);
+    assert.equal(r.err.name, "RangeError");
+    assert.equal(r.err.message, "no such bucket");
   }
 });
 
