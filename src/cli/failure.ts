@@ -45,6 +45,8 @@ export const FailureCodes = {
   invalidCatalog: "INVALID_CATALOG",
   /** `catalog show`: the cluster has stored no catalog yet. */
   noCatalog: "NO_CATALOG",
+  /** `run`: the batch run failed (the message gives the coordinator's reason). */
+  runFailed: "RUN_FAILED",
   /** The serving node ended a stream (`watermark --watch`, `run`) before it was done. */
   streamEnded: "STREAM_ENDED",
   /** The command ran and failed for a reason its message gives. */

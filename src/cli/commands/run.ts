@@ -131,8 +131,7 @@ async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
       return ExitCodes.ok;
     }
     if (m.phase === RunPhases.failed) {
-      if (!json) ctx.stderr.write(`lambdactl: ${current === undefined ? "the run" : `run ${current}`} failed: ${m.detail || "no reason given"}\n`);
-      return ExitCodes.failure;
+      throw new CommandFailedError(FailureCodes.runFailed, `${current === undefined ? "the run" : `run ${current}`} failed: ${m.detail || "no reason given"}`, { run: current ?? 0 });
     }
   }
   if (detach.aborted) {
