@@ -7,7 +7,8 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { createClient, type ClickHouseClient } from "@clickhouse/client";
+import { ClickHouseLogLevel, createClient, type ClickHouseClient, type Logger as ChLogger, type LogParams } from "@clickhouse/client";
+import type { Logger } from "../core/logger.js";
 import { chdbFileMasterInserter, jsonMasterInserter, type MasterInserter } from "./master_insert.js";
 
 export interface ChOptions {
@@ -28,19 +29,57 @@ export interface ChHandle {
   close(): Promise<void>;
 }
 
+/** What the client needs besides its options. */
+export interface ChDeps {
+  /** Where @clickhouse/client's own log lines go, as lines of ours with component "clickhouse". */
+  readonly log: Logger;
+}
+
+/**
+ * The `log` option of @clickhouse/client that writes its lines into `log`.
+ * The client takes a class it instantiates itself, so the class closes over our logger;
+ * its trace lines become debug lines, its module a field.
+ */
+export function clickHouseLogOption(log: Logger): { LoggerClass: new () => ChLogger; level: ClickHouseLogLevel } {
+  const ch = log.child({ component: "clickhouse" });
+  const fields = (p: LogParams & { err?: Error }) => ({ module: p.module, ...p.args, ...(p.err ? { err: p.err } : {}) });
+  class RoutedLogger implements ChLogger {
+    trace(p: LogParams) {
+      ch.debug(p.message, fields(p));
+    }
+    debug(p: LogParams) {
+      ch.debug(p.message, fields(p));
+    }
+    info(p: LogParams) {
+      ch.info(p.message, fields(p));
+    }
+    warn(p: LogParams & { err?: Error }) {
+      ch.warn(p.message, fields(p));
+    }
+    error(p: LogParams & { err: Error }) {
+      ch.error(p.message, fields(p));
+    }
+  }
+  // The client's own default: warnings and errors. Our logger filters by LAMBDA_LOG_LEVEL after that.
+  return { LoggerClass: RoutedLogger, level: ClickHouseLogLevel.WARN };
+}
+
 /**
  * Opens the process's ClickHouse client. chDB (a ~550 MB native engine) is loaded
  * only when no URL is configured, so roles that talk to a ClickHouse server, and
  * roles that need no ClickHouse at all, never load it.
+ * @param deps the logger the client's own lines go to; without it they go to the client's
+ *   default (plain console lines), which only tests and benchmarks should rely on.
  */
-export async function openClickHouse(opts: ChOptions): Promise<ChHandle> {
+export async function openClickHouse(opts: ChOptions, deps?: ChDeps): Promise<ChHandle> {
+  const log = deps ? { log: clickHouseLogOption(deps.log) } : {};
   if (opts.url) {
-    const client = createClient({ url: opts.url, username: opts.username, password: opts.password });
+    const client = createClient({ url: opts.url, username: opts.username, password: opts.password, ...log });
     return { client, engine: "server", master: jsonMasterInserter(client), close: () => client.close() };
   }
   mkdirSync(opts.chdbPath, { recursive: true });
   const { createChdbConnection } = await import("chdb/connection");
-  const client = createClient({ connection: createChdbConnection({ path: opts.chdbPath }) } as Parameters<typeof createClient>[0]);
+  const client = createClient({ connection: createChdbConnection({ path: opts.chdbPath }), ...log } as Parameters<typeof createClient>[0]);
   // The insert files live next to chDB's own data: one process owns the directory.
   return { client, engine: "chdb", master: chdbFileMasterInserter(client, join(opts.chdbPath, "lambda-insert")), close: () => client.close() };
 }

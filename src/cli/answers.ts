@@ -9,9 +9,17 @@
  * total is the aggregate of the merged state, so the parts do not add up. A
  * value is absent (null in JSON, "-" in text) when there is none, e.g. the min
  * of no events.
+ *
+ * Distinct counts (HyperLogLog, about 1.6 % standard error) and quantiles (a
+ * log-bucket sketch, within 0.4 %) are estimates: the text marks them "≈" and
+ * rounds them to what the sketch can tell (a distinct count to a whole number,
+ * a quantile to 3 significant digits); `--json` keeps the value as computed.
  */
 import type { DescribeMetricResponse, KeyAnswer, PartitionProvenance, WindowValue } from "../gen/lambda/v1/serving.js";
 import { ABSENT, formatNumber, formatTime, isoOrNull, keyValues, optionalCell, table, type Cell } from "./render.js";
+
+/** Significant digits a quantile estimate is shown with: the sketch's buckets are within 0.4 % (core/sketch.ts). */
+export const QUANTILE_SHOWN_DIGITS = 3;
 
 /** What the values of the aggregate answered are, for text output. */
 export interface AggregateShape {
@@ -36,8 +44,17 @@ export function aggregateShape(d: DescribeMetricResponse, name: string): Aggrega
   return { kind: a.kind, values: (a.kind === "min" || a.kind === "max") && fieldType === "timestamp" ? "time" : "number" };
 }
 
-function valueCell(v: number | undefined, shape: AggregateShape): Cell {
-  return shape.values === "time" && v !== undefined ? new Date(v).toISOString() : optionalCell(v);
+/**
+ * A value as a table shows it: a time as ISO 8601, a distinct count as a whole
+ * estimate, a quantile as an estimate to {@link QUANTILE_SHOWN_DIGITS} significant digits.
+ */
+export function valueCell(v: number | undefined, shape: AggregateShape): Cell {
+  if (v === undefined) return optionalCell(v);
+  if (shape.values === "time") return new Date(v).toISOString();
+  if (shape.kind === "distinct") return { estimate: Math.round(v) };
+  // Number(toPrecision) drops the exponent form toPrecision uses for large values (1.23e+3 -> 1230).
+  if (shape.kind === "quantiles") return { estimate: Number(v.toPrecision(QUANTILE_SHOWN_DIGITS)) };
+  return v;
 }
 
 /** One key's answer as `--json` prints it. */
@@ -174,7 +191,8 @@ export function partsLegend(run: number, shape: AggregateShape = UNKNOWN_SHAPE):
       ? "batch + speed = total."
       : shape.kind === ""
         ? "They add up to the total for count and sum only."
-        : `${shape.kind}: each part is its side alone and the total is taken over both, so the parts do not add up.`;
+        : `${shape.kind}: each part is its side alone and the total is taken over both, so the parts do not add up.` +
+          (shape.kind === "distinct" || shape.kind === "quantiles" ? ` ≈: an estimate of the ${shape.kind === "distinct" ? "HyperLogLog" : "quantile"} sketch; --json has the value as computed.` : "");
   return `parts: batch = ${batch}; speed = ${speed}. ${merge}\n`;
 }
 

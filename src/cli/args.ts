@@ -8,7 +8,8 @@ import { parseArgs } from "node:util";
 import type { ArgSpec, CommandSpec, FlagSpec, ParsedCommand } from "./command.js";
 import { ConnectionEnvVars, LOCAL_CLUSTER_FILE, type ConnectionFlagValues } from "./connection.js";
 import { parseTime } from "./time.js";
-import { parseFieldValues, parsePositiveInt, parseQuantile, parseRunNumberText, type ValueParse } from "./values.js";
+import { formatSpan } from "./render.js";
+import { parseDuration, parseFieldValues, parsePositiveInt, parseQuantile, parseRunNumberText, type ValueParse } from "./values.js";
 import type { RunNumber } from "../core/ids.js";
 
 /** A bad command line: lambdactl prints the message and the usage and exits 2. */
@@ -34,9 +35,18 @@ export const COMMON_FLAGS = {
   help: { type: "boolean", short: "h", description: "print this help" },
 } as const satisfies Record<string, FlagSpec>;
 
+/** A duration as a flag's value is written, e.g. "10s", "2m", "1m30s" (parseDuration reads it back). */
+export function durationText(ms: number): string {
+  return formatSpan(ms).replace(/ /g, "");
+}
+
 /** The `--timeout` flag with its default in the help. */
 export function timeoutFlagSpec(defaultMs: number): FlagSpec {
-  return { type: "string", value: "<ms>", description: `give up on the serving node after this many milliseconds (default ${defaultMs})` };
+  return {
+    type: "string",
+    value: "<duration>",
+    description: `give up on the serving node after this long: 500ms, 5s, 2m; a bare number is milliseconds (default ${durationText(defaultMs)})`,
+  };
 }
 
 /** The flags of commands that call the serving node: where it is, and how long to wait for it. */
@@ -157,8 +167,18 @@ export const AGGREGATE_FLAGS = {
 
 /** True when `argv` asks for help (before any `--`), whatever else it holds. */
 export function wantsHelp(argv: readonly string[]): boolean {
+  return flagWords(argv).some((a) => a === "--help" || a === "-h");
+}
+
+/** The words of `argv` before any `--` (after it, everything is a positional). */
+function flagWords(argv: readonly string[]): readonly string[] {
   const end = argv.indexOf("--");
-  return (end === -1 ? argv : argv.slice(0, end)).some((a) => a === "--help" || a === "-h");
+  return end === -1 ? argv : argv.slice(0, end);
+}
+
+/** True when `argv` asks for JSON output (`--json` before any `--`), even on a command line that does not parse. */
+export function wantsJson(argv: readonly string[]): boolean {
+  return flagWords(argv).includes("--json");
 }
 
 /** How a flag is written on the command line: `-k` for a one-letter name, `--from` otherwise. */
@@ -251,17 +271,20 @@ export function requiredArg(parsed: ParsedCommand, name: string): string {
 }
 
 /**
+ * A duration flag's value in ms (`5s`, `500ms`, `2m`; a bare number is ms), or `fallback` when absent.
+ * @throws UsageError naming the flag when it is not a positive duration.
+ */
+export function durationFlag(command: string, parsed: ParsedCommand, name: string, fallback: number): number {
+  const raw = stringFlag(parsed, name);
+  return raw === undefined ? fallback : valueOf(command, name, parseDuration(raw));
+}
+
+/**
  * The `--timeout` value in ms, or `fallback` when absent.
- * @throws UsageError when it is not a positive integer.
+ * @throws UsageError when it is not a positive duration.
  */
 export function timeoutMs(command: string, parsed: ParsedCommand, fallback: number = DEFAULT_TIMEOUT_MS): number {
-  const raw = stringFlag(parsed, "timeout");
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < 1) {
-    throw new UsageError(command, `--timeout: expected a positive number of milliseconds, got ${JSON.stringify(raw)}`);
-  }
-  return n;
+  return durationFlag(command, parsed, "timeout", fallback);
 }
 
 function synopsis(spec: CommandSpec): string {

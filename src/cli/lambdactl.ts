@@ -3,14 +3,12 @@
  * `lambdactl`: the operator CLI of the Lambda runtime. It finds the command,
  * parses its arguments, runs it, and turns what went wrong into a message and
  * an exit code (0 done, 1 failed or refused something, 2 bad command line or
- * connection settings, or a run number the serving node refused). The
- * commands live in ./commands; this file is the only one that touches
- * `process` (including the Ctrl-C handler a command may ask for).
+ * connection settings, or a run number the serving node refused); with
+ * `--json` the failure is printed as JSON (./failure.ts). The commands live in
+ * ./commands; this file is the only one that touches `process` (including the
+ * Ctrl-C handler a command may ask for).
  */
-import { status } from "@grpc/grpc-js";
-import { ConfigError, ensureError } from "../core/errors.js";
-import { RunRefusedError } from "./admin_grpc.js";
-import { formatCommandHelp, parseCommandLine, UsageError, wantsHelp } from "./args.js";
+import { formatCommandHelp, parseCommandLine, UsageError, wantsHelp, wantsJson } from "./args.js";
 import { ExitCodes, type CliContext, type Command, type ExitCode } from "./command.js";
 import { catalogCommand } from "./commands/catalog.js";
 import { ingestCommand } from "./commands/ingest.js";
@@ -20,12 +18,25 @@ import { runCommand } from "./commands/run.js";
 import { statusCommand } from "./commands/status.js";
 import { topCommand } from "./commands/top.js";
 import { watermarkCommand } from "./commands/watermark.js";
-import { ConnectionEnvVars, LOCAL_CLUSTER_FILE, LocalClusterFileError, NotConfiguredError } from "./connection.js";
-import { GrpcCallError } from "./grpc.js";
+import { completionCommand } from "./completion.js";
+import { ConnectionEnvVars, LOCAL_CLUSTER_FILE } from "./connection.js";
+import { describeFailure, failureJson } from "./failure.js";
 import { TIME_FORMS } from "./time.js";
+import { DURATION_FORMS } from "./values.js";
+import { packageVersion } from "./version.js";
 
 const COMMANDS: ReadonlyMap<string, Command> = new Map(
-  [queryCommand, topCommand, metricsCommand, watermarkCommand, statusCommand, runCommand, ingestCommand, catalogCommand].map((c) => [c.spec.name, c]),
+  [
+    queryCommand,
+    topCommand,
+    metricsCommand,
+    watermarkCommand,
+    statusCommand,
+    runCommand,
+    ingestCommand,
+    catalogCommand,
+    completionCommand(() => [...COMMANDS.values()]),
+  ].map((c) => [c.spec.name, c]),
 );
 
 /** Every command and subcommand by its whole name ("watermark history"), in overview order. */
@@ -60,13 +71,16 @@ function overview(): string {
     `  The local cluster (npm start) writes ${LOCAL_CLUSTER_FILE} in the directory it runs in.`,
     "",
     `times (--from, --to): ${TIME_FORMS}.`,
+    `durations (--timeout): ${DURATION_FORMS}.`,
     "keys: `query <metric> a-1 a-2` for a one-field metric; `--group field=value` (repeatable) for any",
     "metric, and the only way for several group-by fields; nothing for a global metric.",
     "runs: numbers from `lambdactl watermark history`, e.g. `lambdactl watermark diff 3 4`.",
     "",
     "exit status: 0 done, 1 failed or refused something (a gRPC error, a seam that is not exact),",
     "2 bad command line or connection settings, or a run the serving node does not know or take.",
-    "Run `lambdactl <command> --help` for the arguments and flags of a command.",
+    'With --json a failure is printed on stdout as {"error": {"code": ..., "message": ...}}, same exit status.',
+    "Run `lambdactl <command> --help` for the arguments and flags of a command; `lambdactl --version`",
+    "for the version; `lambdactl completion bash|zsh` for shell completion.",
     "",
   ].join("\n");
 }
@@ -103,6 +117,11 @@ function findCommand(argv: readonly string[]): { readonly command: Command; read
 /** Runs one command line. @returns the exit code; never throws. */
 async function runCli(argv: readonly string[], ctx: CliContext): Promise<ExitCode> {
   try {
+    if (argv[0] === "--version" || argv[0] === "version") {
+      const { name, version } = packageVersion();
+      ctx.stdout.write(wantsJson(argv) ? JSON.stringify({ name, version }) + "\n" : `lambdactl ${version} (${name})\n`);
+      return ExitCodes.ok;
+    }
     if (argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
       ctx.stdout.write(helpOf(argv.length > 1 ? argv.slice(1).join(" ") : undefined));
       return ExitCodes.ok;
@@ -114,35 +133,16 @@ async function runCli(argv: readonly string[], ctx: CliContext): Promise<ExitCod
     }
     return await command.run(parseCommandLine(command.spec, rest), ctx);
   } catch (err) {
-    return report(err, ctx);
+    return report(err, ctx, wantsJson(argv));
   }
 }
 
-/** Prints what went wrong and picks the exit code. */
-function report(err: unknown, ctx: CliContext): ExitCode {
-  if (err instanceof UsageError) {
-    ctx.stderr.write(`lambdactl${err.command ? ` ${err.command}` : ""}: ${err.message}\n\n${helpOf(err.command)}`);
-    return ExitCodes.usage;
-  }
-  if (err instanceof NotConfiguredError || err instanceof ConfigError || err instanceof LocalClusterFileError) {
-    ctx.stderr.write(`lambdactl: ${err.message}\n`);
-    return ExitCodes.usage;
-  }
-  if (err instanceof RunRefusedError) {
-    ctx.stderr.write(`lambdactl ${err.command}: ${err.message}\n`);
-    return ExitCodes.usage;
-  }
-  if (err instanceof GrpcCallError) {
-    const where = err.unreachable
-      ? ` (serving node ${err.target.value}, from ${err.target.from}${err.target.from === LOCAL_CLUSTER_FILE ? "; is `npm start` still running?" : ""})`
-      : err.code === status.UNIMPLEMENTED
-        ? ` (the serving node at ${err.target.value} does not offer this call; is it an older version than lambdactl?)`
-        : "";
-    ctx.stderr.write(`lambdactl: ${err.codeName}: ${err.details}${where}\n`);
-    return ExitCodes.failure;
-  }
-  ctx.stderr.write(`lambdactl: ${ensureError(err).message}\n`);
-  return ExitCodes.failure;
+/** Prints what went wrong (as JSON on stdout with `--json`, else a line on stderr) and picks the exit code. */
+function report(err: unknown, ctx: CliContext, json: boolean): ExitCode {
+  const f = describeFailure(err);
+  if (json) ctx.stdout.write(JSON.stringify(failureJson(f)) + "\n");
+  else ctx.stderr.write(`lambdactl${f.command ? ` ${f.command}` : ""}: ${f.message}\n${f.showUsage ? `\n${helpOf(f.command)}` : ""}`);
+  return f.exitCode;
 }
 
 const ctx: CliContext = {

@@ -3,8 +3,19 @@
  * durations. Pure string building; the commands decide where it goes.
  */
 
-/** A table cell: numbers are right-aligned, everything else left-aligned. */
-export type Cell = string | number;
+/**
+ * An estimated number (a HyperLogLog distinct count, a quantile sketch's value), already
+ * rounded to the digits worth showing: printed as "≈1446" and right-aligned like a number.
+ */
+export interface Estimate {
+  readonly estimate: number;
+}
+
+/** Sign that marks an {@link Estimate} in text output. */
+export const ESTIMATE_SIGN = "≈";
+
+/** A table cell: numbers and estimates are right-aligned, everything else left-aligned. */
+export type Cell = string | number | Estimate;
 
 /** What a cell shows for a value that is absent (e.g. the min of no events). */
 export const ABSENT = "-";
@@ -18,7 +29,9 @@ export function optionalCell(v: number | undefined | null): Cell {
 const COLUMN_GAP = "  ";
 
 function cellText(c: Cell): string {
-  return typeof c === "number" ? formatNumber(c) : c;
+  if (typeof c === "number") return formatNumber(c);
+  // An estimate comes rounded to the digits worth showing: print them all.
+  return typeof c === "string" ? c : `${ESTIMATE_SIGN}${String(c.estimate)}`;
 }
 
 /** A number as an operator wants to read it: integers whole, others with up to 3 decimals. */
@@ -29,12 +42,12 @@ export function formatNumber(n: number): string {
 
 /**
  * Renders rows under a header line, columns aligned. A column is right-aligned
- * when every cell in it is a number or {@link ABSENT}, so its header lines up
+ * when every cell in it is a number, an estimate or {@link ABSENT}, so its header lines up
  * with the digits (a column of absent values lines up with its numeric neighbours).
  * @returns the table, one line per row plus the header, ending in a newline; no trailing spaces.
  */
 export function table(columns: readonly string[], rows: readonly (readonly Cell[])[]): string {
-  const numeric = columns.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === "number" || r[i] === ABSENT));
+  const numeric = columns.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] !== "string" || r[i] === ABSENT));
   const text = [columns as readonly Cell[], ...rows].map((r) => columns.map((_, i) => cellText(r[i] ?? "")));
   const widths = columns.map((_, i) => Math.max(...text.map((r) => r[i]!.length)));
   return text

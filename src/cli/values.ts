@@ -65,3 +65,31 @@ export function parseRunNumberText(text: string): ValueParse<RunNumber> {
   }
   return ok(n as RunNumber);
 }
+
+/** Duration units of `--timeout` and other duration flags, in milliseconds. */
+export const DurationUnitsMs = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
+
+/** How a duration is written, for help and error messages. */
+export const DURATION_FORMS = "a number with a unit (500ms, 5s, 2m, 1h, 1m30s), or a bare number of milliseconds";
+
+const DURATION = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/;
+const DURATION_PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
+
+/**
+ * Parses a positive duration: `500ms`, `5s`, `1.5s`, `2m`, `1h`, `1m30s`, or
+ * a bare number, which means milliseconds (what duration flags meant before
+ * they took units, so scripts keep working).
+ * @returns whole milliseconds (at least 1), or why the text is not a duration.
+ */
+export function parseDuration(text: string): ValueParse<number> {
+  const t = text.trim().toLowerCase();
+  let ms: number;
+  if (/^\d+$/.test(t)) ms = Number(t);
+  else if (DURATION.test(t)) {
+    ms = 0;
+    for (const m of t.matchAll(DURATION_PART)) ms += Number(m[1]) * DurationUnitsMs[m[2] as keyof typeof DurationUnitsMs];
+  } else return invalid(`expected ${DURATION_FORMS}, got ${JSON.stringify(text)}`);
+  ms = Math.round(ms);
+  if (!Number.isSafeInteger(ms) || ms < 1) return invalid(`expected a duration of at least 1ms (${DURATION_FORMS}), got ${JSON.stringify(text)}`);
+  return ok(ms);
+}

@@ -2,8 +2,9 @@
  * The catalog: sources (typed schemas) and metrics, declared once in a JSON file
  * that every role reads. The same metric definition is compiled to ClickHouse SQL
  * for the batch layer (src/batch/sql.ts) and to incremental aggregators for the
- * speed layer (src/actors/aggregators.ts), so the two cannot drift apart. The
- * format is documented in docs/catalog.md.
+ * speed layer (src/core/aggregate.ts, applied by src/actors/speed_state.ts), so
+ * the two cannot drift apart (test/integration/parity.test.ts proves they compute
+ * the same state). The format is documented in docs/catalog.md.
  */
 import { readFileSync } from "node:fs";
 import { CatalogError } from "./errors.js";

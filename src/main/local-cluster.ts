@@ -13,14 +13,14 @@ import { join, resolve } from "node:path";
 import { readCatalogFile } from "../core/catalog.js";
 import { resolveConfig, type ResolvedConfig } from "../core/config.js";
 import { ensureError } from "../core/errors.js";
-import { createJsonLogger, type Logger } from "../core/logger.js";
+import { createProcessLogger, type Logger } from "../core/logger.js";
 import { createIngest } from "../ingest/index.js";
 import { createClickGenerator, createOrderGenerator, createPageViewGenerator } from "../ingest/synthetic.js";
 import { connectNats } from "../nats/connect.js";
 import { namesFor } from "../nats/names.js";
 import { startNatsServer, type NatsServerProcess } from "../nats/server_process.js";
 import { removeLocalClusterFile, writeLocalClusterFile } from "../cli/index.js";
-import { onShutdownSignal } from "./process.js";
+import { logFatalErrors, onShutdownSignal } from "./process.js";
 import { startRoles, type RunningRoles } from "./roles.js";
 import { spawnNode, speedNodeEnv, type ChildNode } from "./spawn.js";
 
@@ -87,7 +87,8 @@ function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, chdb: string
 
 async function main() {
   const cfg = resolveConfig({ LAMBDA_BATCH_INTERVAL_MS: String(LOCAL_BATCH_INTERVAL_MS), ...process.env });
-  const log = createJsonLogger(cfg.logLevel, { node: "local" });
+  const log = createProcessLogger({ level: cfg.logLevel, base: { node: "local" } });
+  logFatalErrors(log);
   const catalogPath = resolve(cfg.catalogPath);
   const catalog = readCatalogFile(catalogPath);
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -154,6 +155,7 @@ async function main() {
 }
 
 main().catch((err) => {
-  process.stderr.write(`local cluster: ${err instanceof Error ? err.message : String(err)}\n`);
+  // A log line like every other (the config, hence the level, may be what failed).
+  createProcessLogger({ base: { node: "local", component: "local-cluster" } }).error("start failed", { err });
   process.exit(1);
 });

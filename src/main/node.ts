@@ -7,14 +7,15 @@
 import { readCatalogFile } from "../core/catalog.js";
 import { resolveConfig } from "../core/config.js";
 import { ConfigError } from "../core/errors.js";
-import { createJsonLogger } from "../core/logger.js";
+import { createProcessLogger } from "../core/logger.js";
 import { connectNats } from "../nats/connect.js";
-import { onShutdownSignal } from "./process.js";
+import { logFatalErrors, onShutdownSignal } from "./process.js";
 import { startRoles } from "./roles.js";
 
 async function main() {
   const cfg = resolveConfig(process.env);
-  const log = createJsonLogger(cfg.logLevel, { node: cfg.nodeId });
+  const log = createProcessLogger({ level: cfg.logLevel, base: { node: cfg.nodeId } });
+  logFatalErrors(log);
   if (!cfg.natsUrl) throw new ConfigError("LAMBDA_NATS_URL", "", "the URL of a NATS server with JetStream (e.g. nats://127.0.0.1:4222)");
   const catalog = readCatalogFile(cfg.catalogPath);
   const nc = await connectNats(cfg.natsUrl, `lambda-node ${cfg.nodeId} (${cfg.roles.join(",")})`);
@@ -29,6 +30,7 @@ async function main() {
 }
 
 main().catch((err) => {
-  process.stderr.write(`lambda-node: ${err instanceof Error ? err.message : String(err)}\n`);
+  // A log line like every other (the config, hence the level, may be what failed).
+  createProcessLogger({ base: { component: "lambda-node" } }).error("start failed", { err });
   process.exit(2);
 });

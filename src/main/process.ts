@@ -30,3 +30,14 @@ export function onShutdownSignal(log: Logger, stop: () => Promise<void>): void {
   process.on("SIGINT", handler);
   process.on("SIGTERM", handler);
 }
+
+/**
+ * Logs an uncaught exception or an unhandled rejection as one error line and exits 1,
+ * instead of Node printing a raw stack: every line a role writes stays a log line.
+ */
+export function logFatalErrors(log: Logger): void {
+  process.on("uncaughtException", (err, origin) => {
+    log.error(origin === "unhandledRejection" ? "unhandled rejection; exiting" : "uncaught exception; exiting", { err });
+    process.exit(1);
+  });
+}

@@ -51,7 +51,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
   const catalogFeed = await followCatalog(buckets.catalog, file.catalog, log);
   const catalog = catalogFeed.current();
   const needsCh = wants("archiver") || wants("coordinator") || wants("serving");
-  const ch = needsCh ? await openClickHouse({ url: cfg.clickhouseUrl, username: cfg.clickhouseUser, password: cfg.clickhousePassword, chdbPath: cfg.chdbPath }) : undefined;
+  const ch = needsCh ? await openClickHouse({ url: cfg.clickhouseUrl, username: cfg.clickhouseUser, password: cfg.clickhousePassword, chdbPath: cfg.chdbPath }, { log }) : undefined;
   const started: { archiver?: Archiver; coordinator?: Coordinator; serving?: ServingNode; speed?: SpeedNode } = {};
   const shutdown = async () => {
     await started.serving?.close();

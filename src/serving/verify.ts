@@ -1,7 +1,11 @@
 /**
  * `watermark verify`: an independent check that batch and speed meet exactly at
- * the cut of the current watermark run N. It shares no code with the batch run:
- * its SQL is written here, over the master dataset.
+ * the cut of the current watermark run N. It shares no code with the batch run
+ * or the archiver (nothing here imports src/batch/): its SQL is written here,
+ * over the master dataset, and written differently (uniqExact and a GROUP BY _id
+ * where the batch run keeps first copies, one UNION ALL over every source where
+ * the archiver asks each table), so a bug in the batch SQL cannot hide itself
+ * by being repeated here. test/unit/design-claims.test.ts keeps it that way.
  *
  * Per partition p with cut c:
  *   - below: distinct ids with a copy below c (the batch side's events);
@@ -17,7 +21,6 @@ import { PreconditionError, UnavailableError } from "../core/errors.js";
 import { waitFor } from "../core/wait.js";
 import type { Watermark } from "../core/watermark.js";
 import type { SpeedClient, SpeedStatus } from "../actors/index.js";
-import { archivedHeadsSql } from "../batch/sql.js";
 import { queryRows } from "../ch/client.js";
 import { masterTable } from "../ch/schema.js";
 
@@ -58,10 +61,11 @@ export interface VerifyDeps {
  */
 async function archivedHeads(deps: VerifyDeps): Promise<number[]> {
   const heads = new Array<number>(deps.partitions).fill(0);
-  for (const s of deps.catalog.sources.values()) {
-    for (const r of await queryRows<{ partition: number; seq: number | string }>(deps.ch, archivedHeadsSql(deps.database, s))) {
-      if (r.partition < deps.partitions) heads[r.partition] = Math.max(heads[r.partition]!, Number(r.seq));
-    }
+  const tables = [...deps.catalog.sources.values()].map((s) => `SELECT _partition, _seq FROM ${masterTable(deps.database, s.name)}`);
+  if (tables.length === 0) return heads;
+  const sql = `SELECT _partition AS partition, max(_seq) AS seq FROM (${tables.join(" UNION ALL ")}) GROUP BY _partition`;
+  for (const r of await queryRows<{ partition: number; seq: number | string }>(deps.ch, sql)) {
+    if (r.partition < deps.partitions) heads[r.partition] = Number(r.seq);
   }
   return heads;
 }

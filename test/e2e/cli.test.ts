@@ -72,6 +72,7 @@ interface CatalogOut {
   metrics?: MetricOut[];
   path?: string;
   reason?: string;
+  error?: ErrorOut["error"];
 }
 interface WatermarkOut {
   present: boolean;
@@ -82,6 +83,11 @@ interface IngestOut {
   duplicates: number;
   refused: number;
   refusals: { line: number; eventId: string | null; field: string; reason: string }[];
+  error?: ErrorOut["error"];
+}
+/** What every failure prints with --json. */
+interface ErrorOut {
+  error: { code: string; message: string; [field: string]: unknown };
 }
 
 test("lambdactl against a running cluster", async (t) => {
@@ -278,6 +284,11 @@ test("lambdactl against a running cluster", async (t) => {
       assert.equal(text.code, 0, text.stderr);
       assert.match(text.stdout, /^site_traffic views, windows starting in /);
       assert.match(text.stdout, new RegExp(`^total\\s+batch part\\s+speed part\\s+events\n\\s*${eventsIn(from, to).length}\\s`, "m"));
+      // The estimate shows as a whole number marked ≈ (the JSON above keeps the computed value).
+      const vText = await lambdactl(["query", "site_traffic", "--aggregate", "visitors", ...range, ...grpc], { cwd: dir });
+      assert.equal(vText.code, 0, vText.stderr);
+      assert.match(vText.stdout, new RegExp(`^total\\s+batch part\\s+speed part\\s+events\n\\s*≈${distinctUsers}\\s+(?:-|≈0)\\s+≈${distinctUsers}\\s+${eventsIn(from, to).length}$`, "m"));
+      assert.match(vText.stdout, /≈: an estimate of the HyperLogLog sketch/);
     });
 
     await t.test("--series: the value of every window with events, per key", async () => {
@@ -503,6 +514,57 @@ test("lambdactl against a running cluster", async (t) => {
       assert.match(badAggregate.stderr, /^lambdactl: INVALID_ARGUMENT: aggregate: /m);
     });
 
+    await t.test("--json: every failure is one JSON error object on stdout, with the same exit code", async () => {
+      const failing = async (args: string[], opts: { cwd?: string; env?: Record<string, string>; input?: string }, code: number): Promise<ErrorOut["error"]> => {
+        const r = await lambdactl([...args, "--json"], { cwd: opts.cwd ?? dir, ...opts });
+        assert.equal(r.code, code, `${args.join(" ")}: ${r.stdout} ${r.stderr}`);
+        assert.equal(r.stderr, "", args.join(" "));
+        const out = parseJson<ErrorOut>(r);
+        assert.equal(typeof out.error.message, "string", args.join(" "));
+        return out.error;
+      };
+      // Bad command lines, exit 2.
+      assert.deepEqual(await failing(["frobnicate"], {}, 2), { code: "USAGE", command: null, message: 'unknown command "frobnicate"; commands: query, top, metrics, watermark, status, run, ingest, catalog, completion' });
+      const badTimeout = await failing(["query", "article_views", "a-1", "--from", "-1h", "--timeout", "soon", ...grpc], {}, 2);
+      assert.equal(badTimeout.code, "USAGE");
+      assert.equal(badTimeout.command, "query");
+      assert.match(badTimeout.message, /^--timeout: expected a number with a unit \(500ms, 5s, 2m/);
+      // Nothing configured, exit 2.
+      const none = await failing(["watermark"], { cwd: emptyDir }, 2);
+      assert.equal(none.code, "CONFIG");
+      assert.match(none.message, /--grpc/);
+      // A serving node nobody listens at: UNAVAILABLE with the address, exit 1.
+      const dead = await failing(["watermark", "--grpc", "127.0.0.1:1", "--timeout", "2s"], {}, 1);
+      assert.equal(dead.code, "UNAVAILABLE");
+      assert.equal(dead.unreachable, true);
+      assert.equal(dead.target, "127.0.0.1:1");
+      assert.equal(dead.targetFrom, "--grpc");
+      // The server's refusal: its status name and details, exit 1.
+      const defined = [...cluster.catalog.metrics.keys()].join(", ");
+      const refused = await failing(["query", "nope", "a-1", "--from", "-1h", "--timeout", "5s", ...grpc], {}, 1);
+      assert.equal(refused.code, "INVALID_ARGUMENT");
+      assert.equal(refused.details, `metric: unknown metric "nope"; defined: ${defined}`);
+      assert.equal(refused.unreachable, false);
+      // A run the serving node does not know: RUN_REFUSED, exit 2.
+      const run = await failing(["watermark", "diff", "1", "99", ...grpc], {}, 2);
+      assert.equal(run.code, "RUN_REFUSED");
+      assert.equal(run.command, "watermark diff");
+      // NATS unreachable.
+      const nats = await failing(["ingest", "pageviews", file, "--nats-url", "nats://127.0.0.1:1", "--prefix", cluster.cfg.prefix, "--partitions", String(PARTITIONS), "--catalog", CATALOG], {}, 1);
+      assert.equal(nats.code, "NATS_UNREACHABLE");
+      assert.equal(nats.url, "nats://127.0.0.1:1");
+      // Refused ingest lines: the usual ingest JSON with the error beside it.
+      const r = await lambdactl(["ingest", "pageviews", "-", "--json", ...natsFlags], { cwd: dir, input: lines.join("\n") });
+      assert.equal(r.code, 1, r.stderr);
+      const ingested = parseJson<IngestOut>(r);
+      assert.equal(ingested.refused, expectedRefusals.length);
+      assert.deepEqual(ingested.error, { code: "REFUSED", message: `${expectedRefusals.length} lines were refused (see refusals)` });
+      // A successful --json answer has no error.
+      const ok = await lambdactl(["watermark", "--json", "--timeout", "5000", ...grpc], { cwd: dir });
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal((parseJson<Partial<ErrorOut>>(ok)).error, undefined);
+    });
+
     await t.test("help: exit 0 on stdout", async () => {
       const r = await lambdactl(["query", "--help"], { cwd: dir });
       assert.equal(r.code, 0);
@@ -554,11 +616,17 @@ test("lambdactl catalog validate: no cluster needed; a broken catalog names the 
     assert.match(bad.stderr, /^lambdactl: broken-catalog\.json: metrics\.article_views\.aggregates\.views\.sum: sum needs a field of type int or float; article_id is string$/m);
     const badJson = await lambdactl(["catalog", "validate", "broken-catalog.json", "--json"], { cwd: dir });
     assert.equal(badJson.code, 1, badJson.stderr);
+    assert.equal(badJson.stderr, "");
     assert.deepEqual(parseJson<CatalogOut>(badJson), {
       ok: false,
       file: "broken-catalog.json",
       path: "metrics.article_views.aggregates.views.sum",
       reason: "sum needs a field of type int or float; article_id is string",
+      error: {
+        code: "INVALID_CATALOG",
+        message: "broken-catalog.json: metrics.article_views.aggregates.views.sum: sum needs a field of type int or float; article_id is string",
+        file: "broken-catalog.json",
+      },
     });
     const missing = await lambdactl(["catalog", "validate", "no-such-catalog.json"], { cwd: dir });
     assert.equal(missing.code, 1, missing.stderr);

@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fieldValuesFlag, formatCommandHelp, listArg, listFlag, parseCommandLine, positiveIntFlag, quantileFlag, UsageError } from "../../src/cli/args.js";
+import { durationText, fieldValuesFlag, formatCommandHelp, timeoutFlagSpec, timeoutMs, wantsJson, listArg, listFlag, parseCommandLine, positiveIntFlag, quantileFlag, UsageError } from "../../src/cli/args.js";
 import type { CommandSpec } from "../../src/cli/command.js";
-import { parseFieldValues, parsePositiveInt, parseQuantile, type ValueParse } from "../../src/cli/values.js";
+import { parseDuration, parseFieldValues, parsePositiveInt, parseQuantile, type ValueParse } from "../../src/cli/values.js";
 
 function value<T>(r: ValueParse<T>): T {
   assert.equal(r.kind, "value", `expected a value, got ${JSON.stringify(r)}`);
@@ -46,6 +46,42 @@ test("positive integers: digits only, at least 1", () => {
   for (const bad of ["0", "-1", "1.5", "1e3", "", " 3", "ten", "99999999999999999999"]) {
     assert.match(reason(parsePositiveInt(bad)), /expected a positive integer/, bad);
   }
+});
+
+test("durations: a number with a unit, several units, or a bare number of milliseconds", () => {
+  for (const [text, ms] of [
+    ["500ms", 500],
+    ["5s", 5_000],
+    ["1.5s", 1_500],
+    ["2m", 120_000],
+    ["1h", 3_600_000],
+    ["1m30s", 90_000],
+    ["2S", 2_000],
+    ["10000", 10_000],
+    ["1", 1],
+  ] as const) {
+    assert.equal(value(parseDuration(text)), ms, text);
+  }
+  for (const bad of ["", "5x", "s", "-5s", "5 s", "1e3", "0", "0s", "0.1ms", "1d", "ten"]) {
+    assert.match(reason(parseDuration(bad)), /(expected a number with a unit \(500ms, 5s, 2m|at least 1ms).*got /, bad);
+  }
+  // The help writes defaults as durations the parser reads back.
+  for (const ms of [10_000, 120_000, 90_000, 500]) assert.equal(value(parseDuration(durationText(ms))), ms);
+  assert.match(timeoutFlagSpec(120_000).description, /500ms, 5s, 2m; a bare number is milliseconds \(default 2m\)/);
+});
+
+test("--timeout: the duration in ms, the fallback when absent, a usage error naming the flag", () => {
+  const spec: CommandSpec = { name: "t", summary: "", args: [], flags: { timeout: timeoutFlagSpec(10_000) } };
+  assert.equal(timeoutMs("t", parseCommandLine(spec, ["--timeout", "5s"])), 5_000);
+  assert.equal(timeoutMs("t", parseCommandLine(spec, ["--timeout=250"])), 250);
+  assert.equal(timeoutMs("t", parseCommandLine(spec, []), 42), 42);
+  assert.throws(() => timeoutMs("t", parseCommandLine(spec, ["--timeout", "soon"])), (e: unknown) => e instanceof UsageError && /^--timeout: expected/.test(e.message));
+});
+
+test("--json is seen on any command line, also one that does not parse, but not after --", () => {
+  assert.equal(wantsJson(["query", "--bogus", "--json"]), true);
+  assert.equal(wantsJson(["query", "--", "--json"]), false);
+  assert.equal(wantsJson(["query"]), false);
 });
 
 const spec: CommandSpec = {

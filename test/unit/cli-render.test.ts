@@ -46,6 +46,27 @@ test("answers table: group values, optional parts as -, a rank column when ranke
   assert.deepEqual(answerJson(answers[1]!), { key: "USD", group: { currency: "USD" }, total: null, batchPart: null, speedPart: null, events: 0 });
 });
 
+test("estimates: a distinct count as a whole number and a quantile to 3 digits, marked ≈ and right-aligned; JSON keeps the value", () => {
+  const distinct = { kind: "distinct", values: "number" } as const;
+  const answers = [
+    answer({ key: "a-1", group: { article_id: "a-1" }, total: 1445.541, batchPart: 1000.2, speedPart: 445.5, events: 1500 }),
+    answer({ key: "a-2", group: { article_id: "a-2" }, total: 3.0000001, batchPart: undefined, speedPart: 3.0000001, events: 3 }),
+  ];
+  assert.equal(
+    renderAnswers(answers, { shape: distinct }),
+    ["article_id  total  batch part  speed part  events", "a-1         ≈1446       ≈1000        ≈446    1500", "a-2            ≈3           -          ≈3       3", ""].join("\n"),
+  );
+  assert.equal(answerJson(answers[0]!).total, 1445.541);
+  const quantiles = { kind: "quantiles", values: "number" } as const;
+  const q = renderAnswers([answer({ total: 123456.7, batchPart: 0.0123456, speedPart: 12.5, events: 9 })], { shape: quantiles });
+  assert.equal(q, ["  total  batch part  speed part  events", "≈123000     ≈0.0123       ≈12.5       9", ""].join("\n"));
+  // Exact aggregates keep their digits and no sign.
+  assert.doesNotMatch(renderAnswers(answers, { shape: { kind: "avg", values: "number" } }), /≈/);
+  assert.match(renderAnswers(answers, { shape: { kind: "avg", values: "number" } }), /1445\.541/);
+  assert.match(partsLegend(1, distinct), /≈: an estimate of the HyperLogLog sketch/);
+  assert.match(renderSeries(answer({ key: "k", series: [{ windowStart: new Date(T0), value: 2.4, batchPart: 2.4, speedPart: undefined, events: 2 }] }), distinct), /Z +≈2 +≈2 +- +2$/m);
+});
+
 test("series: one table per key, or a line saying it has no windows", () => {
   const a = answer({
     key: "a-1",

@@ -17,6 +17,7 @@ import { resolve } from "node:path";
 import { booleanFlag, COMMON_FLAGS, connectionFlags, NATS_FLAGS, requiredArg, UsageError } from "../args.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ParsedCommand } from "../command.js";
 import { resolveNatsTarget } from "../connection.js";
+import { CommandFailedError, failureJson, FailureCodes, type FailureJson } from "../failure.js";
 import { catalogJson, renderMetricsTable, type MetricJson, type SourceJson } from "../metric_view.js";
 import { openCatalogBucket } from "../nats.js";
 import { ABSENT, keyValues } from "../render.js";
@@ -64,13 +65,13 @@ export type CatalogValidateJson =
       readonly sources: readonly SourceJson[];
       readonly metrics: readonly MetricJson[];
     }
-  | {
+  | ({
       readonly ok: false;
       readonly file: string;
       /** The entry at fault, e.g. "metrics.article_views.window", or "(file)" when it cannot be read or is not JSON. */
       readonly path: string;
       readonly reason: string;
-    };
+    } & FailureJson);
 
 /** The valid outcome as text: the counts, then the metrics table. */
 export function renderValid(sources: number, metrics: readonly MetricJson[]): string {
@@ -137,9 +138,11 @@ function readFile(ctx: CliContext, file: string, json: boolean): CatalogFile | n
   } catch (err) {
     if (!(err instanceof CatalogError)) throw err;
     // Named as the operator wrote it, not as the absolute path it was read from.
-    const out: CatalogValidateJson = { ok: false, file, path: err.path, reason: err.reason };
-    if (json) ctx.stdout.write(JSON.stringify(out, null, 2) + "\n");
-    ctx.stderr.write(`lambdactl: ${file}: ${err.path}: ${err.reason}\n`);
+    const message = `${file}: ${err.path}: ${err.reason}`;
+    if (json) {
+      const out: CatalogValidateJson = { ok: false, file, path: err.path, reason: err.reason, ...failureJson({ code: FailureCodes.invalidCatalog, message, fields: { file } }) };
+      ctx.stdout.write(JSON.stringify(out, null, 2) + "\n");
+    } else ctx.stderr.write(`lambdactl: ${message}\n`);
     return null;
   }
 }
@@ -155,8 +158,14 @@ async function apply(parsed: ParsedCommand, ctx: CliContext, file: string, json:
     applied = await applyCatalog(conn.kv, { ...read, path: file }, { origin: `lambdactl catalog apply ${file}` });
   } catch (err) {
     if (!(err instanceof CatalogRefusedError)) throw err;
+    const message = `${file} cannot replace the cluster's catalog version ${err.runningVersion}; nothing was applied`;
+    if (json) {
+      const fields = { file, runningVersion: err.runningVersion, problems: err.problems.map((p) => ({ path: p.path, reason: p.reason })) };
+      ctx.stdout.write(JSON.stringify(failureJson({ code: FailureCodes.invalidCatalog, message, fields }), null, 2) + "\n");
+      return ExitCodes.failure;
+    }
     for (const p of err.problems) ctx.stderr.write(`lambdactl: ${file}: ${p.path}: ${p.reason}\n`);
-    ctx.stderr.write(`lambdactl: ${file} cannot replace the cluster's catalog version ${err.runningVersion}; nothing was applied\n`);
+    ctx.stderr.write(`lambdactl: ${message}\n`);
     return ExitCodes.failure;
   }
   const previous = before && applied.changed ? before.stored : null;
@@ -177,10 +186,7 @@ async function show(parsed: ParsedCommand, ctx: CliContext, json: boolean) {
   const target = resolveNatsTarget({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
   await using conn = await openCatalogBucket(target);
   const current = await readStoredCatalog(conn.kv);
-  if (!current) {
-    ctx.stderr.write("lambdactl: the cluster has no catalog yet: a coordinator stores its catalog file when it starts\n");
-    return ExitCodes.failure;
-  }
+  if (!current) throw new CommandFailedError(FailureCodes.noCatalog, "the cluster has no catalog yet: a coordinator stores its catalog file when it starts");
   const s = current.stored;
   const out: CatalogShowJson = { version: s.version, fingerprint: s.fingerprint, origin: s.origin, appliedAt: new Date(s.appliedAtMs).toISOString(), ...catalogJson(catalogOf(s)) };
   ctx.stdout.write(json ? JSON.stringify(out, null, 2) + "\n" : renderShow(out));

@@ -14,6 +14,7 @@ import { resolve } from "node:path";
 import { booleanFlag, COMMON_FLAGS, connectionFlags, NATS_FLAGS, requiredArg, UsageError } from "../args.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ParsedCommand } from "../command.js";
 import { resolveNatsTarget, type Sourced } from "../connection.js";
+import { failureJson, FailureCodes, type FailureJson } from "../failure.js";
 import { readJsonLines } from "../jsonl.js";
 import { openIngest } from "../nats.js";
 import { keyValues, table } from "../render.js";
@@ -58,6 +59,8 @@ export interface IngestJson {
   readonly duplicates: number;
   readonly refused: number;
   readonly refusals: readonly RefusedLine[];
+  /** Present when any line was refused: code REFUSED (src/cli/failure.ts). */
+  readonly error?: FailureJson["error"];
 }
 
 /** Publishing failed part-way (a broker error, not a bad event); what was sent before stays sent. */
@@ -138,7 +141,8 @@ async function run(parsed: ParsedCommand, ctx: CliContext) {
       }
     }
     refusals.sort((a, b) => a.line - b.line);
-    const out: IngestJson = { accepted, duplicates, refused: refusals.length, refusals };
+    const failure = refusals.length === 0 ? {} : failureJson({ code: FailureCodes.refused, message: `${refusals.length} ${refusals.length === 1 ? "line was" : "lines were"} refused (see refusals)`, fields: {} });
+    const out: IngestJson = { accepted, duplicates, refused: refusals.length, refusals, ...failure };
     ctx.stdout.write(booleanFlag(parsed, "json") ? JSON.stringify(out, null, 2) + "\n" : renderIngest(out));
     return refusals.length > 0 ? ExitCodes.failure : ExitCodes.ok;
   } finally {

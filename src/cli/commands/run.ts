@@ -10,6 +10,7 @@ import { booleanFlag, COMMON_FLAGS, connectionFlags, GRPC_FLAGS, timeoutMs } fro
 import { createAdminClient } from "../admin_grpc.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ExitCode, type ParsedCommand } from "../command.js";
 import { resolveGrpcAddress } from "../connection.js";
+import { CommandFailedError, FailureCodes } from "../failure.js";
 import { formatElapsed } from "../render.js";
 import { renderWatermark, watermarkObjectJson, type WatermarkObjectJson } from "../watermark_view.js";
 
@@ -130,8 +131,7 @@ async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
       return ExitCodes.ok;
     }
     if (m.phase === RunPhases.failed) {
-      if (!json) ctx.stderr.write(`lambdactl: ${current === undefined ? "the run" : `run ${current}`} failed: ${m.detail || "no reason given"}\n`);
-      return ExitCodes.failure;
+      throw new CommandFailedError(FailureCodes.runFailed, `${current === undefined ? "the run" : `run ${current}`} failed: ${m.detail || "no reason given"}`, { run: current ?? 0 });
     }
   }
   if (detach.aborted) {
@@ -140,8 +140,7 @@ async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
     return ExitCodes.ok;
   }
   const which = current === undefined ? "the run" : `run ${current}`;
-  ctx.stderr.write(`lambdactl: the serving node ended the stream before ${which} finished; see \`lambdactl watermark history\` for how it ended\n`);
-  return ExitCodes.failure;
+  throw new CommandFailedError(FailureCodes.streamEnded, `the serving node ended the stream before ${which} finished; see \`lambdactl watermark history\` for how it ended`);
 }
 
 /** `lambdactl run`. */

@@ -17,6 +17,7 @@ import { booleanFlag, COMMON_FLAGS, connectionFlags, GRPC_FLAGS, timeoutMs } fro
 import { createAdminClient } from "../admin_grpc.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ExitCode, type ParsedCommand } from "../command.js";
 import { resolveGrpcAddress } from "../connection.js";
+import { CommandFailedError, FailureCodes } from "../failure.js";
 import { createServingClient } from "../grpc.js";
 import { renderWatchFrame, renderWatermarkReply, watermarkJson } from "../watermark_view.js";
 import { watermarkDiffCommand } from "./watermark_diff.js";
@@ -61,8 +62,7 @@ async function watch(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> 
     ctx.stdout.write(json ? JSON.stringify(watermarkJson(change, now)) + "\n" : renderWatchFrame(change, now, tty));
   }
   if (stop.aborted) return ExitCodes.ok;
-  ctx.stderr.write(`lambdactl: the serving node at ${address.value} ended the watch (is it shutting down?)\n`);
-  return ExitCodes.failure;
+  throw new CommandFailedError(FailureCodes.streamEnded, `the serving node at ${address.value} ended the watch (is it shutting down?)`, { target: address.value });
 }
 
 async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {

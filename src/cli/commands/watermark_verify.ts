@@ -13,6 +13,7 @@ import { booleanFlag, COMMON_FLAGS, connectionFlags, GRPC_FLAGS, runArg, timeout
 import { createAdminClient, namingRuns } from "../admin_grpc.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ExitCode, type ParsedCommand } from "../command.js";
 import { resolveGrpcAddress } from "../connection.js";
+import { failureJson, FailureCodes, type FailureJson } from "../failure.js";
 import { keyValues, table } from "../render.js";
 import type { VerifyResponse } from "../../gen/lambda/v1/admin.js";
 
@@ -61,6 +62,8 @@ export interface VerifyJson {
   readonly batchEventsRecounted: number;
   /** One sentence per problem, e.g. "partition 2: 3 gaps (events counted nowhere)"; empty when exact. */
   readonly problems: readonly string[];
+  /** Present when not exact: code NOT_EXACT and the problems as one message (src/cli/failure.ts). */
+  readonly error?: FailureJson["error"];
 }
 
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
@@ -120,7 +123,8 @@ async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
   // Only a run named on the command line makes a refusal a bad argument (exit 2).
   const call = client.verify(which);
   const out = verifyJson(await (which === undefined ? call : namingRuns(spec.name, call)));
-  ctx.stdout.write(booleanFlag(parsed, "json") ? JSON.stringify(out, null, 2) + "\n" : renderVerify(out));
+  const failure = out.exact ? {} : failureJson({ code: FailureCodes.notExact, message: `NOT exact: ${out.problems.join("; ")}`, fields: { run: out.run } });
+  ctx.stdout.write(booleanFlag(parsed, "json") ? JSON.stringify({ ...out, ...failure }, null, 2) + "\n" : renderVerify(out));
   return out.exact ? ExitCodes.ok : ExitCodes.failure;
 }
 
