@@ -114,7 +114,7 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
       const prev = current.get(a.partition);
       if (prev && prev.node === a.node && prev.generation === a.generation) continue;
       await putValue(buckets.assignments, partitionKey(a.partition), a);
-      log.info("partition assigned", { partition: a.partition, node: a.node || "(none)", generation: a.generation });
+      log.info("partition assigned", { partition: a.partition, owner: a.node || "(none)", generation: a.generation });
       current.set(a.partition, a);
     }
   };
