@@ -54,11 +54,15 @@ test("publish of an invalid event throws InvalidEventError naming the field, and
   const dl = await deadLetters(cluster);
   assert.equal(dl.length, 2);
   assert.deepEqual({ ...dl[0]!, refusedAt: "(time)" }, {
+    stage: "ingest",
     source: "pageviews",
     raw,
     field: "ts",
     reason,
+    problems: [{ field: "ts", reason }],
     eventId: "bad-1",
+    partition: null,
+    seq: null,
     refusedAt: "(time)",
   });
   assert.ok(Number.isFinite(Date.parse(dl[0]!.refusedAt)), `refusedAt ${dl[0]!.refusedAt}`);
@@ -110,6 +114,12 @@ test("publishBatch with valid and invalid events: the valid go in, the invalid a
     dl.map((d) => d.reason),
     r.refused.map((x) => x.reason),
   );
+
+  // Every bad field of an event, not only the first.
+  const twoBad = await cluster.ingest.publishBatch("pageviews", [{ id: "bad-9", article_id: 9, user_id: "", ts: T }]);
+  assert.deepEqual(twoBad.refused[0]!.problems.map((p) => p.field), ["article_id", "user_id"]);
+  const twoBadLetter = (await deadLetters(cluster)).find((d) => d.eventId === "bad-9");
+  assert.deepEqual(twoBadLetter?.problems, twoBad.refused[0]!.problems);
 
   // The speed actors counted exactly the accepted events, per key.
   await cluster.waitForSpeedCaughtUp();
