@@ -63,7 +63,7 @@ export function normalizeValue(type: FieldType, v: unknown): Exclude<FieldValue,
       if (typeof v !== "number" || !Number.isSafeInteger(v)) throw new BadValueError(`expected an integer, got ${typeName(v)} ${JSON.stringify(v)}`);
       return v;
     case "float":
-      if (typeof v !== "number" || !Number.isFinite(v)) throw new BadValueError(`expected a finite number, got ${typeName(v)}`);
+      if (typeof v !== "number" || !Number.isFinite(v)) throw new BadValueError(`expected a finite number, got ${typeof v === "number" ? String(v) : typeName(v)}`);
       // -0 and 0 are one value for every aggregate and comparison.
       return v === 0 ? 0 : v;
     case "bool":

@@ -5,10 +5,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { InvalidEventError } from "../../src/core/errors.js";
-import type { DeadLetter } from "../../src/ingest/index.js";
-import { decode } from "../../src/nats/codec.js";
+import { deadLetters } from "../harness/dead_letters.js";
 import { startTestCluster, type TestCluster } from "../harness/cluster.js";
 import { query } from "../harness/grpc.js";
 
@@ -16,20 +15,6 @@ const T = Date.UTC(2026, 5, 8, 14, 23, 0);
 const FROM = T - 3_600_000;
 const TO = T + 3_600_000;
 
-/** Every record of the dead-letter stream, read with a JetStream (ordered) consumer. */
-async function deadLetters(cluster: TestCluster): Promise<DeadLetter[]> {
-  const jsm = await jetstreamManager(cluster.nc);
-  const stored = (await jsm.streams.info(cluster.names.deadLetterStream)).state.messages;
-  if (stored === 0) return [];
-  const consumer = await jetstream(cluster.nc).consumers.get(cluster.names.deadLetterStream);
-  const out: DeadLetter[] = [];
-  for await (const m of await consumer.fetch({ max_messages: stored, expires: 5_000 })) {
-    out.push(decode<DeadLetter>(m.data));
-    if (out.length === stored) break;
-  }
-  assert.equal(out.length, stored, "read every dead letter");
-  return out;
-}
 
 async function eventsStored(cluster: TestCluster): Promise<number> {
   const jsm = await jetstreamManager(cluster.nc);
