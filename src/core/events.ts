@@ -189,6 +189,20 @@ export function validateStreamEvent(catalog: Catalog, rec: StreamEventInput, par
 /** Stable 32-bit FNV-1a hash of a string's UTF-8 bytes. */
 export function fnv1a32(text: string): number {
   let h = 0x811c9dc5;
+  // ASCII (most keys) hashes char by char: its UTF-8 bytes are its char codes, and no buffer is made
+  // (the archiver and every speed actor hash each event's key to check its partition).
+  let ascii = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) {
+      ascii = false;
+      break;
+    }
+    h ^= c;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  if (ascii) return h >>> 0;
+  h = 0x811c9dc5;
   const bytes = Buffer.from(text, "utf8");
   for (let i = 0; i < bytes.length; i++) {
     h ^= bytes[i]!;
