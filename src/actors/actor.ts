@@ -220,6 +220,8 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
         void writeSnapshot();
       }
     }
+    // The messages end only when stop() closes them: an end otherwise leaves the state behind the stream.
+    if (!stopped) throw new Error(`the consumer of partition ${p} stopped delivering messages`);
   })().catch((err) => {
     if (stopped) return;
     const error = ensureError(err);

@@ -17,6 +17,7 @@
  *
  * States: starting → running → stopping → closed.
  */
+import { setTimeout as delay } from "node:timers/promises";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DeliverPolicy, jetstream, type ConsumerMessages } from "@nats-io/jetstream";
 import type { Catalog } from "../core/catalog.js";
@@ -25,7 +26,6 @@ import { ensureError } from "../core/errors.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
 import type { ArchiverProgress } from "../core/records.js";
-import { setTimeout as delay } from "node:timers/promises";
 import { isDataRefusal, queryRows, type ChHandle } from "../ch/client.js";
 import { DeadLetterStages, deadLetterMsgId, type DeadLetter } from "../core/dead_letter.js";
 import type { FieldProblem } from "../core/errors.js";
