@@ -10,7 +10,9 @@ import type { KV } from "@nats-io/kv";
 import { ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { parseWatermark, type Watermark } from "../core/watermark.js";
-import { decode, decodeRecord, encode } from "../nats/codec.js";
+import type { Catalog } from "../core/catalog.js";
+import { decode, encode } from "../nats/codec.js";
+import { createStreamChecker, describeProblems, skipReporter } from "../nats/stream_check.js";
 import { getValue } from "../nats/kv.js";
 import { WATERMARK_KEY, type Names } from "../nats/names.js";
 import type { RestoredFrom, SpeedQueryReply, SpeedStatus } from "./protocol.js";
@@ -36,6 +38,15 @@ export interface ActorDeps {
   snapshots: SnapshotStore;
   /** The definitions to compute (core/definitions activeDefinitions at start). */
   catalog: SpeedCatalog;
+  /** The node's catalog now: every event record is validated against it (core/events validateStreamEvent), as the archiver does. */
+  sourceCatalog(): Catalog;
+  /** Reads the newest stored catalog (nats/catalog_store refresh), before a record of an unknown source or field is called invalid. */
+  refreshCatalog?(): Promise<void>;
+  /**
+   * Called once when the consume loop dies: the actor has stopped answering already and must be
+   * stopped and replaced (the node restarts it from its snapshot).
+   */
+  onFailure(err: Error): void;
   log: Logger;
 }
 
@@ -44,6 +55,8 @@ export interface ActorOptions {
   partition: number;
   generation: number;
   dedupeHorizonIds: number;
+  /** Stream partitions: a record must lie on the partition its key hashes to. */
+  partitions: number;
   /**
    * Stream positions before a cut that a rebuild from the cut replays only to
    * relearn recent ids (so a late copy of an id below the cut is still skipped).
@@ -114,11 +127,14 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
   const identity = () => ({ partition: p, node: opts.nodeId, generation: opts.generation, appliedSeq: state.appliedSeq });
 
   let fenced = false;
+  // The consume loop died: state may hold half an event, so it is neither answered nor snapshotted.
+  let failed = false;
+  let skippedInvalid = 0;
   const writeSnapshot = (): Promise<void> => {
     // Chain so two snapshot writes never interleave.
     snapshotting = snapshotting
       .then(async () => {
-        if (!dirty || fenced) return;
+        if (!dirty || fenced || failed) return;
         dirty = false;
         await deps.snapshots.write(p, opts.generation, encodeSnapshot(state, { partition: p, generation: opts.generation, catalog }));
       })
@@ -161,6 +177,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
           watermarkRun: state.watermarkRun,
           heldEvents: heldEvents(state),
           skippedDuplicates: state.skippedDuplicates,
+          skippedInvalid,
           segments: state.segments.map(({ states: _s, ...info }) => info),
           restoredFrom: from,
           phase: state.appliedSeq < headAtStart ? "replaying" : "live",
@@ -176,15 +193,25 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
   });
   const messages: ConsumerMessages = await consumer.consume();
 
+  const checkRecord = createStreamChecker({ catalog: deps.sourceCatalog, refresh: deps.refreshCatalog, partitions: opts.partitions });
+  const reportSkip = skipReporter(log);
   const loop = (async () => {
     for await (const m of messages) {
-      const record = decodeRecord(m.data);
-      if (!record) {
-        // Not ours to count; move past it so a bad record cannot wedge the actor.
-        log.warn("skipping a stream record that is neither an event nor a barrier", { seq: m.seq, subject: m.subject });
-        if (m.seq > state.appliedSeq) state.appliedSeq = m.seq;
+      const checked0 = checkRecord(m.data, p);
+      const checked = checked0 instanceof Promise ? await checked0 : checked0;
+      // A refresh cut short by stop() proves nothing about the record: the next owner reads it again.
+      if (stopped) return;
+      if (checked.kind === "skip") {
+        // The archiver skips it too (and dead-letters it): move past it, count it, answer on.
+        if (m.seq > state.appliedSeq) {
+          state.appliedSeq = m.seq;
+          skippedInvalid++;
+          dirty = true;
+          reportSkip({ seq: m.seq, source: checked.source, reason: describeProblems(checked.problems), skippedInvalid });
+        }
         continue;
       }
+      const record = checked.record;
       const outcome = applyRecord(state, m.seq, record, catalog);
       if (outcome === "redelivered") continue;
       dirty = true;
@@ -193,8 +220,16 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
         void writeSnapshot();
       }
     }
+    // The messages end only when stop() closes them: an end otherwise leaves the state behind the stream.
+    if (!stopped) throw new Error(`the consumer of partition ${p} stopped delivering messages`);
   })().catch((err) => {
-    if (!stopped) log.error("speed actor consume loop failed", { err: ensureError(err) });
+    if (stopped) return;
+    const error = ensureError(err);
+    // Stop answering at once: serving must get no speed part from a state that stopped moving.
+    failed = true;
+    for (const s of subs) s.unsubscribe();
+    log.error("speed actor consume loop failed; the actor stops answering and its node restarts it", { appliedSeq: state.appliedSeq, err: error });
+    deps.onFailure(error);
   });
 
   const timer = setInterval(() => void writeSnapshot(), opts.snapshotIntervalMs);

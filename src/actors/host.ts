@@ -58,6 +58,13 @@ export interface SpeedNode extends Closeable {
   partitions(): number[];
 }
 
+/** First restart delay of a failed actor; doubles per failure in a row. */
+export const ACTOR_RESTART_BASE_MS = 250;
+/** Longest restart delay of an actor that keeps failing. */
+export const ACTOR_RESTART_MAX_MS = 30_000;
+/** An actor that ran this long since its last failure starts its backoff again. */
+const ACTOR_FAILURE_RESET_MS = 60_000;
+
 export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOptions): Promise<SpeedNode> {
   const log = deps.log.child({ component: "speed-node", node: opts.nodeId });
   let state: SpeedNodeState = "starting";
@@ -75,19 +82,73 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
 
   const heartbeat = await startHeartbeat(buckets.members, "speed", opts.nodeId, opts.heartbeatIntervalMs, log);
 
+  const feed = deps.catalogFeed;
+  const refreshCatalog = feed
+    ? async () => {
+        nodeCatalog = await feed.refresh();
+      }
+    : undefined;
+
+  // Failed consume loops in a row per partition, for the restart backoff; reset once an actor has run a while.
+  const failures = new Map<number, { count: number; lastAtMs: number }>();
+  const restartTimers = new Set<NodeJS.Timeout>();
+  /**
+   * The consume loop of `actor` died; it already stopped answering. Restart it from its snapshot
+   * after a backoff, while the partition is still ours. A loop that keeps dying keeps the
+   * partition unanswered (serving then fails the query) rather than answering stale state.
+   */
+  const onActorFailure = (actor: RunningActor, err: Error) => {
+    const now = Date.now();
+    const prev = failures.get(actor.partition);
+    const count = prev && now - prev.lastAtMs < ACTOR_FAILURE_RESET_MS ? prev.count + 1 : 1;
+    failures.set(actor.partition, { count, lastAtMs: now });
+    const delayMs = Math.min(ACTOR_RESTART_MAX_MS, ACTOR_RESTART_BASE_MS * 2 ** (count - 1));
+    log.error("speed actor failed; restarting it from its snapshot after a backoff", { partition: actor.partition, generation: actor.generation, failures: count, delayMs, err });
+    reconciling = reconciling.then(async () => {
+      if (actors.get(actor.partition) === actor) actors.delete(actor.partition);
+      await actor.stop(false);
+    });
+    const timer = setTimeout(() => {
+      restartTimers.delete(timer);
+      reconciling = reconciling.then(async () => {
+        if (state !== "running" || actors.has(actor.partition)) return;
+        const owner = assigned.get(actor.partition);
+        if (owner?.node !== opts.nodeId || owner.generation !== actor.generation) return; // moved away meanwhile
+        await start(actor.partition, actor.generation, opts.forceReplay ?? false);
+      });
+    }, delayMs);
+    restartTimers.add(timer);
+  };
+
   const start = async (partition: number, generation: number, forceReplay: boolean) => {
     try {
+      let started: RunningActor | undefined;
       const actor = await startActor(
-        { nc: deps.nc, names: deps.names, watermarks: buckets.watermark, snapshots, catalog, log },
-        { nodeId: opts.nodeId, partition, generation, dedupeHorizonIds: opts.dedupeHorizonIds, warmUpPositions: opts.dedupeHorizonIds * opts.partitions, snapshotIntervalMs: opts.snapshotIntervalMs, forceReplay },
+        {
+          nc: deps.nc,
+          names: deps.names,
+          watermarks: buckets.watermark,
+          snapshots,
+          catalog,
+          sourceCatalog: () => nodeCatalog,
+          refreshCatalog,
+          // The loop can only fail after startActor returned: `started` is set by then.
+          onFailure: (err) => onActorFailure(started!, err),
+          log,
+        },
+        { nodeId: opts.nodeId, partition, generation, dedupeHorizonIds: opts.dedupeHorizonIds, partitions: opts.partitions, warmUpPositions: opts.dedupeHorizonIds * opts.partitions, snapshotIntervalMs: opts.snapshotIntervalMs, forceReplay },
       );
+      started = actor;
       actors.set(partition, actor);
     } catch (err) {
       log.error("could not start speed actor; the partition stays unserved until reassigned", { partition, err: ensureError(err) });
     }
   };
 
+  // The latest assignment of each partition, whoever it names.
+  const assigned = new Map<number, Assignment>();
   const onAssignment = (a: Assignment) => {
+    assigned.set(a.partition, a);
     reconciling = reconciling.then(async () => {
       if (state !== "running" && state !== "starting") return;
       const current = actors.get(a.partition);
@@ -140,13 +201,19 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
     reconcile(watermark);
   });
 
+  // A watch that ends while the node runs leaves it deaf to assignments or watermarks: say so loudly.
+  const watchEnded = (what: string) => (err?: unknown) => {
+    if (state === "stopping" || state === "closed") return;
+    if (err === undefined) log.error(`the ${what} watch ended; this node no longer follows ${what}`);
+    else log.error(`the ${what} watch failed; this node no longer follows ${what}`, { err: ensureError(err) });
+  };
   const assignmentWatch = await buckets.assignments.watch({ key: "p.*" });
   void (async () => {
     for await (const e of assignmentWatch) {
       if (e.operation !== "PUT") continue;
       onAssignment(decode<Assignment>(e.value));
     }
-  })();
+  })().then(watchEnded("assignments"), watchEnded("assignments"));
 
   const watermarkWatch = await buckets.watermark.watch({ key: WATERMARK_KEY });
   void (async () => {
@@ -158,13 +225,15 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
         log.error("ignoring a malformed watermark", { err: ensureError(err) });
       }
     }
-  })();
+  })().then(watchEnded("watermark"), watchEnded("watermark"));
 
   state = "running";
   log.info("speed node running");
 
   const lifecycle = closeable(async () => {
       state = "stopping";
+      for (const t of restartTimers) clearTimeout(t);
+      restartTimers.clear();
       unsubscribe?.();
       assignmentWatch.stop();
       watermarkWatch.stop();

@@ -41,6 +41,8 @@ export interface SpeedStatus extends ActorIdentity {
   readonly watermarkRun: number;
   readonly heldEvents: number;
   readonly skippedDuplicates: number;
+  /** Stream records skipped as invalid since this actor started (the archiver skips and dead-letters the same ones). */
+  readonly skippedInvalid: number;
   readonly segments: readonly SegmentInfo[];
   /** Where this actor's state came from when it started. */
   readonly restoredFrom: RestoredFrom;

@@ -17,6 +17,7 @@
  *
  * States: starting → running → stopping → closed.
  */
+import { setTimeout as delay } from "node:timers/promises";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DeliverPolicy, jetstream, type ConsumerMessages } from "@nats-io/jetstream";
 import type { Catalog } from "../core/catalog.js";
@@ -25,10 +26,13 @@ import { ensureError } from "../core/errors.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
 import type { ArchiverProgress } from "../core/records.js";
-import { queryRows, type ChHandle } from "../ch/client.js";
+import { isDataRefusal, queryRows, type ChHandle } from "../ch/client.js";
+import { DeadLetterStages, deadLetterMsgId, type DeadLetter } from "../core/dead_letter.js";
+import type { FieldProblem } from "../core/errors.js";
 import type { MasterRow } from "../ch/master_insert.js";
 import { ensureSchema } from "../ch/schema.js";
-import { decodeRecord } from "../nats/codec.js";
+import { encode } from "../nats/codec.js";
+import { createStreamChecker, describeProblems, skipReporter } from "../nats/stream_check.js";
 import { startHeartbeat } from "../nats/heartbeat.js";
 import { getValue, putValue } from "../nats/kv.js";
 import { partitionKey, type Names } from "../nats/names.js";
@@ -60,10 +64,14 @@ export interface ArchiverDeps {
 }
 
 export interface ArchiverStats {
-  /** Rows inserted since start. */
+  /** Rows inserted since start (not counting those ClickHouse refused). */
   readonly rowsArchived: number;
   /** Records skipped because their table already held them. */
   readonly rowsSkipped: number;
+  /** Stream records skipped as invalid (core/events validateStreamEvent) and dead-lettered. */
+  readonly recordsInvalid: number;
+  /** Valid events ClickHouse refused to store, dead-lettered. */
+  readonly rowsRefused: number;
   /** Highest archived sequence per source table and partition. */
   readonly heads: Readonly<Record<string, readonly number[]>>;
 }
@@ -107,8 +115,6 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
   };
   for (const s of catalog.sources.keys()) await loadHeads(s);
 
-  const countFields = (c: Catalog) => new Map([...c.sources].map(([name, s]) => [name, Object.keys(s.fields).length]));
-  let fieldsPerSource = countFields(catalog);
   // A newer catalog: its tables and columns first, then its sources' heads, then its events.
   let adopting: Promise<void> = Promise.resolve();
   const adopt = (next: Catalog) => {
@@ -117,12 +123,14 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
       await ensureSchema(ch, opts.database, next);
       for (const [name, def] of next.sources) if (!heads[name]) await loadHeads(name, def);
       catalog = next;
-      fieldsPerSource = countFields(next);
     });
     adopting = step.catch(() => undefined); // a failed step is retried by the next call, not inherited
     return step;
   };
   const unsubscribe = deps.catalogFeed?.subscribe((next) => adopt(next));
+  // Every retry wait ends at once on close(): what is not archived then is read again after a restart.
+  const stop = new AbortController();
+  const pause = (ms: number) => delay(ms, undefined, { signal: stop.signal }).catch(() => undefined); // aborted by close(): stop waiting
   /**
    * An event of a source or with a field the catalog in use lacks: a newer version may define it.
    * Its tables must exist before the event goes in, so this waits (and retries) rather than skip it.
@@ -134,44 +142,87 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
         return;
       } catch (err) {
         log.error("cannot make the tables of a newer catalog version; retrying", { err: ensureError(err) });
-        await new Promise((r) => setTimeout(r, INSERT_RETRY_MS));
+        await pause(INSERT_RETRY_MS);
       }
     }
   };
-  const fieldCount = (v: Record<string, unknown>) => {
-    let n = 0;
-    for (const _ in v) n++;
-    return n;
-  };
+  const reportSkip = skipReporter(log);
+  const checkRecord = createStreamChecker({ catalog: () => catalog, refresh: catchUp, partitions: opts.partitions });
 
   let buffer = new Map<string, MasterRow[]>();
   let buffered = 0;
   let barriers: PendingBarrier[] = [];
   let rowsArchived = 0;
   let rowsSkipped = 0;
+  let recordsInvalid = 0;
+  let rowsRefused = 0;
   let stopping = false;
 
-  const insertRows = async (source: string, rows: MasterRow[]) => {
+  /** Only the archiver writes dead letters for stream positions (speed nodes publish no more than snapshots and heartbeats). */
+  const deadLetter = async (letter: Omit<DeadLetter, "refusedAt" | "field" | "reason">, partition: number, seq: number) => {
+    const first = letter.problems[0]!;
+    const record: DeadLetter = { ...letter, field: first.field, reason: first.reason, refusedAt: new Date().toISOString() };
+    try {
+      await js.publish(deps.names.deadLetterSubject, encode(record), { msgID: deadLetterMsgId(letter.stage, partition, seq) });
+    } catch (err) {
+      // The record is skipped either way (both layers skip it); only its dead letter is lost.
+      log.error("could not write a dead letter", { stage: letter.stage, partition, seq, reason: describeProblems(letter.problems), err: ensureError(err) });
+    }
+  };
+
+  /**
+   * Inserts `rows` of `source`. A failure ClickHouse says the data causes (isDataRefusal) is split
+   * until the refused rows are found: they are dead-lettered and the rest go in. Other failures
+   * are retried until close(). @returns false when close() stopped it before every row was in.
+   */
+  const insertRows = async (source: string, rows: MasterRow[]): Promise<boolean> => {
     const def = catalog.sources.get(source)!;
-    for (;;) {
-      try {
-        await master.insert(opts.database, def, rows);
-        return;
-      } catch (err) {
-        log.error("insert into the master dataset failed; retrying without the rows that landed", { source, rows: rows.length, err: ensureError(err) });
-        await new Promise((r) => setTimeout(r, INSERT_RETRY_MS));
-        // The insert may have landed before the error: keep only what the table lacks.
+    // Parts still to insert, the next one last: each partition's rows go in in sequence order.
+    const parts = [rows];
+    while (parts.length > 0) {
+      let part = parts.pop()!;
+      for (;;) {
+        let refused: Error | undefined;
+        try {
+          await master.insert(opts.database, def, part);
+          break;
+        } catch (err) {
+          if (isDataRefusal(err)) refused = ensureError(err);
+          else {
+            log.error("insert into the master dataset failed; retrying without the rows that landed", { source, rows: part.length, err: ensureError(err) });
+            if (stopping) return false;
+            await pause(INSERT_RETRY_MS);
+          }
+        }
+        // The insert may have landed in part before the error: keep only what the table lacks.
         // If ClickHouse cannot even say, keep every row and ask again next time round.
         const known = await loadHeads(source).then(
           () => true,
           (e) => (log.error("cannot read the master table's heads; retrying", { source, err: ensureError(e) }), false),
         );
-        if (!known) continue;
+        if (stopping && (!known || !refused)) return false;
+        if (!known) {
+          await pause(INSERT_RETRY_MS);
+          continue;
+        }
         const h = heads[source]!;
-        rows = rows.filter((r) => r.seq > h[r.partition]!);
-        if (rows.length === 0) return;
+        part = part.filter((r) => r.seq > h[r.partition]!);
+        if (part.length === 0) break;
+        if (!refused) continue;
+        if (part.length > 1) {
+          const mid = part.length >> 1;
+          parts.push(part.slice(mid), part.slice(0, mid));
+          break;
+        }
+        const row = part[0]!;
+        rowsRefused++;
+        const problems: FieldProblem[] = [{ field: "(row)", reason: `ClickHouse refused the row: ${refused.message}` }];
+        log.warn("ClickHouse refused a row; dead-lettering it and archiving the rest", { source, partition: row.partition, seq: row.seq, id: row.id, err: refused });
+        await deadLetter({ stage: DeadLetterStages.archive, source, raw: row.fields, problems, eventId: row.id, partition: row.partition, seq: row.seq }, row.partition, row.seq);
+        break;
       }
     }
+    return true;
   };
 
   const recordBarrier = async (b: PendingBarrier) => {
@@ -196,7 +247,10 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
       buffer = new Map();
       buffered = 0;
       barriers = [];
-      for (const [source, rows] of batch) await insertRows(source, rows);
+      for (const [source, rows] of batch) {
+        // Stopped part-way: heads and barriers stay where they were; a restart reads these rows again.
+        if (!(await insertRows(source, rows))) return;
+      }
       // Heads move only once the whole batch is in: a head at s means every event up to s is archived.
       for (const [source, rows] of batch) {
         const h = heads[source]!;
@@ -233,31 +287,31 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
     loops.push(
       (async () => {
         for await (const m of messages) {
-          const rec = decodeRecord(m.data);
-          if (!rec) {
-            log.warn("skipping a stream record that is neither an event nor a barrier", { partition: p, seq: m.seq });
+          const checked0 = checkRecord(m.data, p);
+          const checked = checked0 instanceof Promise ? await checked0 : checked0;
+          // A refresh cut short by close() proves nothing about the record: leave it for the next start.
+          if (stopping) return;
+          if (checked.kind === "skip") {
+            recordsInvalid++;
+            const { kind: _k, ...letter } = checked;
+            reportSkip({ partition: p, seq: m.seq, source: checked.source, reason: describeProblems(checked.problems) });
+            await deadLetter({ ...letter, stage: DeadLetterStages.stream, partition: p, seq: m.seq }, p, m.seq);
             continue;
           }
-          if (rec.k === "b") {
-            barriers.push({ partition: p, run: rec.r, seq: m.seq });
+          if (checked.kind === "barrier") {
+            barriers.push({ partition: p, run: checked.run, seq: m.seq });
             void flush();
             continue;
           }
-          // Ingest writes every field of its catalog version: more fields than ours means a newer version.
-          const known = fieldsPerSource.get(rec.s);
-          if (known === undefined || fieldCount(rec.v) > known) await catchUp();
-          const h = heads[rec.s];
-          if (!h) {
-            log.warn("skipping an event of a source the catalog does not define", { partition: p, seq: m.seq, source: rec.s });
-            continue;
-          }
+          const { event } = checked;
+          const h = heads[event.source]!;
           if (m.seq <= h[p]!) {
             rowsSkipped++;
             continue;
           }
-          const row: MasterRow = { partition: p, seq: m.seq, id: rec.id, fields: rec.v };
-          let rows = buffer.get(rec.s);
-          if (!rows) buffer.set(rec.s, (rows = []));
+          const row: MasterRow = { partition: p, seq: m.seq, id: event.id, fields: event.fields };
+          let rows = buffer.get(event.source);
+          if (!rows) buffer.set(event.source, (rows = []));
           rows.push(row);
           if (++buffered >= opts.flushRows) void flush();
         }
@@ -273,6 +327,7 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
 
   const lifecycle = closeable(async () => {
       stopping = true;
+      stop.abort();
       unsubscribe?.();
       clearInterval(timer);
       await Promise.all(consumers.map((c) => c.close().catch(() => undefined))); // best effort: ephemeral consumers
@@ -282,7 +337,7 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
       log.info("archiver closed", { rowsArchived });
   });
   return {
-    stats: () => ({ rowsArchived, rowsSkipped, heads: Object.fromEntries(Object.entries(heads).map(([s, h]) => [s, [...h]])) }),
+    stats: () => ({ rowsArchived: rowsArchived - rowsRefused, rowsSkipped, recordsInvalid, rowsRefused, heads: Object.fromEntries(Object.entries(heads).map(([s, h]) => [s, [...h]])) }),
     ...lifecycle,
   };
 }

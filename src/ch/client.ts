@@ -89,3 +89,41 @@ export async function queryRows<T>(client: ClickHouseClient, query: string, para
   const rs = await client.query({ query, query_params: params, format: "JSONEachRow" });
   return rs.json<T>();
 }
+
+/**
+ * ClickHouse error codes that say the rows themselves are bad (a value the column cannot hold or
+ * parse): sending the same rows again fails again. Any other failure may be transient.
+ */
+const DATA_REFUSAL_CODES: ReadonlySet<number> = new Set([
+  6, // CANNOT_PARSE_TEXT
+  26, // CANNOT_PARSE_QUOTED_STRING
+  27, // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+  38, // CANNOT_PARSE_DATE
+  41, // CANNOT_PARSE_DATETIME
+  53, // TYPE_MISMATCH
+  69, // ARGUMENT_OUT_OF_BOUND
+  70, // CANNOT_CONVERT_TYPE
+  72, // CANNOT_PARSE_NUMBER
+  117, // INCORRECT_DATA
+  131, // TOO_LARGE_STRING_SIZE
+  321, // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+  349, // CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+  407, // DECIMAL_OVERFLOW
+]);
+
+/**
+ * The ClickHouse error code of `err`, when it is a ClickHouse error. Checked by shape, not by
+ * class: chDB's connection builds its errors with its own copy of @clickhouse/client-common, so
+ * `instanceof ClickHouseError` of @clickhouse/client is false for them.
+ */
+export function clickHouseErrorCode(err: unknown): number | undefined {
+  if (!(err instanceof Error) || !("code" in err) || !("type" in err)) return undefined;
+  const code = Number(err.code);
+  return Number.isInteger(code) && code > 0 ? code : undefined;
+}
+
+/** True when ClickHouse refused the data itself: retrying the same rows cannot help. */
+export function isDataRefusal(err: unknown): boolean {
+  const code = clickHouseErrorCode(err);
+  return code !== undefined && DATA_REFUSAL_CODES.has(code);
+}

@@ -9,19 +9,33 @@ export function ensureError(value: unknown): Error {
   return new Error(typeof value === "string" ? value : JSON.stringify(value));
 }
 
-/** An event that can never be accepted: terminal, dead-letter it and move on. */
+/** One thing wrong with an event: the field (or "source", "(event)") and why. */
+export interface FieldProblem {
+  readonly field: string;
+  readonly reason: string;
+}
+
+/**
+ * An event that can never be accepted: terminal, dead-letter it and move on.
+ * `field`/`reason` are the first problem; `problems` lists every one of the event.
+ */
 export class InvalidEventError extends Error {
   override readonly name = "InvalidEventError";
+  readonly problems: readonly FieldProblem[];
   constructor(
     readonly field: string,
     readonly reason: string,
     readonly eventId: string | undefined,
     readonly source: string | undefined,
+    problems?: readonly FieldProblem[],
   ) {
+    const all = problems && problems.length > 0 ? problems : [{ field, reason }];
     super(
       `invalid event${eventId !== undefined ? ` ${JSON.stringify(eventId)}` : ""}` +
-        `${source !== undefined ? ` of source ${JSON.stringify(source)}` : ""}: field ${JSON.stringify(field)} ${reason}`,
+        `${source !== undefined ? ` of source ${JSON.stringify(source)}` : ""}: ` +
+        all.map((p) => `field ${JSON.stringify(p.field)} ${p.reason}`).join("; "),
     );
+    this.problems = all;
   }
 }
 

@@ -8,7 +8,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { Catalog } from "../core/catalog.js";
 import type { CatalogFeed } from "../nats/catalog_store.js";
-import { InvalidEventError, ensureError } from "../core/errors.js";
+import { DeadLetterStages, type DeadLetter } from "../core/dead_letter.js";
+import { InvalidEventError, ensureError, type FieldProblem } from "../core/errors.js";
 import { partitionOf, validateEvent, type NormalizedEvent } from "../core/events.js";
 import { inFlightWindow } from "../core/in_flight.js";
 import type { Logger } from "../core/logger.js";
@@ -23,8 +24,11 @@ export interface Refusal {
   /** Position in the batch. */
   readonly index: number;
   readonly eventId: string | undefined;
+  /** The first problem. */
   readonly field: string;
   readonly reason: string;
+  /** Every problem of the event. */
+  readonly problems: readonly FieldProblem[];
 }
 
 export interface IngestResult {
@@ -53,15 +57,7 @@ export interface IngestDeps {
   log: Logger;
 }
 
-/** A dead-letter record: what was refused and why. */
-export interface DeadLetter {
-  readonly source: string;
-  readonly raw: unknown;
-  readonly field: string;
-  readonly reason: string;
-  readonly eventId: string | null;
-  readonly refusedAt: string;
-}
+export type { DeadLetter } from "../core/dead_letter.js";
 
 export function createIngest(deps: IngestDeps): Ingest {
   const js: JetStreamClient = jetstream(deps.nc);
@@ -78,7 +74,18 @@ export function createIngest(deps: IngestDeps): Ingest {
   };
 
   const deadLetter = async (source: string, raw: unknown, err: InvalidEventError) => {
-    const record: DeadLetter = { source, raw, field: err.field, reason: err.reason, eventId: err.eventId ?? null, refusedAt: new Date().toISOString() };
+    const record: DeadLetter = {
+      stage: DeadLetterStages.ingest,
+      source,
+      raw,
+      field: err.field,
+      reason: err.reason,
+      problems: err.problems,
+      eventId: err.eventId ?? null,
+      partition: null,
+      seq: null,
+      refusedAt: new Date().toISOString(),
+    };
     await js.publish(deps.names.deadLetterSubject, encode(record));
   };
 
@@ -144,7 +151,7 @@ export function createIngest(deps: IngestDeps): Ingest {
         // Only a refusal waits (for a look at a newer catalog); valid events go on without a turn of the event loop.
         const v = checked instanceof Promise ? await checked : checked;
         if (v instanceof InvalidEventError) {
-          refused.push({ index: i, eventId: v.eventId, field: v.field, reason: v.reason });
+          refused.push({ index: i, eventId: v.eventId, field: v.field, reason: v.reason, problems: v.problems });
           await deadLetter(source, raw, v);
           continue;
         }

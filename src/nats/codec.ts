@@ -46,6 +46,28 @@ export function decodeRecord(data: Uint8Array): StreamRecord | undefined {
   return undefined;
 }
 
+/** A partition subject's message as read, before its event (if any) is validated (core/events validateStreamEvent). */
+export type ReadRecord =
+  | { readonly kind: "event"; readonly s: unknown; readonly id: unknown; readonly ts: unknown; readonly v: unknown }
+  | { readonly kind: "barrier"; readonly run: number }
+  /** Not a stream record at all: `reason` says why; `value` is what msgpack gave, if anything. */
+  | { readonly kind: "unreadable"; readonly reason: string; readonly value?: unknown };
+
+/** Reads a partition subject's message without trusting it: the layers validate events themselves. */
+export function readStreamRecord(data: Uint8Array): ReadRecord {
+  let v: unknown;
+  try {
+    v = decode(data);
+  } catch (err) {
+    return { kind: "unreadable", reason: `not msgpack: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return { kind: "unreadable", reason: `not a stream record: a msgpack ${Array.isArray(v) ? "array" : v === null ? "nil" : typeof v}`, value: v };
+  const r = v as Record<string, unknown>;
+  if (r.k === "b" && typeof r.r === "number" && Number.isSafeInteger(r.r) && r.r > 0) return { kind: "barrier", run: r.r };
+  if (r.k === "e") return { kind: "event", s: r.s, id: r.id, ts: r.ts, v: r.v };
+  return { kind: "unreadable", reason: `not a stream record: k is ${JSON.stringify(r.k)}, expected "e" (event) or "b" (barrier with a run number)`, value: v };
+}
+
 /** Message id of an event: dedupes retried publishes within the stream's window. */
 export const eventMsgId = (source: string, id: string) => `${source}:${id}`;
 /** Message id of a barrier: a coordinator that retries writes it once. */

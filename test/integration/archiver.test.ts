@@ -6,6 +6,7 @@ import { queryRows } from "../../src/ch/client.js";
 import type { MasterInserter } from "../../src/ch/master_insert.js";
 import { masterTable } from "../../src/ch/schema.js";
 import { silentLogger } from "../../src/core/logger.js";
+import { deadLetters } from "../harness/dead_letters.js";
 import { startTestCluster } from "../harness/cluster.js";
 import { waitFor } from "../harness/wait.js";
 
@@ -81,5 +82,86 @@ test("an insert that lands in part and then fails is retried without the rows th
     assert.equal(calls[1]! + Math.floor(calls[0]! / 2), calls[0], "the retry sent only the rows that had not landed");
   } finally {
     await archiver.close();
+  }
+});
+
+
+test("a row ClickHouse refuses is dead-lettered and the rest of its batch archived, not retried forever", { timeout: 60_000 }, async () => {
+  await using cluster = await startTestCluster({ partitions: 2, speedNodes: 0 });
+  const handle = cluster.roles.ch!;
+  const table = masterTable(cluster.cfg.database, "pageviews");
+  await cluster.roles.archiver!.close();
+  // A table whose column type differs from the catalog's (as a table an operator altered would):
+  // user_id holds integers, so ClickHouse refuses a user_id it cannot parse as one. Every event is valid.
+  await handle.client.command({ query: `ALTER TABLE ${table} MODIFY COLUMN user_id Int64` });
+  const evs = events(0, 200).map((e, i) => ({ ...e, user_id: i === 57 || i === 140 ? `not-a-number-${i}` : String(1000 + i) }));
+  const published = await cluster.ingest.publishBatch("pageviews", evs);
+  assert.equal(published.accepted, 200);
+
+  const archiver = await createArchiver(
+    { nc: cluster.nc, ch: handle, catalog: cluster.catalog, names: cluster.names, log: silentLogger },
+    { nodeId: "refusing-archiver", heartbeatIntervalMs: 200, partitions: cluster.cfg.partitions, database: cluster.cfg.database, flushIntervalMs: 50, flushRows: 10_000 },
+  );
+  try {
+    await waitFor("198 archived rows and 2 refused", () => archiver.stats().rowsArchived + archiver.stats().rowsRefused >= 200);
+    const rows = await queryRows<{ _id: string }>(handle.client, `SELECT _id FROM ${table} ORDER BY _id`);
+    const expected = evs.filter((_, i) => i !== 57 && i !== 140).map((e) => e.id).sort();
+    assert.deepEqual(rows.map((r) => r._id), expected, "every other row archived once");
+    assert.equal(archiver.stats().rowsRefused, 2);
+
+    const dl = await waitFor("two dead letters", async () => {
+      const all = (await deadLetters(cluster)).filter((d) => d.stage === "archive");
+      return all.length >= 2 && all;
+    });
+    assert.deepEqual(dl.map((d) => d.eventId).sort(), ["ar-140", "ar-57"]);
+    for (const d of dl) {
+      assert.equal(d.source, "pageviews");
+      assert.match(d.reason, /ClickHouse refused the row/);
+      assert.equal(typeof d.partition, "number");
+      assert.ok(typeof d.seq === "number" && d.seq > 0);
+    }
+    // A batch run is not held up by the refused rows: the barriers are recorded.
+    const wm = await cluster.roles.coordinator!.runNow();
+    assert.equal(wm.eventsCovered, 198);
+  } finally {
+    await archiver.close();
+  }
+});
+
+test("close() returns promptly while inserts keep failing; the rows are archived after a restart", { timeout: 60_000 }, async () => {
+  await using cluster = await startTestCluster({ partitions: 2, speedNodes: 0 });
+  const handle = cluster.roles.ch!;
+  const table = masterTable(cluster.cfg.database, "pageviews");
+  await cluster.roles.archiver!.close();
+  let attempts = 0;
+  const down: MasterInserter = {
+    format: handle.master.format,
+    async insert() {
+      attempts++;
+      throw new Error("connect ECONNREFUSED (ClickHouse is down)");
+    },
+  };
+  await cluster.ingest.publishBatch("pageviews", events(0, 300));
+  const failing = await createArchiver(
+    { nc: cluster.nc, ch: { ...handle, master: down }, catalog: cluster.catalog, names: cluster.names, log: silentLogger },
+    { nodeId: "failing-archiver", heartbeatIntervalMs: 200, partitions: cluster.cfg.partitions, database: cluster.cfg.database, flushIntervalMs: 50, flushRows: 10_000 },
+  );
+  await waitFor("the archiver retrying its insert", () => attempts >= 2);
+  const t0 = Date.now();
+  await failing.close();
+  const tookMs = Date.now() - t0;
+  assert.ok(tookMs < 2_000, `close() took ${tookMs} ms during a retry loop`);
+  assert.equal(failing.stats().rowsArchived, 0);
+
+  const second = await createArchiver(
+    { nc: cluster.nc, ch: handle, catalog: cluster.catalog, names: cluster.names, log: silentLogger },
+    { nodeId: "second-archiver", heartbeatIntervalMs: 200, partitions: cluster.cfg.partitions, database: cluster.cfg.database, flushIntervalMs: 50, flushRows: 10_000 },
+  );
+  try {
+    await waitFor("300 archived rows", () => second.stats().rowsArchived >= 300);
+    const [s] = await queryRows<{ rows: number | string; ids: number | string }>(handle.client, `SELECT count() AS rows, uniqExact(_id) AS ids FROM ${table}`);
+    assert.deepEqual([Number(s!.rows), Number(s!.ids)], [300, 300]);
+  } finally {
+    await second.close();
   }
 });

@@ -5,10 +5,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { InvalidEventError } from "../../src/core/errors.js";
-import type { DeadLetter } from "../../src/ingest/index.js";
-import { decode } from "../../src/nats/codec.js";
+import { deadLetters } from "../harness/dead_letters.js";
 import { startTestCluster, type TestCluster } from "../harness/cluster.js";
 import { query } from "../harness/grpc.js";
 
@@ -16,20 +15,6 @@ const T = Date.UTC(2026, 5, 8, 14, 23, 0);
 const FROM = T - 3_600_000;
 const TO = T + 3_600_000;
 
-/** Every record of the dead-letter stream, read with a JetStream (ordered) consumer. */
-async function deadLetters(cluster: TestCluster): Promise<DeadLetter[]> {
-  const jsm = await jetstreamManager(cluster.nc);
-  const stored = (await jsm.streams.info(cluster.names.deadLetterStream)).state.messages;
-  if (stored === 0) return [];
-  const consumer = await jetstream(cluster.nc).consumers.get(cluster.names.deadLetterStream);
-  const out: DeadLetter[] = [];
-  for await (const m of await consumer.fetch({ max_messages: stored, expires: 5_000 })) {
-    out.push(decode<DeadLetter>(m.data));
-    if (out.length === stored) break;
-  }
-  assert.equal(out.length, stored, "read every dead letter");
-  return out;
-}
 
 async function eventsStored(cluster: TestCluster): Promise<number> {
   const jsm = await jetstreamManager(cluster.nc);
@@ -54,11 +39,15 @@ test("publish of an invalid event throws InvalidEventError naming the field, and
   const dl = await deadLetters(cluster);
   assert.equal(dl.length, 2);
   assert.deepEqual({ ...dl[0]!, refusedAt: "(time)" }, {
+    stage: "ingest",
     source: "pageviews",
     raw,
     field: "ts",
     reason,
+    problems: [{ field: "ts", reason }],
     eventId: "bad-1",
+    partition: null,
+    seq: null,
     refusedAt: "(time)",
   });
   assert.ok(Number.isFinite(Date.parse(dl[0]!.refusedAt)), `refusedAt ${dl[0]!.refusedAt}`);
@@ -110,6 +99,12 @@ test("publishBatch with valid and invalid events: the valid go in, the invalid a
     dl.map((d) => d.reason),
     r.refused.map((x) => x.reason),
   );
+
+  // Every bad field of an event, not only the first.
+  const twoBad = await cluster.ingest.publishBatch("pageviews", [{ id: "bad-9", article_id: 9, user_id: "", ts: T }]);
+  assert.deepEqual(twoBad.refused[0]!.problems.map((p) => p.field), ["article_id", "user_id"]);
+  const twoBadLetter = (await deadLetters(cluster)).find((d) => d.eventId === "bad-9");
+  assert.deepEqual(twoBadLetter?.problems, twoBad.refused[0]!.problems);
 
   // The speed actors counted exactly the accepted events, per key.
   await cluster.waitForSpeedCaughtUp();

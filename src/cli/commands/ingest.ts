@@ -19,7 +19,7 @@ import { readJsonLines } from "../jsonl.js";
 import { openIngest } from "../nats.js";
 import { keyValues, table } from "../render.js";
 import { loadCatalog, type Catalog } from "../../core/catalog.js";
-import { CatalogError, ensureError } from "../../core/errors.js";
+import { CatalogError, ensureError, type FieldProblem } from "../../core/errors.js";
 
 const spec: CommandSpec = {
   name: "ingest",
@@ -49,8 +49,11 @@ export interface RefusedLine {
   /** 1-based line number in the input. */
   readonly line: number;
   readonly eventId: string | null;
+  /** The first bad field and why. */
   readonly field: string;
   readonly reason: string;
+  /** Every bad field of the line and why (the first is field/reason). */
+  readonly problems: readonly FieldProblem[];
 }
 
 /** The stable JSON shape of `ingest --json`. */
@@ -89,7 +92,7 @@ export function renderIngest(r: IngestJson): string {
     ["refused", r.refused],
   ]);
   if (r.refusals.length === 0) return counts;
-  return `${counts}\n${table(["line", "event id", "field", "reason"], r.refusals.map((f) => [f.line, f.eventId ?? "-", f.field, f.reason]))}`;
+  return `${counts}\n${table(["line", "event id", "field", "reason"], r.refusals.flatMap((f) => f.problems.map((p) => [f.line, f.eventId ?? "-", p.field, p.reason])))}`;
 }
 
 async function openInput(ctx: CliContext, file: string | undefined): Promise<NodeJS.ReadableStream & { destroy?: () => void }> {
@@ -129,7 +132,7 @@ async function run(parsed: ParsedCommand, ctx: CliContext) {
     let duplicates = 0;
     const refusals: RefusedLine[] = [];
     for await (const chunk of readJsonLines(input)) {
-      for (const b of chunk.bad) refusals.push({ line: b.line, eventId: null, field: NOT_JSON_FIELD, reason: b.reason });
+      for (const b of chunk.bad) refusals.push({ line: b.line, eventId: null, field: NOT_JSON_FIELD, reason: b.reason, problems: [{ field: NOT_JSON_FIELD, reason: b.reason }] });
       if (chunk.values.length === 0) continue;
       const result = await conn.ingest.publishBatch(source, chunk.values.map((v) => v.value)).catch((err: unknown) => {
         throw new IngestStoppedError(chunk.values[0]!.line, accepted, duplicates, { cause: err });
@@ -137,7 +140,7 @@ async function run(parsed: ParsedCommand, ctx: CliContext) {
       accepted += result.accepted;
       duplicates += result.duplicates;
       for (const f of result.refused) {
-        refusals.push({ line: chunk.values[f.index]!.line, eventId: f.eventId ?? null, field: f.field, reason: f.reason });
+        refusals.push({ line: chunk.values[f.index]!.line, eventId: f.eventId ?? null, field: f.field, reason: f.reason, problems: f.problems });
       }
     }
     refusals.sort((a, b) => a.line - b.line);
