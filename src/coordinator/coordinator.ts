@@ -24,7 +24,7 @@ import { partitionKey, type Names } from "../nats/names.js";
 import { openBuckets, type Buckets } from "../nats/setup.js";
 import { assignPartitions } from "./assignment.js";
 import { runBatch, type RunProgress } from "./batch_run.js";
-import { MembershipTracker } from "./membership.js";
+import { MEMBER_DROP_AFTER_NODE_TIMEOUTS, MembershipTracker } from "./membership.js";
 import { RollbackRefusedError, rollbackTo } from "./rollback.js";
 import { readWatermark } from "./watermark_store.js";
 
@@ -92,23 +92,38 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
   await ensureSchema(deps.ch, opts.database, catalog);
   const buckets = await openBuckets(deps.nc, deps.names);
   const membership = new MembershipTracker(opts.nodeTimeoutMs);
+  const longGone = new MembershipTracker(opts.nodeTimeoutMs * MEMBER_DROP_AFTER_NODE_TIMEOUTS);
   const current = await readAssignments(buckets, opts.partitions);
   let stopping = false;
 
-  // Heartbeat revisions per speed node, kept current by a watch (a delete is a clean goodbye).
+  // Heartbeat revisions per member key (`<role>.<id>`), kept current by a watch (a delete is a clean goodbye).
   const heartbeats = new Map<string, number>();
-  const memberWatch = await buckets.members.watch({ key: "speed.*" });
+  const memberWatch = await buckets.members.watch();
   void (async () => {
     for await (const e of memberWatch) {
-      const node = e.key.slice("speed.".length);
-      if (e.operation === "PUT") heartbeats.set(node, e.revision);
-      else heartbeats.delete(node);
+      if (e.operation === "PUT") heartbeats.set(e.key, e.revision);
+      else heartbeats.delete(e.key);
     }
   })();
 
+  // A member that died without a goodbye leaves its key behind; drop it once it is long
+  // expired. The delete names the revision seen, so a member that came back in between keeps its key.
+  const dropLongGone = async (now: number) => {
+    longGone.observe(heartbeats, now);
+    for (const { member, revision } of longGone.expired(now)) {
+      try {
+        await buckets.members.delete(member, { previousSeq: revision });
+        log.info("dropped a long-expired member heartbeat", { member, silentForMs: opts.nodeTimeoutMs * MEMBER_DROP_AFTER_NODE_TIMEOUTS });
+      } catch (err) {
+        log.debug("a long-expired member heartbeat changed before its drop; keeping it", { member, err: ensureError(err) });
+      }
+    }
+  };
+
   const rebalance = async () => {
     const now = Date.now();
-    membership.observe(heartbeats, now);
+    const speedNodes = new Map([...heartbeats].filter(([k]) => k.startsWith("speed.")).map(([k, rev]) => [k.slice("speed.".length), rev]));
+    membership.observe(speedNodes, now);
     const next = assignPartitions(opts.partitions, membership.alive(now), current);
     for (const a of next) {
       const prev = current.get(a.partition);
@@ -117,6 +132,7 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
       log.info("partition assigned", { partition: a.partition, node: a.node || "(none)", generation: a.generation });
       current.set(a.partition, a);
     }
+    await dropLongGone(now);
   };
 
   let ticking: Promise<void> = Promise.resolve();
