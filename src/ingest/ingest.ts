@@ -13,7 +13,7 @@ import { partitionOf, validateEvent, type NormalizedEvent } from "../core/events
 import { inFlightWindow } from "../core/in_flight.js";
 import type { Logger } from "../core/logger.js";
 import { encode, encodeEvent, eventMsgId } from "../nats/codec.js";
-import { createAckPublisher, type PubAck } from "./ack_publisher.js";
+import { createAckPublisher, oversizeBytes, type PubAck } from "./ack_publisher.js";
 import type { Names } from "../nats/names.js";
 
 /** Publishes kept in flight at once by `publishBatch`. */
@@ -56,11 +56,62 @@ export interface IngestDeps {
 /** A dead-letter record: what was refused and why. */
 export interface DeadLetter {
   readonly source: string;
+  /** The event as sent; the first part of its JSON text (a string) when `rawTruncatedFrom` is set. */
   readonly raw: unknown;
   readonly field: string;
   readonly reason: string;
   readonly eventId: string | null;
   readonly refusedAt: string;
+  /** Set when the whole record would not fit in one NATS message: the UTF-8 bytes of the raw event's full JSON text. */
+  readonly rawTruncatedFrom?: number;
+}
+
+/**
+ * A valid event too large for one NATS message: the server refuses any publish over its
+ * max_payload (read from the connection's server info). Terminal, like any invalid event.
+ */
+export class EventTooLargeError extends InvalidEventError {
+  constructor(
+    /** The event's largest field, the one to shrink. */
+    field: string,
+    readonly bytes: number,
+    readonly maxPayload: number,
+    eventId: string | undefined,
+    source: string | undefined,
+  ) {
+    super(field, `makes the event too large: ${bytes} bytes encoded, over the NATS server's max_payload of ${maxPayload} bytes per message`, eventId, source);
+  }
+}
+
+/** The name of the event's largest field (by its JSON length); the id when that is larger. */
+function largestField(e: NormalizedEvent): string {
+  let best = "id";
+  let size = e.id.length;
+  for (const [name, v] of Object.entries(e.fields)) {
+    const n = JSON.stringify(v)?.length ?? 0;
+    if (n > size) [best, size] = [name, n];
+  }
+  return best;
+}
+
+/** Room left in a dead-letter message for headers and framing the record does not count. */
+const DEAD_LETTER_SLACK_BYTES = 1_024;
+const UTF8 = new TextEncoder();
+
+/**
+ * The dead-letter record encoded, made to fit in `maxPayload`: when the whole raw event
+ * does not fit, `raw` becomes the first part of its JSON text and `rawTruncatedFrom` says
+ * how long the whole was, so the record still says what was refused and why.
+ */
+export function encodeDeadLetter(record: DeadLetter, maxPayload: number | undefined): Uint8Array {
+  const whole = encode(record);
+  if (maxPayload === undefined || whole.length + DEAD_LETTER_SLACK_BYTES <= maxPayload) return whole;
+  const text = UTF8.encode(JSON.stringify(record.raw) ?? String(record.raw));
+  const base = encode({ ...record, raw: "", rawTruncatedFrom: text.length }).length;
+  const room = Math.max(0, maxPayload - DEAD_LETTER_SLACK_BYTES - base);
+  // A cut inside a multi-byte character decodes to U+FFFD, which may add up to 2 bytes.
+  const head = new TextDecoder().decode(text.subarray(0, Math.max(0, room - 3)));
+  return encode({ ...record, raw: head, rawTruncatedFrom: text.length });
 }
 
 export function createIngest(deps: IngestDeps): Ingest {
@@ -71,15 +122,24 @@ export function createIngest(deps: IngestDeps): Ingest {
 
   const acks = createAckPublisher(deps.nc);
   const subjects = Array.from({ length: deps.partitions }, (_, p) => deps.names.eventSubject(p));
-  const toStream = (e: NormalizedEvent) => {
+  /** The server's limit now (it may change on a reconnect); undefined while not connected. */
+  const maxPayload = () => deps.nc.info?.max_payload;
+  /** Encodes a valid event for its partition, or refuses it when it is over max_payload. */
+  const prepare = (e: NormalizedEvent) => {
     const source = catalog().sources.get(e.source)!;
     const p = partitionOf(source, e, deps.partitions);
-    return acks.publish(subjects[p]!, encodeEvent(e), eventMsgId(e.source, e.id)).then((ack) => ({ p, ack }));
+    const data = encodeEvent(e);
+    const msgId = eventMsgId(e.source, e.id);
+    const limit = maxPayload();
+    const over = limit === undefined ? undefined : oversizeBytes(data, msgId, limit);
+    if (over !== undefined) return new EventTooLargeError(largestField(e), over, limit!, e.id, e.source);
+    return { p, data, msgId };
   };
+  const toStream = ({ p, data, msgId }: { p: number; data: Uint8Array; msgId: string }) => acks.publish(subjects[p]!, data, msgId).then((ack) => ({ p, ack }));
 
   const deadLetter = async (source: string, raw: unknown, err: InvalidEventError) => {
     const record: DeadLetter = { source, raw, field: err.field, reason: err.reason, eventId: err.eventId ?? null, refusedAt: new Date().toISOString() };
-    await js.publish(deps.names.deadLetterSubject, encode(record));
+    await js.publish(deps.names.deadLetterSubject, encodeDeadLetter(record, maxPayload()));
   };
 
   const check = (source: string, raw: unknown): NormalizedEvent | InvalidEventError => {
@@ -112,11 +172,12 @@ export function createIngest(deps: IngestDeps): Ingest {
     async publish(source, raw) {
       const checked = validator()(source, raw);
       const v = checked instanceof Promise ? await checked : checked;
-      if (v instanceof InvalidEventError) {
-        await deadLetter(source, raw, v);
-        throw v;
+      const ready = v instanceof InvalidEventError ? v : prepare(v);
+      if (ready instanceof InvalidEventError) {
+        await deadLetter(source, raw, ready);
+        throw ready;
       }
-      const { p, ack } = await toStream(v);
+      const { p, ack } = await toStream(ready);
       return { partition: p, seq: ack.seq, duplicate: ack.duplicate };
     },
 
@@ -142,7 +203,9 @@ export function createIngest(deps: IngestDeps): Ingest {
         const raw = raws[i];
         const checked = validate(source, raw);
         // Only a refusal waits (for a look at a newer catalog); valid events go on without a turn of the event loop.
-        const v = checked instanceof Promise ? await checked : checked;
+        const valid = checked instanceof Promise ? await checked : checked;
+        // An event over the server's max_payload is refused like an invalid one, not sent to fail the batch.
+        const v = valid instanceof InvalidEventError ? valid : prepare(valid);
         if (v instanceof InvalidEventError) {
           refused.push({ index: i, eventId: v.eventId, field: v.field, reason: v.reason });
           await deadLetter(source, raw, v);
