@@ -28,10 +28,10 @@ import { namesFor } from "../nats/names.js";
 import { startNatsServer, type NatsServerProcess } from "../nats/server_process.js";
 import { isStale, LocalClusterFileError, localClusterFilePath, readLocalClusterFile, removeLocalClusterFile, writeLocalClusterFile } from "../cli/index.js";
 import { ConfigError } from "../core/errors.js";
-import { DEFAULT_DATABASE, DEFAULT_PARTITIONS, DEFAULT_PREFIX } from "../core/config.js";
 import { onShutdownSignal } from "./process.js";
 import { startRoles, type RunningRoles } from "./roles.js";
 import { spawnNode, speedNodeEnv, type ChildNode } from "./spawn.js";
+import { restartCommand, shellWord, type ClusterData } from "./restart_command.js";
 import { startWatchdog } from "./watchdog.js";
 
 /** Speed node processes the local cluster starts. */
@@ -81,30 +81,6 @@ export class LocalClusterRunningError extends Error {
   ) {
     super(`another local cluster (pid ${pid}) runs in this directory (${file}); stop it first, or start this one in another directory (if pid ${pid} is not a local cluster, delete the file)`);
   }
-}
-
-/** Where a local cluster's data lives, and the settings a restart on it needs. */
-interface ClusterData {
-  natsUrl?: string;
-  natsStoreDir?: string;
-  chdbPath?: string;
-  prefix: string;
-  partitions: number;
-  database?: string;
-}
-
-const shellWord = (w: string) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`);
-
-/** The command that starts a local cluster again on `d`'s data (LAMBDA_NATS_URL when the server was not ours). */
-export function restartCommand(d: ClusterData): string {
-  const env: [string, string | number | undefined][] = [
-    d.natsStoreDir ? ["LAMBDA_NATS_STORE_DIR", d.natsStoreDir] : ["LAMBDA_NATS_URL", d.natsUrl],
-    ["LAMBDA_CHDB_PATH", d.chdbPath],
-    ["LAMBDA_PREFIX", d.prefix === DEFAULT_PREFIX ? undefined : d.prefix],
-    ["LAMBDA_PARTITIONS", d.partitions === DEFAULT_PARTITIONS ? undefined : d.partitions],
-    ["LAMBDA_DATABASE", d.database === DEFAULT_DATABASE ? undefined : d.database],
-  ];
-  return [...env.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${shellWord(String(v))}`), "npm start"].join(" ");
 }
 
 /**
