@@ -87,6 +87,15 @@ test("a SIGKILLed local cluster leaves no process behind, and its printed restar
     assert.equal(first.file.pid, first.child.pid);
     assert.ok(first.banner.includes(first.file.natsStoreDir!) && first.banner.includes(first.file.chdbPath!), "the banner names the NATS store and chDB dir");
 
+    // A second start beside a live one refuses, naming it, and leaves its file alone.
+    const beside = spawn(process.execPath, [ENTRY], { cwd, env: { PATH: process.env.PATH ?? "", ...base }, stdio: ["ignore", "ignore", "pipe"] });
+    let besideErr = "";
+    beside.stderr!.setEncoding("utf8").on("data", (d: string) => (besideErr += d));
+    const besideCode = await new Promise<number | null>((resolve) => beside.once("close", (code) => resolve(code)));
+    assert.equal(besideCode, 1);
+    assert.match(besideErr, new RegExp(`another local cluster \\(pid ${first.file.pid}\\) runs in this directory`));
+    assert.equal(readLocalClusterFile(cwd)?.pid, first.file.pid);
+
     // Events acknowledged before the crash.
     const now = Date.now();
     const events = Array.from({ length: 400 }, (_, i) => ({ id: `c-${i}`, article_id: `a-${i % ARTICLES}`, user_id: `u-${i % 13}`, ts: now - (i % 50) * 1_000 }));
