@@ -129,7 +129,8 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
         await buckets.members.delete(member, { previousSeq: revision });
         log.info("dropped a long-expired member heartbeat", { member, silentForMs: opts.nodeTimeoutMs * MEMBER_DROP_AFTER_NODE_TIMEOUTS });
       } catch (err) {
-        log.debug("a long-expired member heartbeat changed before its drop; keeping it", { member, err: ensureError(err) });
+        // Also when the member beat again in between (the revision moved): then it is no longer expired.
+        log.warn("could not drop a long-expired member heartbeat; trying again at the next check", { member, err: ensureError(err) });
       }
     }
   };
