@@ -31,7 +31,7 @@ import { DeadLetterStages, deadLetterMsgId, type DeadLetter } from "../core/dead
 import type { FieldProblem } from "../core/errors.js";
 import type { MasterRow } from "../ch/master_insert.js";
 import { ensureSchema } from "../ch/schema.js";
-import { encode } from "../nats/codec.js";
+import { encodeDeadLetter } from "../nats/codec.js";
 import { createStreamChecker, describeProblems, skipReporter } from "../nats/stream_check.js";
 import { startHeartbeat } from "../nats/heartbeat.js";
 import { getValue, putValue } from "../nats/kv.js";
@@ -163,7 +163,7 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
     const first = letter.problems[0]!;
     const record: DeadLetter = { ...letter, field: first.field, reason: first.reason, refusedAt: new Date().toISOString() };
     try {
-      await js.publish(deps.names.deadLetterSubject, encode(record), { msgID: deadLetterMsgId(letter.stage, partition, seq) });
+      await js.publish(deps.names.deadLetterSubject, encodeDeadLetter(record, deps.nc.info?.max_payload), { msgID: deadLetterMsgId(letter.stage, partition, seq) });
     } catch (err) {
       // The record is skipped either way (both layers skip it); only its dead letter is lost.
       log.error("could not write a dead letter", { stage: letter.stage, partition, seq, reason: describeProblems(letter.problems), err: ensureError(err) });

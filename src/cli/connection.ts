@@ -18,6 +18,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node
 import { dirname, join, resolve } from "node:path";
 import { defaultConfig, DEFAULT_PARTITIONS, DEFAULT_PREFIX } from "../core/config.js";
 import { ConfigError } from "../core/errors.js";
+import { processAlive } from "../core/pid.js";
 
 /** Path of the local cluster file, relative to the directory `npm start` runs in. */
 export const LOCAL_CLUSTER_FILE = ".lambda/local-cluster.json";
@@ -34,6 +35,12 @@ export interface LocalClusterFile {
   readonly partitions: number;
   /** Absolute path of the catalog file. */
   readonly catalog: string;
+  /** The local cluster's main process; absent in files of older versions. */
+  readonly pid?: number;
+  /** Where the local nats-server keeps its store (absent when LAMBDA_NATS_URL named another server). */
+  readonly natsStoreDir?: string;
+  /** The chDB data directory (absent with LAMBDA_CLICKHOUSE_URL). */
+  readonly chdbPath?: string;
 }
 
 /** The environment variable of each connection setting. */
@@ -82,6 +89,26 @@ export class LocalClusterFileError extends Error {
     options?: { cause?: unknown },
   ) {
     super(`${file}: ${reason}; delete it or restart the local cluster (npm start) to rewrite it`, options);
+  }
+}
+
+/**
+ * The local cluster file names a main process that is no longer running: it died without
+ * a clean stop (SIGKILL, OOM), so the addresses in the file are dead.
+ */
+export class StaleLocalClusterFileError extends Error {
+  override readonly name = "StaleLocalClusterFileError";
+  constructor(
+    readonly file: string,
+    readonly pid: number,
+    readonly grpc: string,
+    readonly natsUrl: string,
+  ) {
+    super(
+      `${file} was written by a local cluster (pid ${pid}) that is no longer running, so its addresses ` +
+        `(gRPC ${grpc}, NATS ${natsUrl}) are dead; start it again (npm start replaces the file and says how to ` +
+        `recover its data), or pass the address of a running cluster with a flag or variable`,
+    );
   }
 }
 
@@ -137,15 +164,24 @@ function checkPath(key: string, v: unknown): string {
 function checkLocalClusterFile(file: string, doc: unknown): LocalClusterFile {
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new ConfigError(file, doc, "a JSON object");
   const o = doc as Record<string, unknown>;
-  const known = ["grpc", "natsUrl", "prefix", "partitions", "catalog"];
+  const known = ["grpc", "natsUrl", "prefix", "partitions", "catalog", "pid", "natsStoreDir", "chdbPath"];
   for (const k of Object.keys(o)) if (!known.includes(k)) throw new ConfigError(`${file}: ${k}`, o[k], `a known key (${known.join(", ")})`);
+  if (o.pid !== undefined && (typeof o.pid !== "number" || !Number.isSafeInteger(o.pid) || o.pid < 1)) throw new ConfigError(`${file}: pid`, o.pid, "a process id");
   return {
     grpc: checkAddress(`${file}: grpc`, o.grpc),
     natsUrl: checkUrl(`${file}: natsUrl`, o.natsUrl),
     prefix: checkPrefix(`${file}: prefix`, o.prefix),
     partitions: checkPartitions(`${file}: partitions`, o.partitions),
     catalog: checkPath(`${file}: catalog`, o.catalog),
+    ...(o.pid === undefined ? {} : { pid: o.pid as number }),
+    ...(o.natsStoreDir === undefined ? {} : { natsStoreDir: checkPath(`${file}: natsStoreDir`, o.natsStoreDir) }),
+    ...(o.chdbPath === undefined ? {} : { chdbPath: checkPath(`${file}: chdbPath`, o.chdbPath) }),
   };
+}
+
+/** Whether the file names a main process that is no longer running (a file without a pid cannot tell: not stale). */
+export function isStale(f: LocalClusterFile): boolean {
+  return f.pid !== undefined && !processAlive(f.pid);
 }
 
 /** Path of the local cluster file under `dir`. */
@@ -208,7 +244,12 @@ export interface ConnectionSources {
 /** Settings read lazily: the local cluster file is only opened when a flag and variable are both absent. */
 function sourcesFor(src: ConnectionSources) {
   let file: LocalClusterFile | null | undefined;
-  const fileSettings = () => (file === undefined ? (file = readLocalClusterFile(src.cwd)) : file);
+  const fileSettings = () => {
+    if (file !== undefined) return file;
+    file = readLocalClusterFile(src.cwd);
+    if (file && isStale(file)) throw new StaleLocalClusterFileError(localClusterFilePath(src.cwd), file.pid!, file.grpc, file.natsUrl);
+    return file;
+  };
   return <T>(setting: Setting, check: (key: string, v: unknown) => T, fallback?: T): Sourced<T> => {
     const flag = src.flags[setting];
     if (flag !== undefined) return { value: check(ConnectionFlags[setting], flag), from: ConnectionFlags[setting] };
@@ -224,7 +265,7 @@ function sourcesFor(src: ConnectionSources) {
 
 /**
  * Resolves the serving node's gRPC address.
- * @throws NotConfiguredError, ConfigError (bad flag or variable), LocalClusterFileError.
+ * @throws NotConfiguredError, ConfigError (bad flag or variable), LocalClusterFileError, StaleLocalClusterFileError.
  */
 export function resolveGrpcAddress(src: ConnectionSources): Sourced<string> {
   return sourcesFor(src)("grpc", checkAddress);
@@ -234,7 +275,7 @@ export function resolveGrpcAddress(src: ConnectionSources): Sourced<string> {
  * Resolves what `ingest` needs. Prefix, partitions and catalog fall back to the
  * runtime's defaults (`lambda`, 8, `catalog/catalog.json`); the NATS URL has no default.
  * Relative catalog paths are resolved against `src.cwd`.
- * @throws NotConfiguredError, ConfigError (bad flag or variable), LocalClusterFileError.
+ * @throws NotConfiguredError, ConfigError (bad flag or variable), LocalClusterFileError, StaleLocalClusterFileError.
  */
 export function resolveNatsTarget(src: ConnectionSources): NatsTarget {
   const get = sourcesFor(src);

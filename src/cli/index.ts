@@ -9,5 +9,7 @@ export {
   writeLocalClusterFile,
   removeLocalClusterFile,
   LocalClusterFileError,
+  StaleLocalClusterFileError,
+  isStale,
   type LocalClusterFile,
 } from "./connection.js";

@@ -24,7 +24,7 @@ import { partitionKey, type Names } from "../nats/names.js";
 import { openBuckets, type Buckets } from "../nats/setup.js";
 import { assignPartitions } from "./assignment.js";
 import { runBatch, type RunProgress } from "./batch_run.js";
-import { MembershipTracker } from "./membership.js";
+import { MEMBER_DROP_AFTER_NODE_TIMEOUTS, MembershipTracker } from "./membership.js";
 import { RollbackRefusedError, rollbackTo } from "./rollback.js";
 import { readWatermark } from "./watermark_store.js";
 
@@ -57,8 +57,22 @@ export interface CoordinatorDeps {
 }
 
 /**
+ * The progress phase of a run request that waits for another run (or a rollback) in
+ * progress: its detail is {@link QueuedDetail} as JSON, sent at once and at each phase
+ * change of the run it waits for.
+ */
+export const QUEUED_PHASE = "queued";
+
+/** What a queued run waits for: a run (by number, 0 before it has one) in a phase, or a rollback. */
+export interface QueuedDetail {
+  readonly busyWith: number;
+  readonly busyPhase: string;
+}
+
+/**
  * Replies on the run-now subject. A request whose body is `{progress: true}`
- * gets a progress reply per phase before the last one.
+ * gets a progress reply per phase before the last one (first {@link QUEUED_PHASE}
+ * replies while another run is in progress).
  */
 export type RunNowReply =
   | { kind: "progress"; run: number; phase: string; detail: string }
@@ -92,23 +106,39 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
   await ensureSchema(deps.ch, opts.database, catalog);
   const buckets = await openBuckets(deps.nc, deps.names);
   const membership = new MembershipTracker(opts.nodeTimeoutMs);
+  const longGone = new MembershipTracker(opts.nodeTimeoutMs * MEMBER_DROP_AFTER_NODE_TIMEOUTS);
   const current = await readAssignments(buckets, opts.partitions);
   let stopping = false;
 
-  // Heartbeat revisions per speed node, kept current by a watch (a delete is a clean goodbye).
+  // Heartbeat revisions per member key (`<role>.<id>`), kept current by a watch (a delete is a clean goodbye).
   const heartbeats = new Map<string, number>();
-  const memberWatch = await buckets.members.watch({ key: "speed.*" });
+  const memberWatch = await buckets.members.watch();
   void (async () => {
     for await (const e of memberWatch) {
-      const node = e.key.slice("speed.".length);
-      if (e.operation === "PUT") heartbeats.set(node, e.revision);
-      else heartbeats.delete(node);
+      if (e.operation === "PUT") heartbeats.set(e.key, e.revision);
+      else heartbeats.delete(e.key);
     }
   })();
 
+  // A member that died without a goodbye leaves its key behind; drop it once it is long
+  // expired. The delete names the revision seen, so a member that came back in between keeps its key.
+  const dropLongGone = async (now: number) => {
+    longGone.observe(heartbeats, now);
+    for (const { member, revision } of longGone.expired(now)) {
+      try {
+        await buckets.members.delete(member, { previousSeq: revision });
+        log.info("dropped a long-expired member heartbeat", { member, silentForMs: opts.nodeTimeoutMs * MEMBER_DROP_AFTER_NODE_TIMEOUTS });
+      } catch (err) {
+        // Also when the member beat again in between (the revision moved): then it is no longer expired.
+        log.warn("could not drop a long-expired member heartbeat; trying again at the next check", { member, err: ensureError(err) });
+      }
+    }
+  };
+
   const rebalance = async () => {
     const now = Date.now();
-    membership.observe(heartbeats, now);
+    const speedNodes = new Map([...heartbeats].filter(([k]) => k.startsWith("speed.")).map(([k, rev]) => [k.slice("speed.".length), rev]));
+    membership.observe(speedNodes, now);
     const next = assignPartitions(opts.partitions, membership.alive(now), current);
     for (const a of next) {
       const prev = current.get(a.partition);
@@ -117,6 +147,7 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
       log.info("partition assigned", { partition: a.partition, owner: a.node || "(none)", generation: a.generation });
       current.set(a.partition, a);
     }
+    await dropLongGone(now);
   };
 
   let ticking: Promise<void> = Promise.resolve();
@@ -127,29 +158,50 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
   await tick();
   const ticker = setInterval(() => void tick(), opts.heartbeatIntervalMs);
 
-  // Batch runs never overlap: each waits for the one before it.
+  // Batch runs never overlap: each waits for the one before it. What runs now (a run with its
+  // phase, or a rollback) is kept so that a request queued behind it can say what it waits for.
   let runs: Promise<unknown> = Promise.resolve();
-  const runNow = (progress?: RunProgress): Promise<Watermark> => {
-    const r = runs.then(() =>
-      runBatch(
-        { nc: deps.nc, ch: deps.ch, catalog, names: deps.names, buckets, log },
-        {
-          partitions: opts.partitions,
-          database: opts.database,
-          coordinatorId: opts.coordinatorId,
-          archiverTimeoutMs: opts.archiverTimeoutMs ?? ARCHIVER_TIMEOUT_MS,
-          viewVersionsKept: opts.viewVersionsKept,
-        },
-        progress,
-      ),
-    );
+  let busy: QueuedDetail | undefined;
+  const busyListeners = new Set<(b: QueuedDetail) => void>();
+  const setBusy = (b: QueuedDetail | undefined) => {
+    busy = b;
+    if (b) for (const l of busyListeners) l(b);
+  };
+  /** Runs `work` after everything queued before it, recording it as busy meanwhile. */
+  const enqueue = <T>(first: QueuedDetail, work: () => Promise<T>, onStart?: () => void): Promise<T> => {
+    const r = runs.then(() => {
+      onStart?.();
+      setBusy(first);
+      return work().finally(() => setBusy(undefined));
+    });
     runs = r.catch(() => undefined);
     return r;
   };
+  const runNow = (progress?: RunProgress, onStart?: () => void): Promise<Watermark> => {
+    const tracked: RunProgress = (phase, detail) => {
+      setBusy({ busyWith: Number(detail.run ?? busy?.busyWith ?? 0), busyPhase: phase });
+      progress?.(phase, detail);
+    };
+    return enqueue(
+      { busyWith: 0, busyPhase: "starting" },
+      () =>
+        runBatch(
+          { nc: deps.nc, ch: deps.ch, catalog, names: deps.names, buckets, log },
+          {
+            partitions: opts.partitions,
+            database: opts.database,
+            coordinatorId: opts.coordinatorId,
+            archiverTimeoutMs: opts.archiverTimeoutMs ?? ARCHIVER_TIMEOUT_MS,
+            viewVersionsKept: opts.viewVersionsKept,
+          },
+          tracked,
+        ),
+      onStart,
+    );
+  };
 
   const rollback = (run: number) => {
-    const r = runs.then(() => rollbackTo({ nc: deps.nc, names: deps.names, buckets, viewVersionsKept: opts.viewVersionsKept }, run));
-    runs = r.catch(() => undefined);
+    const r = enqueue({ busyWith: run, busyPhase: "rollback" }, () => rollbackTo({ nc: deps.nc, names: deps.names, buckets, viewVersionsKept: opts.viewVersionsKept }, run));
     return r.then((done) => {
       log.warn("watermark rolled back by an operator", { run, from: done.from });
       return done;
@@ -193,7 +245,14 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
       const progress: RunProgress | undefined = wantsProgress
         ? (phase, detail) => reply({ kind: "progress", run: Number(detail.run ?? 0), phase, detail: JSON.stringify(detail) })
         : undefined;
-      runNow(progress).then(
+      // Busy with another run: say so now and at each of its phase changes, until this one starts,
+      // so a client waits knowingly instead of taking the silence for no coordinator.
+      const queued = (b: QueuedDetail) => reply({ kind: "progress", run: 0, phase: QUEUED_PHASE, detail: JSON.stringify(b) });
+      if (wantsProgress && busy) {
+        queued(busy);
+        busyListeners.add(queued);
+      }
+      runNow(progress, () => busyListeners.delete(queued)).then(
         (watermark) => reply({ kind: "published", watermark }),
         (e) => reply({ kind: "failed", error: ensureError(e).message }),
       );

@@ -1,8 +1,17 @@
 /**
- * Speed-node liveness from the members bucket. A node is alive while its
- * heartbeat keeps changing; the coordinator measures "changing" on its own
- * clock (the KV revision moves), so clock skew between hosts does not matter.
+ * Liveness from the members bucket. A member is alive while its heartbeat
+ * keeps changing; the coordinator measures "changing" on its own clock (the KV
+ * revision moves), so clock skew between hosts does not matter. The same
+ * measure, with a longer timeout, finds the keys of members long gone (a
+ * SIGKILLed process never deletes its key) so the coordinator can drop them.
  */
+
+/**
+ * A member whose heartbeat has not changed for this many node timeouts
+ * (LAMBDA_NODE_TIMEOUT_MS) is dropped from the members bucket. Until then
+ * `lambdactl status` lists it as gone, so an operator sees what died.
+ */
+export const MEMBER_DROP_AFTER_NODE_TIMEOUTS = 12;
 
 export interface MemberSighting {
   revision: number;
@@ -22,6 +31,11 @@ export class MembershipTracker {
       const s = this.#seen.get(node);
       if (!s || s.revision !== revision) this.#seen.set(node, { revision, changedAtMs: nowMs });
     }
+  }
+
+  /** Members whose heartbeat has not changed within the timeout, with the revision last seen. */
+  expired(nowMs: number): { member: string; revision: number }[] {
+    return [...this.#seen].filter(([, s]) => nowMs - s.changedAtMs >= this.timeoutMs).map(([member, s]) => ({ member, revision: s.revision }));
   }
 
   /** Nodes whose heartbeat changed within the timeout, sorted. */

@@ -46,6 +46,11 @@ export interface ResolvedConfig {
   roles: Role[];
   /** NATS server URL; empty means "start a local nats-server" (local cluster only). */
   natsUrl: string;
+  /**
+   * Local cluster only: the store directory of the nats-server it starts (kept on stop);
+   * empty means a temporary one. Cannot be combined with `natsUrl`.
+   */
+  natsStoreDir: string;
   /** Clients (lambdactl): host:port of a serving node; roles ignore it. */
   grpcAddr: string;
   /** ClickHouse HTTP URL; empty means the embedded chDB engine at `chdbPath`. */
@@ -111,6 +116,7 @@ const KUBERNETES_SERVICE_VAR = /^LAMBDA_[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[
 const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_ROLES: ["roles", roles],
   LAMBDA_NATS_URL: ["natsUrl", str],
+  LAMBDA_NATS_STORE_DIR: ["natsStoreDir", str],
   LAMBDA_GRPC_ADDR: ["grpcAddr", str],
   LAMBDA_CLICKHOUSE_URL: ["clickhouseUrl", str],
   LAMBDA_CLICKHOUSE_USER: ["clickhouseUser", str],
@@ -140,6 +146,7 @@ export function defaultConfig(): ResolvedConfig {
   return {
     roles: ["archiver", "coordinator", "serving"],
     natsUrl: "",
+    natsStoreDir: "",
     grpcAddr: "",
     clickhouseUrl: "",
     clickhouseUser: "default",

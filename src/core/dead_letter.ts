@@ -32,6 +32,11 @@ export interface DeadLetter {
   readonly partition: number | null;
   readonly seq: number | null;
   readonly refusedAt: string;
+  /**
+   * Set when the whole record would not fit in one NATS message: `raw` is then the first part
+   * of the raw value's JSON text, and this the UTF-8 length of the whole text.
+   */
+  readonly rawTruncatedFrom?: number;
 }
 
 /** Message id of a dead letter for a stream position: a replay inside the duplicate window writes it once. */

@@ -34,6 +34,27 @@ export class PublishRejectedError extends Error {
   }
 }
 
+/** The headers of an event publish: the message id JetStream deduplicates on. */
+function msgIdHeaders(msgId: string) {
+  const h = headers();
+  h.set("Nats-Msg-Id", msgId);
+  return h;
+}
+
+/**
+ * The bytes a publish of `data` with `msgId` counts against the server's max_payload
+ * (payload plus encoded headers, as the client measures them) when they exceed
+ * `maxPayload`; undefined when the publish fits.
+ */
+export function oversizeBytes(data: Uint8Array, msgId: string, maxPayload: number): number | undefined {
+  // A cheap upper bound first (a UTF-16 unit is at most 3 UTF-8 bytes; the header framing is
+  // under 64): encoding the headers of every event would cost ingest a share of its time.
+  if (data.length + 3 * msgId.length + 64 <= maxPayload) return undefined;
+  // The client sends the headers as their text form, UTF-8 encoded.
+  const bytes = data.length + Buffer.byteLength(msgIdHeaders(msgId).toString());
+  return bytes > maxPayload ? bytes : undefined;
+}
+
 export interface AckPublisher {
   publish(subject: string, data: Uint8Array, msgId: string): Promise<PubAck>;
   /** Rejects what is still waiting and stops listening. */
@@ -44,8 +65,7 @@ export function createAckPublisher(nc: NatsConnection, timeoutMs = PUBLISH_ACK_T
   const inbox = createReplyInbox(nc, "ack publisher");
   return {
     async publish(subject, data, msgId) {
-      const h = headers();
-      h.set("Nats-Msg-Id", msgId);
+      const h = msgIdHeaders(msgId);
       const msg = await inbox.request((reply) => nc.publish(subject, data, { reply, headers: h }), {
         timeoutMs,
         timeoutError: (waitedMs) => new UnavailableError(`no ack for a publish to ${subject} within ${waitedMs} ms (timeout ${timeoutMs} ms)`),

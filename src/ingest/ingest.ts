@@ -13,8 +13,8 @@ import { InvalidEventError, ensureError, type FieldProblem } from "../core/error
 import { partitionOf, validateEvent, type NormalizedEvent } from "../core/events.js";
 import { inFlightWindow } from "../core/in_flight.js";
 import type { Logger } from "../core/logger.js";
-import { encode, encodeEvent, eventMsgId } from "../nats/codec.js";
-import { createAckPublisher, type PubAck } from "./ack_publisher.js";
+import { encodeDeadLetter, encodeEvent, eventMsgId } from "../nats/codec.js";
+import { createAckPublisher, oversizeBytes, type PubAck } from "./ack_publisher.js";
 import type { Names } from "../nats/names.js";
 
 /** Publishes kept in flight at once by `publishBatch`. */
@@ -59,6 +59,35 @@ export interface IngestDeps {
 
 export type { DeadLetter } from "../core/dead_letter.js";
 
+/**
+ * A valid event too large for one NATS message: the server refuses any publish over its
+ * max_payload (read from the connection's server info). Terminal, like any invalid event.
+ */
+export class EventTooLargeError extends InvalidEventError {
+  constructor(
+    /** The event's largest field, the one to shrink. */
+    field: string,
+    readonly bytes: number,
+    readonly maxPayload: number,
+    eventId: string | undefined,
+    source: string | undefined,
+  ) {
+    super(field, `makes the event too large: ${bytes} bytes encoded, over the NATS server's max_payload of ${maxPayload} bytes per message`, eventId, source);
+  }
+}
+
+/** The name of the event's largest field (by its JSON length); the id when that is larger. */
+function largestField(e: NormalizedEvent): string {
+  let best = "id";
+  let size = e.id.length;
+  for (const [name, v] of Object.entries(e.fields)) {
+    const n = JSON.stringify(v)?.length ?? 0;
+    if (n > size) [best, size] = [name, n];
+  }
+  return best;
+}
+
+
 export function createIngest(deps: IngestDeps): Ingest {
   const js: JetStreamClient = jetstream(deps.nc);
   const log = deps.log.child({ component: "ingest" });
@@ -67,11 +96,20 @@ export function createIngest(deps: IngestDeps): Ingest {
 
   const acks = createAckPublisher(deps.nc);
   const subjects = Array.from({ length: deps.partitions }, (_, p) => deps.names.eventSubject(p));
-  const toStream = (e: NormalizedEvent) => {
+  /** The server's limit now (it may change on a reconnect); undefined while not connected. */
+  const maxPayload = () => deps.nc.info?.max_payload;
+  /** Encodes a valid event for its partition, or refuses it when it is over max_payload. */
+  const prepare = (e: NormalizedEvent) => {
     const source = catalog().sources.get(e.source)!;
     const p = partitionOf(source, e, deps.partitions);
-    return acks.publish(subjects[p]!, encodeEvent(e), eventMsgId(e.source, e.id)).then((ack) => ({ p, ack }));
+    const data = encodeEvent(e);
+    const msgId = eventMsgId(e.source, e.id);
+    const limit = maxPayload();
+    const over = limit === undefined ? undefined : oversizeBytes(data, msgId, limit);
+    if (over !== undefined) return new EventTooLargeError(largestField(e), over, limit!, e.id, e.source);
+    return { p, data, msgId };
   };
+  const toStream = ({ p, data, msgId }: { p: number; data: Uint8Array; msgId: string }) => acks.publish(subjects[p]!, data, msgId).then((ack) => ({ p, ack }));
 
   const deadLetter = async (source: string, raw: unknown, err: InvalidEventError) => {
     const record: DeadLetter = {
@@ -86,7 +124,7 @@ export function createIngest(deps: IngestDeps): Ingest {
       seq: null,
       refusedAt: new Date().toISOString(),
     };
-    await js.publish(deps.names.deadLetterSubject, encode(record));
+    await js.publish(deps.names.deadLetterSubject, encodeDeadLetter(record, maxPayload()));
   };
 
   const check = (source: string, raw: unknown): NormalizedEvent | InvalidEventError => {
@@ -119,11 +157,12 @@ export function createIngest(deps: IngestDeps): Ingest {
     async publish(source, raw) {
       const checked = validator()(source, raw);
       const v = checked instanceof Promise ? await checked : checked;
-      if (v instanceof InvalidEventError) {
-        await deadLetter(source, raw, v);
-        throw v;
+      const ready = v instanceof InvalidEventError ? v : prepare(v);
+      if (ready instanceof InvalidEventError) {
+        await deadLetter(source, raw, ready);
+        throw ready;
       }
-      const { p, ack } = await toStream(v);
+      const { p, ack } = await toStream(ready);
       return { partition: p, seq: ack.seq, duplicate: ack.duplicate };
     },
 
@@ -149,7 +188,9 @@ export function createIngest(deps: IngestDeps): Ingest {
         const raw = raws[i];
         const checked = validate(source, raw);
         // Only a refusal waits (for a look at a newer catalog); valid events go on without a turn of the event loop.
-        const v = checked instanceof Promise ? await checked : checked;
+        const valid = checked instanceof Promise ? await checked : checked;
+        // An event over the server's max_payload is refused like an invalid one, not sent to fail the batch.
+        const v = valid instanceof InvalidEventError ? valid : prepare(valid);
         if (v instanceof InvalidEventError) {
           refused.push({ index: i, eventId: v.eventId, field: v.field, reason: v.reason, problems: v.problems });
           await deadLetter(source, raw, v);

@@ -1,13 +1,20 @@
 #!/usr/bin/env node
 /**
  * `npm start`: a whole local cluster in one command. Starts nats-server (a
- * child process on a free port with a temporary store) unless LAMBDA_NATS_URL
- * is set, the embedded chDB engine in a temporary directory unless
+ * child process on a free port, with a temporary store or the one
+ * LAMBDA_NATS_STORE_DIR names) unless LAMBDA_NATS_URL is set, the embedded
+ * chDB engine in a temporary directory (or LAMBDA_CHDB_PATH) unless
  * LAMBDA_CLICKHOUSE_URL is set, the coordinator, archiver and serving node in
  * this process, two speed nodes as child processes, and a synthetic page-view
  * feed. It prints where to query and stops everything on Ctrl-C.
+ *
+ * After a crash of this process (SIGKILL, OOM) nothing is left running: the
+ * speed nodes stop when their IPC channel closes, and a watchdog process stops
+ * nats-server. The data stays where the banner said, and the next start finds
+ * the stale `.lambda/local-cluster.json`, says how to restart on that data, and
+ * replaces the file.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { readCatalogFile } from "../core/catalog.js";
@@ -19,10 +26,13 @@ import { createClickGenerator, createOrderGenerator, createPageViewGenerator } f
 import { connectNats } from "../nats/connect.js";
 import { namesFor } from "../nats/names.js";
 import { startNatsServer, type NatsServerProcess } from "../nats/server_process.js";
-import { removeLocalClusterFile, writeLocalClusterFile } from "../cli/index.js";
+import { isStale, LocalClusterFileError, localClusterFilePath, readLocalClusterFile, removeLocalClusterFile, writeLocalClusterFile } from "../cli/index.js";
+import { ConfigError } from "../core/errors.js";
 import { logFatalErrors, onShutdownSignal } from "./process.js";
 import { startRoles, type RunningRoles } from "./roles.js";
 import { spawnNode, speedNodeEnv, type ChildNode } from "./spawn.js";
+import { restartCommand, shellWord, type ClusterData } from "./restart_command.js";
+import { startWatchdog } from "./watchdog.js";
 
 /** Speed node processes the local cluster starts. */
 export const LOCAL_SPEED_NODES = 2;
@@ -62,16 +72,56 @@ function startFeeder(publish: (source: string, events: unknown[]) => Promise<unk
   };
 }
 
-function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, chdb: string, nodes: ChildNode[]): string {
+/** Another local cluster runs in this directory (its file names a live process). */
+export class LocalClusterRunningError extends Error {
+  override readonly name = "LocalClusterRunningError";
+  constructor(
+    readonly file: string,
+    readonly pid: number,
+  ) {
+    super(`another local cluster (pid ${pid}) runs in this directory (${file}); stop it first, or start this one in another directory (if pid ${pid} is not a local cluster, delete the file)`);
+  }
+}
+
+/**
+ * Looks at the local cluster file a previous start left in `cwd`: refuses to start beside a
+ * live cluster; reports a stale one (its main process died without a clean stop) with where
+ * its data is and how to restart on it. The caller then replaces the file.
+ * @throws LocalClusterRunningError
+ */
+function checkPreviousCluster(cwd: string, log: Logger): void {
+  const file = localClusterFilePath(cwd);
+  let prev;
+  try {
+    prev = readLocalClusterFile(cwd);
+  } catch (err) {
+    if (!(err instanceof LocalClusterFileError)) throw err;
+    log.warn("the local cluster file is unreadable; replacing it", { file, err });
+    return;
+  }
+  if (!prev) return;
+  if (prev.pid !== undefined && prev.pid !== process.pid && !isStale(prev)) throw new LocalClusterRunningError(file, prev.pid);
+  const kept = [prev.natsStoreDir, prev.chdbPath].filter((d): d is string => d !== undefined);
+  log.warn(
+    `found a stale local cluster file: the local cluster${prev.pid ? ` (pid ${prev.pid})` : ""} that wrote it did not stop cleanly; ` +
+      (kept.length > 0
+        ? `its data is kept. To restart on it, stop this one and run: ${restartCommand(prev)} ; to discard it: rm -rf ${kept.map(shellWord).join(" ")}. `
+        : "") +
+      "Replacing the file.",
+    { file, pid: prev.pid, grpc: prev.grpc, natsUrl: prev.natsUrl, natsStoreDir: prev.natsStoreDir, chdbPath: prev.chdbPath },
+  );
+}
+
+function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, nats: NatsServerProcess | undefined, data: ClusterData, temporary: boolean, nodes: ChildNode[]): string {
   const lines = [
     "",
     "Lambda runtime: local cluster is up",
     `  gRPC      ${grpc}    (grpcurl -plaintext ${grpc} list)`,
-    `  NATS      ${natsUrl}    prefix ${cfg.prefix}, ${cfg.partitions} partitions`,
-    `  ClickHouse ${cfg.clickhouseUrl || `embedded chDB at ${chdb}`}`,
+    `  NATS      ${natsUrl}    prefix ${cfg.prefix}, ${cfg.partitions} partitions${nats ? ` (nats-server pid ${nats.pid}, store ${nats.storeDir})` : ""}`,
+    `  ClickHouse ${cfg.clickhouseUrl || `embedded chDB at ${data.chdbPath}`}`,
     `  speed     ${nodes.length} nodes (pids ${nodes.map((n) => n.pid).join(", ")})`,
     `  feed      ${cfg.syntheticRate} events/s of page views, orders and clicks (skewed popularity, some late and duplicate events)`,
-    `  batch     a run every ${cfg.batchIntervalMs / 1000} s`,
+    `  batch     ${cfg.batchIntervalMs > 0 ? `a run every ${cfg.batchIntervalMs / 1000} s` : "on demand only (lambdactl run)"}`,
     "",
     "Try, in another terminal:",
     "  npm run lambdactl -- watermark",
@@ -79,7 +129,10 @@ function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, chdb: string
     "  npm run lambdactl -- top article_engagement --aggregate readers --from -1h",
     "  npm run lambdactl -- metrics",
     "",
-    "Ctrl-C stops everything.",
+    temporary ? "Ctrl-C stops everything and removes the temporary NATS store and chDB directory." : "Ctrl-C stops everything; the NATS store and chDB directory stay.",
+    "If this process dies without a clean stop (SIGKILL, out of memory), the speed nodes and nats-server",
+    "stop with it and the data stays where it is; to restart on it:",
+    `  ${restartCommand(data)}`,
     "",
   ];
   return lines.join("\n");
@@ -89,6 +142,11 @@ async function main() {
   const cfg = resolveConfig({ LAMBDA_BATCH_INTERVAL_MS: String(LOCAL_BATCH_INTERVAL_MS), ...process.env });
   const log = createProcessLogger({ level: cfg.logLevel, base: { node: "local" } });
   logFatalErrors(log);
+  if (cfg.natsStoreDir && cfg.natsUrl) throw new ConfigError("LAMBDA_NATS_STORE_DIR", cfg.natsStoreDir, "to be unset when LAMBDA_NATS_URL is set (a store dir is for the nats-server npm start starts)");
+  if (cfg.natsStoreDir && !cfg.clickhouseUrl && !process.env.LAMBDA_CHDB_PATH) {
+    throw new ConfigError("LAMBDA_CHDB_PATH", "", "the chDB directory that belongs with LAMBDA_NATS_STORE_DIR (a kept stream needs the master dataset archived from it)");
+  }
+  checkPreviousCluster(process.cwd(), log);
   const catalogPath = resolve(cfg.catalogPath);
   const catalog = readCatalogFile(catalogPath);
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -99,12 +157,17 @@ async function main() {
   };
   try {
     let nats: NatsServerProcess | undefined;
+    // Stops nats-server (not ours: it cannot watch us) if this process dies without a clean stop.
+    const watchdog = startWatchdog();
+    cleanups.push(() => watchdog.stop());
     if (!cfg.natsUrl) {
-      nats = await startNatsServer({ path: process.env.PATH ?? "" });
+      if (cfg.natsStoreDir) mkdirSync(cfg.natsStoreDir, { recursive: true });
+      nats = await startNatsServer({ path: process.env.PATH ?? "", ...(cfg.natsStoreDir ? { storeDir: resolve(cfg.natsStoreDir) } : {}) });
+      watchdog.watch(nats.pid);
       cleanups.push(() => nats!.close());
     }
     const natsUrl = cfg.natsUrl || nats!.url;
-    let chdbPath = cfg.chdbPath;
+    let chdbPath = resolve(cfg.chdbPath);
     if (!cfg.clickhouseUrl && !process.env.LAMBDA_CHDB_PATH) {
       // A fresh stream needs a fresh master dataset: keep them together.
       const dir = mkdtempSync(join(tmpdir(), "lambda-chdb-"));
@@ -129,6 +192,7 @@ async function main() {
     const nodes: ChildNode[] = [];
     for (let i = 1; i <= LOCAL_SPEED_NODES; i++) {
       const node = spawnNode(`speed-${i}`, childEnv);
+      watchdog.watch(node.pid); // they also stop by themselves when this process goes (spawn.ts)
       nodes.push(node);
       cleanups.push(() => node.stop());
     }
@@ -139,9 +203,27 @@ async function main() {
     cleanups.push(stopFeeder);
 
     const grpc = roles.serving!.address;
-    writeLocalClusterFile(process.cwd(), { grpc, natsUrl, prefix: cfg.prefix, partitions: cfg.partitions, catalog: catalogPath });
+    const data: ClusterData = {
+      natsUrl,
+      ...(nats ? { natsStoreDir: nats.storeDir } : {}),
+      ...(cfg.clickhouseUrl ? {} : { chdbPath }),
+      prefix: cfg.prefix,
+      partitions: cfg.partitions,
+      database: cfg.database,
+    };
+    writeLocalClusterFile(process.cwd(), {
+      grpc,
+      natsUrl,
+      prefix: cfg.prefix,
+      partitions: cfg.partitions,
+      catalog: catalogPath,
+      pid: process.pid,
+      ...(data.natsStoreDir ? { natsStoreDir: data.natsStoreDir } : {}),
+      ...(data.chdbPath ? { chdbPath: data.chdbPath } : {}),
+    });
     cleanups.push(() => removeLocalClusterFile(process.cwd()));
-    process.stdout.write(banner(cfg, grpc, natsUrl, chdbPath, nodes));
+    const temporary = !cfg.natsStoreDir && !process.env.LAMBDA_CHDB_PATH;
+    process.stdout.write(banner(cfg, grpc, natsUrl, nats, data, temporary, nodes));
     onShutdownSignal(log, cleanup);
     for (const n of nodes) {
       void n.exited.then((how) => {

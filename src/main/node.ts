@@ -9,7 +9,7 @@ import { resolveConfig } from "../core/config.js";
 import { ConfigError } from "../core/errors.js";
 import { createProcessLogger } from "../core/logger.js";
 import { connectNats } from "../nats/connect.js";
-import { logFatalErrors, onShutdownSignal } from "./process.js";
+import { logFatalErrors, onParentGone, onShutdownSignal } from "./process.js";
 import { startRoles } from "./roles.js";
 
 async function main() {
@@ -22,11 +22,13 @@ async function main() {
   const roles = await startRoles(cfg, nc, catalog, log);
   log.info("node started", { roles: cfg.roles, grpc: roles.serving?.address });
   // Tell a parent process (the local cluster, tests) that start-up is done.
-  process.send?.({ kind: "ready", grpc: roles.serving?.address ?? null });
-  onShutdownSignal(log, async () => {
+  if (process.connected) process.send?.({ kind: "ready", grpc: roles.serving?.address ?? null });
+  const shutdown = onShutdownSignal(log, async () => {
     await roles.close();
     await nc.drain();
   });
+  // A node the local cluster (or a test) started must not outlive it as an orphan.
+  onParentGone(() => shutdown("the parent process is gone"));
 }
 
 main().catch((err) => {

@@ -99,7 +99,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
     if (ch && wants("serving")) {
       started.serving = await createServingNode(
         { nc, ch: ch.client, catalog, catalogFeed, names, log },
-        { host: cfg.grpcHost, port: cfg.grpcPort, partitions: cfg.partitions, database: cfg.database, nodeId: cfg.nodeId, heartbeatIntervalMs: cfg.heartbeatIntervalMs, viewVersionsKept: cfg.viewVersionsKept },
+        { host: cfg.grpcHost, port: cfg.grpcPort, partitions: cfg.partitions, database: cfg.database, nodeId: cfg.nodeId, heartbeatIntervalMs: cfg.heartbeatIntervalMs, nodeTimeoutMs: cfg.nodeTimeoutMs, viewVersionsKept: cfg.viewVersionsKept },
       );
     }
   } catch (err) {

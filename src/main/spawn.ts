@@ -12,8 +12,8 @@ export const NODE_START_TIMEOUT_MS = 30_000;
 export interface ChildNode {
   readonly pid: number;
   readonly nodeId: string;
-  /** Resolves when the child reported it started; rejects if it exited first. */
-  readonly ready: Promise<void>;
+  /** Resolves when the child reported it started (with its serving node's address, if it runs one); rejects if it exited first. */
+  readonly ready: Promise<{ grpc: string | null }>;
   /** Resolves with the exit code or signal once the process is gone. */
   readonly exited: Promise<number | NodeJS.Signals>;
   /** Sends SIGTERM (clean stop) and waits for the exit. */
@@ -52,12 +52,13 @@ export function spawnNode(nodeId: string, env: Record<string, string>, output: "
     detached: true,
   });
   const exited = new Promise<number | NodeJS.Signals>((resolve) => child.once("exit", (code, signal) => resolve(signal ?? code ?? 0)));
-  const ready = new Promise<void>((resolve, reject) => {
+  const ready = new Promise<{ grpc: string | null }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`node ${nodeId} did not start within ${NODE_START_TIMEOUT_MS} ms`)), NODE_START_TIMEOUT_MS);
     child.on("message", (m: unknown) => {
-      if ((m as { kind?: string })?.kind === "ready") {
+      const msg = m as { kind?: string; grpc?: unknown };
+      if (msg?.kind === "ready") {
         clearTimeout(timer);
-        resolve();
+        resolve({ grpc: typeof msg.grpc === "string" ? msg.grpc : null });
       }
     });
     void exited.then((how) => {

@@ -3,6 +3,7 @@
  * (events and barriers), KV values and request/reply bodies.
  */
 import { Packr } from "msgpackr";
+import type { DeadLetter } from "../core/dead_letter.js";
 import type { FieldValue, NormalizedEvent } from "../core/events.js";
 
 // Plain msgpack (no record extension) so any msgpack reader can decode our data.
@@ -72,3 +73,24 @@ export function readStreamRecord(data: Uint8Array): ReadRecord {
 export const eventMsgId = (source: string, id: string) => `${source}:${id}`;
 /** Message id of a barrier: a coordinator that retries writes it once. */
 export const barrierMsgId = (run: number, p: number) => `barrier:${run}:${p}`;
+
+/** Room left in a dead-letter message for headers and framing the record does not count. */
+const DEAD_LETTER_SLACK_BYTES = 1_024;
+const UTF8 = new TextEncoder();
+
+/**
+ * A dead-letter record encoded, made to fit in `maxPayload` (the server's, from nc.info): when
+ * the whole raw value does not fit, `raw` becomes the first part of its JSON text and
+ * `rawTruncatedFrom` says how long the whole was, so the record still says what was refused
+ * and why.
+ */
+export function encodeDeadLetter(record: DeadLetter, maxPayload: number | undefined): Uint8Array {
+  const whole = encode(record);
+  if (maxPayload === undefined || whole.length + DEAD_LETTER_SLACK_BYTES <= maxPayload) return whole;
+  const text = UTF8.encode(JSON.stringify(record.raw) ?? String(record.raw));
+  const base = encode({ ...record, raw: "", rawTruncatedFrom: text.length }).length;
+  const room = Math.max(0, maxPayload - DEAD_LETTER_SLACK_BYTES - base);
+  // A cut inside a multi-byte character decodes to U+FFFD, which may add up to 2 bytes.
+  const head = new TextDecoder().decode(text.subarray(0, Math.max(0, room - 3)));
+  return encode({ ...record, raw: head, rawTruncatedFrom: text.length });
+}

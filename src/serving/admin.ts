@@ -41,6 +41,8 @@ export interface AdminDeps {
   readonly partitions: number;
   readonly database: string;
   readonly viewVersionsKept: number;
+  /** Heartbeats older than this show as gone in status (LAMBDA_NODE_TIMEOUT_MS). */
+  readonly nodeTimeoutMs: number;
   readonly log: Logger;
 }
 
@@ -166,7 +168,7 @@ export function adminService(deps: AdminDeps): AdminServiceServer {
       }),
     getStatus: (call, cb) =>
       respond(log, call, cb, async () => {
-        const s = await clusterStatus(deps.nc, deps.names, buckets, deps.speed, deps.partitions);
+        const s = await clusterStatus(deps.nc, deps.names, buckets, deps.speed, deps.partitions, deps.nodeTimeoutMs);
         const w = await readWatermark(buckets.watermark);
         return { members: [...s.members], partitions: [...s.partitions], nextRunAt: at(s.nextRunAtMs), watermarkRun: w?.watermark.run ?? 0 };
       }),

@@ -42,6 +42,8 @@ export interface ServingOptions {
   /** Member id for the heartbeat. */
   nodeId: string;
   heartbeatIntervalMs: number;
+  /** `status` shows members whose heartbeat is older than this as gone (LAMBDA_NODE_TIMEOUT_MS). */
+  nodeTimeoutMs: number;
   /** Batch view versions the coordinator keeps (LAMBDA_VIEW_VERSIONS_KEPT). */
   viewVersionsKept: number;
 }
@@ -107,6 +109,7 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
       partitions: opts.partitions,
       database: opts.database,
       viewVersionsKept: opts.viewVersionsKept,
+      nodeTimeoutMs: opts.nodeTimeoutMs,
       log,
     }),
   );

@@ -11,7 +11,20 @@ export interface MemberStatus {
   readonly role: string;
   readonly id: string;
   readonly heartbeatAgeS: number;
+  /** "gone" once the heartbeat expired; otherwise the member's own state ("leader" for a coordinator, "" for most). */
   readonly state: string;
+}
+
+/** The state `status` gives a member whose heartbeat is older than the node timeout. */
+export const GONE = "gone";
+
+/**
+ * A heartbeat older than `nodeTimeoutMs` (LAMBDA_NODE_TIMEOUT_MS, the age at which the
+ * coordinator takes a speed node's partitions away) means the member is gone, whatever it
+ * last said about itself: a SIGKILLed coordinator's last beat still says "leader".
+ */
+export function memberState(hb: MemberHeartbeat, nowMs: number, nodeTimeoutMs: number): string {
+  return nowMs - hb.atMs > nodeTimeoutMs ? GONE : (hb.state ?? "");
 }
 
 export interface PartitionStatus {
@@ -35,7 +48,10 @@ export interface ClusterStatus {
 /** How long status waits for each speed actor; a silent one shows as applied 0. */
 const STATUS_TIMEOUT_MS = 1_000;
 
-export async function clusterStatus(nc: NatsConnection, names: Names, buckets: Buckets, speed: SpeedClient, partitions: number): Promise<ClusterStatus> {
+/**
+ * @param nodeTimeoutMs heartbeats older than this show as gone (LAMBDA_NODE_TIMEOUT_MS).
+ */
+export async function clusterStatus(nc: NatsConnection, names: Names, buckets: Buckets, speed: SpeedClient, partitions: number, nodeTimeoutMs: number): Promise<ClusterStatus> {
   const now = Date.now();
   const members: MemberStatus[] = [];
   let nextRunAtMs: number | null = null;
@@ -44,8 +60,10 @@ export async function clusterStatus(nc: NatsConnection, names: Names, buckets: B
     const e = await buckets.members.get(k);
     if (!e || e.operation !== "PUT") continue;
     const hb = decode<MemberHeartbeat>(e.value);
-    members.push({ role: hb.role, id: hb.id, heartbeatAgeS: Math.max(0, now - hb.atMs) / 1000, state: hb.state ?? "" });
-    if (hb.role === "coordinator" && hb.nextRunAtMs !== undefined) nextRunAtMs = hb.nextRunAtMs;
+    const state = memberState(hb, now, nodeTimeoutMs);
+    members.push({ role: hb.role, id: hb.id, heartbeatAgeS: Math.max(0, now - hb.atMs) / 1000, state });
+    // A gone coordinator's schedule died with it.
+    if (hb.role === "coordinator" && state !== GONE && hb.nextRunAtMs !== undefined) nextRunAtMs = hb.nextRunAtMs;
     hb.archived?.forEach((s, p) => (archived[p] = Math.max(archived[p] ?? 0, s)));
   }
   members.sort((a, b) => (a.role === b.role ? (a.id < b.id ? -1 : 1) : a.role < b.role ? -1 : 1));

@@ -96,7 +96,7 @@ test("answers use the definitions of the watermark's run: through a catalog chan
   // A serving node that already has the new catalog.
   const serving = await createServingNode(
     { nc: cluster.nc, ch: cluster.roles.ch!.client, catalog: next, names: cluster.names, log: silentLogger },
-    { host: "127.0.0.1", port: 0, partitions: cluster.cfg.partitions, database: cluster.cfg.database, nodeId: "serving-b", heartbeatIntervalMs: 200, viewVersionsKept: 3 },
+    { host: "127.0.0.1", port: 0, partitions: cluster.cfg.partitions, database: cluster.cfg.database, nodeId: "serving-b", heartbeatIntervalMs: 200, nodeTimeoutMs: 1_500, viewVersionsKept: 3 },
   );
   const client = new LambdaServiceClient(serving.address, credentials.createInsecure());
   const oldClient = new LambdaServiceClient(cluster.roles.serving!.address, credentials.createInsecure());

@@ -74,6 +74,7 @@ test("LAMBDA_* variables are parsed into their fields", () => {
   const cfg = resolveConfig({
     LAMBDA_ROLES: "speed",
     LAMBDA_NATS_URL: "nats://10.0.0.1:4222",
+    LAMBDA_NATS_STORE_DIR: "/data/nats",
     LAMBDA_CLICKHOUSE_URL: "http://ch:8123",
     LAMBDA_CLICKHOUSE_USER: "writer",
     LAMBDA_CLICKHOUSE_PASSWORD: "s3cret",
@@ -99,6 +100,7 @@ test("LAMBDA_* variables are parsed into their fields", () => {
   const expected: Partial<ResolvedConfig> = {
     roles: ["speed"],
     natsUrl: "nats://10.0.0.1:4222",
+    natsStoreDir: "/data/nats",
     clickhouseUrl: "http://ch:8123",
     clickhouseUser: "writer",
     clickhousePassword: "s3cret",

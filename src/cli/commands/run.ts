@@ -16,6 +16,11 @@ import { renderWatermark, watermarkObjectJson, type WatermarkObjectJson } from "
 
 /** The phases a batch run reports, as the admin API names them. */
 export const RunPhases = {
+  /**
+   * Before this run starts: the coordinator is busy with another run (or a rollback);
+   * `detail` names it, e.g. `{"busyWith":5,"busyPhase":"recompute"}`. Repeated at each of its phase changes.
+   */
+  queued: "queued",
   barrier: "barrier",
   archiverFlush: "archiver_flush",
   recompute: "recompute",
@@ -38,7 +43,8 @@ const spec: CommandSpec = {
   notes: [
     "Each phase prints as the coordinator reports it, with the time since the command started.",
     "Ctrl-C detaches: the run continues on the coordinator (see `lambdactl watermark history`).",
-    "If a run is in progress, this one starts after it. --timeout bounds only the wait to connect.",
+    "If a run is in progress, this one starts after it: it says so (queued, with the run it waits",
+    "for and that run's phase) and waits. --timeout bounds only the wait to connect.",
     "--json prints one JSON object per line: each phase, the last with the watermark.",
     "",
     "exit status: 0 published (or detached), 1 the run failed.",
@@ -86,12 +92,26 @@ export function detailText(detail: string): string {
     .join(" ");
 }
 
+/** A queued run's detail as a person reads it: what it waits for. */
+export function queuedText(detail: string): string {
+  let v: { busyWith?: unknown; busyPhase?: unknown };
+  try {
+    v = JSON.parse(detail) as typeof v;
+  } catch {
+    return detail; // not JSON: plain text from the server
+  }
+  const phase = typeof v?.busyPhase === "string" ? v.busyPhase : "";
+  if (phase === "rollback") return `the coordinator is busy rolling the watermark back to run ${String(v.busyWith)}; waiting`;
+  const which = typeof v?.busyWith === "number" && v.busyWith > 0 ? `run ${v.busyWith}` : "another run";
+  return `the coordinator is busy with ${which}${phase ? ` (${phaseLabel(phase)})` : ""}; waiting for it to finish`;
+}
+
 /**
  * One progress line: elapsed time since the start, run, phase, detail.
  * @param run the run's number, undefined while the coordinator has not named it.
  */
 export function progressLine(run: number | undefined, phase: string, detail: string, elapsedMs: number): string {
-  const d = detailText(detail);
+  const d = phase === RunPhases.queued ? queuedText(detail) : detailText(detail);
   return `${formatElapsed(elapsedMs).padStart(7)}  run ${run ?? "?"}  ${phaseLabel(phase).padEnd(PHASE_WIDTH)}${d ? `  ${d}` : ""}`.trimEnd() + "\n";
 }
 
@@ -114,6 +134,7 @@ async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
   const tty = ctx.stdout.isTTY === true;
   let current: number | undefined;
   let phase: string | undefined;
+  let queuedDetail: string | undefined;
   for await (const m of client.runBatch(detach)) {
     // A "failed" message may come before the run had a number (run 0).
     if (m.run > 0) current = m.run;
@@ -124,7 +145,11 @@ async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
     } else if (m.phase !== phase || tty) {
       // One line per phase; in a terminal, further news of the same phase rewrites its line.
       ctx.stdout.write((m.phase === phase ? REWRITE_LAST_LINE : "") + progressLine(current, m.phase, m.detail, now - start));
+    } else if (m.phase === RunPhases.queued && m.detail !== queuedDetail) {
+      // Not a terminal: a line per phase of the run this one waits for.
+      ctx.stdout.write(progressLine(current, m.phase, m.detail, now - start));
     }
+    if (m.phase === RunPhases.queued) queuedDetail = m.detail;
     phase = m.phase;
     if (m.phase === RunPhases.done && m.watermark) {
       if (!json) ctx.stdout.write(`\nrun ${m.watermark.run} published in ${formatElapsed(now - start)}; the watermark now:\n\n${renderWatermark(m.watermark, now)}`);

@@ -22,6 +22,9 @@ const spec: CommandSpec = {
     "partitions: stream head is the partition's last stream sequence; applied is the speed actor's",
     "position, archived the archiver's flushed one; speed lag and archiver lag are the head minus",
     "each; held is the events the speed actor holds above the watermark's cut.",
+    "members: a member whose heartbeat is older than the node timeout (LAMBDA_NODE_TIMEOUT_MS)",
+    "is shown as gone, whatever it last said (a killed coordinator's last beat says leader);",
+    "the coordinator drops it after 12 node timeouts.",
     "",
     "examples:",
     "  lambdactl status",
@@ -41,7 +44,10 @@ export interface StatusJson {
   readonly members: readonly {
     readonly role: string;
     readonly id: string;
-    /** "leader" or "standby" for a coordinator; "" otherwise. */
+    /**
+     * "gone" for a member whose heartbeat is older than the node timeout (LAMBDA_NODE_TIMEOUT_MS;
+     * the coordinator drops its key after 12 timeouts); otherwise "leader" for a coordinator, "" for others.
+     */
     readonly state: string;
     readonly heartbeatAgeS: number;
   }[];

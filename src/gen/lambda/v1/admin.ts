@@ -149,7 +149,10 @@ export interface Member {
   id: string;
   /** Seconds since the last heartbeat. */
   heartbeatAgeS: number;
-  /** For the coordinator: leader or standby. */
+  /**
+   * "gone" when the heartbeat is older than the node timeout; otherwise, for
+   * the coordinator: leader or standby.
+   */
   state: string;
 }
 
