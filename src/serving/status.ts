@@ -37,6 +37,8 @@ export interface PartitionStatus {
   readonly speedLag: number;
   readonly archiverLag: number;
   readonly speedEventsHeld: number;
+  /** Invalid records the partition's actor skipped since it started (the archiver dead-letters them). */
+  readonly speedSkippedInvalid: number;
 }
 
 export interface ClusterStatus {
@@ -87,6 +89,7 @@ export async function clusterStatus(nc: NatsConnection, names: Names, buckets: B
       speedLag: Math.max(0, head - applied),
       archiverLag: Math.max(0, head - archived[p]!),
       speedEventsHeld: s?.heldEvents ?? 0,
+      speedSkippedInvalid: s?.skippedInvalid ?? 0,
     });
   }
   return { members, partitions: rows, nextRunAtMs };

@@ -201,7 +201,7 @@ test("lambdactl operator commands against a running cluster", async (t) => {
       const text = await cli("status");
       assert.equal(text.code, 0, text.stderr);
       assert.match(text.stdout, /^role\s+id\s+state\s+heartbeat$/m);
-      assert.match(text.stdout, /^partition\s+node\s+generation\s+stream head\s+applied\s+archived\s+speed lag\s+archiver lag\s+held$/m);
+      assert.match(text.stdout, /^partition\s+node\s+generation\s+stream head\s+applied\s+archived\s+speed lag\s+archiver lag\s+held\s+invalid$/m);
       assert.match(text.stdout, /^watermark run\s+2$/m);
     });
 

@@ -16,6 +16,7 @@ import { deadLetters } from "../harness/dead_letters.js";
 import { startTestCluster, type TestCluster } from "../harness/cluster.js";
 import { getWatermark, query } from "../harness/grpc.js";
 import { waitFor } from "../harness/wait.js";
+import { lambdactl, parseJson } from "../harness/cli.js";
 
 const MINUTE = 60_000;
 const T0 = Date.UTC(2026, 5, 8, 12, 0, 0);
@@ -197,5 +198,14 @@ test("poison records on the raw stream are skipped by both layers alike and dead
   assert.deepEqual(
     statuses.map((s) => s.skippedInvalid),
     Array.from({ length: P }, (_, q) => poison.filter((p) => p.partition === q).length),
+  );
+  // ... and an operator sees the same counts in `lambdactl status`.
+  const status = parseJson<{ partitions: { partition: number; speedSkippedInvalid: number }[] }>(
+    await lambdactl(["status", "--json", "--grpc", cluster.roles.serving!.address], { cwd: process.cwd() }),
+  );
+  assert.deepEqual(
+    status.partitions.map((p) => p.speedSkippedInvalid),
+    statuses.map((s) => s.skippedInvalid),
+    "status shows each partition's skipped records",
   );
 });

@@ -209,8 +209,8 @@ const statusReply: GetStatusResponse = {
     { role: "archiver", id: "a-1", heartbeatAgeS: 0.3, state: "" },
   ],
   partitions: [
-    { partition: 1, node: "s-1", generation: 2, streamHead: 40, appliedSeq: 38, archivedSeq: 35, speedLag: 2, archiverLag: 5, speedEventsHeld: 7 },
-    { partition: 0, node: "", generation: 0, streamHead: 0, appliedSeq: 0, archivedSeq: 0, speedLag: 0, archiverLag: 0, speedEventsHeld: 0 },
+    { partition: 1, node: "s-1", generation: 2, streamHead: 40, appliedSeq: 38, archivedSeq: 35, speedLag: 2, archiverLag: 5, speedEventsHeld: 7, speedSkippedInvalid: 3 },
+    { partition: 0, node: "", generation: 0, streamHead: 0, appliedSeq: 0, archivedSeq: 0, speedLag: 0, archiverLag: 0, speedEventsHeld: 0, speedSkippedInvalid: 0 },
   ],
   nextRunAt: new Date(T0 + 65_000),
   watermarkRun: 4,
@@ -226,8 +226,8 @@ test("status: members by role then id, partitions in order, the next run relativ
   assert.match(text, /^members\nrole\s+id\s+state\s+heartbeat$/m);
   assert.match(text, /^coordinator\s+c-1\s+leader\s+200ms ago$/m);
   assert.match(text, /^speed\s+s-1\s+-\s+400ms ago$/m);
-  assert.match(text, /^partition\s+node\s+generation\s+stream head\s+applied\s+archived\s+speed lag\s+archiver lag\s+held$/m);
-  assert.match(text, /^\s+1\s+s-1\s+2\s+40\s+38\s+35\s+2\s+5\s+7$/m);
+  assert.match(text, /^partition\s+node\s+generation\s+stream head\s+applied\s+archived\s+speed lag\s+archiver lag\s+held\s+invalid$/m);
+  assert.match(text, /^\s+1\s+s-1\s+2\s+40\s+38\s+35\s+2\s+5\s+7\s+3$/m);
   assert.match(text, /^\s+0\s+-\s+0\s+0/m);
   assert.match(text, /^watermark run\s+4$/m);
   assert.match(text, /^next run\s+2026-06-08T14:24:05Z \(in 1m 5s\)$/m);

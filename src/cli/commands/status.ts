@@ -62,6 +62,7 @@ export interface StatusJson {
     readonly speedLag: number;
     readonly archiverLag: number;
     readonly speedEventsHeld: number;
+    readonly speedSkippedInvalid: number;
   }[];
 }
 
@@ -98,8 +99,8 @@ export function renderStatus(s: StatusJson): string {
           s.members.map((m) => [m.role, m.id, m.state || ABSENT, `${formatElapsed(m.heartbeatAgeS * 1_000)} ago`]),
         );
   const partitions = table(
-    ["partition", "node", "generation", "stream head", "applied", "archived", "speed lag", "archiver lag", "held"],
-    s.partitions.map((p) => [p.partition, p.node || ABSENT, p.generation, p.streamHead, p.appliedSeq, p.archivedSeq, p.speedLag, p.archiverLag, p.speedEventsHeld]),
+    ["partition", "node", "generation", "stream head", "applied", "archived", "speed lag", "archiver lag", "held", "invalid"],
+    s.partitions.map((p) => [p.partition, p.node || ABSENT, p.generation, p.streamHead, p.appliedSeq, p.archivedSeq, p.speedLag, p.archiverLag, p.speedEventsHeld, p.speedSkippedInvalid]),
   );
   const next =
     s.nextRunAt === null || s.nextRunInMs === null

@@ -167,6 +167,11 @@ export interface PartitionStatus {
   speedLag: number;
   archiverLag: number;
   speedEventsHeld: number;
+  /**
+   * Records on the partition subject that were not valid events, skipped by the speed actor
+   * (and the archiver, which dead-letters them) since the actor started.
+   */
+  speedSkippedInvalid: number;
 }
 
 export interface RunBatchRequest {
@@ -2029,6 +2034,7 @@ function createBasePartitionStatus(): PartitionStatus {
     speedLag: 0,
     archiverLag: 0,
     speedEventsHeld: 0,
+    speedSkippedInvalid: 0,
   };
 }
 
@@ -2060,6 +2066,9 @@ export const PartitionStatus: MessageFns<PartitionStatus> = {
     }
     if (message.speedEventsHeld !== 0) {
       writer.uint32(72).uint64(message.speedEventsHeld);
+    }
+    if (message.speedSkippedInvalid !== 0) {
+      writer.uint32(80).uint64(message.speedSkippedInvalid);
     }
     return writer;
   },
@@ -2149,6 +2158,14 @@ export const PartitionStatus: MessageFns<PartitionStatus> = {
             message.speedEventsHeld = longToNumber(reader.uint64());
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.speedSkippedInvalid = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2196,6 +2213,11 @@ export const PartitionStatus: MessageFns<PartitionStatus> = {
         : isSet(object.speed_events_held)
         ? globalThis.Number(object.speed_events_held)
         : 0,
+      speedSkippedInvalid: isSet(object.speedSkippedInvalid)
+        ? globalThis.Number(object.speedSkippedInvalid)
+        : isSet(object.speed_skipped_invalid)
+        ? globalThis.Number(object.speed_skipped_invalid)
+        : 0,
     };
   },
 
@@ -2228,6 +2250,9 @@ export const PartitionStatus: MessageFns<PartitionStatus> = {
     if (message.speedEventsHeld !== 0) {
       obj.speedEventsHeld = Math.round(message.speedEventsHeld);
     }
+    if (message.speedSkippedInvalid !== 0) {
+      obj.speedSkippedInvalid = Math.round(message.speedSkippedInvalid);
+    }
     return obj;
   },
 
@@ -2245,6 +2270,7 @@ export const PartitionStatus: MessageFns<PartitionStatus> = {
     message.speedLag = object.speedLag ?? 0;
     message.archiverLag = object.archiverLag ?? 0;
     message.speedEventsHeld = object.speedEventsHeld ?? 0;
+    message.speedSkippedInvalid = object.speedSkippedInvalid ?? 0;
     return message;
   },
 };
