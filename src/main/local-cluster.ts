@@ -89,7 +89,7 @@ export class LocalClusterRunningError extends Error {
  * its data is and how to restart on it. The caller then replaces the file.
  * @throws LocalClusterRunningError
  */
-function checkPreviousCluster(cwd: string, log: Logger): void {
+function checkPreviousCluster(cwd: string, cfg: ResolvedConfig, log: Logger): void {
   const file = localClusterFilePath(cwd);
   let prev;
   try {
@@ -102,6 +102,10 @@ function checkPreviousCluster(cwd: string, log: Logger): void {
   if (!prev) return;
   if (prev.pid !== undefined && prev.pid !== process.pid && !isStale(prev)) throw new LocalClusterRunningError(file, prev.pid);
   const kept = [prev.natsStoreDir, prev.chdbPath].filter((d): d is string => d !== undefined);
+  if (prev.natsStoreDir !== undefined && prev.natsStoreDir === cfg.natsStoreDir) {
+    log.warn("found the local cluster file of a cluster that did not stop cleanly; restarting on its NATS store", { file, pid: prev.pid, natsStoreDir: prev.natsStoreDir, chdbPath: prev.chdbPath });
+    return;
+  }
   log.warn(
     `found a stale local cluster file: the local cluster${prev.pid ? ` (pid ${prev.pid})` : ""} that wrote it did not stop cleanly; ` +
       (kept.length > 0
@@ -146,7 +150,7 @@ async function main() {
   if (cfg.natsStoreDir && !cfg.clickhouseUrl && !process.env.LAMBDA_CHDB_PATH) {
     throw new ConfigError("LAMBDA_CHDB_PATH", "", "the chDB directory that belongs with LAMBDA_NATS_STORE_DIR (a kept stream needs the master dataset archived from it)");
   }
-  checkPreviousCluster(process.cwd(), log);
+  checkPreviousCluster(process.cwd(), cfg, log);
   const catalogPath = resolve(cfg.catalogPath);
   const catalog = readCatalogFile(catalogPath);
   const cleanups: (() => Promise<void> | void)[] = [];

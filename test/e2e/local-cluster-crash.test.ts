@@ -9,13 +9,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { credentials } from "@grpc/grpc-js";
 import { processAlive } from "../../src/core/pid.js";
-import { readLocalClusterFile, type LocalClusterFile } from "../../src/cli/index.js";
+import { localClusterFilePath, readLocalClusterFile, type LocalClusterFile } from "../../src/cli/index.js";
 import type { IngestJson } from "../../src/cli/commands/ingest.js";
 import { LambdaServiceClient } from "../../src/gen/lambda/v1/serving.js";
 import { lambdactl, parseJson } from "../harness/cli.js";
@@ -114,12 +114,13 @@ test("a SIGKILLed local cluster leaves no process behind, and its printed restar
     assert.notEqual(status.code, 0);
     assert.match(status.stderr, new RegExp(`local cluster \\(pid ${first.file.pid}\\) that is no longer running`));
 
-    // The printed restart command, in the same directory: it reports the stale file and replaces it.
+    const staleFile = readFileSync(localClusterFilePath(cwd), "utf8");
+    // The printed restart command, in the same directory: it says it restarts on the stale file's data and replaces the file.
     const env = restartEnv(first.banner);
     assert.deepEqual(Object.keys(env).sort(), ["LAMBDA_CHDB_PATH", "LAMBDA_NATS_STORE_DIR", "LAMBDA_PARTITIONS"]);
     const second = await startLocalCluster(cwd, { ...base, ...env });
     running.push(second);
-    assert.match(second.stderr(), /found a stale local cluster file/);
+    assert.match(second.stderr(), /did not stop cleanly; restarting on its NATS store/);
     assert.equal(second.file.pid, second.child.pid, "the file is replaced");
     assert.equal(second.file.natsStoreDir, first.file.natsStoreDir);
     assert.equal(second.file.chdbPath, first.file.chdbPath);
@@ -142,6 +143,19 @@ test("a SIGKILLed local cluster leaves no process behind, and its printed restar
     await second.exited;
     running.pop();
     assert.equal(readLocalClusterFile(cwd), null, "a clean stop removes the file");
+
+    // A plain start that finds a stale file (of a crash whose data it does not run on) says how to
+    // restart on that data or discard it, then replaces the file.
+    writeFileSync(localClusterFilePath(cwd), staleFile);
+    const fresh = await startLocalCluster(cwd, base);
+    running.push(fresh);
+    assert.match(fresh.stderr(), /found a stale local cluster file/);
+    assert.ok(fresh.stderr().includes(`LAMBDA_NATS_STORE_DIR=${first.file.natsStoreDir}`), "names the restart command");
+    assert.ok(fresh.stderr().includes(`rm -rf ${first.file.natsStoreDir}`), "names how to discard the data");
+    assert.equal(fresh.file.pid, fresh.child.pid, "the file is replaced");
+    fresh.child.kill("SIGTERM");
+    await fresh.exited;
+    running.pop();
   } finally {
     for (const r of running) {
       r.child.kill("SIGKILL");
