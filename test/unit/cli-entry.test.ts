@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CLI, lambdactl } from "../harness/cli.js";
@@ -18,6 +18,13 @@ test("--version prints the version of package.json", async () => {
   assert.equal(r.stdout, `lambdactl ${PACKAGE.version} (${PACKAGE.name})\n`);
   const j = await lambdactl(["--version", "--json"], { cwd: tmpdir() });
   assert.deepEqual(JSON.parse(j.stdout), { name: PACKAGE.name, version: PACKAGE.version });
+});
+
+test("`npx lambdactl` in the repository runs the built bin (executable, with its shebang)", () => {
+  // npm links the package's own bin; without the execute bit a shell answers "Permission denied".
+  const out = execFileSync("npx", ["--no-install", "lambdactl", "--version"], { cwd: process.cwd(), encoding: "utf8" });
+  assert.equal(out, `lambdactl ${PACKAGE.version} (${PACKAGE.name})\n`);
+  assert.ok(statSync(CLI).mode & 0o111, `${CLI} is executable`);
 });
 
 test("bash completion from the command table: commands, subcommands, flags, choices, files", async (t) => {
