@@ -9,12 +9,12 @@ import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } fro
 import type { KV } from "@nats-io/kv";
 import { ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
-import { parseWatermark, type Watermark } from "../core/watermark.js";
+import type { Watermark } from "../core/watermark.js";
 import type { Catalog } from "../core/catalog.js";
 import { decode, encode } from "../nats/codec.js";
 import { createStreamChecker, describeProblems, skipReporter } from "../nats/stream_check.js";
-import { getValue } from "../nats/kv.js";
-import { WATERMARK_KEY, type Names } from "../nats/names.js";
+import type { Names } from "../nats/names.js";
+import { readWatermark } from "../nats/watermark_store.js";
 import type { RestoredFrom, SpeedQueryReply, SpeedStatus } from "./protocol.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
 import { SnapshotFencedError, type SnapshotStore } from "./snapshot_store.js";
@@ -86,8 +86,7 @@ export interface RunningActor {
 }
 
 async function restoreState(deps: ActorDeps, opts: ActorOptions, log: Logger): Promise<{ state: SpeedState; from: RestoredFrom }> {
-  const wm = await getValue<unknown>(deps.watermarks, WATERMARK_KEY);
-  const watermark = wm ? parseWatermark(wm.value) : null;
+  const watermark = (await readWatermark(deps.watermarks))?.watermark ?? null;
   if (!opts.forceReplay) {
     const blob = await deps.snapshots.read(opts.partition);
     if (blob) {

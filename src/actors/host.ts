@@ -13,12 +13,12 @@ import { ensureError } from "../core/errors.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
 import type { Assignment } from "../core/records.js";
-import { parseWatermark, type Watermark } from "../core/watermark.js";
-import { decode } from "../nats/codec.js";
-import { startHeartbeat } from "../nats/heartbeat.js";
-import { getValue } from "../nats/kv.js";
-import { WATERMARK_KEY, type Names } from "../nats/names.js";
+import type { Watermark } from "../core/watermark.js";
+import { watchAssignments } from "../nats/assignments_store.js";
+import { startHeartbeat } from "../nats/members.js";
+import type { Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
+import { followWatermark } from "../nats/watermark_store.js";
 import type { CatalogFeed } from "../nats/catalog_store.js";
 import { createSnapshotStore } from "./snapshot_store.js";
 import { startActor, type RunningActor } from "./actor.js";
@@ -72,8 +72,13 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   const snapshots = createSnapshotStore(buckets.snapshots);
   // The definitions actors compute: the catalog's and the current watermark's (core/definitions).
   let nodeCatalog = deps.catalog;
-  const initial = await getValue<unknown>(buckets.watermark, WATERMARK_KEY);
-  let watermark = initial ? parseWatermark(initial.value) : null;
+  // The watermark at start; actors are told each newer one once the node runs (below).
+  let watermark: Watermark | null = null;
+  let following = false;
+  const watermarks = await followWatermark(buckets.watermark, log, (w) => {
+    watermark = w;
+    if (following) reconcile(w);
+  });
   let catalog = speedCatalog(activeDefinitions(nodeCatalog, watermark));
 
   const actors = new Map<number, RunningActor>();
@@ -192,40 +197,17 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
       }
     });
   };
-  const onWatermark = (w: Watermark) => {
-    watermark = w;
-    reconcile(w);
-  };
   const unsubscribe = deps.catalogFeed?.subscribe((next) => {
     nodeCatalog = next;
     reconcile(watermark);
   });
 
-  // A watch that ends while the node runs leaves it deaf to assignments or watermarks: say so loudly.
-  const watchEnded = (what: string) => (err?: unknown) => {
-    if (state === "stopping" || state === "closed") return;
-    if (err === undefined) log.error(`the ${what} watch ended; this node no longer follows ${what}`);
-    else log.error(`the ${what} watch failed; this node no longer follows ${what}`, { err: ensureError(err) });
-  };
-  const assignmentWatch = await buckets.assignments.watch({ key: "p.*" });
-  void (async () => {
-    for await (const e of assignmentWatch) {
-      if (e.operation !== "PUT") continue;
-      onAssignment(decode<Assignment>(e.value));
-    }
-  })().then(watchEnded("assignments"), watchEnded("assignments"));
-
-  const watermarkWatch = await buckets.watermark.watch({ key: WATERMARK_KEY });
-  void (async () => {
-    for await (const e of watermarkWatch) {
-      if (e.operation !== "PUT") continue;
-      try {
-        onWatermark(parseWatermark(decode(e.value)));
-      } catch (err) {
-        log.error("ignoring a malformed watermark", { err: ensureError(err) });
-      }
-    }
-  })().then(watchEnded("watermark"), watchEnded("watermark"));
+  // A watch that ends while the node runs leaves it deaf to assignments or watermarks: nats/kv
+  // logs that as an error; the node goes on with what it has.
+  const assignmentWatch = await watchAssignments(buckets.assignments, log, onAssignment);
+  following = true;
+  // A watermark that arrived while the assignments were read is applied now.
+  reconcile(watermark);
 
   state = "running";
   log.info("speed node running");
@@ -236,7 +218,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
       restartTimers.clear();
       unsubscribe?.();
       assignmentWatch.stop();
-      watermarkWatch.stop();
+      watermarks.stop();
       await reconciling;
       await Promise.all([...actors.values()].map((a) => a.stop(true)));
       actors.clear();

@@ -12,7 +12,8 @@
  * is stale.
  */
 import type { KV } from "@nats-io/kv";
-import { decode, encode } from "../nats/codec.js";
+import { encode } from "../nats/codec.js";
+import { fields, parseKvEntry } from "../nats/kv.js";
 
 /** Bytes per chunk: well under the default 1 MiB max_payload. */
 export const SNAPSHOT_CHUNK_BYTES = 256 * 1024;
@@ -24,6 +25,11 @@ interface Manifest {
   chunks: number;
   bytes: number;
   generation: number;
+}
+
+function parseManifest(v: unknown): Manifest {
+  const o = fields.object(v, "snapshot manifest");
+  return { writeId: fields.string(o, "writeId"), chunks: fields.int(o, "chunks", 1), bytes: fields.int(o, "bytes"), generation: fields.int(o, "generation") };
 }
 
 /** A newer generation owns the snapshot: this writer is stale and must stop writing. */
@@ -51,10 +57,12 @@ const manifestKey = (p: number) => `manifest.${p}`;
 const chunkKey = (p: number, writeId: string, i: number) => `chunk.${p}.${writeId}.${i}`;
 
 export function createSnapshotStore(kv: KV): SnapshotStore {
-  const readManifest = async (p: number) => {
+  /** The manifest (null when none) and the revision a write must compare against (0: create). */
+  const readManifest = async (p: number): Promise<{ manifest: Manifest | null; revision: number }> => {
     const e = await kv.get(manifestKey(p));
     if (!e || e.operation !== "PUT") return { manifest: null, revision: e?.revision ?? 0 };
-    return { manifest: decode<Manifest>(e.value), revision: e.revision };
+    // A malformed manifest is a MalformedValueError naming the key, not a half-read snapshot.
+    return { manifest: parseKvEntry(e, parseManifest), revision: e.revision };
   };
   const purgeChunks = async (p: number, m: Manifest) => {
     for (let i = 0; i < m.chunks; i++) await kv.purge(chunkKey(p, m.writeId, i));

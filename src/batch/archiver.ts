@@ -25,7 +25,6 @@ import type { CatalogFeed } from "../nats/catalog_store.js";
 import { ensureError } from "../core/errors.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
-import type { ArchiverProgress } from "../core/records.js";
 import { isDataRefusal, queryRows, type ChHandle } from "../ch/client.js";
 import { DeadLetterStages, deadLetterMsgId, type DeadLetter } from "../core/dead_letter.js";
 import type { FieldProblem } from "../core/errors.js";
@@ -33,9 +32,9 @@ import type { MasterRow } from "../ch/master_insert.js";
 import { ensureSchema } from "../ch/schema.js";
 import { encodeDeadLetter } from "../nats/codec.js";
 import { createStreamChecker, describeProblems, skipReporter } from "../nats/stream_check.js";
-import { startHeartbeat } from "../nats/heartbeat.js";
-import { getValue, putValue } from "../nats/kv.js";
-import { partitionKey, type Names } from "../nats/names.js";
+import { recordArchiverProgress } from "../nats/archiver_progress.js";
+import { startHeartbeat } from "../nats/members.js";
+import type { Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
 import { archivedHeadsSql } from "./sql.js";
 
@@ -225,13 +224,7 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
     return true;
   };
 
-  const recordBarrier = async (b: PendingBarrier) => {
-    const key = partitionKey(b.partition);
-    const current = await getValue<ArchiverProgress>(buckets.archiver, key);
-    if (current && current.value.run >= b.run) return;
-    const progress: ArchiverProgress = { partition: b.partition, run: b.run, barrierSeq: b.seq, atMs: Date.now() };
-    await putValue(buckets.archiver, key, progress);
-  };
+  const recordBarrier = (b: PendingBarrier) => recordArchiverProgress(buckets.archiver, { partition: b.partition, run: b.run, barrierSeq: b.seq, atMs: Date.now() });
 
   let flushing: Promise<void> = Promise.resolve();
   // At most one flush waits behind the running one: it takes whatever has accumulated by the

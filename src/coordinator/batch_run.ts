@@ -9,19 +9,19 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import type { ClickHouseClient } from "@clickhouse/client";
-import type { KV } from "@nats-io/kv";
 import type { Catalog } from "../core/catalog.js";
 import { recordedDefinitions } from "../core/definitions.js";
 import { ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
-import type { ArchiverProgress } from "../core/records.js";
 import type { Watermark } from "../core/watermark.js";
 import { recomputeViews, dropViewsBefore } from "../batch/index.js";
 import { oldestKeptView } from "../ch/schema.js";
-import { barrierMsgId, decode, encodeBarrier } from "../nats/codec.js";
+import { waitForArchiver } from "../nats/archiver_progress.js";
+import { barrierMsgId, encodeBarrier } from "../nats/codec.js";
 import type { Names } from "../nats/names.js";
+import { nextRunNumber, recordRun } from "../nats/run_history.js";
 import type { Buckets } from "../nats/setup.js";
-import { nextRunNumber, publishWatermark, recordRun } from "./watermark_store.js";
+import { publishWatermark } from "../nats/watermark_store.js";
 
 export interface BatchRunDeps {
   nc: NatsConnection;
@@ -46,46 +46,14 @@ export type RunPhase = (typeof RunPhases)[keyof typeof RunPhases];
 
 export type RunProgress = (phase: RunPhase, detail: Record<string, unknown>) => void;
 
-/** The archiver did not flush through a barrier in time. Retryable: the next run tries again. */
-export class ArchiverTimeoutError extends Error {
-  override readonly name = "ArchiverTimeoutError";
-  constructor(
-    readonly run: number,
-    readonly waitingOn: readonly number[],
-    readonly timeoutMs: number,
-  ) {
-    super(`archiver has not flushed through barrier ${run} on partitions [${waitingOn.join(", ")}] after ${timeoutMs} ms; is an archiver running?`);
-  }
-}
-
-async function waitForArchiver(kv: KV, run: number, partitions: number, timeoutMs: number): Promise<void> {
-  const flushed = new Array<number>(partitions).fill(0);
-  const waiting = () => flushed.flatMap((r, p) => (r >= run ? [] : [p]));
-  const watch = await kv.watch({ key: "p.*" });
-  const timer = setTimeout(() => watch.stop(), timeoutMs);
-  try {
-    for await (const e of watch) {
-      if (e.operation === "PUT") {
-        const a = decode<ArchiverProgress>(e.value);
-        if (a.partition < partitions) flushed[a.partition] = Math.max(flushed[a.partition]!, a.run);
-      }
-      if (waiting().length === 0) return;
-    }
-    throw new ArchiverTimeoutError(run, waiting(), timeoutMs);
-  } finally {
-    clearTimeout(timer);
-    watch.stop();
-  }
-}
-
 export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progress: RunProgress = () => {}): Promise<Watermark> {
   const { buckets } = deps;
-  const run = await nextRunNumber(buckets.coordinator);
+  const run = await nextRunNumber(buckets);
   const log = deps.log.child({ run });
   const startedAtMs = Date.now();
   const js = jetstream(deps.nc);
   let cuts: number[] = [];
-  await recordRun(buckets.watermark, { run, outcome: "running", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: null, detail: null, publishMs: null, watermark: null });
+  await recordRun(buckets, { run, outcome: "running", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: null, detail: null, publishMs: null, watermark: null });
   try {
     let t = performance.now();
     progress(RunPhases.barrier, { run });
@@ -97,7 +65,7 @@ export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progre
 
     t = performance.now();
     progress(RunPhases.archiverFlush, { run, cuts });
-    await waitForArchiver(buckets.archiver, run, opts.partitions, opts.archiverTimeoutMs);
+    await waitForArchiver(buckets.archiver, run, opts.partitions, opts.archiverTimeoutMs, log);
     const archiverFlushMs = performance.now() - t;
 
     t = performance.now();
@@ -125,7 +93,7 @@ export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progre
     const watermark: Watermark = { ...base, publishedAtMs: Date.now(), timings: { barrierMs, archiverFlushMs, recomputeMs } };
     await publishWatermark(buckets.watermark, watermark);
     const publishMs = performance.now() - t;
-    await recordRun(buckets.watermark, { run, outcome: "published", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: Date.now(), detail: null, publishMs, watermark });
+    await recordRun(buckets, { run, outcome: "published", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: Date.now(), detail: null, publishMs, watermark });
     log.info("watermark published", { cuts, eventsCovered: result.eventsCovered, barrierMs, archiverFlushMs, recomputeMs, publishMs });
     progress(RunPhases.done, { run });
     // Readers may still answer at the previous versions; keep a few.
@@ -135,7 +103,7 @@ export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progre
     return watermark;
   } catch (err) {
     const e = ensureError(err);
-    await recordRun(buckets.watermark, { run, outcome: "failed", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: Date.now(), detail: e.message, publishMs: null, watermark: null }).catch(
+    await recordRun(buckets, { run, outcome: "failed", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: Date.now(), detail: e.message, publishMs: null, watermark: null }).catch(
       (recErr) => log.error("could not record the failed run", { err: ensureError(recErr) }),
     );
     log.error("batch run failed", { err: e });

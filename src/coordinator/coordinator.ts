@@ -17,16 +17,16 @@ import type { Logger } from "../core/logger.js";
 import type { Assignment } from "../core/records.js";
 import type { Watermark } from "../core/watermark.js";
 import { ensureSchema } from "../ch/schema.js";
-import { decode, encode } from "../nats/codec.js";
-import { startHeartbeat } from "../nats/heartbeat.js";
-import { putValue } from "../nats/kv.js";
-import { partitionKey, type Names } from "../nats/names.js";
-import { openBuckets, type Buckets } from "../nats/setup.js";
+import { readAssignments, writeAssignment } from "../nats/assignments_store.js";
+import { QUEUED_PHASE, serveRollbackRequests, serveRunRequests, type QueuedDetail, type RollbackReply } from "../nats/coordinator_control.js";
+import { dropMember, startHeartbeat, watchMembers } from "../nats/members.js";
+import type { Names } from "../nats/names.js";
+import { openBuckets } from "../nats/setup.js";
+import { readWatermark } from "../nats/watermark_store.js";
 import { assignPartitions } from "./assignment.js";
 import { runBatch, type RunProgress } from "./batch_run.js";
 import { MEMBER_DROP_AFTER_NODE_TIMEOUTS, MembershipTracker } from "./membership.js";
 import { RollbackRefusedError, rollbackTo } from "./rollback.js";
-import { readWatermark } from "./watermark_store.js";
 
 /** How long a batch run waits for the archiver by default. */
 export const ARCHIVER_TIMEOUT_MS = 120_000;
@@ -56,32 +56,6 @@ export interface CoordinatorDeps {
   log: Logger;
 }
 
-/**
- * The progress phase of a run request that waits for another run (or a rollback) in
- * progress: its detail is {@link QueuedDetail} as JSON, sent at once and at each phase
- * change of the run it waits for.
- */
-export const QUEUED_PHASE = "queued";
-
-/** What a queued run waits for: a run (by number, 0 before it has one) in a phase, or a rollback. */
-export interface QueuedDetail {
-  readonly busyWith: number;
-  readonly busyPhase: string;
-}
-
-/**
- * Replies on the run-now subject. A request whose body is `{progress: true}`
- * gets a progress reply per phase before the last one (first {@link QUEUED_PHASE}
- * replies while another run is in progress).
- */
-export type RunNowReply =
-  | { kind: "progress"; run: number; phase: string; detail: string }
-  | { kind: "published"; watermark: Watermark }
-  | { kind: "failed"; error: string };
-
-/** Replies on the rollback subject (request body `{run}`). */
-export type RollbackReply = { kind: "rolled_back"; watermark: Watermark; from: number } | { kind: "refused"; reason: string } | { kind: "failed"; error: string };
-
 export interface Coordinator extends Closeable {
   /** Runs a batch run now (after any run in progress) and returns its watermark. */
   runNow(progress?: RunProgress): Promise<Watermark>;
@@ -91,15 +65,6 @@ export interface Coordinator extends Closeable {
   assignments(): Assignment[];
 }
 
-async function readAssignments(buckets: Buckets, partitions: number): Promise<Map<number, Assignment>> {
-  const out = new Map<number, Assignment>();
-  for (let p = 0; p < partitions; p++) {
-    const e = await buckets.assignments.get(partitionKey(p));
-    if (e && e.operation === "PUT") out.set(p, decode<Assignment>(e.value));
-  }
-  return out;
-}
-
 export async function createCoordinator(deps: CoordinatorDeps, opts: CoordinatorOptions): Promise<Coordinator> {
   const log = deps.log.child({ component: "coordinator", coordinator: opts.coordinatorId });
   let catalog = deps.catalog;
@@ -107,18 +72,15 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
   const buckets = await openBuckets(deps.nc, deps.names);
   const membership = new MembershipTracker(opts.nodeTimeoutMs);
   const longGone = new MembershipTracker(opts.nodeTimeoutMs * MEMBER_DROP_AFTER_NODE_TIMEOUTS);
-  const current = await readAssignments(buckets, opts.partitions);
+  const current = await readAssignments(buckets.assignments, opts.partitions);
   let stopping = false;
 
   // Heartbeat revisions per member key (`<role>.<id>`), kept current by a watch (a delete is a clean goodbye).
   const heartbeats = new Map<string, number>();
-  const memberWatch = await buckets.members.watch();
-  void (async () => {
-    for await (const e of memberWatch) {
-      if (e.operation === "PUT") heartbeats.set(e.key, e.revision);
-      else heartbeats.delete(e.key);
-    }
-  })();
+  const memberWatch = await watchMembers(buckets.members, log, (member, revision) => {
+    if (revision === null) heartbeats.delete(member);
+    else heartbeats.set(member, revision);
+  });
 
   // A member that died without a goodbye leaves its key behind; drop it once it is long
   // expired. The delete names the revision seen, so a member that came back in between keeps its key.
@@ -126,7 +88,7 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
     longGone.observe(heartbeats, now);
     for (const { member, revision } of longGone.expired(now)) {
       try {
-        await buckets.members.delete(member, { previousSeq: revision });
+        await dropMember(buckets.members, member, revision);
         log.info("dropped a long-expired member heartbeat", { member, silentForMs: opts.nodeTimeoutMs * MEMBER_DROP_AFTER_NODE_TIMEOUTS });
       } catch (err) {
         // Also when the member beat again in between (the revision moved): then it is no longer expired.
@@ -143,7 +105,7 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
     for (const a of next) {
       const prev = current.get(a.partition);
       if (prev && prev.node === a.node && prev.generation === a.generation) continue;
-      await putValue(buckets.assignments, partitionKey(a.partition), a);
+      await writeAssignment(buckets.assignments, a);
       log.info("partition assigned", { partition: a.partition, owner: a.node || "(none)", generation: a.generation });
       current.set(a.partition, a);
     }
@@ -232,49 +194,31 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
   });
   const heartbeat = await startHeartbeat(buckets.members, "coordinator", opts.coordinatorId, opts.heartbeatIntervalMs, log, () => ({ state: "leader", nextRunAtMs }));
 
-  const runNowSub = deps.nc.subscribe(deps.names.runNowSubject, {
-    callback: (err, msg) => {
-      if (err) return;
-      let wantsProgress = false;
-      try {
-        wantsProgress = msg.data.length > 0 && decode<{ progress?: boolean }>(msg.data).progress === true;
-      } catch {
-        // not msgpack: a plain "run now" request
-      }
-      const reply = (r: RunNowReply) => msg.respond(encode(r));
-      const progress: RunProgress | undefined = wantsProgress
-        ? (phase, detail) => reply({ kind: "progress", run: Number(detail.run ?? 0), phase, detail: JSON.stringify(detail) })
-        : undefined;
-      // Busy with another run: say so now and at each of its phase changes, until this one starts,
-      // so a client waits knowingly instead of taking the silence for no coordinator.
-      const queued = (b: QueuedDetail) => reply({ kind: "progress", run: 0, phase: QUEUED_PHASE, detail: JSON.stringify(b) });
-      if (wantsProgress && busy) {
-        queued(busy);
-        busyListeners.add(queued);
-      }
-      runNow(progress, () => busyListeners.delete(queued)).then(
-        (watermark) => reply({ kind: "published", watermark }),
-        (e) => reply({ kind: "failed", error: ensureError(e).message }),
-      );
-    },
+  const runNowSub = serveRunRequests(deps.nc, deps.names, ({ wantsProgress, reply }) => {
+    const progress: RunProgress | undefined = wantsProgress
+      ? (phase, detail) => reply({ kind: "progress", run: Number(detail.run ?? 0), phase, detail: JSON.stringify(detail) })
+      : undefined;
+    // Busy with another run: say so now and at each of its phase changes, until this one starts,
+    // so a client waits knowingly instead of taking the silence for no coordinator.
+    const queued = (b: QueuedDetail) => reply({ kind: "progress", run: 0, phase: QUEUED_PHASE, detail: JSON.stringify(b) });
+    if (wantsProgress && busy) {
+      queued(busy);
+      busyListeners.add(queued);
+    }
+    runNow(progress, () => busyListeners.delete(queued)).then(
+      (watermark) => reply({ kind: "published", watermark }),
+      (e) => reply({ kind: "failed", error: ensureError(e).message }),
+    );
   });
-  const rollbackSub = deps.nc.subscribe(deps.names.rollbackSubject, {
-    callback: (err, msg) => {
-      if (err) return;
-      const reply = (r: RollbackReply) => msg.respond(encode(r));
-      let run: number;
-      try {
-        run = Number(decode<{ run: unknown }>(msg.data).run);
-      } catch {
-        reply({ kind: "refused", reason: "the request is not msgpack {run}" });
-        return;
-      }
-      rollback(run).then(
-        ({ watermark, from }) => reply({ kind: "rolled_back", watermark, from }),
-        (e) => reply(e instanceof RollbackRefusedError ? { kind: "refused", reason: e.message } : { kind: "failed", error: ensureError(e).message }),
-      );
-    },
-  });
+  const rollbackSub = serveRollbackRequests(deps.nc, deps.names, log, (run) =>
+    rollback(run).then(
+      ({ watermark, from }): RollbackReply => ({ kind: "rolled_back", watermark, from }),
+      (e): RollbackReply => {
+        if (e instanceof RollbackRefusedError) return { kind: "refused", reason: e.message };
+        throw e;
+      },
+    ),
+  );
   log.info("coordinator running", { partitions: opts.partitions, batchIntervalMs: opts.batchIntervalMs });
 
   const lifecycle = closeable(async () => {

@@ -11,14 +11,12 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import type { RunRecord } from "../core/records.js";
 import type { Watermark } from "../core/watermark.js";
 import { oldestKeptView } from "../ch/schema.js";
-import { encode } from "../nats/codec.js";
-import { getValue } from "../nats/kv.js";
-import { RUN_COUNTER_KEY, runKey, WATERMARK_KEY, type Names } from "../nats/names.js";
+import type { Names } from "../nats/names.js";
+import { lastRunNumber, readRun, recordRun, runsBetween } from "../nats/run_history.js";
 import type { Buckets } from "../nats/setup.js";
-import { readWatermark, recordRun } from "./watermark_store.js";
+import { readWatermark, replaceWatermark } from "../nats/watermark_store.js";
 
 /** A rollback that cannot be done; the reason says why. Not retryable as asked. */
 export class RollbackRefusedError extends Error {
@@ -45,11 +43,11 @@ export async function rollbackTo(deps: RollbackDeps, run: number): Promise<{ wat
   const from = current.watermark.run;
   if (!Number.isSafeInteger(run) || run < 1) throw refuse("runs start at 1");
   if (run >= from) throw refuse(`the watermark is at run ${from}; roll back to an older run`);
-  const record = (await getValue<RunRecord>(deps.buckets.watermark, runKey(run)))?.value;
+  const record = await readRun(deps.buckets, run);
   if (!record) throw refuse("no such run in the history");
   if (!record.watermark) throw refuse(`run ${run} did not publish a watermark (outcome ${record.outcome})`);
   const target = record.watermark;
-  const last = (await getValue<number>(deps.buckets.coordinator, RUN_COUNTER_KEY))?.value ?? from;
+  const last = Math.max(from, await lastRunNumber(deps.buckets));
   const oldestView = oldestKeptView(last, deps.viewVersionsKept);
   if (run < oldestView) {
     throw refuse(`its batch views are gone: only the last ${deps.viewVersionsKept} versions are kept (LAMBDA_VIEW_VERSIONS_KEPT); the oldest is run ${oldestView}`);
@@ -61,11 +59,10 @@ export async function rollbackTo(deps: RollbackDeps, run: number): Promise<{ wat
 
   const rolledBack: Watermark = { ...target, publishedAtMs: Date.now(), rolledBackFrom: from };
   // Compare-and-set: a run that published meanwhile makes this fail rather than be overwritten.
-  await deps.buckets.watermark.update(WATERMARK_KEY, encode(rolledBack), current.revision);
+  await replaceWatermark(deps.buckets.watermark, rolledBack, current.revision);
   const note = `rolled back to run ${run} at ${new Date(rolledBack.publishedAtMs).toISOString()}`;
-  for (let r = run + 1; r <= from; r++) {
-    const rec = (await getValue<RunRecord>(deps.buckets.watermark, runKey(r)))?.value;
-    if (rec && rec.outcome === "published") await recordRun(deps.buckets.watermark, { ...rec, outcome: "rolled_back", detail: note });
+  for (const rec of await runsBetween(deps.buckets, run + 1, from)) {
+    if (rec.outcome === "published") await recordRun(deps.buckets, { ...rec, outcome: "rolled_back", detail: note });
   }
   return { watermark: rolledBack, from };
 }

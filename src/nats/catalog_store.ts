@@ -19,8 +19,7 @@ import { catalogFingerprint, parseCatalog, type Catalog, type CatalogFile } from
 import { incompatibilities, type Incompatibility } from "../core/catalog_compat.js";
 import { ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
-import { decode } from "./codec.js";
-import { compareAndSet, getValue } from "./kv.js";
+import { compareAndSet, fields, readValue, watchValues } from "./kv.js";
 import { CATALOG_KEY } from "./names.js";
 
 /** `catalog` bucket, key `current`. */
@@ -36,6 +35,19 @@ export interface StoredCatalog {
   readonly appliedAtMs: number;
   /** Fingerprint of the catalog file a coordinator last applied; a coordinator whose file differs applies its own. */
   readonly fileFingerprint: string | null;
+}
+
+export function parseStoredCatalog(v: unknown): StoredCatalog {
+  const o = fields.object(v, "stored catalog");
+  if (o.document === undefined) throw new TypeError("document is missing");
+  return {
+    version: fields.int(o, "version", 1),
+    fingerprint: fields.string(o, "fingerprint"),
+    document: o.document,
+    origin: fields.string(o, "origin"),
+    appliedAtMs: fields.int(o, "appliedAtMs"),
+    fileFingerprint: fields.stringOrNull(o, "fileFingerprint"),
+  };
 }
 
 /** A catalog the running one cannot be replaced by; `problems` name each entry. */
@@ -57,7 +69,7 @@ export function catalogOf(stored: StoredCatalog): Catalog {
 
 /** The stored catalog with its KV revision, or null when the cluster has none yet. */
 export async function readStoredCatalog(kv: KV): Promise<{ stored: StoredCatalog; revision: number } | null> {
-  const v = await getValue<StoredCatalog>(kv, CATALOG_KEY);
+  const v = await readValue(kv, CATALOG_KEY, parseStoredCatalog);
   return v && { stored: v.value, revision: v.revision };
 }
 
@@ -83,7 +95,7 @@ export interface ApplyOptions {
 export async function applyCatalog(kv: KV, file: CatalogFile, opts: ApplyOptions): Promise<{ stored: StoredCatalog; changed: boolean }> {
   const fingerprint = catalogFingerprint(file.catalog);
   try {
-    const stored = await compareAndSet<StoredCatalog>(kv, CATALOG_KEY, (current) => {
+    const { value: stored } = await compareAndSet(kv, CATALOG_KEY, parseStoredCatalog, (current): StoredCatalog => {
       if (current) {
         const cur = current.value;
         const sameFile = !opts.fromFile || cur.fileFingerprint === fingerprint;
@@ -172,17 +184,7 @@ export async function followCatalog(kv: KV, fallback: Catalog, log: Logger): Pro
   };
   const first = await readStoredCatalog(kv);
   if (first) offer(first.stored);
-  const watch = await kv.watch({ key: CATALOG_KEY });
-  void (async () => {
-    for await (const e of watch) {
-      if (e.operation !== "PUT") continue;
-      try {
-        offer(decode<StoredCatalog>(e.value));
-      } catch (err) {
-        log.error("ignoring a malformed catalog entry", { err: ensureError(err) });
-      }
-    }
-  })();
+  const watch = await watchValues(kv, { key: CATALOG_KEY, parse: parseStoredCatalog, what: "the catalog", log, onValue: (_k, stored) => offer(stored) });
   return {
     current: () => catalog,
     version: () => version,

@@ -6,7 +6,7 @@
  * that do not own their keys, and queries to actors that never saw them.
  */
 import type { KV } from "@nats-io/kv";
-import { compareAndSet, getValue } from "./kv.js";
+import { compareAndSet, fields, readValue } from "./kv.js";
 import { CLUSTER_SETTINGS_KEY } from "./names.js";
 
 export interface ClusterSettings {
@@ -15,6 +15,11 @@ export interface ClusterSettings {
   readonly recordedAtMs: number;
   /** Who recorded them (member id or tool). */
   readonly recordedBy: string;
+}
+
+export function parseClusterSettings(v: unknown): ClusterSettings {
+  const o = fields.object(v, "cluster settings");
+  return { partitions: fields.int(o, "partitions", 1), recordedAtMs: fields.int(o, "recordedAtMs"), recordedBy: fields.string(o, "recordedBy") };
 }
 
 /** This process's settings differ from the cluster's. */
@@ -36,19 +41,20 @@ export class ClusterSettingsError extends Error {
  * @throws ClusterSettingsError when the cluster's partition count differs
  */
 export async function agreeOnSettings(kv: KV, partitions: number, who: string): Promise<ClusterSettings> {
-  const recorded = await getValue<ClusterSettings>(kv, CLUSTER_SETTINGS_KEY);
+  const recorded = await readValue(kv, CLUSTER_SETTINGS_KEY, parseClusterSettings);
   if (recorded) {
     if (recorded.value.partitions !== partitions) throw new ClusterSettingsError(recorded.value, partitions);
     return recorded.value;
   }
   // Two first roles at once: one records, the other reads what it recorded and checks it.
-  return compareAndSet<ClusterSettings>(kv, CLUSTER_SETTINGS_KEY, (current) => {
+  const { value } = await compareAndSet(kv, CLUSTER_SETTINGS_KEY, parseClusterSettings, (current) => {
     if (current) {
       if (current.value.partitions !== partitions) throw new ClusterSettingsError(current.value, partitions);
       return current.value;
     }
     return { partitions, recordedAtMs: Date.now(), recordedBy: who };
   });
+  return value;
 }
 
 /**
@@ -56,6 +62,6 @@ export async function agreeOnSettings(kv: KV, partitions: number, who: string): 
  * @throws ClusterSettingsError when they differ
  */
 export async function checkSettings(kv: KV, partitions: number): Promise<void> {
-  const current = await getValue<ClusterSettings>(kv, CLUSTER_SETTINGS_KEY);
+  const current = await readValue(kv, CLUSTER_SETTINGS_KEY, parseClusterSettings);
   if (current && current.value.partitions !== partitions) throw new ClusterSettingsError(current.value, partitions);
 }

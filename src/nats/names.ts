@@ -16,7 +16,7 @@ export interface Names {
   readonly deadLetterSubject: string;
   /** KV: `current` → the watermark; `run.<N>` → history of run N. */
   readonly watermarkBucket: string;
-  /** KV: `<role>.<id>` → heartbeat (nats/heartbeat.ts). */
+  /** KV: `<role>.<id>` → heartbeat (nats/members.ts). */
   readonly membersBucket: string;
   /** KV: `p.<p>` → assignment. */
   readonly assignmentsBucket: string;

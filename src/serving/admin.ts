@@ -5,22 +5,20 @@
  */
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { createInbox } from "@nats-io/transport-node";
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Catalog } from "../core/catalog.js";
 import { InvalidQueryError, PreconditionError, UnavailableError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { RunRecord } from "../core/records.js";
-import { parseWatermark } from "../core/watermark.js";
 import type { SpeedClient } from "../actors/index.js";
-import type { RollbackReply, RunNowReply } from "../coordinator/index.js";
-import { readWatermark } from "../coordinator/index.js";
 import type { AdminServiceServer, RunBatchRequest, RunBatchResponse, RunInfo, WatchWatermarkRequest, WatchWatermarkResponse } from "../gen/lambda/v1/admin.js";
-import { decode, encode } from "../nats/codec.js";
-import { WATERMARK_KEY, type Names } from "../nats/names.js";
+import { requestRollback, requestRun, type RollbackReply } from "../nats/coordinator_control.js";
+import type { Names } from "../nats/names.js";
+import { listRuns } from "../nats/run_history.js";
 import type { Buckets } from "../nats/setup.js";
+import { readWatermark, watchWatermark } from "../nats/watermark_store.js";
 import { respond, watermarkToProto } from "./handlers.js";
-import { diffRuns, listRuns } from "./runs.js";
+import { DEFAULT_RUN_LIMIT, diffRuns } from "./runs.js";
 import { clusterStatus } from "./status.js";
 import { refusalOf } from "./request_guard.js";
 import { toServiceError } from "./status_codes.js";
@@ -78,63 +76,53 @@ function refused(call: ServerWritableStream<unknown, unknown>, log: Logger): boo
 
 /** Streams a batch run's progress from the coordinator to the client; a cancelled call only stops listening. */
 function runBatch(deps: AdminDeps, call: ServerWritableStream<RunBatchRequest, RunBatchResponse>) {
-  const inbox = createInbox();
   let acknowledged = false;
   const fail = (err: unknown) => {
     call.emit("error", toServiceError(err, deps.log));
-    sub.unsubscribe();
+    request.stop();
   };
   const timer = setTimeout(() => {
     if (!acknowledged) fail(new UnavailableError(`no coordinator answered within ${RUN_ACK_TIMEOUT_MS} ms; is one running?`));
   }, RUN_ACK_TIMEOUT_MS);
-  const sub = deps.nc.subscribe(inbox, {
-    callback: (err, msg) => {
-      if (err) return fail(err);
-      acknowledged = true;
-      const r = decode<RunNowReply>(msg.data);
-      if (r.kind === "progress") {
-        call.write({ run: r.run, phase: r.phase, detail: r.detail, watermark: undefined });
-        return;
-      }
+  const request = requestRun(deps.nc, deps.names, (r) => {
+    if (r instanceof Error) {
       clearTimeout(timer);
-      sub.unsubscribe();
-      if (r.kind === "published") {
-        call.write({ run: r.watermark.run, phase: "done", detail: "", watermark: watermarkToProto(r.watermark) });
-        call.end();
-      } else {
-        call.write({ run: 0, phase: "failed", detail: r.error, watermark: undefined });
-        call.end();
-      }
-    },
+      return fail(r);
+    }
+    acknowledged = true;
+    if (r.kind === "progress") {
+      call.write({ run: r.run, phase: r.phase, detail: r.detail, watermark: undefined });
+      return;
+    }
+    clearTimeout(timer);
+    request.stop();
+    if (r.kind === "published") call.write({ run: r.watermark.run, phase: "done", detail: "", watermark: watermarkToProto(r.watermark) });
+    else call.write({ run: 0, phase: "failed", detail: r.error, watermark: undefined });
+    call.end();
   });
   // A client that detaches (Ctrl-C) stops listening; the run goes on in the coordinator.
   call.on("cancelled", () => {
     clearTimeout(timer);
-    sub.unsubscribe();
+    request.stop();
   });
-  deps.nc.publish(deps.names.runNowSubject, encode({ progress: true }), { reply: inbox });
 }
 
 /** Writes the watermark now and at every change, until the client goes away. */
-async function watchWatermark(deps: AdminDeps, call: ServerWritableStream<WatchWatermarkRequest, WatchWatermarkResponse>) {
-  const first = await readWatermark(deps.buckets.watermark);
-  if (!first) call.write({ present: false, watermark: undefined });
-  const watch = await deps.buckets.watermark.watch({ key: WATERMARK_KEY });
+async function streamWatermark(deps: AdminDeps, call: ServerWritableStream<WatchWatermarkRequest, WatchWatermarkResponse>) {
+  const watch = await watchWatermark(deps.buckets.watermark, deps.log, (w) => call.write(w ? { present: true, watermark: watermarkToProto(w) } : { present: false, watermark: undefined }));
   call.on("cancelled", () => watch.stop());
-  for await (const e of watch) {
-    if (e.operation !== "PUT") continue;
-    call.write({ present: true, watermark: watermarkToProto(parseWatermark(decode(e.value))) });
-  }
+  const end = await watch.ended;
+  if (end.kind === "failed") throw end.error;
 }
 
 export function adminService(deps: AdminDeps): AdminServiceServer {
   const { log, buckets } = deps;
   return {
-    listRuns: (call, cb) => respond(log, call, cb, async (req) => ({ runs: (await listRuns(buckets.watermark, buckets.coordinator, req.limit)).map(runInfo) })),
+    listRuns: (call, cb) => respond(log, call, cb, async (req) => ({ runs: (await listRuns(buckets, req.limit || DEFAULT_RUN_LIMIT)).map(runInfo) })),
     diffRuns: (call, cb) =>
       respond(log, call, cb, async (req) => {
         const d = await diffRuns(
-          { ch: deps.ch, database: deps.database, catalog: deps.catalog, watermarks: buckets.watermark, coordinator: buckets.coordinator, viewVersionsKept: deps.viewVersionsKept },
+          { ch: deps.ch, database: deps.database, catalog: deps.catalog, buckets, viewVersionsKept: deps.viewVersionsKept },
           req.fromRun,
           req.toRun,
         );
@@ -158,7 +146,7 @@ export function adminService(deps: AdminDeps): AdminServiceServer {
       respond(log, call, cb, async (req) => {
         let reply: RollbackReply;
         try {
-          reply = decode<RollbackReply>((await deps.nc.request(deps.names.rollbackSubject, encode({ run: req.run }), { timeout: ROLLBACK_TIMEOUT_MS })).data);
+          reply = await requestRollback(deps.nc, deps.names, req.run, ROLLBACK_TIMEOUT_MS);
         } catch (err) {
           throw new UnavailableError("no coordinator answered the rollback; is one running?", { cause: err });
         }
@@ -168,7 +156,7 @@ export function adminService(deps: AdminDeps): AdminServiceServer {
       }),
     getStatus: (call, cb) =>
       respond(log, call, cb, async () => {
-        const s = await clusterStatus(deps.nc, deps.names, buckets, deps.speed, deps.partitions, deps.nodeTimeoutMs);
+        const s = await clusterStatus(deps.nc, deps.names, buckets, deps.speed, deps.partitions, deps.nodeTimeoutMs, log);
         const w = await readWatermark(buckets.watermark);
         return { members: [...s.members], partitions: [...s.partitions], nextRunAt: at(s.nextRunAtMs), watermarkRun: w?.watermark.run ?? 0 };
       }),
@@ -177,7 +165,7 @@ export function adminService(deps: AdminDeps): AdminServiceServer {
     },
     watchWatermark: (call) => {
       if (refused(call, log)) return;
-      watchWatermark(deps, call).then(
+      streamWatermark(deps, call).then(
         () => call.end(),
         (err) => call.emit("error", toServiceError(err, log)),
       );

@@ -3,7 +3,6 @@
  * two runs (what lies between their cuts, what changed between their views).
  */
 import type { ClickHouseClient } from "@clickhouse/client";
-import type { KV } from "@nats-io/kv";
 import { encodeState } from "../core/aggregate.js";
 import type { Catalog } from "../core/catalog.js";
 import { InvalidQueryError, PreconditionError } from "../core/errors.js";
@@ -11,29 +10,17 @@ import type { RunRecord } from "../core/records.js";
 import { queryRows } from "../ch/client.js";
 import { masterTable, oldestKeptView } from "../ch/schema.js";
 import { readBatchStates } from "../ch/views.js";
-import { getValue } from "../nats/kv.js";
-import { RUN_COUNTER_KEY, runKey } from "../nats/names.js";
+import { lastRunNumber, readRun, runsBetween, type RunHistoryBuckets } from "../nats/run_history.js";
 
 /** Runs listed when a request leaves the limit at 0. */
 export const DEFAULT_RUN_LIMIT = 20;
 
-/** The newest `limit` run records, newest first. */
-export async function listRuns(watermarks: KV, coordinator: KV, limit: number): Promise<RunRecord[]> {
-  const last = (await getValue<number>(coordinator, RUN_COUNTER_KEY))?.value ?? 0;
-  const out: RunRecord[] = [];
-  for (let r = last; r >= 1 && out.length < (limit || DEFAULT_RUN_LIMIT); r--) {
-    const rec = await getValue<RunRecord>(watermarks, runKey(r));
-    if (rec) out.push(rec.value);
-  }
-  return out;
-}
-
 /** A run record that published a watermark. @throws InvalidQueryError naming the run */
-export async function publishedRun(watermarks: KV, coordinator: KV, run: number, field: string): Promise<RunRecord & { watermark: NonNullable<RunRecord["watermark"]> }> {
-  const last = (await getValue<number>(coordinator, RUN_COUNTER_KEY))?.value ?? 0;
+export async function publishedRun(buckets: RunHistoryBuckets, run: number, field: string): Promise<RunRecord & { watermark: NonNullable<RunRecord["watermark"]> }> {
+  const last = await lastRunNumber(buckets);
   if (!Number.isSafeInteger(run) || run < 1) throw new InvalidQueryError(field, `runs start at 1, got ${run}`);
   if (run > last) throw new InvalidQueryError(field, `run ${run} does not exist yet; the last run is ${last}`);
-  const rec = (await getValue<RunRecord>(watermarks, runKey(run)))?.value;
+  const rec = await readRun(buckets, run);
   if (!rec) throw new InvalidQueryError(field, `run ${run} is not in the history`);
   if (!rec.watermark) throw new InvalidQueryError(field, `run ${run} did not publish a watermark (outcome ${rec.outcome})`);
   return rec as RunRecord & { watermark: NonNullable<RunRecord["watermark"]> };
@@ -62,26 +49,21 @@ export interface DiffDeps {
   readonly ch: ClickHouseClient;
   readonly database: string;
   readonly catalog: Catalog;
-  readonly watermarks: KV;
-  readonly coordinator: KV;
+  readonly buckets: RunHistoryBuckets;
   readonly viewVersionsKept: number;
 }
 
 export async function diffRuns(deps: DiffDeps, fromRun: number, toRun: number): Promise<RunsDiff> {
   if (fromRun >= toRun) throw new InvalidQueryError("to_run", `must be after from_run (${fromRun} → ${toRun})`);
-  const a = await publishedRun(deps.watermarks, deps.coordinator, fromRun, "from_run");
-  const b = await publishedRun(deps.watermarks, deps.coordinator, toRun, "to_run");
-  const last = (await getValue<number>(deps.coordinator, RUN_COUNTER_KEY))?.value ?? 0;
+  const a = await publishedRun(deps.buckets, fromRun, "from_run");
+  const b = await publishedRun(deps.buckets, toRun, "to_run");
+  const last = await lastRunNumber(deps.buckets);
   const oldest = oldestKeptView(last, deps.viewVersionsKept);
   if (fromRun < oldest) {
     throw new PreconditionError(`batch view ${fromRun} is gone: only the last ${deps.viewVersionsKept} versions are kept (LAMBDA_VIEW_VERSIONS_KEPT); the oldest is ${oldest}`);
   }
   // Barriers of the runs in between also take a position in each partition.
-  const between: RunRecord[] = [];
-  for (let r = fromRun + 1; r < toRun; r++) {
-    const rec = (await getValue<RunRecord>(deps.watermarks, runKey(r)))?.value;
-    if (rec) between.push(rec);
-  }
+  const between = await runsBetween(deps.buckets, fromRun + 1, toRun - 1);
   const partitions: PartitionDiff[] = [];
   for (let p = 0; p < a.watermark.cuts.length; p++) {
     const fromCut = a.watermark.cuts[p]!;

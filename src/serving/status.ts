@@ -1,10 +1,11 @@
 /** `lambdactl status`: members with heartbeat age, assignments, lag per partition, the next run. */
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Assignment, MemberHeartbeat } from "../core/records.js";
+import type { Logger } from "../core/logger.js";
+import type { MemberHeartbeat } from "../core/records.js";
 import type { SpeedClient, SpeedStatus } from "../actors/index.js";
-import { decode } from "../nats/codec.js";
-import { getValue } from "../nats/kv.js";
-import { partitionKey, type Names } from "../nats/names.js";
+import { readAssignments } from "../nats/assignments_store.js";
+import { readMembers } from "../nats/members.js";
+import type { Names } from "../nats/names.js";
 import { partitionHeads, type Buckets } from "../nats/setup.js";
 
 export interface MemberStatus {
@@ -53,15 +54,12 @@ const STATUS_TIMEOUT_MS = 1_000;
 /**
  * @param nodeTimeoutMs heartbeats older than this show as gone (LAMBDA_NODE_TIMEOUT_MS).
  */
-export async function clusterStatus(nc: NatsConnection, names: Names, buckets: Buckets, speed: SpeedClient, partitions: number, nodeTimeoutMs: number): Promise<ClusterStatus> {
+export async function clusterStatus(nc: NatsConnection, names: Names, buckets: Buckets, speed: SpeedClient, partitions: number, nodeTimeoutMs: number, log: Logger): Promise<ClusterStatus> {
   const now = Date.now();
   const members: MemberStatus[] = [];
   let nextRunAtMs: number | null = null;
   const archived = new Array<number>(partitions).fill(0);
-  for await (const k of await buckets.members.keys()) {
-    const e = await buckets.members.get(k);
-    if (!e || e.operation !== "PUT") continue;
-    const hb = decode<MemberHeartbeat>(e.value);
+  for (const hb of await readMembers(buckets.members, log)) {
     const state = memberState(hb, now, nodeTimeoutMs);
     members.push({ role: hb.role, id: hb.id, heartbeatAgeS: Math.max(0, now - hb.atMs) / 1000, state });
     // A gone coordinator's schedule died with it.
@@ -73,9 +71,10 @@ export async function clusterStatus(nc: NatsConnection, names: Names, buckets: B
   const statuses = await Promise.all(
     Array.from({ length: partitions }, (_, p) => speed.status(p, STATUS_TIMEOUT_MS).catch((): SpeedStatus | null => null)),
   );
+  const assignments = await readAssignments(buckets.assignments, partitions);
   const rows: PartitionStatus[] = [];
   for (let p = 0; p < partitions; p++) {
-    const a = (await getValue<Assignment>(buckets.assignments, partitionKey(p)))?.value;
+    const a = assignments.get(p);
     const s = statuses[p];
     const head = heads[p]!;
     const applied = s?.appliedSeq ?? 0;

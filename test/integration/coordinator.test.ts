@@ -1,8 +1,7 @@
 /** The coordinator's schedule: runs on an interval, and on demand over NATS. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { RunNowReply } from "../../src/coordinator/index.js";
-import { decode } from "../../src/nats/codec.js";
+import { parseRunNowReply } from "../../src/nats/coordinator_control.js";
 import { startTestCluster } from "../harness/cluster.js";
 import { getWatermark } from "../harness/grpc.js";
 import { waitFor } from "../harness/wait.js";
@@ -18,7 +17,7 @@ test("batch runs happen on the interval and on request, one at a time, the water
   });
   for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! >= seen[i - 1]!, `watermark went back: ${seen.join(",")}`);
 
-  const reply = decode<RunNowReply>((await cluster.nc.request(cluster.names.runNowSubject, new Uint8Array(), { timeout: 30_000 })).data);
+  const reply = parseRunNowReply(cluster.names.runNowSubject, (await cluster.nc.request(cluster.names.runNowSubject, new Uint8Array(), { timeout: 30_000 })).data);
   assert.equal(reply.kind, "published");
   assert.ok(reply.kind === "published" && reply.watermark.run > seen[seen.length - 1]!);
   assert.equal(reply.kind === "published" && reply.watermark.eventsCovered, 1);

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { Kvm } from "@nats-io/kv";
 import { viewTable } from "../../src/ch/schema.js";
-import { publishWatermark } from "../../src/coordinator/watermark_store.js";
+import { publishWatermark } from "../../src/nats/watermark_store.js";
 import { LambdaServiceClient } from "../../src/gen/lambda/v1/serving.js";
 import { checkWatermarkViews } from "../../src/serving/view_check.js";
 import { startTestCluster } from "../harness/cluster.js";

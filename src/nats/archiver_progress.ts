@@ -1,0 +1,68 @@
+/**
+ * Archiver progress: key `p.<p>` of the archiver bucket says the archiver has
+ * flushed everything below barrier `run` of partition p. The archiver writes it
+ * (forward only); a batch run waits on it before recomputing.
+ */
+import type { KV } from "@nats-io/kv";
+import type { Logger } from "../core/logger.js";
+import type { ArchiverProgress } from "../core/records.js";
+import { fields, putValue, readValue, watchValues } from "./kv.js";
+import { partitionKey } from "./names.js";
+
+export function parseArchiverProgress(v: unknown): ArchiverProgress {
+  const o = fields.object(v, "archiver progress");
+  return { partition: fields.int(o, "partition"), run: fields.int(o, "run"), barrierSeq: fields.int(o, "barrierSeq"), atMs: fields.int(o, "atMs") };
+}
+
+/** Records that the archiver flushed through `progress`'s barrier, unless a later one is recorded. */
+export async function recordArchiverProgress(kv: KV, progress: ArchiverProgress): Promise<void> {
+  const key = partitionKey(progress.partition);
+  const current = await readValue(kv, key, parseArchiverProgress);
+  if (current && current.value.run >= progress.run) return;
+  await putValue(kv, key, progress);
+}
+
+/** The archiver did not flush through a barrier in time. Retryable: the next run tries again. */
+export class ArchiverTimeoutError extends Error {
+  override readonly name = "ArchiverTimeoutError";
+  constructor(
+    readonly run: number,
+    readonly waitingOn: readonly number[],
+    readonly timeoutMs: number,
+  ) {
+    super(`archiver has not flushed through barrier ${run} on partitions [${waitingOn.join(", ")}] after ${timeoutMs} ms; is an archiver running?`);
+  }
+}
+
+/**
+ * Resolves once the archiver has flushed through barrier `run` (or a later one) on partitions
+ * 0..partitions-1. @throws ArchiverTimeoutError after `timeoutMs`
+ */
+export async function waitForArchiver(kv: KV, run: number, partitions: number, timeoutMs: number, log: Logger): Promise<void> {
+  const flushed = new Array<number>(partitions).fill(0);
+  const waiting = () => flushed.flatMap((r, p) => (r >= run ? [] : [p]));
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  const watch = await watchValues(kv, {
+    key: "p.*",
+    parse: parseArchiverProgress,
+    what: "archiver progress",
+    log,
+    onValue: (_k, a) => {
+      if (a.partition < partitions) flushed[a.partition] = Math.max(flushed[a.partition]!, a.run);
+      if (waiting().length === 0) resolveDone();
+    },
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timedOut = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new ArchiverTimeoutError(run, waiting(), timeoutMs)), timeoutMs)));
+    const ended = watch.ended.then((end) => {
+      if (end.kind === "stopped") return;
+      throw new Error(`the watch of archiver progress ${end.kind === "failed" ? `failed: ${end.error.message}` : "ended"} while waiting for barrier ${run}`);
+    });
+    await Promise.race([done, timedOut, ended]);
+  } finally {
+    clearTimeout(timer);
+    watch.stop();
+  }
+}

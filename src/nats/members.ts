@@ -1,0 +1,100 @@
+/**
+ * Members: every role process writes its heartbeat under `<role>.<id>` in the
+ * members bucket on an interval, so the coordinator (speed nodes) and operators
+ * (lambdactl status) see who is alive. A clean stop deletes the key at once; the
+ * coordinator drops the keys of members long gone.
+ */
+import type { KV } from "@nats-io/kv";
+import { ensureError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import type { MemberHeartbeat } from "../core/records.js";
+import { fields, putValue, readValue, watchValues, type ValueWatch } from "./kv.js";
+
+export const memberKey = (role: MemberHeartbeat["role"], id: string) => `${role}.${id}`;
+
+const ROLES: readonly MemberHeartbeat["role"][] = ["coordinator", "archiver", "serving", "speed"];
+
+export function parseHeartbeat(v: unknown): MemberHeartbeat {
+  const o = fields.object(v, "heartbeat");
+  const archived = o.archived === undefined ? undefined : fields.intArray(o, "archived");
+  return {
+    role: fields.oneOf(o, "role", ROLES),
+    id: fields.string(o, "id"),
+    atMs: fields.int(o, "atMs"),
+    ...(o.state === undefined ? {} : { state: fields.string(o, "state") }),
+    ...(o.nextRunAtMs === undefined ? {} : { nextRunAtMs: fields.intOrNull(o, "nextRunAtMs") }),
+    ...(archived === undefined ? {} : { archived }),
+  };
+}
+
+export interface Heartbeat {
+  /** Stops beating and deletes the key. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Writes a heartbeat now and every `intervalMs`; `extra` adds role-specific fields at each beat.
+ * A failed write is logged and retried at the next beat.
+ */
+export async function startHeartbeat(
+  kv: KV,
+  role: MemberHeartbeat["role"],
+  id: string,
+  intervalMs: number,
+  log: Logger,
+  extra: () => Partial<MemberHeartbeat> = () => ({}),
+): Promise<Heartbeat> {
+  const key = memberKey(role, id);
+  const beat = () => {
+    const hb: MemberHeartbeat = { ...extra(), role, id, atMs: Date.now() };
+    return putValue(kv, key, hb).catch((err) => log.warn("heartbeat failed; retrying at the next beat", { key, err: ensureError(err) }));
+  };
+  await beat();
+  const timer = setInterval(() => void beat(), intervalMs);
+  timer.unref();
+  let stopping: Promise<void> | undefined;
+  return {
+    stop: () =>
+      (stopping ??= (async () => {
+        clearInterval(timer);
+        await kv.delete(key).catch(() => undefined); // best effort: the coordinator times the key out otherwise
+      })()),
+  };
+}
+
+/** Every member's last heartbeat; a malformed one is logged and left out. */
+export async function readMembers(kv: KV, log: Logger): Promise<MemberHeartbeat[]> {
+  const out: MemberHeartbeat[] = [];
+  // keys() lists a key again when it is written while the listing runs (a heartbeat beats): once each.
+  const keys = new Set<string>();
+  for await (const key of await kv.keys()) keys.add(key);
+  for (const key of keys) {
+    try {
+      const hb = await readValue(kv, key, parseHeartbeat);
+      if (hb) out.push(hb.value);
+    } catch (err) {
+      log.warn("leaving out a malformed member heartbeat", { key, err: ensureError(err) });
+    }
+  }
+  return out;
+}
+
+/**
+ * Calls `onChange` with each member key and its heartbeat's revision (null: the member said
+ * goodbye), now and at each change, until stopped.
+ */
+export function watchMembers(kv: KV, log: Logger, onChange: (member: string, revision: number | null, hb: MemberHeartbeat | null) => void): Promise<ValueWatch> {
+  return watchValues(kv, {
+    key: ">",
+    parse: parseHeartbeat,
+    what: "member heartbeats",
+    log,
+    onValue: (key, hb, revision) => onChange(key, revision, hb),
+    onDelete: (key) => onChange(key, null, null),
+  });
+}
+
+/** Deletes a member's key if it is still at `revision` (a member that beat again keeps it). */
+export async function dropMember(kv: KV, member: string, revision: number): Promise<void> {
+  await kv.delete(member, { previousSeq: revision });
+}
