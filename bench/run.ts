@@ -16,6 +16,7 @@ import { REPO_ROOT } from "./paths.js";
 import type { Figure, FigureResult } from "./figure.js";
 import { archiverFigure } from "./figures/archiver.js";
 import { batchFigure } from "./figures/batch.js";
+import { failoverFigure } from "./figures/failover.js";
 import { freshnessFigure } from "./figures/freshness.js";
 import { ingestFigure } from "./figures/ingest.js";
 import { memoryFigure } from "./figures/memory.js";
@@ -31,6 +32,7 @@ const FIGURES: Record<FigureName, Figure> = {
   batch: batchFigure,
   archiver: archiverFigure,
   memory: memoryFigure,
+  failover: failoverFigure,
 };
 
 function resultBase(startedAt: Date, sha: string, quick: boolean, only: readonly string[], all: number): string {

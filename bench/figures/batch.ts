@@ -116,7 +116,7 @@ export const batchFigure: Figure = {
     } finally {
       await setup.close();
     }
-    const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "coordinator"], speedNodes: 0, prefix });
+    const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "coordinator", "executor"], speedNodes: 0, prefix });
     try {
       const ch = cluster.roles.ch!.client;
       const coordinator = cluster.roles.coordinator!;

@@ -117,7 +117,7 @@ export const freshnessFigure: Figure = {
   summary: "ms from publish until a gRPC Query answer counts the event (p50/p99/max), vs publish → receipt by a plain consumer",
   async run(ctx): Promise<FigureResult> {
     const { freshnessProbes: probes, freshnessBackgroundRate: rate } = ctx.opts.sizes;
-    const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "coordinator", "serving"], speedNodes: 2, prefix: ctx.env.prefix("fr") });
+    const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "coordinator", "executor", "serving"], speedNodes: 2, prefix: ctx.env.prefix("fr") });
     const rawNames = namesFor(ctx.env.prefix("frraw"));
     let raw: (Prober & { close(): Promise<void> }) | undefined;
     try {

@@ -89,7 +89,7 @@ export const ingestFigure: Figure = {
   async run(ctx): Promise<FigureResult> {
     const n = ctx.opts.sizes.events;
     const warm = Math.max(2_000, Math.floor(n / 10));
-    const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "coordinator", "serving"], speedNodes: CONSUMER_PROCESSES, prefix: ctx.env.prefix("ing") });
+    const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "coordinator", "executor", "serving"], speedNodes: CONSUMER_PROCESSES, prefix: ctx.env.prefix("ing") });
     const consumers = Array.from({ length: CONSUMER_PROCESSES }, () => forkBenchChild("raw_consumer", { env: ctx.env.childEnv }));
     try {
       let seed = 1;

@@ -30,7 +30,7 @@ interface Pass {
 
 async function pass(ctx: BenchContext, n: number, warm: number, seed: number): Promise<Pass> {
   const prefix = ctx.env.prefix("mem");
-  const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "coordinator"], speedNodes: 0, prefix });
+  const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "coordinator", "executor"], speedNodes: 0, prefix });
   const host = forkBenchChild("speed_host", { env: ctx.env.childEnv, execArgv: ["--expose-gc"] });
   try {
     const start: SpeedHostStart = {

@@ -38,7 +38,7 @@ export const queryFigure: Figure = {
   summary: "gRPC Query p50/p99 at concurrency 1 and QPS at 32 and 64, for 1 key and 100 keys, vs a trivial grpc-js service",
   async run(ctx): Promise<FigureResult> {
     const s = ctx.opts.sizes;
-    const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "coordinator", "serving"], speedNodes: 2, prefix: ctx.env.prefix("q") });
+    const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "coordinator", "executor", "serving"], speedNodes: 2, prefix: ctx.env.prefix("q") });
     const trivial = await startTrivialServer();
     const load = forkBenchChild("query_load", { env: ctx.env.childEnv });
     try {

@@ -2,22 +2,27 @@
  * One batch run, the heart of the protocol:
  *   1. write barrier N into every partition subject; its sequence is the cut;
  *   2. wait until the archiver has flushed everything below every barrier;
- *   3. recompute every metric from scratch below the cut (batch view version N);
+ *   3. have a batch executor recompute every metric from scratch below the cut
+ *      (batch view version N);
  *   4. publish watermark N (compare-and-set, forward only).
- * Each step is recorded in the run's history entry.
+ * Each step is recorded in the run's history entry. Every write carries the
+ * leader epoch and is refused once a newer leader took over (nats/leadership.ts):
+ * a deposed coordinator's run stops at its next step.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
-import type { ClickHouseClient } from "@clickhouse/client";
-import type { Catalog } from "../core/catalog.js";
+import { catalogFingerprint, type Catalog } from "../core/catalog.js";
 import { recordedDefinitions } from "../core/definitions.js";
 import { ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
+import type { RunRecord } from "../core/records.js";
 import type { Watermark } from "../core/watermark.js";
-import { recomputeViews, dropViewsBefore } from "../batch/index.js";
 import { oldestKeptView } from "../ch/schema.js";
 import { waitForArchiver } from "../nats/archiver_progress.js";
 import { barrierMsgId, encodeBarrier } from "../nats/codec.js";
+import { askExecutor } from "../nats/executor_control.js";
+import { FencedError } from "../nats/kv.js";
+import { NotLeaderError } from "../nats/leadership.js";
 import type { Names } from "../nats/names.js";
 import { nextRunNumber, recordRun } from "../nats/run_history.js";
 import type { Buckets } from "../nats/setup.js";
@@ -25,19 +30,23 @@ import { publishWatermark } from "../nats/watermark_store.js";
 
 export interface BatchRunDeps {
   nc: NatsConnection;
-  ch: ClickHouseClient;
   catalog: Catalog;
   names: Names;
   buckets: Buckets;
+  /** Resolves with the leader epoch while this coordinator still leads. @throws NotLeaderError */
+  confirmLeader(): Promise<number>;
+  /** Aborted when this coordinator stands down or stops: the waits of the run end at once (with a NotLeaderError). */
+  signal: AbortSignal;
   log: Logger;
 }
 
 export interface BatchRunOptions {
   partitions: number;
-  database: string;
   coordinatorId: string;
   /** How long to wait for the archiver to flush through the barriers. */
   archiverTimeoutMs: number;
+  /** How long the batch executor may stay silent: to take the request, then between two steps. */
+  executorTimeoutMs: number;
   viewVersionsKept: number;
 }
 
@@ -46,40 +55,52 @@ export type RunPhase = (typeof RunPhases)[keyof typeof RunPhases];
 
 export type RunProgress = (phase: RunPhase, detail: Record<string, unknown>) => void;
 
+/** How long an executor has to take a request. */
+const EXECUTOR_ACK_MS = 10_000;
+
 export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progress: RunProgress = () => {}): Promise<Watermark> {
   const { buckets } = deps;
-  const run = await nextRunNumber(buckets);
-  const log = deps.log.child({ run });
+  const epoch = await deps.confirmLeader();
+  const run = await nextRunNumber(buckets, epoch);
+  const log = deps.log.child({ run, epoch });
   const startedAtMs = Date.now();
   const js = jetstream(deps.nc);
   let cuts: number[] = [];
-  await recordRun(buckets, { run, outcome: "running", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: null, detail: null, publishMs: null, watermark: null });
+  const base = { run, coordinator: opts.coordinatorId, startedAtMs, epoch };
+  const record = (r: Pick<RunRecord, "outcome" | "finishedAtMs" | "detail" | "publishMs" | "watermark" | "phase">) => recordRun(buckets, { ...base, cuts, ...r });
+  /** Records the phase the run enters, after checking this coordinator still leads. */
+  const enter = async (phase: RunPhase, detail: Record<string, unknown> = {}) => {
+    progress(phase, { run, ...detail });
+    if ((await deps.confirmLeader()) !== epoch) throw new Error(`leader epoch changed during run ${run}`);
+    await record({ outcome: "running", finishedAtMs: null, detail: null, publishMs: null, watermark: null, phase });
+  };
   try {
     let t = performance.now();
-    progress(RunPhases.barrier, { run });
+    await enter(RunPhases.barrier);
     const acks = await Promise.all(
-      Array.from({ length: opts.partitions }, (_, p) => js.publish(deps.names.eventSubject(p), encodeBarrier(run), { msgID: barrierMsgId(run, p) })),
+      Array.from({ length: opts.partitions }, (_, p) => js.publish(deps.names.eventSubject(p), encodeBarrier(run, epoch), { msgID: barrierMsgId(run, p) })),
     );
     cuts = acks.map((a) => a.seq);
     const barrierMs = performance.now() - t;
 
     t = performance.now();
-    progress(RunPhases.archiverFlush, { run, cuts });
-    await waitForArchiver(buckets.archiver, run, opts.partitions, opts.archiverTimeoutMs, log);
+    await enter(RunPhases.archiverFlush, { cuts });
+    await waitForArchiver(buckets.archiver, run, opts.partitions, opts.archiverTimeoutMs, log, deps.signal);
     const archiverFlushMs = performance.now() - t;
 
     t = performance.now();
-    progress(RunPhases.recompute, { run });
-    const result = await recomputeViews(deps.ch, deps.catalog, opts.database, {
-      run,
-      cuts,
-      onStep: (step, done, total) => progress(RunPhases.recompute, { run, step, done, total }),
-    });
+    await enter(RunPhases.recompute);
+    const result = await askExecutor(
+      deps.nc,
+      deps.names,
+      { kind: "recompute", run, cuts, epoch, catalogFingerprint: catalogFingerprint(deps.catalog) },
+      { ackTimeoutMs: EXECUTOR_ACK_MS, idleTimeoutMs: opts.executorTimeoutMs, signal: deps.signal, onProgress: (step, done, total) => progress(RunPhases.recompute, { run, step, done, total }) },
+    );
     const recomputeMs = performance.now() - t;
 
     t = performance.now();
-    progress(RunPhases.publish, { run });
-    const base = {
+    await enter(RunPhases.publish);
+    const watermark: Watermark = {
       run,
       cuts,
       viewVersion: run,
@@ -89,22 +110,29 @@ export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progre
       startedAtMs,
       coordinator: opts.coordinatorId,
       ...recordedDefinitions(deps.catalog),
+      publishedAtMs: Date.now(),
+      timings: { barrierMs, archiverFlushMs, recomputeMs },
+      epoch,
     };
-    const watermark: Watermark = { ...base, publishedAtMs: Date.now(), timings: { barrierMs, archiverFlushMs, recomputeMs } };
     await publishWatermark(buckets.watermark, watermark);
     const publishMs = performance.now() - t;
-    await recordRun(buckets, { run, outcome: "published", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: Date.now(), detail: null, publishMs, watermark });
+    await record({ outcome: "published", finishedAtMs: Date.now(), detail: null, publishMs, watermark, phase: RunPhases.done });
     log.info("watermark published", { cuts, eventsCovered: result.eventsCovered, barrierMs, archiverFlushMs, recomputeMs, publishMs });
     progress(RunPhases.done, { run });
     // Readers may still answer at the previous versions; keep a few.
-    await dropViewsBefore(deps.ch, deps.catalog, opts.database, oldestKeptView(run, opts.viewVersionsKept)).catch((err) =>
+    await askExecutor(deps.nc, deps.names, { kind: "drop_views", keepFrom: oldestKeptView(run, opts.viewVersionsKept), epoch }, { ackTimeoutMs: EXECUTOR_ACK_MS, idleTimeoutMs: opts.executorTimeoutMs, signal: deps.signal }).catch((err) =>
       log.warn("could not drop old batch view versions; they will be retried after the next run", { err: ensureError(err) }),
     );
     return watermark;
   } catch (err) {
     const e = ensureError(err);
-    await recordRun(buckets, { run, outcome: "failed", cuts, coordinator: opts.coordinatorId, startedAtMs, finishedAtMs: Date.now(), detail: e.message, publishMs: null, watermark: null }).catch(
-      (recErr) => log.error("could not record the failed run", { err: ensureError(recErr) }),
+    if (e instanceof NotLeaderError || e instanceof FencedError) {
+      // The new leader records this run (abandoned, or published if it got that far).
+      log.warn("batch run stopped: this coordinator no longer leads", { err: e });
+      throw e;
+    }
+    await record({ outcome: "failed", finishedAtMs: Date.now(), detail: e.message, publishMs: null, watermark: null }).catch((recErr) =>
+      log.error("could not record the failed run", { err: ensureError(recErr) }),
     );
     log.error("batch run failed", { err: e });
     throw e;

@@ -1,13 +1,15 @@
 /**
- * The coordinator (single instance for now): tracks speed-node membership,
- * keeps partitions assigned (balanced, sticky, generation-fenced), and runs
- * batch runs one at a time, on an interval and on demand (in process through
- * `runNow`, or over NATS on the run-now subject).
+ * The coordinator. Any number run; one leads (nats/leadership.ts) and the rest
+ * stand by, watching. The leader keeps partitions assigned (balanced, sticky,
+ * generation-fenced) from speed-node membership, and runs batch runs one at a
+ * time, on an interval and on demand (in process through `runNow`, or over
+ * NATS on the run-now subject), having a batch executor recompute the views.
+ * Every write it makes carries its leader epoch; when it stops leading it stops
+ * its duties at once and a run in flight fails at its next write.
  *
- * States: running → stopping → closed.
+ * States: standby ⇄ leader, then stopping → closed.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { ClickHouseClient } from "@clickhouse/client";
 import type { Catalog } from "../core/catalog.js";
 import { catalogDiffers } from "../core/definitions.js";
 import type { CatalogFeed } from "../nats/catalog_store.js";
@@ -16,9 +18,10 @@ import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
 import type { Assignment } from "../core/records.js";
 import type { Watermark } from "../core/watermark.js";
-import { ensureSchema } from "../ch/schema.js";
 import { readAssignments, writeAssignment } from "../nats/assignments_store.js";
 import { QUEUED_PHASE, serveRollbackRequests, serveRunRequests, type QueuedDetail, type RollbackReply } from "../nats/coordinator_control.js";
+import { FencedError } from "../nats/kv.js";
+import { NotLeaderError, startLeadership } from "../nats/leadership.js";
 import { dropMember, startHeartbeat, watchMembers } from "../nats/members.js";
 import type { Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
@@ -27,27 +30,34 @@ import { assignPartitions } from "./assignment.js";
 import { runBatch, type RunProgress } from "./batch_run.js";
 import { MEMBER_DROP_AFTER_NODE_TIMEOUTS, MembershipTracker } from "./membership.js";
 import { RollbackRefusedError, rollbackTo } from "./rollback.js";
+import { takeOver } from "./takeover.js";
 
 /** How long a batch run waits for the archiver by default. */
 export const ARCHIVER_TIMEOUT_MS = 120_000;
+/** How long the batch executor may stay silent during a recompute step by default. */
+export const EXECUTOR_TIMEOUT_MS = 300_000;
 
 export interface CoordinatorOptions {
   coordinatorId: string;
   partitions: number;
-  database: string;
   /** 0 disables scheduled runs (on demand only). */
   batchIntervalMs: number;
   /** How often membership and assignments are checked. */
   heartbeatIntervalMs: number;
   nodeTimeoutMs: number;
   viewVersionsKept: number;
+  /** A leader not renewed for this long is replaced (LAMBDA_LEADER_LEASE_MS). */
+  leaderLeaseMs: number;
+  /** How often the leader renews its lease and standbys check it (LAMBDA_LEADER_RENEW_MS). */
+  leaderRenewMs: number;
   /** @default ARCHIVER_TIMEOUT_MS */
   archiverTimeoutMs?: number;
+  /** @default EXECUTOR_TIMEOUT_MS */
+  executorTimeoutMs?: number;
 }
 
 export interface CoordinatorDeps {
   nc: NatsConnection;
-  ch: ClickHouseClient;
   /** The catalog at start. */
   catalog: Catalog;
   /** Newer catalog versions (nats/catalog_store): each is adopted by a run at once. */
@@ -57,7 +67,9 @@ export interface CoordinatorDeps {
 }
 
 export interface Coordinator extends Closeable {
-  /** Runs a batch run now (after any run in progress) and returns its watermark. */
+  /** The leader epoch this coordinator leads with, or null while it stands by. */
+  leaderEpoch(): number | null;
+  /** Runs a batch run now (after any run in progress) and returns its watermark. @throws NotLeaderError on a standby */
   runNow(progress?: RunProgress): Promise<Watermark>;
   /** Rolls the watermark back to `run` (after any run in progress). @throws RollbackRefusedError */
   rollback(run: number): Promise<{ watermark: Watermark; from: number }>;
@@ -68,27 +80,38 @@ export interface Coordinator extends Closeable {
 export async function createCoordinator(deps: CoordinatorDeps, opts: CoordinatorOptions): Promise<Coordinator> {
   const log = deps.log.child({ component: "coordinator", coordinator: opts.coordinatorId });
   let catalog = deps.catalog;
-  await ensureSchema(deps.ch, opts.database, catalog);
   const buckets = await openBuckets(deps.nc, deps.names);
-  const membership = new MembershipTracker(opts.nodeTimeoutMs);
-  const longGone = new MembershipTracker(opts.nodeTimeoutMs * MEMBER_DROP_AFTER_NODE_TIMEOUTS);
-  const current = await readAssignments(buckets.assignments, opts.partitions);
+  const members = new MembershipTracker();
+  let current = new Map<number, Assignment>();
   let stopping = false;
 
-  // Heartbeat revisions per member key (`<role>.<id>`), kept current by a watch (a delete is a clean goodbye).
-  const heartbeats = new Map<string, number>();
-  const memberWatch = await watchMembers(buckets.members, log, (member, revision) => {
-    if (revision === null) heartbeats.delete(member);
-    else heartbeats.set(member, revision);
+  // Every coordinator follows the members: the leader to assign partitions, a standby to judge
+  // the leader's lease on the server's clock (heartbeats carry the time the server stored them).
+  let serverTimeSeen: (ms: number) => void = () => {};
+  const memberWatch = await watchMembers(buckets.members, log, (member, beat, storedAtMs) => {
+    if (beat) members.beat(member, beat.revision, storedAtMs);
+    else members.left(member, storedAtMs);
+    serverTimeSeen(storedAtMs);
   });
+
+  /** Leader duties in force, with the epoch they run under; null while standing by. Stopping them aborts `signal`. */
+  let duty: { epoch: number; signal: AbortSignal; stop(): void } | null = null;
+  /** The signal a run started now waits under: already aborted while standing by. */
+  const dutySignal = () => duty?.signal ?? AbortSignal.abort(new NotLeaderError(opts.coordinatorId, "it stands by"));
+  const epochNow = () => (duty ? leadership.epoch() : null);
+  const mustLead = () => {
+    const e = epochNow();
+    if (e === null) throw new NotLeaderError(opts.coordinatorId, leadership.observed()?.holder ? `coordinator ${leadership.observed()!.holder} leads` : "no coordinator leads yet");
+    return e;
+  };
 
   // A member that died without a goodbye leaves its key behind; drop it once it is long
   // expired. The delete names the revision seen, so a member that came back in between keeps its key.
-  const dropLongGone = async (now: number) => {
-    longGone.observe(heartbeats, now);
-    for (const { member, revision } of longGone.expired(now)) {
+  const dropLongGone = async () => {
+    for (const { member, revision } of members.expired(opts.nodeTimeoutMs * MEMBER_DROP_AFTER_NODE_TIMEOUTS)) {
       try {
         await dropMember(buckets.members, member, revision);
+        members.left(member, members.serverNowMs);
         log.info("dropped a long-expired member heartbeat", { member, silentForMs: opts.nodeTimeoutMs * MEMBER_DROP_AFTER_NODE_TIMEOUTS });
       } catch (err) {
         // Also when the member beat again in between (the revision moved): then it is no longer expired.
@@ -98,27 +121,29 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
   };
 
   const rebalance = async () => {
-    const now = Date.now();
-    const speedNodes = new Map([...heartbeats].filter(([k]) => k.startsWith("speed.")).map(([k, rev]) => [k.slice("speed.".length), rev]));
-    membership.observe(speedNodes, now);
-    const next = assignPartitions(opts.partitions, membership.alive(now), current);
+    const epoch = epochNow();
+    if (epoch === null) return;
+    const next = assignPartitions(opts.partitions, members.alive("speed", opts.nodeTimeoutMs), current);
     for (const a of next) {
       const prev = current.get(a.partition);
       if (prev && prev.node === a.node && prev.generation === a.generation) continue;
-      await writeAssignment(buckets.assignments, a);
-      log.info("partition assigned", { partition: a.partition, owner: a.node || "(none)", generation: a.generation });
-      current.set(a.partition, a);
+      await writeAssignment(buckets.assignments, { ...a, epoch });
+      log.info("partition assigned", { partition: a.partition, owner: a.node || "(none)", generation: a.generation, epoch });
+      current.set(a.partition, { ...a, epoch });
     }
-    await dropLongGone(now);
+    await dropLongGone();
   };
 
   let ticking: Promise<void> = Promise.resolve();
   const tick = () => {
-    ticking = ticking.then(() => (stopping ? undefined : rebalance())).catch((err) => log.error("membership check failed; retrying next tick", { err: ensureError(err) }));
+    ticking = ticking
+      .then(() => (stopping ? undefined : rebalance()))
+      .catch((err) => {
+        if (err instanceof FencedError) void leadership.confirm().catch(() => undefined); // a newer leader wrote: step down
+        log.error("membership check failed; retrying next tick", { err: ensureError(err) });
+      });
     return ticking;
   };
-  await tick();
-  const ticker = setInterval(() => void tick(), opts.heartbeatIntervalMs);
 
   // Batch runs never overlap: each waits for the one before it. What runs now (a run with its
   // phase, or a rollback) is kept so that a request queued behind it can say what it waits for.
@@ -139,6 +164,10 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
     runs = r.catch(() => undefined);
     return r;
   };
+  const confirmLeader = async () => {
+    mustLead();
+    return leadership.confirm();
+  };
   const runNow = (progress?: RunProgress, onStart?: () => void): Promise<Watermark> => {
     const tracked: RunProgress = (phase, detail) => {
       setBusy({ busyWith: Number(detail.run ?? busy?.busyWith ?? 0), busyPhase: phase });
@@ -148,12 +177,12 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
       { busyWith: 0, busyPhase: "starting" },
       () =>
         runBatch(
-          { nc: deps.nc, ch: deps.ch, catalog, names: deps.names, buckets, log },
+          { nc: deps.nc, catalog, names: deps.names, buckets, confirmLeader, signal: dutySignal(), log },
           {
             partitions: opts.partitions,
-            database: opts.database,
             coordinatorId: opts.coordinatorId,
             archiverTimeoutMs: opts.archiverTimeoutMs ?? ARCHIVER_TIMEOUT_MS,
+            executorTimeoutMs: opts.executorTimeoutMs ?? EXECUTOR_TIMEOUT_MS,
             viewVersionsKept: opts.viewVersionsKept,
           },
           tracked,
@@ -163,80 +192,137 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
   };
 
   const rollback = (run: number) => {
-    const r = enqueue({ busyWith: run, busyPhase: "rollback" }, () => rollbackTo({ nc: deps.nc, names: deps.names, buckets, viewVersionsKept: opts.viewVersionsKept }, run));
+    const r = enqueue({ busyWith: run, busyPhase: "rollback" }, async () =>
+      rollbackTo({ nc: deps.nc, names: deps.names, buckets, viewVersionsKept: opts.viewVersionsKept, epoch: await confirmLeader() }, run),
+    );
     return r.then((done) => {
       log.warn("watermark rolled back by an operator", { run, from: done.from });
       return done;
     });
   };
 
-  let nextRunAtMs: number | null = opts.batchIntervalMs > 0 ? Date.now() + opts.batchIntervalMs : null;
-  const scheduler =
-    opts.batchIntervalMs > 0
-      ? setInterval(() => {
-          nextRunAtMs = Date.now() + opts.batchIntervalMs;
-          if (!stopping) runNow().catch(() => undefined); // runBatch logged and recorded the failure
-        }, opts.batchIntervalMs)
-      : undefined;
+  let nextRunAtMs: number | null = null;
   // A catalog that changed since the last run: adopt it now rather than at the next interval,
   // because until a run computes them, added metrics are refused and redefined ones answer as before.
   const adoptIfChanged = async (why: string) => {
+    if (epochNow() === null) return;
     const last = await readWatermark(buckets.watermark);
     if (!last || !catalogDiffers(catalog, last.watermark)) return;
     log.info(`${why}; running a batch now to adopt it`);
     runNow().catch(() => undefined); // runBatch logged and recorded the failure
   };
-  await adoptIfChanged("the catalog changed since the last batch run");
   const unsubscribe = deps.catalogFeed?.subscribe(async (next, version) => {
-    await ensureSchema(deps.ch, opts.database, next);
     catalog = next;
     if (!stopping) await adoptIfChanged(`catalog version ${version} applied`);
   });
-  const heartbeat = await startHeartbeat(buckets.members, "coordinator", opts.coordinatorId, opts.heartbeatIntervalMs, log, () => ({ state: "leader", nextRunAtMs }));
 
-  const runNowSub = serveRunRequests(deps.nc, deps.names, ({ wantsProgress, reply }) => {
-    const progress: RunProgress | undefined = wantsProgress
-      ? (phase, detail) => reply({ kind: "progress", run: Number(detail.run ?? 0), phase, detail: JSON.stringify(detail) })
-      : undefined;
-    // Busy with another run: say so now and at each of its phase changes, until this one starts,
-    // so a client waits knowingly instead of taking the silence for no coordinator.
-    const queued = (b: QueuedDetail) => reply({ kind: "progress", run: 0, phase: QUEUED_PHASE, detail: JSON.stringify(b) });
-    if (wantsProgress && busy) {
-      queued(busy);
-      busyListeners.add(queued);
-    }
-    runNow(progress, () => busyListeners.delete(queued)).then(
-      (watermark) => reply({ kind: "published", watermark }),
-      (e) => reply({ kind: "failed", error: ensureError(e).message }),
+  /** Starts the leader's duties under `epoch`, after fencing off the leader before. */
+  const lead = async (epoch: number) => {
+    await takeOver(buckets, opts.partitions, opts.coordinatorId, epoch, log);
+    current = await readAssignments(buckets.assignments, opts.partitions);
+    const ticker = setInterval(() => void tick(), opts.heartbeatIntervalMs);
+    nextRunAtMs = opts.batchIntervalMs > 0 ? Date.now() + opts.batchIntervalMs : null;
+    // One scheduled run at a time: a run longer than the interval does not pile up runs behind it.
+    let scheduled = false;
+    const scheduler =
+      opts.batchIntervalMs > 0
+        ? setInterval(() => {
+            nextRunAtMs = Date.now() + opts.batchIntervalMs;
+            if (stopping || scheduled || epochNow() === null) return;
+            scheduled = true;
+            runNow()
+              .catch(() => undefined) // runBatch logged and recorded the failure
+              .finally(() => (scheduled = false));
+          }, opts.batchIntervalMs)
+        : undefined;
+    const runNowSub = serveRunRequests(deps.nc, deps.names, ({ wantsProgress, reply }) => {
+      const progress: RunProgress | undefined = wantsProgress
+        ? (phase, detail) => reply({ kind: "progress", run: Number(detail.run ?? 0), phase, detail: JSON.stringify(detail) })
+        : undefined;
+      // Busy with another run: say so now and at each of its phase changes, until this one starts,
+      // so a client waits knowingly instead of taking the silence for no coordinator.
+      const queued = (b: QueuedDetail) => reply({ kind: "progress", run: 0, phase: QUEUED_PHASE, detail: JSON.stringify(b) });
+      if (wantsProgress && busy) {
+        queued(busy);
+        busyListeners.add(queued);
+      }
+      runNow(progress, () => busyListeners.delete(queued)).then(
+        (watermark) => reply({ kind: "published", watermark }),
+        (e) => reply({ kind: "failed", error: ensureError(e).message }),
+      );
+    });
+    const rollbackSub = serveRollbackRequests(deps.nc, deps.names, log, (run) =>
+      rollback(run).then(
+        ({ watermark, from }): RollbackReply => ({ kind: "rolled_back", watermark, from }),
+        (e): RollbackReply => {
+          if (e instanceof RollbackRefusedError) return { kind: "refused", reason: e.message };
+          throw e;
+        },
+      ),
     );
-  });
-  const rollbackSub = serveRollbackRequests(deps.nc, deps.names, log, (run) =>
-    rollback(run).then(
-      ({ watermark, from }): RollbackReply => ({ kind: "rolled_back", watermark, from }),
-      (e): RollbackReply => {
-        if (e instanceof RollbackRefusedError) return { kind: "refused", reason: e.message };
-        throw e;
+    const abort = new AbortController();
+    duty = {
+      epoch,
+      signal: abort.signal,
+      stop() {
+        // A run in flight stops waiting now; the next leader gives it an outcome (takeover.ts).
+        abort.abort(new NotLeaderError(opts.coordinatorId, stopping ? "it is stopping" : "it stood down"));
+        clearInterval(ticker);
+        if (scheduler) clearInterval(scheduler);
+        runNowSub.unsubscribe();
+        rollbackSub.unsubscribe();
+        nextRunAtMs = null;
       },
-    ),
-  );
-  log.info("coordinator running", { partitions: opts.partitions, batchIntervalMs: opts.batchIntervalMs });
+    };
+    await tick();
+    await adoptIfChanged("the catalog changed since the last batch run");
+    log.info("coordinator leading", { epoch, partitions: opts.partitions, batchIntervalMs: opts.batchIntervalMs });
+  };
+  const standBy = () => {
+    duty?.stop();
+    duty = null;
+  };
+
+  const leadership = await startLeadership(buckets.coordinator, { id: opts.coordinatorId, leaseMs: opts.leaderLeaseMs, renewMs: opts.leaderRenewMs }, log, async (epoch) => {
+    standBy();
+    if (epoch !== null && !stopping) {
+      await lead(epoch).catch((err) => {
+        // Fenced while taking over (an even newer leader) or NATS failed: stand by; the lease decides again.
+        standBy();
+        log.error("could not take over as leader; standing by", { epoch, err: ensureError(err) });
+        void leadership.confirm().catch(() => undefined);
+      });
+    }
+  });
+  serverTimeSeen = (ms) => leadership.serverTimeSeen(ms);
+  await leadership.join();
+  const heartbeat = await startHeartbeat(buckets.members, "coordinator", opts.coordinatorId, opts.heartbeatIntervalMs, log, () => {
+    const epoch = epochNow();
+    return epoch !== null ? { state: "leader", epoch, nextRunAtMs } : { state: "standby", epoch: leadership.observed()?.epoch ?? 0 };
+  });
+  log.info("coordinator running", { leading: epochNow() !== null, leaseMs: opts.leaderLeaseMs });
 
   const lifecycle = closeable(async () => {
-      stopping = true;
-      unsubscribe?.();
-      clearInterval(ticker);
-      memberWatch.stop();
-      if (scheduler) clearInterval(scheduler);
-      runNowSub.unsubscribe();
-      rollbackSub.unsubscribe();
-      await ticking;
-      await runs;
-      await heartbeat.stop();
-      log.info("coordinator closed");
+    stopping = true;
+    unsubscribe?.();
+    standBy();
+    await ticking;
+    await runs;
+    await leadership.stop();
+    memberWatch.stop();
+    await heartbeat.stop();
+    log.info("coordinator closed");
   });
   return {
-    runNow,
-    rollback,
+    leaderEpoch: epochNow,
+    runNow: async (progress) => {
+      mustLead();
+      return runNow(progress);
+    },
+    rollback: async (run) => {
+      mustLead();
+      return rollback(run);
+    },
     assignments: () => [...current.values()].sort((a, b) => a.partition - b.partition),
     ...lifecycle,
   };

@@ -1,9 +1,11 @@
 /**
- * Liveness from the members bucket. A member is alive while its heartbeat
- * keeps changing; the coordinator measures "changing" on its own clock (the KV
- * revision moves), so clock skew between hosts does not matter. The same
- * measure, with a longer timeout, finds the keys of members long gone (a
- * SIGKILLed process never deletes its key) so the coordinator can drop them.
+ * Liveness from the members bucket, timed on the NATS server's clock: each
+ * heartbeat is stamped with the time the server stored it, and "now" is the
+ * newest such time seen (every role beats, this coordinator too). A member is
+ * alive while its last heartbeat is younger than the timeout by that clock. So
+ * neither skew nor a fast clock on the coordinator's host expires anyone, and a
+ * coordinator that was paused sees the heartbeats of its pause in order when it
+ * runs again: only a heartbeat that was really missed moves a partition.
  */
 
 /**
@@ -14,32 +16,43 @@
 export const MEMBER_DROP_AFTER_NODE_TIMEOUTS = 12;
 
 export interface MemberSighting {
-  revision: number;
-  /** Coordinator-local time the revision last changed. */
-  changedAtMs: number;
+  readonly revision: number;
+  /** Server time its last heartbeat was stored at. */
+  readonly beatAtMs: number;
 }
 
 export class MembershipTracker {
   readonly #seen = new Map<string, MemberSighting>();
+  #serverNowMs = 0;
 
-  constructor(private readonly timeoutMs: number) {}
-
-  /** Records the heartbeat revisions read now; nodes absent from `current` are gone. */
-  observe(current: ReadonlyMap<string, number>, nowMs: number): void {
-    for (const node of [...this.#seen.keys()]) if (!current.has(node)) this.#seen.delete(node);
-    for (const [node, revision] of current) {
-      const s = this.#seen.get(node);
-      if (!s || s.revision !== revision) this.#seen.set(node, { revision, changedAtMs: nowMs });
-    }
+  /** A heartbeat of `member` (key `<role>.<id>`) the server stored at `storedAtMs`. */
+  beat(member: string, revision: number, storedAtMs: number): void {
+    this.#seen.set(member, { revision, beatAtMs: storedAtMs });
+    this.#serverNowMs = Math.max(this.#serverNowMs, storedAtMs);
   }
 
-  /** Members whose heartbeat has not changed within the timeout, with the revision last seen. */
-  expired(nowMs: number): { member: string; revision: number }[] {
-    return [...this.#seen].filter(([, s]) => nowMs - s.changedAtMs >= this.timeoutMs).map(([member, s]) => ({ member, revision: s.revision }));
+  /** `member` said goodbye (its key was deleted) at server time `storedAtMs`. */
+  left(member: string, storedAtMs: number): void {
+    this.#seen.delete(member);
+    this.#serverNowMs = Math.max(this.#serverNowMs, storedAtMs);
   }
 
-  /** Nodes whose heartbeat changed within the timeout, sorted. */
-  alive(nowMs: number): string[] {
-    return [...this.#seen].filter(([, s]) => nowMs - s.changedAtMs < this.timeoutMs).map(([n]) => n).sort();
+  /** The newest server time seen. */
+  get serverNowMs(): number {
+    return this.#serverNowMs;
+  }
+
+  /** Members whose last heartbeat is at least `timeoutMs` old, with the revision last seen. */
+  expired(timeoutMs: number): { member: string; revision: number }[] {
+    return [...this.#seen].filter(([, s]) => this.#serverNowMs - s.beatAtMs >= timeoutMs).map(([member, s]) => ({ member, revision: s.revision }));
+  }
+
+  /** Ids of the members of `role` (keys `<role>.<id>`) whose last heartbeat is younger than `timeoutMs`, sorted. */
+  alive(role: string, timeoutMs: number): string[] {
+    const prefix = `${role}.`;
+    return [...this.#seen]
+      .filter(([k, s]) => k.startsWith(prefix) && this.#serverNowMs - s.beatAtMs < timeoutMs)
+      .map(([k]) => k.slice(prefix.length))
+      .sort();
   }
 }

@@ -34,6 +34,8 @@ export interface RollbackDeps {
   names: Names;
   buckets: Buckets;
   viewVersionsKept: number;
+  /** The leader epoch the rollback is written under (nats/leadership.ts). */
+  epoch: number;
 }
 
 export async function rollbackTo(deps: RollbackDeps, run: number): Promise<{ watermark: Watermark; from: number }> {
@@ -57,12 +59,12 @@ export async function rollbackTo(deps: RollbackDeps, run: number): Promise<{ wat
   const oldest = Math.min(...target.cuts);
   if (firstSeq > oldest) throw refuse(`the stream starts at sequence ${firstSeq}, after cut ${oldest} of run ${run}: the speed layer could not rebuild`);
 
-  const rolledBack: Watermark = { ...target, publishedAtMs: Date.now(), rolledBackFrom: from };
+  const rolledBack: Watermark = { ...target, publishedAtMs: Date.now(), rolledBackFrom: from, epoch: deps.epoch };
   // Compare-and-set: a run that published meanwhile makes this fail rather than be overwritten.
   await replaceWatermark(deps.buckets.watermark, rolledBack, current.revision);
   const note = `rolled back to run ${run} at ${new Date(rolledBack.publishedAtMs).toISOString()}`;
   for (const rec of await runsBetween(deps.buckets, run + 1, from)) {
-    if (rec.outcome === "published") await recordRun(deps.buckets, { ...rec, outcome: "rolled_back", detail: note });
+    if (rec.outcome === "published") await recordRun(deps.buckets, { ...rec, outcome: "rolled_back", detail: note, epoch: deps.epoch });
   }
   return { watermark: rolledBack, from };
 }

@@ -20,6 +20,10 @@ export const BATCH_INTERVAL_MS = 60_000;
 export const HEARTBEAT_INTERVAL_MS = 1_000;
 /** A speed node whose heartbeat has not changed for this long loses its partitions. */
 export const NODE_TIMEOUT_MS = 5_000;
+/** A coordinator leader not renewed for this long is replaced by a standby (nats/leadership.ts). */
+export const LEADER_LEASE_MS = 5_000;
+/** How often the leader renews its lease and standbys check it. */
+export const LEADER_RENEW_MS = 1_000;
 /** Distinct event ids a speed actor remembers per partition to skip late copies. */
 export const DEDUPE_HORIZON_IDS = 100_000;
 /** How often a speed actor writes a snapshot while events arrive. */
@@ -38,7 +42,7 @@ export const SYNTHETIC_RATE_PER_S = 200;
 export const DUPLICATE_WINDOW_MS = 120_000;
 
 /** The roles a process can run; any mix can share one process. */
-export const Roles = { archiver: "archiver", coordinator: "coordinator", serving: "serving", speed: "speed" } as const;
+export const Roles = { archiver: "archiver", coordinator: "coordinator", executor: "executor", serving: "serving", speed: "speed" } as const;
 export type Role = (typeof Roles)[keyof typeof Roles];
 
 export interface ResolvedConfig {
@@ -68,6 +72,10 @@ export interface ResolvedConfig {
   batchIntervalMs: number;
   heartbeatIntervalMs: number;
   nodeTimeoutMs: number;
+  /** Coordinator leader lease (LEADER_LEASE_MS). */
+  leaderLeaseMs: number;
+  /** Coordinator lease renewal period; below the lease (LEADER_RENEW_MS). */
+  leaderRenewMs: number;
   dedupeHorizonIds: number;
   snapshotIntervalMs: number;
   archiverFlushIntervalMs: number;
@@ -131,6 +139,8 @@ const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_BATCH_INTERVAL_MS: ["batchIntervalMs", int(0)],
   LAMBDA_HEARTBEAT_INTERVAL_MS: ["heartbeatIntervalMs", int(50)],
   LAMBDA_NODE_TIMEOUT_MS: ["nodeTimeoutMs", int(100)],
+  LAMBDA_LEADER_LEASE_MS: ["leaderLeaseMs", int(100)],
+  LAMBDA_LEADER_RENEW_MS: ["leaderRenewMs", int(20)],
   LAMBDA_DEDUPE_HORIZON_IDS: ["dedupeHorizonIds", int(0)],
   LAMBDA_SNAPSHOT_INTERVAL_MS: ["snapshotIntervalMs", int(10)],
   LAMBDA_ARCHIVER_FLUSH_INTERVAL_MS: ["archiverFlushIntervalMs", int(1)],
@@ -144,7 +154,7 @@ const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
 
 export function defaultConfig(): ResolvedConfig {
   return {
-    roles: ["archiver", "coordinator", "serving"],
+    roles: ["archiver", "coordinator", "executor", "serving"],
     natsUrl: "",
     natsStoreDir: "",
     grpcAddr: "",
@@ -161,6 +171,8 @@ export function defaultConfig(): ResolvedConfig {
     batchIntervalMs: BATCH_INTERVAL_MS,
     heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
     nodeTimeoutMs: NODE_TIMEOUT_MS,
+    leaderLeaseMs: LEADER_LEASE_MS,
+    leaderRenewMs: LEADER_RENEW_MS,
     dedupeHorizonIds: DEDUPE_HORIZON_IDS,
     snapshotIntervalMs: SNAPSHOT_INTERVAL_MS,
     archiverFlushIntervalMs: ARCHIVER_FLUSH_INTERVAL_MS,
@@ -204,6 +216,9 @@ export function resolveConfig(
       log.warn("config override replaces an environment value; unset the variable to silence this", { field });
     }
     (cfg as unknown as Record<string, unknown>)[field] = value;
+  }
+  if (cfg.leaderRenewMs >= cfg.leaderLeaseMs) {
+    throw new ConfigError(envVarFor("leaderRenewMs")!, cfg.leaderRenewMs, `a renewal period below the leader lease (LAMBDA_LEADER_LEASE_MS = ${cfg.leaderLeaseMs})`);
   }
   return cfg;
 }

@@ -12,6 +12,8 @@ export interface Assignment {
   readonly node: string;
   /** Grows each time the owner changes; an actor holding an older one is stale. */
   readonly generation: number;
+  /** Leader epoch of the coordinator that wrote it (nats/leadership.ts); a lower one cannot overwrite it. */
+  readonly epoch?: number;
 }
 
 /** `archiver` bucket, key `p.<p>`: the archiver has flushed everything below barrier `run`. */
@@ -23,7 +25,7 @@ export interface ArchiverProgress {
   readonly atMs: number;
 }
 
-export const RunOutcomes = { running: "running", published: "published", failed: "failed", rolledBack: "rolled_back" } as const;
+export const RunOutcomes = { running: "running", published: "published", failed: "failed", rolledBack: "rolled_back", abandoned: "abandoned" } as const;
 export type RunOutcome = (typeof RunOutcomes)[keyof typeof RunOutcomes];
 
 /** `watermark` bucket, key `run.<N>`: what happened to run N. */
@@ -40,15 +42,21 @@ export interface RunRecord {
   readonly publishMs: number | null;
   /** The watermark the run published (kept for history and rollback). */
   readonly watermark: Watermark | null;
+  /** Leader epoch of the coordinator that wrote the record (nats/leadership.ts). */
+  readonly epoch?: number;
+  /** The phase the run reached (coordinator RunPhases), so a run whose coordinator died says where it stopped. */
+  readonly phase?: string;
 }
 
 /** `members` bucket, key `<role>.<id>`: every role's heartbeat. */
 export interface MemberHeartbeat {
-  readonly role: "coordinator" | "archiver" | "serving" | "speed";
+  readonly role: "coordinator" | "executor" | "archiver" | "serving" | "speed";
   readonly id: string;
   readonly atMs: number;
-  /** Coordinator: leader (the only state until election lands). */
+  /** Coordinator: "leader" or "standby". */
   readonly state?: string;
+  /** Coordinator: the leader epoch it holds (leader) or last saw (standby). */
+  readonly epoch?: number;
   /** Coordinator: when the next scheduled run starts; null when runs are on demand only. */
   readonly nextRunAtMs?: number | null;
   /** Archiver: highest archived sequence per partition. */

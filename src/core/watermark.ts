@@ -36,6 +36,8 @@ export interface Watermark {
   readonly definitions?: Readonly<Record<string, MetricDef>>;
   /** Set when an operator rolled the watermark back to this run: the run it was at before. */
   readonly rolledBackFrom?: number;
+  /** Leader epoch of the coordinator that wrote it (nats/leadership.ts); a lower one cannot overwrite it. */
+  readonly epoch?: number;
 }
 
 /** Checks a decoded KV value; throws naming what is wrong (a corrupt watermark must not be half-read). */

@@ -181,7 +181,7 @@ async function main() {
     const nc = await connectNats(natsUrl, "local-cluster");
     cleanups.push(() => nc.close());
     let roles: RunningRoles;
-    const mainCfg = { ...cfg, natsUrl, chdbPath, catalogPath, roles: ["archiver", "coordinator", "serving"] as ResolvedConfig["roles"] };
+    const mainCfg = { ...cfg, natsUrl, chdbPath, catalogPath, roles: ["archiver", "coordinator", "executor", "serving"] as ResolvedConfig["roles"] };
     try {
       roles = await startRoles(mainCfg, nc, catalog, log);
     } catch (err) {

@@ -1,6 +1,6 @@
 /**
  * Wiring: the only place that builds roles from configuration. A process runs
- * any mix of roles; the ClickHouse-touching ones (archiver, coordinator,
+ * any mix of roles; the ClickHouse-touching ones (archiver, batch executor,
  * serving) share one ClickHouse client, which is how the embedded chDB engine
  * (one process per data directory) works.
  */
@@ -11,7 +11,7 @@ import type { Closeable } from "../core/lifecycle.js";
 import { closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
 import { createSpeedNode, type SpeedNode } from "../actors/index.js";
-import { createArchiver, type Archiver } from "../batch/index.js";
+import { createArchiver, startBatchExecutor, type Archiver } from "../batch/index.js";
 import { openClickHouse, type ChHandle } from "../ch/client.js";
 import { ensureSchema } from "../ch/schema.js";
 import { createCoordinator, type Coordinator } from "../coordinator/index.js";
@@ -27,6 +27,7 @@ export interface RunningRoles extends Closeable {
   readonly ch?: ChHandle;
   readonly archiver?: Archiver;
   readonly coordinator?: Coordinator;
+  readonly executor?: Closeable;
   readonly serving?: ServingNode;
   readonly speed?: SpeedNode;
 }
@@ -50,12 +51,13 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
   if (wants("coordinator")) await seedCatalog(buckets.catalog, file, cfg.nodeId, log);
   const catalogFeed = await followCatalog(buckets.catalog, file.catalog, log);
   const catalog = catalogFeed.current();
-  const needsCh = wants("archiver") || wants("coordinator") || wants("serving");
+  const needsCh = wants("archiver") || wants("executor") || wants("serving");
   const ch = needsCh ? await openClickHouse({ url: cfg.clickhouseUrl, username: cfg.clickhouseUser, password: cfg.clickhousePassword, chdbPath: cfg.chdbPath }, { log }) : undefined;
-  const started: { archiver?: Archiver; coordinator?: Coordinator; serving?: ServingNode; speed?: SpeedNode } = {};
+  const started: { archiver?: Archiver; coordinator?: Coordinator; executor?: Closeable; serving?: ServingNode; speed?: SpeedNode } = {};
   const shutdown = async () => {
     await started.serving?.close();
     await started.coordinator?.close();
+    await started.executor?.close();
     await started.archiver?.close();
     await started.speed?.close();
     await ch?.close();
@@ -76,16 +78,23 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
         },
       );
     }
-    if (ch && wants("coordinator")) {
+    if (ch && wants("executor")) {
+      started.executor = await startBatchExecutor(
+        { nc, ch: ch.client, catalogFeed, names, coordinatorKv: buckets.coordinator, membersKv: buckets.members, log },
+        { database: cfg.database, nodeId: cfg.nodeId, heartbeatIntervalMs: cfg.heartbeatIntervalMs },
+      );
+    }
+    if (wants("coordinator")) {
       started.coordinator = await createCoordinator(
-        { nc, ch: ch.client, catalog, catalogFeed, names, log },
+        { nc, catalog, catalogFeed, names, log },
         {
           coordinatorId: cfg.nodeId,
           partitions: cfg.partitions,
-          database: cfg.database,
           batchIntervalMs: cfg.batchIntervalMs,
           heartbeatIntervalMs: cfg.heartbeatIntervalMs,
           nodeTimeoutMs: cfg.nodeTimeoutMs,
+          leaderLeaseMs: cfg.leaderLeaseMs,
+          leaderRenewMs: cfg.leaderRenewMs,
           viewVersionsKept: cfg.viewVersionsKept,
         },
       );

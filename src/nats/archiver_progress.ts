@@ -4,6 +4,7 @@
  * (forward only); a batch run waits on it before recomputing.
  */
 import type { KV } from "@nats-io/kv";
+import { ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { ArchiverProgress } from "../core/records.js";
 import { fields, putValue, readValue, watchValues } from "./kv.js";
@@ -36,9 +37,10 @@ export class ArchiverTimeoutError extends Error {
 
 /**
  * Resolves once the archiver has flushed through barrier `run` (or a later one) on partitions
- * 0..partitions-1. @throws ArchiverTimeoutError after `timeoutMs`
+ * 0..partitions-1; `signal` stops the wait with its reason (the coordinator stood down or stops).
+ * @throws ArchiverTimeoutError after `timeoutMs`
  */
-export async function waitForArchiver(kv: KV, run: number, partitions: number, timeoutMs: number, log: Logger): Promise<void> {
+export async function waitForArchiver(kv: KV, run: number, partitions: number, timeoutMs: number, log: Logger, signal?: AbortSignal): Promise<void> {
   const flushed = new Array<number>(partitions).fill(0);
   const waiting = () => flushed.flatMap((r, p) => (r >= run ? [] : [p]));
   let resolveDone!: () => void;
@@ -54,15 +56,19 @@ export async function waitForArchiver(kv: KV, run: number, partitions: number, t
     },
   });
   let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
   try {
+    signal?.throwIfAborted();
+    const aborted = new Promise<never>((_, reject) => signal?.addEventListener("abort", (onAbort = () => reject(ensureError(signal.reason))), { once: true }));
     const timedOut = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new ArchiverTimeoutError(run, waiting(), timeoutMs)), timeoutMs)));
     const ended = watch.ended.then((end) => {
       if (end.kind === "stopped") return;
       throw new Error(`the watch of archiver progress ${end.kind === "failed" ? `failed: ${end.error.message}` : "ended"} while waiting for barrier ${run}`);
     });
-    await Promise.race([done, timedOut, ended]);
+    await Promise.race([done, timedOut, ended, aborted]);
   } finally {
     clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
     watch.stop();
   }
 }

@@ -7,12 +7,17 @@
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "../core/logger.js";
 import type { Assignment } from "../core/records.js";
-import { fields, putValue, readValue, watchValues, type ValueWatch } from "./kv.js";
+import { fencedWrite, fields, readValue, stampEpoch, watchValues, type ValueWatch } from "./kv.js";
 import { partitionKey } from "./names.js";
 
 export function parseAssignment(v: unknown): Assignment {
   const o = fields.object(v, "assignment");
-  return { partition: fields.int(o, "partition"), node: fields.string(o, "node"), generation: fields.int(o, "generation") };
+  return {
+    partition: fields.int(o, "partition"),
+    node: fields.string(o, "node"),
+    generation: fields.int(o, "generation"),
+    ...(o.epoch === undefined ? {} : { epoch: fields.int(o, "epoch") }),
+  };
 }
 
 /** Partition p's assignment, or undefined when it has none yet. @throws MalformedValueError */
@@ -30,8 +35,14 @@ export async function readAssignments(kv: KV, partitions: number): Promise<Map<n
   return out;
 }
 
+/** Writes `a` unless a newer leader than `a.epoch` wrote the partition's assignment. @throws FencedError */
 export async function writeAssignment(kv: KV, a: Assignment): Promise<void> {
-  await putValue(kv, partitionKey(a.partition), a);
+  await fencedWrite(kv, partitionKey(a.partition), parseAssignment, a.epoch ?? 0, `the assignment of partition ${a.partition}`, () => a);
+}
+
+/** A new leader's stamp on partition p's assignment (owner and generation unchanged). */
+export function stampAssignment(kv: KV, p: number, epoch: number): Promise<boolean> {
+  return stampEpoch(kv, partitionKey(p), parseAssignment, epoch, `the assignment of partition ${p}`);
 }
 
 /** Calls `onAssignment` with every partition's assignment now and at each change, until stopped. */

@@ -20,14 +20,15 @@ export function decode<T = unknown>(data: Uint8Array): T {
 /** What a partition subject carries: an event, or a barrier of a batch run. */
 export type StreamRecord =
   | { readonly k: "e"; readonly s: string; readonly v: Record<string, FieldValue>; readonly id: string; readonly ts: number }
-  | { readonly k: "b"; readonly r: number };
+  /** A barrier of run `r`, written by the leader of epoch `e` (absent before leadership epochs). */
+  | { readonly k: "b"; readonly r: number; readonly e?: number };
 
 export function encodeEvent(e: NormalizedEvent): Uint8Array {
   return encode({ k: "e", s: e.source, id: e.id, ts: e.ts, v: e.fields });
 }
 
-export function encodeBarrier(run: number): Uint8Array {
-  return encode({ k: "b", r: run });
+export function encodeBarrier(run: number, epoch: number): Uint8Array {
+  return encode({ k: "b", r: run, e: epoch });
 }
 
 /** Decodes a stream record; returns undefined for anything that is not one. */

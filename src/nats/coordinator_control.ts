@@ -6,12 +6,13 @@
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { createInbox } from "@nats-io/transport-node";
-import { ensureError } from "../core/errors.js";
+import { ensureError, UnavailableError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { parseWatermark, type Watermark } from "../core/watermark.js";
 import { decode, encode } from "./codec.js";
 import { fields } from "./kv.js";
 import type { Names } from "./names.js";
+import { isNoResponders } from "./reply_inbox.js";
 
 /**
  * The progress phase of a run request that waits for another run (or a rollback) in
@@ -73,12 +74,21 @@ export function parseRollbackReply(subject: string, data: Uint8Array): RollbackR
   });
 }
 
+/** Nobody serves the run subject: no coordinator leads right now (none runs, or a standby is taking over). */
+export class NoLeaderError extends UnavailableError {
+  override readonly name = "NoLeaderError";
+  constructor() {
+    super("no coordinator leads right now (none is running, or a standby is taking over); try again");
+  }
+}
+
 /** Asks for a batch run with progress; `onReply` gets each reply. Returns how to stop listening. */
 export function requestRun(nc: NatsConnection, names: Names, onReply: (r: RunNowReply | Error) => void): { stop(): void } {
   const inbox = createInbox();
   const sub = nc.subscribe(inbox, {
     callback: (err, msg) => {
       if (err) return onReply(err);
+      if (isNoResponders(msg)) return onReply(new NoLeaderError());
       let r: RunNowReply;
       try {
         r = parseRunNowReply(names.runNowSubject, msg.data);

@@ -33,6 +33,11 @@ export interface Revisioned<T> {
   readonly revision: number;
 }
 
+/** A value as read from the bucket: with the time the NATS server stored it (the server's clock). */
+export interface Stored<T> extends Revisioned<T> {
+  readonly storedAtMs: number;
+}
+
 /** The value of a PUT entry read directly, parsed. @throws MalformedValueError */
 export function parseKvEntry<T>(e: KvEntry, parse: Parser<T>): T {
   return parseEntry(e.bucket, e.key, e.revision, e.value, parse);
@@ -56,10 +61,10 @@ function parseEntry<T>(bucket: string, key: string, revision: number, data: Uint
  * The parsed value under `key` with its revision, or null when absent or deleted.
  * @throws MalformedValueError
  */
-export async function readValue<T>(kv: KV, key: string, parse: Parser<T>): Promise<Revisioned<T> | null> {
+export async function readValue<T>(kv: KV, key: string, parse: Parser<T>): Promise<Stored<T> | null> {
   const e = await kv.get(key);
   if (!e || e.operation !== "PUT" || e.length === 0) return null;
-  return { value: parseEntry(e.bucket, key, e.revision, e.value, parse), revision: e.revision };
+  return { value: parseEntry(e.bucket, key, e.revision, e.value, parse), revision: e.revision, storedAtMs: e.created.getTime() };
 }
 
 export async function putValue(kv: KV, key: string, value: unknown): Promise<number> {
@@ -69,21 +74,79 @@ export async function putValue(kv: KV, key: string, value: unknown): Promise<num
 /**
  * Writes `decide(current)` under `key` only if nobody else wrote the key in between
  * (compare-and-set on its revision). After a lost race it reads again and decides anew;
- * `decide` throws to give up. Any other failure is thrown as it is.
+ * `decide` throws to give up. A malformed stored value counts as none (`current` is null) and
+ * is replaced; any other failure is thrown as it is.
  * @returns what was written, with its revision
  */
 export async function compareAndSet<T>(kv: KV, key: string, parse: Parser<T>, decide: (current: Revisioned<T> | null) => T): Promise<Revisioned<T>> {
   for (;;) {
-    const current = await readValue(kv, key, parse);
+    const e = await kv.get(key);
+    let current: Revisioned<T> | null = null;
+    if (e && e.operation === "PUT" && e.length > 0) {
+      try {
+        current = { value: parseKvEntry(e, parse), revision: e.revision };
+      } catch (err) {
+        if (!(err instanceof MalformedValueError)) throw err;
+      }
+    }
     const next = decide(current);
     try {
-      const revision = current ? await kv.update(key, encode(next), current.revision) : await kv.create(key, encode(next));
+      // A deleted key keeps its revision: update on it too, so a writer racing the delete loses.
+      const revision = e ? await kv.update(key, encode(next), e.revision) : await kv.create(key, encode(next));
       return { value: next, revision };
     } catch (err) {
       const after = await kv.get(key);
-      const afterRevision = after && after.operation === "PUT" ? after.revision : undefined;
-      if (afterRevision === current?.revision) throw err;
+      if (after?.revision === e?.revision) throw err;
     }
+  }
+}
+
+/**
+ * A write by a coordinator whose leadership epoch (nats/leadership.ts) is older than the one
+ * the key was last written with: a newer leader exists, so this one must not write.
+ */
+export class FencedError extends Error {
+  override readonly name = "FencedError";
+  constructor(
+    readonly what: string,
+    readonly epoch: number,
+    readonly currentEpoch: number,
+  ) {
+    super(`${what} not written: it was written by leader epoch ${currentEpoch}, this coordinator leads with epoch ${epoch} (a newer leader took over)`);
+  }
+}
+
+/** The fencing epoch a stored value carries; values from before fencing count as epoch 0. */
+export const epochOf = (v: { readonly epoch?: number } | null | undefined): number => v?.epoch ?? 0;
+
+/**
+ * Writes `decide(current)` under `key` with compare-and-set, unless the stored value was written
+ * by a newer leader epoch than `epoch`. @throws FencedError
+ */
+export function fencedWrite<T extends { readonly epoch?: number }>(kv: KV, key: string, parse: Parser<T>, epoch: number, what: string, decide: (current: Revisioned<T> | null) => T): Promise<Revisioned<T>> {
+  return compareAndSet(kv, key, parse, (current) => {
+    if (current && epochOf(current.value) > epoch) throw new FencedError(what, epoch, epochOf(current.value));
+    return decide(current);
+  });
+}
+
+/** Given up inside a stamp: nothing to stamp. */
+const NOTHING_TO_STAMP = new Error("nothing to stamp");
+
+/**
+ * Rewrites the value under `key` with `epoch` (a new leader fencing off the one before it), unless
+ * it is absent or carries `epoch` already. @returns whether it wrote @throws FencedError
+ */
+export async function stampEpoch<T extends { readonly epoch?: number }>(kv: KV, key: string, parse: Parser<T>, epoch: number, what: string): Promise<boolean> {
+  try {
+    await fencedWrite(kv, key, parse, epoch, what, (current) => {
+      if (!current || epochOf(current.value) === epoch) throw NOTHING_TO_STAMP;
+      return { ...current.value, epoch };
+    });
+    return true;
+  } catch (err) {
+    if (err === NOTHING_TO_STAMP) return false;
+    throw err;
   }
 }
 
@@ -101,10 +164,13 @@ export interface WatchOptions<T> {
   /** Key or wildcard (`p.*`) to watch. */
   readonly key: string;
   readonly parse: Parser<T>;
-  /** Each value put, in order (current values first). A throw is logged and the watch goes on. */
-  onValue(key: string, value: T, revision: number): void;
-  /** A delete or purge of `key`. */
-  onDelete?(key: string, revision: number): void;
+  /**
+   * Each value put, in order (current values first), with the time the NATS server stored it
+   * (its clock, not this host's). A throw is logged and the watch goes on.
+   */
+  onValue(key: string, value: T, revision: number, storedAtMs: number): void;
+  /** A delete or purge of `key`, with the time the server stored it. */
+  onDelete?(key: string, revision: number, storedAtMs: number): void;
   /** What the watch follows, for the log ("assignments", "the watermark"). */
   readonly what: string;
   readonly log: Logger;
@@ -120,7 +186,7 @@ export async function watchValues<T>(kv: KV, opts: WatchOptions<T>): Promise<Val
   let stopped = false;
   const deliver = (e: KvWatchEntry) => {
     if (e.operation !== "PUT") {
-      opts.onDelete?.(e.key, e.revision);
+      opts.onDelete?.(e.key, e.revision, e.created.getTime());
       return;
     }
     let value: T;
@@ -131,7 +197,7 @@ export async function watchValues<T>(kv: KV, opts: WatchOptions<T>): Promise<Val
       return;
     }
     try {
-      opts.onValue(e.key, value, e.revision);
+      opts.onValue(e.key, value, e.revision, e.created.getTime());
     } catch (err) {
       opts.log.error(`reacting to a change of ${opts.what} failed`, { key: e.key, revision: e.revision, err: ensureError(err) });
     }

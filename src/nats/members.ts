@@ -12,7 +12,7 @@ import { fields, putValue, readValue, watchValues, type ValueWatch } from "./kv.
 
 export const memberKey = (role: MemberHeartbeat["role"], id: string) => `${role}.${id}`;
 
-const ROLES: readonly MemberHeartbeat["role"][] = ["coordinator", "archiver", "serving", "speed"];
+const ROLES: readonly MemberHeartbeat["role"][] = ["coordinator", "executor", "archiver", "serving", "speed"];
 
 export function parseHeartbeat(v: unknown): MemberHeartbeat {
   const o = fields.object(v, "heartbeat");
@@ -22,6 +22,7 @@ export function parseHeartbeat(v: unknown): MemberHeartbeat {
     id: fields.string(o, "id"),
     atMs: fields.int(o, "atMs"),
     ...(o.state === undefined ? {} : { state: fields.string(o, "state") }),
+    ...(o.epoch === undefined ? {} : { epoch: fields.int(o, "epoch") }),
     ...(o.nextRunAtMs === undefined ? {} : { nextRunAtMs: fields.intOrNull(o, "nextRunAtMs") }),
     ...(archived === undefined ? {} : { archived }),
   };
@@ -62,16 +63,22 @@ export async function startHeartbeat(
   };
 }
 
+/** A member's last heartbeat and the time the NATS server stored it (the server's clock, not the member's). */
+export interface StoredHeartbeat {
+  readonly hb: MemberHeartbeat;
+  readonly storedAtMs: number;
+}
+
 /** Every member's last heartbeat; a malformed one is logged and left out. */
-export async function readMembers(kv: KV, log: Logger): Promise<MemberHeartbeat[]> {
-  const out: MemberHeartbeat[] = [];
+export async function readMembers(kv: KV, log: Logger): Promise<StoredHeartbeat[]> {
+  const out: StoredHeartbeat[] = [];
   // keys() lists a key again when it is written while the listing runs (a heartbeat beats): once each.
   const keys = new Set<string>();
   for await (const key of await kv.keys()) keys.add(key);
   for (const key of keys) {
     try {
       const hb = await readValue(kv, key, parseHeartbeat);
-      if (hb) out.push(hb.value);
+      if (hb) out.push({ hb: hb.value, storedAtMs: hb.storedAtMs });
     } catch (err) {
       log.warn("leaving out a malformed member heartbeat", { key, err: ensureError(err) });
     }
@@ -80,17 +87,21 @@ export async function readMembers(kv: KV, log: Logger): Promise<MemberHeartbeat[
 }
 
 /**
- * Calls `onChange` with each member key and its heartbeat's revision (null: the member said
- * goodbye), now and at each change, until stopped.
+ * Calls `onChange` with each member key, its heartbeat and revision (null: the member said
+ * goodbye) and the time the NATS server stored the change, now and at each change, until stopped.
  */
-export function watchMembers(kv: KV, log: Logger, onChange: (member: string, revision: number | null, hb: MemberHeartbeat | null) => void): Promise<ValueWatch> {
+export function watchMembers(
+  kv: KV,
+  log: Logger,
+  onChange: (member: string, beat: { hb: MemberHeartbeat; revision: number } | null, storedAtMs: number) => void,
+): Promise<ValueWatch> {
   return watchValues(kv, {
     key: ">",
     parse: parseHeartbeat,
     what: "member heartbeats",
     log,
-    onValue: (key, hb, revision) => onChange(key, revision, hb),
-    onDelete: (key) => onChange(key, null, null),
+    onValue: (key, hb, revision, storedAtMs) => onChange(key, { hb, revision }, storedAtMs),
+    onDelete: (key, _revision, storedAtMs) => onChange(key, null, storedAtMs),
   });
 }
 

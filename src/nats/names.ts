@@ -22,7 +22,7 @@ export interface Names {
   readonly assignmentsBucket: string;
   /** KV: `p.<p>` → barrier the archiver has flushed through. */
   readonly archiverBucket: string;
-  /** KV: `runs` → the last run number handed out; `settings` → the cluster's partition count. */
+  /** KV: `runs` → the last run number handed out; `settings` → the cluster's partition count; `leader` → who leads (nats/leadership.ts). */
   readonly coordinatorBucket: string;
   /** KV: speed actor snapshots (actors/snapshot_store.ts). */
   readonly snapshotBucket: string;
@@ -36,11 +36,15 @@ export interface Names {
   readonly runNowSubject: string;
   /** Request subject the coordinator answers "roll the watermark back" on. */
   readonly rollbackSubject: string;
+  /** Request subject batch executors answer recompute requests on (nats/executor_control.ts). */
+  readonly executorSubject: string;
 }
 
 export const WATERMARK_KEY = "current";
 export const CATALOG_KEY = "current";
 export const RUN_COUNTER_KEY = "runs";
+/** Coordinator bucket: who leads, with the fencing epoch (nats/leadership.ts). */
+export const LEADER_KEY = "leader";
 /** Coordinator bucket: settings every process of the cluster shares (nats/cluster_settings.ts). */
 export const CLUSTER_SETTINGS_KEY = "settings";
 export const runKey = (run: number) => `run.${run}`;
@@ -66,5 +70,6 @@ export function namesFor(prefix: string): Names {
     speedStatusSubject: (p) => `${prefix}.speed.${p}.status`,
     runNowSubject: `${prefix}.coordinator.run`,
     rollbackSubject: `${prefix}.coordinator.rollback`,
+    executorSubject: `${prefix}.batch.execute`,
   };
 }

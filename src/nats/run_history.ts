@@ -5,7 +5,7 @@
  */
 import { RunOutcomes, type RunOutcome, type RunRecord } from "../core/records.js";
 import { parseWatermark } from "../core/watermark.js";
-import { compareAndSet, fields, putValue, readValue } from "./kv.js";
+import { fencedWrite, fields, readValue, stampEpoch } from "./kv.js";
 import { RUN_COUNTER_KEY, runKey } from "./names.js";
 import type { Buckets } from "./setup.js";
 
@@ -26,22 +26,40 @@ export function parseRunRecord(v: unknown): RunRecord {
     detail: fields.stringOrNull(o, "detail"),
     publishMs: fields.numberOrNull(o, "publishMs"),
     watermark: o.watermark === null || o.watermark === undefined ? null : parseWatermark(o.watermark),
+    ...(o.epoch === undefined ? {} : { epoch: fields.int(o, "epoch") }),
+    ...(o.phase === undefined ? {} : { phase: fields.string(o, "phase") }),
   };
 }
 
-function parseRunNumber(v: unknown): number {
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new TypeError(`the run counter must be an integer ≥ 0, got ${JSON.stringify(v)}`);
-  return v;
+/** The run counter: the last run number handed out, and the epoch of the leader that did. */
+interface RunCounter {
+  readonly run: number;
+  readonly epoch?: number;
 }
 
-/** Hands out the next run number (compare-and-set on the counter). */
-export async function nextRunNumber(b: RunHistoryBuckets): Promise<number> {
-  return (await compareAndSet(b.coordinator, RUN_COUNTER_KEY, parseRunNumber, (current) => (current?.value ?? 0) + 1)).value;
+function parseRunCounter(v: unknown): RunCounter {
+  // A bare number: written before leadership epochs existed.
+  if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return { run: v };
+  const o = fields.object(v, "run counter");
+  return { run: fields.int(o, "run"), ...(o.epoch === undefined ? {} : { epoch: fields.int(o, "epoch") }) };
+}
+
+/**
+ * Hands out the next run number to the leader of `epoch` (compare-and-set on the counter).
+ * @throws FencedError when a newer leader stamped the counter
+ */
+export async function nextRunNumber(b: RunHistoryBuckets, epoch: number): Promise<number> {
+  return (await fencedWrite(b.coordinator, RUN_COUNTER_KEY, parseRunCounter, epoch, "the run counter", (current) => ({ run: (current?.value.run ?? 0) + 1, epoch }))).value.run;
+}
+
+/** A new leader's stamp on the counter: every run number handed out after it is the new leader's. */
+export function stampRunCounter(b: RunHistoryBuckets, epoch: number): Promise<boolean> {
+  return stampEpoch(b.coordinator, RUN_COUNTER_KEY, parseRunCounter, epoch, "the run counter");
 }
 
 /** The last run number handed out; 0 before the first run. */
 export async function lastRunNumber(b: RunHistoryBuckets): Promise<number> {
-  return (await readValue(b.coordinator, RUN_COUNTER_KEY, parseRunNumber))?.value ?? 0;
+  return (await readValue(b.coordinator, RUN_COUNTER_KEY, parseRunCounter))?.value.run ?? 0;
 }
 
 /** Run N's record, or null when the history has none. @throws MalformedValueError */
@@ -49,8 +67,9 @@ export async function readRun(b: RunHistoryBuckets, run: number): Promise<RunRec
   return (await readValue(b.watermark, runKey(run), parseRunRecord))?.value ?? null;
 }
 
+/** Writes run N's record, unless a newer leader wrote it (it recorded the run abandoned). @throws FencedError */
 export async function recordRun(b: RunHistoryBuckets, r: RunRecord): Promise<void> {
-  await putValue(b.watermark, runKey(r.run), r);
+  await fencedWrite(b.watermark, runKey(r.run), parseRunRecord, r.epoch ?? 0, `run ${r.run}'s record`, () => r);
 }
 
 /** The newest `limit` run records, newest first. */

@@ -8,7 +8,7 @@
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "../core/logger.js";
 import { parseWatermark, type Watermark } from "../core/watermark.js";
-import { compareAndSet, readValue, watchValues, type ValueWatch, type WatchEnd } from "./kv.js";
+import { fencedWrite, readValue, stampEpoch, watchValues, type ValueWatch, type WatchEnd } from "./kv.js";
 import { WATERMARK_KEY } from "./names.js";
 
 /** The watermark was not published because another one moved past it. */
@@ -36,21 +36,29 @@ export async function readWatermark(kv: KV): Promise<{ watermark: Watermark; rev
   return v && { watermark: v.value, revision: v.revision };
 }
 
-/** Publishes `w` if it is newer than the current watermark. @throws WatermarkConflictError */
+/**
+ * Publishes `w` if it is newer than the current watermark and no newer leader than `w.epoch`
+ * wrote it. @throws WatermarkConflictError, FencedError
+ */
 export async function publishWatermark(kv: KV, w: Watermark): Promise<void> {
-  await compareAndSet(kv, WATERMARK_KEY, parseWatermark, (current) => {
+  await fencedWrite(kv, WATERMARK_KEY, parseWatermark, w.epoch ?? 0, `watermark ${w.run}`, (current) => {
     const run = current?.value.run ?? 0;
     if (run >= w.run) throw new WatermarkConflictError(w.run, run);
     return w;
   });
 }
 
-/** Writes `w` over the watermark read at `expectedRevision` (a rollback). @throws WatermarkMovedError */
+/** Writes `w` over the watermark read at `expectedRevision` (a rollback). @throws WatermarkMovedError, FencedError */
 export async function replaceWatermark(kv: KV, w: Watermark, expectedRevision: number): Promise<void> {
-  await compareAndSet(kv, WATERMARK_KEY, parseWatermark, (current) => {
+  await fencedWrite(kv, WATERMARK_KEY, parseWatermark, w.epoch ?? 0, `the rollback to run ${w.run}`, (current) => {
     if (current?.revision !== expectedRevision) throw new WatermarkMovedError(expectedRevision);
     return w;
   });
+}
+
+/** A new leader's stamp on the watermark: a deposed leader's publish fails from then on. */
+export function stampWatermark(kv: KV, epoch: number): Promise<boolean> {
+  return stampEpoch(kv, WATERMARK_KEY, parseWatermark, epoch, "the watermark");
 }
 
 /** The newest watermark a role knows, kept current by a watch. */

@@ -12,7 +12,7 @@ import type { Logger } from "../core/logger.js";
 import type { RunRecord } from "../core/records.js";
 import type { SpeedClient } from "../actors/index.js";
 import type { AdminServiceServer, RunBatchRequest, RunBatchResponse, RunInfo, WatchWatermarkRequest, WatchWatermarkResponse } from "../gen/lambda/v1/admin.js";
-import { requestRollback, requestRun, type RollbackReply } from "../nats/coordinator_control.js";
+import { NoLeaderError, requestRollback, requestRun, type RollbackReply } from "../nats/coordinator_control.js";
 import type { Names } from "../nats/names.js";
 import { listRuns } from "../nats/run_history.js";
 import type { Buckets } from "../nats/setup.js";
@@ -28,6 +28,8 @@ import { verifySeam } from "./verify.js";
 const ROLLBACK_TIMEOUT_MS = 120_000;
 /** How long the coordinator has to acknowledge a run request. */
 const RUN_ACK_TIMEOUT_MS = 10_000;
+/** Pause before asking again while no coordinator leads (a standby taking over). */
+const NO_LEADER_RETRY_MS = 250;
 
 export interface AdminDeps {
   readonly nc: NatsConnection;
@@ -77,34 +79,46 @@ function refused(call: ServerWritableStream<unknown, unknown>, log: Logger): boo
 /** Streams a batch run's progress from the coordinator to the client; a cancelled call only stops listening. */
 function runBatch(deps: AdminDeps, call: ServerWritableStream<RunBatchRequest, RunBatchResponse>) {
   let acknowledged = false;
+  let done = false;
+  let request: { stop(): void } | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  const end = () => {
+    done = true;
+    clearTimeout(timer);
+    clearTimeout(retry);
+    request?.stop();
+  };
   const fail = (err: unknown) => {
+    end();
     call.emit("error", toServiceError(err, deps.log));
-    request.stop();
   };
   const timer = setTimeout(() => {
     if (!acknowledged) fail(new UnavailableError(`no coordinator answered within ${RUN_ACK_TIMEOUT_MS} ms; is one running?`));
   }, RUN_ACK_TIMEOUT_MS);
-  const request = requestRun(deps.nc, deps.names, (r) => {
-    if (r instanceof Error) {
-      clearTimeout(timer);
-      return fail(r);
-    }
-    acknowledged = true;
-    if (r.kind === "progress") {
-      call.write({ run: r.run, phase: r.phase, detail: r.detail, watermark: undefined });
-      return;
-    }
-    clearTimeout(timer);
-    request.stop();
-    if (r.kind === "published") call.write({ run: r.watermark.run, phase: "done", detail: "", watermark: watermarkToProto(r.watermark) });
-    else call.write({ run: 0, phase: "failed", detail: r.error, watermark: undefined });
-    call.end();
-  });
+  const ask = () => {
+    request = requestRun(deps.nc, deps.names, (r) => {
+      if (done) return;
+      if (r instanceof NoLeaderError && !acknowledged) {
+        // A standby may be taking over: ask again until the acknowledgement deadline.
+        request?.stop();
+        retry = setTimeout(ask, NO_LEADER_RETRY_MS);
+        return;
+      }
+      if (r instanceof Error) return fail(r);
+      acknowledged = true;
+      if (r.kind === "progress") {
+        call.write({ run: r.run, phase: r.phase, detail: r.detail, watermark: undefined });
+        return;
+      }
+      end();
+      if (r.kind === "published") call.write({ run: r.watermark.run, phase: "done", detail: "", watermark: watermarkToProto(r.watermark) });
+      else call.write({ run: 0, phase: "failed", detail: r.error, watermark: undefined });
+      call.end();
+    });
+  };
+  ask();
   // A client that detaches (Ctrl-C) stops listening; the run goes on in the coordinator.
-  call.on("cancelled", () => {
-    clearTimeout(timer);
-    request.stop();
-  });
+  call.on("cancelled", end);
 }
 
 /** Writes the watermark now and at every change, until the client goes away. */
@@ -158,7 +172,8 @@ export function adminService(deps: AdminDeps): AdminServiceServer {
       respond(log, call, cb, async () => {
         const s = await clusterStatus(deps.nc, deps.names, buckets, deps.speed, deps.partitions, deps.nodeTimeoutMs, log);
         const w = await readWatermark(buckets.watermark);
-        return { members: [...s.members], partitions: [...s.partitions], nextRunAt: at(s.nextRunAtMs), watermarkRun: w?.watermark.run ?? 0 };
+        const leader = s.leader && { id: s.leader.id, epoch: s.leader.epoch, leaseAgeS: s.leader.leaseAgeMs / 1000, leaseS: s.leader.leaseMs / 1000 };
+        return { members: [...s.members], partitions: [...s.partitions], nextRunAt: at(s.nextRunAtMs), watermarkRun: w?.watermark.run ?? 0, leader: leader ?? undefined };
       }),
     runBatch: (call) => {
       if (!refused(call, log)) runBatch(deps, call);

@@ -33,12 +33,14 @@ test("after a SIGKILL and a restart on the same store, status shows one leader a
       LAMBDA_PARTITIONS: "2",
       LAMBDA_CATALOG: join(process.cwd(), "catalog/catalog.json"),
       LAMBDA_CHDB_PATH: join(dir, "chdb"),
-      LAMBDA_ROLES: "archiver,coordinator,serving",
+      LAMBDA_ROLES: "archiver,coordinator,executor,serving",
       LAMBDA_GRPC_HOST: "127.0.0.1",
       LAMBDA_GRPC_PORT: "0",
       LAMBDA_BATCH_INTERVAL_MS: "0",
       LAMBDA_HEARTBEAT_INTERVAL_MS: "200",
       LAMBDA_NODE_TIMEOUT_MS: String(NODE_TIMEOUT_MS),
+      LAMBDA_LEADER_LEASE_MS: String(NODE_TIMEOUT_MS),
+      LAMBDA_LEADER_RENEW_MS: "200",
       LAMBDA_LOG_LEVEL: "warn",
     });
     nats = await startNatsServer({ path: process.env.PATH ?? "", storeDir });
@@ -56,9 +58,10 @@ test("after a SIGKILL and a restart on the same store, status shows one leader a
     assert.ok(grpc, "the restarted process runs a serving node");
 
     const status = async () => parseJson<StatusJson>(await lambdactl(["status", "--json"], { cwd: dir, env: { LAMBDA_GRPC_ADDR: grpc } }));
-    const s = await waitFor("status to list the restarted coordinator", async () => {
+    const s = await waitFor("status to list the restarted coordinator as the leader", async () => {
       const r = await status();
-      return r.members.some((m) => m.id === "main-b" && m.role === "coordinator") ? r : undefined;
+      // main-b leads once main-a's lease lapsed (main-a never released it).
+      return r.members.some((m) => m.id === "main-b" && m.role === "coordinator" && m.state === "leader") ? r : undefined;
     });
     const state = (role: string, id: string) => s.members.find((m) => m.role === role && m.id === id)?.state;
     assert.deepEqual(
@@ -79,7 +82,10 @@ test("after a SIGKILL and a restart on the same store, status shows one leader a
     assert.equal(rows.length, 2, table.stdout);
     assert.match(rows.find((l) => l.includes("main-a"))!, /\bgone\b/);
     assert.match(rows.find((l) => l.includes("main-b"))!, /\bleader\b/);
-    assert.equal(table.stdout.match(/\bleader\b/g)?.length, 1, `one leader in the table:\n${table.stdout}`);
+    const memberRows = table.stdout.slice(0, table.stdout.indexOf("\npartitions\n"));
+    assert.equal(memberRows.match(/\bleader\b/g)?.length, 1, `one leader in the members table:\n${table.stdout}`);
+    assert.match(table.stdout, /^leader\s+main-b, epoch \d+ \(renewed /m, "the leader line names the live leader");
+    assert.equal(s.leader?.id, "main-b");
 
     // After 12 node timeouts of silence the coordinator drops the dead keys.
     await waitFor(
@@ -88,7 +94,7 @@ test("after a SIGKILL and a restart on the same store, status shows one leader a
       { timeoutMs: NODE_TIMEOUT_MS * MEMBER_DROP_AFTER_NODE_TIMEOUTS + 15_000, intervalMs: 500 },
     );
     const after = await status();
-    assert.deepEqual(after.members.map((m) => `${m.role}.${m.id}:${m.state}`).sort(), ["archiver.main-b:", "coordinator.main-b:leader", "serving.main-b:"]);
+    assert.deepEqual(after.members.map((m) => `${m.role}.${m.id}:${m.state}`).sort(), ["archiver.main-b:", "coordinator.main-b:leader", "executor.main-b:", "serving.main-b:"]);
   } finally {
     await Promise.all(nodes.map((n) => n.stop()));
     await nats?.close();

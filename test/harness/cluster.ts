@@ -99,7 +99,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
   };
 
   try {
-    roles = await startRoles({ ...cfg, roles: ["archiver", "coordinator", "serving"] }, nc, catalogFile, log);
+    roles = await startRoles({ ...cfg, roles: ["archiver", "coordinator", "executor", "serving"] }, nc, catalogFile, log);
     grpc = new LambdaServiceClient(roles.serving!.address, credentials.createInsecure());
     const speed = createSpeedClient(nc, names);
 

@@ -50,12 +50,12 @@ test("a malformed value is a MalformedValueError naming bucket, key and revision
     await b.watermark.put(WATERMARK_KEY, encode({ run: "three" }));
     await assert.rejects(readWatermark(b.watermark), (e: unknown) => e instanceof MalformedValueError && e.key === WATERMARK_KEY);
     await b.watermark.put("run.1", encode({ run: 1, outcome: "exploded", cuts: [], coordinator: "c", startedAtMs: 0 }));
-    await assert.rejects(readRun(b, 1), /outcome must be one of running, published, failed, rolled_back, got "exploded"/);
+    await assert.rejects(readRun(b, 1), /outcome must be one of running, published, failed, rolled_back, abandoned, got "exploded"/);
 
     // A heartbeat from another build is left out of the member list, with a warning.
     const hb = await startHeartbeat(b.members, "speed", "s-1", 60_000, log);
     await b.members.put("speed.odd", encode({ role: "speed", id: "odd", atMs: "yesterday" }));
-    assert.deepEqual((await readMembers(b.members, log)).map((m) => m.id), ["s-1"]);
+    assert.deepEqual((await readMembers(b.members, log)).map((m) => m.hb.id), ["s-1"]);
     assert.ok(lines.some((l) => l.level === "warn" && /malformed member heartbeat/.test(l.message) && l.fields.key === "speed.odd"));
     await hb.stop();
 

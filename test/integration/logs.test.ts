@@ -61,7 +61,7 @@ test("a node running every role writes only JSON lines, from start to a clean st
       LAMBDA_PREFIX: "logs",
       LAMBDA_PARTITIONS: "2",
       LAMBDA_CATALOG: CATALOG,
-      LAMBDA_ROLES: "archiver,coordinator,serving,speed",
+      LAMBDA_ROLES: "archiver,coordinator,executor,serving,speed",
       LAMBDA_CHDB_PATH: join(dir, "chdb"),
       LAMBDA_GRPC_PORT: "0",
       LAMBDA_NODE_ID: "logs-1",

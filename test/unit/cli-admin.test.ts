@@ -214,6 +214,7 @@ const statusReply: GetStatusResponse = {
   ],
   nextRunAt: new Date(T0 + 65_000),
   watermarkRun: 4,
+  leader: { id: "c-1", epoch: 3, leaseAgeS: 0.4, leaseS: 5 },
 };
 
 test("status: members by role then id, partitions in order, the next run relative to now", () => {
@@ -230,6 +231,13 @@ test("status: members by role then id, partitions in order, the next run relativ
   assert.match(text, /^\s+1\s+s-1\s+2\s+40\s+38\s+35\s+2\s+5\s+7\s+3$/m);
   assert.match(text, /^\s+0\s+-\s+0\s+0/m);
   assert.match(text, /^watermark run\s+4$/m);
+  assert.deepEqual(s.leader, { id: "c-1", epoch: 3, leaseAgeS: 0.4, leaseS: 5 });
+  assert.match(text, /^leader\s+c-1, epoch 3 \(renewed 400ms ago, lease 5\.0s\)$/m);
+  const lapsed = renderStatus(statusJson({ ...statusReply, leader: { id: "c-1", epoch: 3, leaseAgeS: 6, leaseS: 5 } }, T0));
+  assert.match(lapsed, /^leader\s+c-1, epoch 3: lease lapsed \(renewed 6\.0s ago, lease 5\.0s\); a standby takes over$/m);
+  const nobody = statusJson({ ...statusReply, leader: undefined }, T0);
+  assert.equal(nobody.leader, null);
+  assert.match(renderStatus(nobody), /^leader\s+none \(no coordinator holds the lead/m);
   assert.match(text, /^next run\s+2026-06-08T14:24:05Z \(in 1m 5s\)$/m);
   const none = renderStatus(statusJson({ ...statusReply, nextRunAt: undefined, watermarkRun: 0 }, T0));
   assert.match(none, /^next run\s+none scheduled/m);

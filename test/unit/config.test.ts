@@ -51,7 +51,7 @@ function recordingLogger() {
 test("an empty environment gives the documented defaults", () => {
   const cfg = resolveConfig({});
   assert.deepEqual({ ...cfg, nodeId: "(any)" }, { ...defaultConfig(), nodeId: "(any)" });
-  assert.deepEqual(cfg.roles, ["archiver", "coordinator", "serving"]);
+  assert.deepEqual(cfg.roles, ["archiver", "coordinator", "executor", "serving"]);
   assert.equal(cfg.partitions, DEFAULT_PARTITIONS);
   assert.equal(cfg.prefix, DEFAULT_PREFIX);
   assert.equal(cfg.database, DEFAULT_DATABASE);
@@ -189,7 +189,7 @@ test("LAMBDA_ROLES is a comma-separated list of known roles, trimmed and dedupli
     const err = refusal({ LAMBDA_ROLES: raw });
     assert.equal(err.key, "LAMBDA_ROLES");
     assert.equal(err.value, raw);
-    assert.match(err.message, /a comma-separated list of archiver, coordinator, serving, speed/);
+    assert.match(err.message, /a comma-separated list of archiver, coordinator, executor, serving, speed/);
   }
   for (const raw of ["", " , ,"]) {
     const err = refusal({ LAMBDA_ROLES: raw });

@@ -19,21 +19,34 @@ import { restartCommand } from "../../src/main/restart_command.js";
 import { decode, encodeDeadLetter } from "../../src/nats/codec.js";
 import { GONE, memberState } from "../../src/serving/status.js";
 
-test("a heartbeat older than the node timeout is gone, whatever it last said", () => {
-  const hb = { role: "coordinator", id: "c", atMs: 10_000, state: "leader" } as const;
-  assert.equal(memberState(hb, 15_000, 5_000), "leader", "at the timeout: still live");
-  assert.equal(memberState(hb, 15_001, 5_000), GONE);
-  assert.equal(memberState({ role: "speed", id: "s", atMs: 0 }, 100, 5_000), "");
+test("a heartbeat older than the node timeout is gone, whatever it last said; the leadership key says who leads", () => {
+  // The member's own clock (atMs) is far off: only the server's stored time counts.
+  const beat = (id: string, state: string) => ({ hb: { role: "coordinator", id, atMs: 999_999_999, state } as const, storedAtMs: 10_000 });
+  const leader = { id: "c", epoch: 2, leaseAgeMs: 1_000, leaseMs: 5_000 };
+  assert.equal(memberState(beat("c", "leader"), 15_000, 5_000, leader), "leader", "at the timeout: still live");
+  assert.equal(memberState(beat("c", "leader"), 15_001, 5_000, leader), GONE);
+  assert.equal(memberState(beat("d", "leader"), 15_000, 5_000, leader), "standby", "a stale claim to lead is not the key's word");
+  assert.equal(memberState(beat("c", "leader"), 15_000, 5_000, { ...leader, leaseAgeMs: 5_000 }), "standby", "a lapsed lease leads no more");
+  assert.equal(memberState(beat("c", "leader"), 15_000, 5_000, null), "standby");
+  assert.equal(memberState({ hb: { role: "speed", id: "s", atMs: 0 }, storedAtMs: 0 }, 100, 5_000, leader), "");
 });
 
-test("the coordinator finds members whose heartbeat stopped changing for the drop time, with the revision seen", () => {
-  const t = new MembershipTracker(1_000);
-  t.observe(new Map([["a", 1], ["b", 7]]), 0);
-  t.observe(new Map([["a", 2], ["b", 7]]), 600);
-  assert.deepEqual(t.expired(999), []);
-  assert.deepEqual(t.expired(1_000), [{ member: "b", revision: 7 }]);
-  t.observe(new Map([["a", 2]]), 1_100); // b deleted
-  assert.deepEqual(t.expired(1_600), [{ member: "a", revision: 2 }]);
+test("membership runs on the server's clock: members expire by the newest stored time seen, whatever the local clock", () => {
+  const t = new MembershipTracker();
+  t.beat("speed.a", 1, 10_000);
+  t.beat("speed.b", 7, 10_000);
+  t.beat("speed.a", 2, 10_600);
+  assert.deepEqual(t.expired(1_000), [], "server time has moved 600 ms only");
+  t.beat("coordinator.c", 3, 10_999);
+  assert.deepEqual(t.expired(1_000), []);
+  assert.deepEqual(t.alive("speed", 1_000), ["a", "b"]);
+  t.beat("coordinator.c", 4, 11_000);
+  assert.deepEqual(t.expired(1_000), [{ member: "speed.b", revision: 7 }], "b missed its heartbeats by the server's clock");
+  assert.deepEqual(t.alive("speed", 1_000), ["a"]);
+  t.left("speed.b", 11_100); // b said goodbye
+  t.beat("coordinator.c", 5, 11_600);
+  assert.deepEqual(t.expired(1_000), [{ member: "speed.a", revision: 2 }]);
+  assert.equal(t.serverNowMs, 11_600);
 });
 
 test("the restart command names the kept store and chDB dir, and only non-default settings; odd paths are quoted", () => {

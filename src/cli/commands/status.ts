@@ -24,7 +24,11 @@ const spec: CommandSpec = {
     "each; held is the events the speed actor holds above the watermark's cut.",
     "members: a member whose heartbeat is older than the node timeout (LAMBDA_NODE_TIMEOUT_MS)",
     "is shown as gone, whatever it last said (a killed coordinator's last beat says leader);",
-    "the coordinator drops it after 12 node timeouts.",
+    "the coordinator drops it after 12 node timeouts. A live coordinator is the leader only if",
+    "the leadership key names it and its lease holds, else a standby. Ages are by the NATS",
+    "server's clock.",
+    "leader: the leadership key: the coordinator, its fencing epoch, and how long ago it renewed",
+    "its lease; past the lease (LAMBDA_LEADER_LEASE_MS) a standby takes over.",
     "",
     "examples:",
     "  lambdactl status",
@@ -40,13 +44,22 @@ export interface StatusJson {
   readonly nextRunAt: string | null;
   /** Milliseconds from the time lambdactl asked to the next run (negative when overdue); null when none. */
   readonly nextRunInMs: number | null;
-  /** Ordered by role (coordinator, speed, archiver, serving, others), then id. */
+  /** The leadership key; null when no coordinator holds the lead. */
+  readonly leader: {
+    readonly id: string;
+    readonly epoch: number;
+    /** Seconds since the leader renewed its lease, by the NATS server's clock. */
+    readonly leaseAgeS: number;
+    readonly leaseS: number;
+  } | null;
+  /** Ordered by role (coordinator, executor, speed, archiver, serving, others), then id. */
   readonly members: readonly {
     readonly role: string;
     readonly id: string;
     /**
      * "gone" for a member whose heartbeat is older than the node timeout (LAMBDA_NODE_TIMEOUT_MS;
-     * the coordinator drops its key after 12 timeouts); otherwise "leader" for a coordinator, "" for others.
+     * the coordinator drops its key after 12 timeouts); otherwise "leader" or "standby" for a
+     * coordinator (as the leadership key says), "" for others.
      */
     readonly state: string;
     readonly heartbeatAgeS: number;
@@ -66,7 +79,7 @@ export interface StatusJson {
   }[];
 }
 
-const ROLE_ORDER = ["coordinator", "speed", "archiver", "serving"];
+const ROLE_ORDER = ["coordinator", "executor", "speed", "archiver", "serving"];
 
 function roleRank(role: string): number {
   const i = ROLE_ORDER.indexOf(role);
@@ -84,9 +97,17 @@ export function statusJson(r: GetStatusResponse, nowMs: number): StatusJson {
     watermarkRun: r.watermarkRun,
     nextRunAt: r.nextRunAt?.toISOString() ?? null,
     nextRunInMs: r.nextRunAt ? r.nextRunAt.getTime() - nowMs : null,
+    leader: r.leader ? { id: r.leader.id, epoch: r.leader.epoch, leaseAgeS: r.leader.leaseAgeS, leaseS: r.leader.leaseS } : null,
     members: sortedMembers(r.members).map((m) => ({ role: m.role, id: m.id, state: m.state, heartbeatAgeS: m.heartbeatAgeS })),
     partitions: [...r.partitions].sort((a, b) => a.partition - b.partition).map((p) => ({ ...p })),
   };
+}
+
+/** The leadership key as one line: who, the epoch, the lease's age; or why nobody leads. */
+export function leaderText(l: StatusJson["leader"]): string {
+  if (l === null) return "none (no coordinator holds the lead; a standby takes it at its next check)";
+  const renewed = `renewed ${formatElapsed(l.leaseAgeS * 1_000)} ago, lease ${formatElapsed(l.leaseS * 1_000)}`;
+  return l.leaseAgeS < l.leaseS ? `${l.id}, epoch ${l.epoch} (${renewed})` : `${l.id}, epoch ${l.epoch}: lease lapsed (${renewed}); a standby takes over`;
 }
 
 /** The status as text: members, partitions, then the watermark run and the next run. */
@@ -107,6 +128,7 @@ export function renderStatus(s: StatusJson): string {
       ? "none scheduled (runs on demand: lambdactl run)"
       : `${formatInstant(new Date(s.nextRunAt))} (${s.nextRunInMs >= 0 ? `in ${formatElapsed(s.nextRunInMs)}` : `overdue by ${formatElapsed(-s.nextRunInMs)}`})`;
   const summary = keyValues([
+    ["leader", leaderText(s.leader)],
     ["watermark run", s.watermarkRun === 0 ? "none yet (no batch run has published)" : s.watermarkRun],
     ["next run", next],
   ]);

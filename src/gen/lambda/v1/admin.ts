@@ -141,17 +141,31 @@ export interface GetStatusResponse {
   partitions: PartitionStatus[];
   nextRunAt: Date | undefined;
   watermarkRun: number;
+  /** The coordinator the leadership key names; unset when none holds it. */
+  leader: Leader | undefined;
+}
+
+/** The leading coordinator, from the leadership key (not from heartbeats). */
+export interface Leader {
+  id: string;
+  /** The fencing epoch it leads with; every watermark, barrier and assignment it writes carries it. */
+  epoch: number;
+  /** Seconds since it last renewed its lease, by the NATS server's clock. */
+  leaseAgeS: number;
+  /** The lease it runs with (LAMBDA_LEADER_LEASE_MS); past it a standby takes over. */
+  leaseS: number;
 }
 
 export interface Member {
-  /** coordinator, speed, archiver, serving. */
+  /** coordinator, executor, speed, archiver, serving. */
   role: string;
   id: string;
-  /** Seconds since the last heartbeat. */
+  /** Seconds since the last heartbeat, by the NATS server's clock. */
   heartbeatAgeS: number;
   /**
    * "gone" when the heartbeat is older than the node timeout; otherwise, for
-   * the coordinator: leader or standby.
+   * a coordinator: "leader" if the leadership key names it and its lease holds,
+   * else "standby" (so never two leaders).
    */
   state: string;
 }
@@ -1776,7 +1790,7 @@ export const GetStatusRequest: MessageFns<GetStatusRequest> = {
 };
 
 function createBaseGetStatusResponse(): GetStatusResponse {
-  return { members: [], partitions: [], nextRunAt: undefined, watermarkRun: 0 };
+  return { members: [], partitions: [], nextRunAt: undefined, watermarkRun: 0, leader: undefined };
 }
 
 export const GetStatusResponse: MessageFns<GetStatusResponse> = {
@@ -1792,6 +1806,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     }
     if (message.watermarkRun !== 0) {
       writer.uint32(32).uint64(message.watermarkRun);
+    }
+    if (message.leader !== undefined) {
+      Leader.encode(message.leader, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -1841,6 +1858,14 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
             message.watermarkRun = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.leader = Leader.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1869,6 +1894,7 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
         : isSet(object.watermark_run)
         ? globalThis.Number(object.watermark_run)
         : 0,
+      leader: isSet(object.leader) ? Leader.fromJSON(object.leader) : undefined,
     };
   },
 
@@ -1886,6 +1912,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     if (message.watermarkRun !== 0) {
       obj.watermarkRun = Math.round(message.watermarkRun);
     }
+    if (message.leader !== undefined) {
+      obj.leader = Leader.toJSON(message.leader);
+    }
     return obj;
   },
 
@@ -1898,6 +1927,134 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     message.partitions = object.partitions?.map((e) => PartitionStatus.fromPartial(e)) || [];
     message.nextRunAt = object.nextRunAt ?? undefined;
     message.watermarkRun = object.watermarkRun ?? 0;
+    message.leader = (object.leader !== undefined && object.leader !== null)
+      ? Leader.fromPartial(object.leader)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseLeader(): Leader {
+  return { id: "", epoch: 0, leaseAgeS: 0, leaseS: 0 };
+}
+
+export const Leader: MessageFns<Leader> = {
+  encode(message: Leader, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(16).uint64(message.epoch);
+    }
+    if (message.leaseAgeS !== 0) {
+      writer.uint32(25).double(message.leaseAgeS);
+    }
+    if (message.leaseS !== 0) {
+      writer.uint32(33).double(message.leaseS);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Leader {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeader();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.leaseAgeS = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.leaseS = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Leader {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      leaseAgeS: isSet(object.leaseAgeS)
+        ? globalThis.Number(object.leaseAgeS)
+        : isSet(object.lease_age_s)
+        ? globalThis.Number(object.lease_age_s)
+        : 0,
+      leaseS: isSet(object.leaseS)
+        ? globalThis.Number(object.leaseS)
+        : isSet(object.lease_s)
+        ? globalThis.Number(object.lease_s)
+        : 0,
+    };
+  },
+
+  toJSON(message: Leader): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.leaseAgeS !== 0) {
+      obj.leaseAgeS = floatToJson(message.leaseAgeS);
+    }
+    if (message.leaseS !== 0) {
+      obj.leaseS = floatToJson(message.leaseS);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Leader>): Leader {
+    return Leader.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Leader>): Leader {
+    const message = createBaseLeader();
+    message.id = object.id ?? "";
+    message.epoch = object.epoch ?? 0;
+    message.leaseAgeS = object.leaseAgeS ?? 0;
+    message.leaseS = object.leaseS ?? 0;
     return message;
   },
 };
