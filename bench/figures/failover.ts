@@ -9,9 +9,9 @@
  * instant the lease lapses). (b) adds the new leader's first run: one batch
  * interval after it takes over, plus the run itself.
  *
- * The ClickHouse roles (archiver, executor, serving) run in this process and a
- * speed node as a child; the coordinators are `lambda-node` children with only
- * the coordinator role. After each kill a new coordinator replaces the dead one,
+ * The ClickHouse roles (archiver, executor, serving) run in this process (no
+ * speed node: a batch run does not need one); the coordinators are
+ * `lambda-node` children with only the coordinator role. After each kill a new coordinator replaces the dead one,
  * so every try starts from three.
  */
 import { silentLogger } from "../../src/core/logger.js";
@@ -46,7 +46,7 @@ export const failoverFigure: Figure = {
     const { leaseMs, renewMs } = ctx.opts.quick ? QUICK_LEASE : FULL_LEASE;
     const prefix = ctx.env.prefix("fo");
     const config = { batchIntervalMs: BATCH_INTERVAL_MS, heartbeatIntervalMs: HEARTBEAT_MS, leaderLeaseMs: leaseMs, leaderRenewMs: renewMs };
-    const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "executor", "serving"], speedNodes: 1, prefix, config });
+    const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "executor", "serving"], speedNodes: 0, prefix, config });
     const coordinators = new Map<string, ChildNode>();
     const coordinatorEnv = {
       ...ctx.env.childEnv,
@@ -91,11 +91,13 @@ export const failoverFigure: Figure = {
         }, { timeoutMs: 60_000, intervalMs: 50 });
         const node = coordinators.get(leader.holder);
         if (!node) throw new Error(`the leader ${leader.holder} is not a coordinator this figure started`);
+        // The new leader stamps its epoch on the current watermark as it takes over; its own run has a newer number.
+        const lastRun = Math.max(0, ...watermarks.map((x) => x.w.run));
         const killedAt = performance.now();
         await node.kill();
         untrackPid(node.pid);
         coordinators.delete(leader.holder);
-        const next = await waitFor("a watermark of a newer epoch", () => watermarks.find((x) => (x.w.epoch ?? 0) > leader.epoch), { timeoutMs: 120_000, intervalMs: 20 });
+        const next = await waitFor("a watermark of a newer epoch", () => watermarks.find((x) => (x.w.epoch ?? 0) > leader.epoch && x.w.run > lastRun), { timeoutMs: 120_000, intervalMs: 20 });
         const led = leaders.find((l) => l.epoch > leader.epoch && l.holder !== "")!;
         takeoverMs.push(led.atMs - killedAt);
         nextWatermarkMs.push(next.atMs - killedAt);
