@@ -42,14 +42,12 @@ const NODE_ENTRY = fileURLToPath(new URL("./node.js", import.meta.url));
 /**
  * @param env LAMBDA_* variables for the child (merged over the parent's PATH/HOME only).
  * @param output where the child's stderr goes: "inherit" or "ignore".
- * @param launcher a command that runs node for the child, e.g. `["faketime", "-f", "+0 x10"]` (a clock 10x fast).
  */
-export function spawnNode(nodeId: string, env: Record<string, string>, output: "inherit" | "ignore" = "inherit", launcher: readonly string[] = []): ChildNode {
-  const nodeArgs = ["--enable-source-maps"];
+export function spawnNode(nodeId: string, env: Record<string, string>, output: "inherit" | "ignore" = "inherit"): ChildNode {
   const child: ChildProcess = fork(NODE_ENTRY, [], {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env, LAMBDA_NODE_ID: nodeId },
     stdio: ["ignore", output, output, "ipc"],
-    ...(launcher.length > 0 ? { execPath: launcher[0], execArgv: [...launcher.slice(1), process.execPath, ...nodeArgs] } : { execArgv: nodeArgs }),
+    execArgv: ["--enable-source-maps"],
     // Its own process group: the parent decides the stop order on Ctrl-C.
     detached: true,
   });
