@@ -99,7 +99,7 @@ test("history, diff, verify, rollback and status through the AdminService", { ti
   const heads = await partitionHeads(cluster.nc, cluster.names, cluster.cfg.partitions);
   assert.deepEqual(s.partitions.map((p) => p.streamHead), heads);
   assert.deepEqual(s.partitions.map((p) => p.speedLag), heads.map(() => 0));
-  assert.deepEqual([...new Set(s.members.map((m) => m.role))].sort(), ["archiver", "coordinator", "serving", "speed"]);
+  assert.deepEqual([...new Set(s.members.map((m) => m.role))].sort(), ["archiver", "coordinator", "executor", "serving", "speed"]);
   assert.equal(s.watermarkRun, 2);
 
   // Bad arguments.
