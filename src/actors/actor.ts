@@ -15,7 +15,7 @@ import { decode, encode } from "../nats/codec.js";
 import { createStreamChecker, describeProblems, skipReporter } from "../nats/stream_check.js";
 import type { Names } from "../nats/names.js";
 import { readWatermark } from "../nats/watermark_store.js";
-import type { RestoredFrom, SpeedQueryReply, SpeedStatus } from "./protocol.js";
+import type { ActorPhase, RestoredFrom, SpeedQuery, SpeedQueryReply, SpeedStatus } from "./protocol.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
 import { SnapshotFencedError, type SnapshotStore } from "./snapshot_store.js";
 import {
@@ -26,7 +26,6 @@ import {
   missingDefinitions,
   querySpeed,
   retainDefinitions,
-  type RangeQuery,
   type SpeedCatalog,
   type SpeedState,
 } from "./speed_state.js";
@@ -72,6 +71,11 @@ export interface RunningActor {
   readonly generation: number;
   /** Applies a watermark the node has seen. */
   onWatermark(w: Watermark): void;
+  /**
+   * The partition's assignment moved on (another owner or generation): from now on the actor
+   * answers queries with not_owner, before stop() has run (the generation fence).
+   */
+  fence(): void;
   /** True when `w` lies below what this actor already dropped (a rollback): it must rebuild from w's cut. */
   isBehind(w: Watermark): boolean;
   /** Fingerprints `catalog` has that this actor does not compute: it must rebuild from the cut to add them. */
@@ -126,6 +130,9 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
   const identity = () => ({ partition: p, node: opts.nodeId, generation: opts.generation, appliedSeq: state.appliedSeq });
 
   let fenced = false;
+  // The partition was assigned elsewhere: answers stop at once, ahead of stop().
+  let superseded = false;
+  const phase = (): ActorPhase => (state.appliedSeq < headAtStart ? "replaying" : "live");
   // The consume loop died: state may hold half an event, so it is neither answered nor snapshotted.
   let failed = false;
   let skippedInvalid = 0;
@@ -157,9 +164,12 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
         if (err) return;
         let reply: SpeedQueryReply;
         try {
-          const q = decode<RangeQuery>(msg.data);
-          const a = querySpeed(state, catalog, q);
-          reply = a.kind === "value" ? { ...identity(), ...a, heldEvents: heldEvents(state) } : { ...identity(), ...a };
+          const q = decode<SpeedQuery>(msg.data);
+          if (superseded || (q.generation ?? 0) > opts.generation) reply = { ...identity(), kind: "not_owner" };
+          else {
+            const a = querySpeed(state, catalog, q);
+            reply = a.kind === "value" ? { ...identity(), ...a, heldEvents: heldEvents(state), phase: phase() } : { ...identity(), ...a };
+          }
         } catch (e) {
           reply = { kind: "error", message: ensureError(e).message };
         }
@@ -179,7 +189,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
           skippedInvalid,
           segments: state.segments.map(({ states: _s, ...info }) => info),
           restoredFrom: from,
-          phase: state.appliedSeq < headAtStart ? "replaying" : "live",
+          phase: phase(),
         };
         msg.respond(encode(status));
       },
@@ -240,6 +250,10 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
     generation: opts.generation,
     isBehind: (w) => w.run < state.watermarkRun,
     lacks: (next) => missingDefinitions(catalog, next),
+    fence() {
+      if (!superseded) log.info("partition assigned elsewhere: answering not_owner until stopped", { appliedSeq: state.appliedSeq });
+      superseded = true;
+    },
     narrowTo(next) {
       // Called on every watermark: only a set that lost definitions changes the state (and the snapshot).
       const dropping = missingDefinitions(next, catalog).length > 0;

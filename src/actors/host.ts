@@ -154,6 +154,10 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   const assigned = new Map<number, Assignment>();
   const onAssignment = (a: Assignment) => {
     assigned.set(a.partition, a);
+    // Fence now, not when the queued stop below runs: a node resumed after a pause may have
+    // queries waiting that a newer owner answers.
+    const running = actors.get(a.partition);
+    if (running && (a.node !== opts.nodeId || running.generation !== a.generation)) running.fence();
     reconciling = reconciling.then(async () => {
       if (state !== "running" && state !== "starting") return;
       const current = actors.get(a.partition);

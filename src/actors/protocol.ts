@@ -24,8 +24,23 @@ export interface ActorIdentity {
   readonly appliedSeq: number;
 }
 
+/** "replaying" until the actor has caught up with the stream head it saw at start. */
+export type ActorPhase = "replaying" | "live";
+
+/**
+ * A speed query as sent: the range query and the assignment generation the asker knows for the
+ * partition. An actor of an older generation (a former owner that has not stopped yet, or a
+ * paused one that came back) answers not_owner instead of its state: the generation fence.
+ */
+export interface SpeedQuery extends RangeQuery {
+  /** 0 when the asker knows no assignment. */
+  readonly generation: number;
+}
+
 export type SpeedQueryReply =
-  | (ActorIdentity & { readonly kind: "value"; readonly keys: KeyStates[]; readonly eventsAboveCut: number; readonly heldEvents: number })
+  | (ActorIdentity & { readonly kind: "value"; readonly keys: KeyStates[]; readonly eventsAboveCut: number; readonly heldEvents: number; readonly phase: ActorPhase })
+  /** This actor no longer owns the partition (a newer generation does, or its node was told so). */
+  | (ActorIdentity & { readonly kind: "not_owner" })
   | (ActorIdentity & { readonly kind: "moved_on"; readonly run: number })
   /** The actor does not compute that definition: it is rebuilding to, or its node runs another catalog. */
   | (ActorIdentity & { readonly kind: "missing_definition"; readonly definition: string })
@@ -46,8 +61,7 @@ export interface SpeedStatus extends ActorIdentity {
   readonly segments: readonly SegmentInfo[];
   /** Where this actor's state came from when it started. */
   readonly restoredFrom: RestoredFrom;
-  /** "replaying" until the actor has caught up with the stream head it saw at start. */
-  readonly phase: "replaying" | "live";
+  readonly phase: ActorPhase;
 }
 
 /** How long a serving node waits for one actor reply. */
@@ -78,7 +92,7 @@ export class SpeedActorUnavailableError extends UnavailableError {
 /** Asks speed actors; one per NATS connection, closed with it. */
 export interface SpeedClient {
   /** @throws UnavailableError (SpeedActorUnavailableError when the actor gave no reply) */
-  query(partition: number, q: RangeQuery, timeoutMs?: number): Promise<SpeedQueryReply>;
+  query(partition: number, q: SpeedQuery, timeoutMs?: number): Promise<SpeedQueryReply>;
   /** @throws UnavailableError (SpeedActorUnavailableError when the actor gave no reply) */
   status(partition: number, timeoutMs?: number): Promise<SpeedStatus>;
   /** Rejects what is still waiting and stops listening for replies. Idempotent. */

@@ -15,7 +15,7 @@
  * rounds them to what the sketch can tell (a distinct count to a whole number,
  * a quantile to 3 significant digits); `--json` keeps the value as computed.
  */
-import type { DescribeMetricResponse, KeyAnswer, PartitionProvenance, WindowValue } from "../gen/lambda/v1/serving.js";
+import type { DescribeMetricResponse, KeyAnswer, MissingSpeedPart, PartitionProvenance, WindowValue } from "../gen/lambda/v1/serving.js";
 import { ABSENT, formatNumber, formatTime, isoOrNull, keyValues, optionalCell, table, type Cell } from "./render.js";
 
 /** Significant digits a quantile estimate is shown with: the sketch's buckets are within 0.4 % (core/sketch.ts). */
@@ -114,6 +114,40 @@ export function partitionJson(p: PartitionProvenance): PartitionJson {
   return { partition: p.partition, cutSeq: p.cutSeq, appliedSeq: p.appliedSeq, speedEventsHeld: p.speedEventsHeld, generation: p.generation };
 }
 
+/** A partition whose speed part an answer lacks, as `--json` prints it. */
+export interface MissingJson {
+  readonly partition: number;
+  /** moving, timeout, rebuilding, replaying (see the API's MissingSpeedPart). */
+  readonly reason: string;
+  /** The partition's events up to this stream sequence are in the answer. */
+  readonly countedThroughSeq: number;
+  /** Records of the partition after it that the answer lacks; null when unknown. */
+  readonly eventsNotCounted: number | null;
+  /** The node the partition is assigned to ("" when none). */
+  readonly node: string;
+  readonly detail: string;
+}
+
+/** Whether an answer is whole, and what it lacks when not, as `--json` prints it. */
+export function completenessJson(r: { readonly complete: boolean; readonly missing: readonly MissingSpeedPart[] }): { complete: boolean; missing: MissingJson[] } {
+  return {
+    complete: r.complete,
+    missing: r.missing.map((m) => ({ partition: m.partition, reason: m.reason, countedThroughSeq: m.countedThroughSeq, eventsNotCounted: m.eventsNotCounted ?? null, node: m.node, detail: m.detail })),
+  };
+}
+
+/**
+ * One line under the heading of a partial answer: which partitions it lacks and how many
+ * records; "" for a complete one.
+ */
+export function partialWarning(r: { readonly complete: boolean; readonly missing: readonly MissingSpeedPart[] }): string {
+  if (r.complete) return "";
+  const known = r.missing.every((m) => m.eventsNotCounted !== undefined);
+  const lacking = r.missing.reduce((n, m) => n + (m.eventsNotCounted ?? 0), 0);
+  const which = r.missing.map((m) => `${m.partition} (${m.reason})`).join(", ");
+  return `PARTIAL: the speed part of partition${r.missing.length === 1 ? "" : "s"} ${which} is missing or behind: ${known ? "" : "at least "}${formatNumber(lacking)} stream records not counted (--strict fails instead)\n\n`;
+}
+
 /** The columns that name the keys of a table of answers. */
 export interface KeyColumns {
   /** Column headers. */
@@ -196,11 +230,26 @@ export function partsLegend(run: number, shape: AggregateShape = UNKNOWN_SHAPE):
   return `parts: batch = ${batch}; speed = ${speed}. ${merge}\n`;
 }
 
-/** The partition table, the speed events held and the definition: which actors answered, at which cut, computing what. */
-export function renderProvenance(r: { readonly partitions: readonly PartitionProvenance[]; readonly speedEventsHeld: number; readonly definition: string }): string {
+/**
+ * The partition table, the missing speed parts, the speed events held and the definition:
+ * which actors answered, at which cut, computing what, and which did not.
+ */
+export function renderProvenance(r: {
+  readonly partitions: readonly PartitionProvenance[];
+  readonly missing: readonly MissingSpeedPart[];
+  readonly speedEventsHeld: number;
+  readonly definition: string;
+}): string {
   const rows = r.partitions.map((p) => [p.partition, p.cutSeq, p.appliedSeq, p.speedEventsHeld, p.generation]);
-  const parts = rows.length === 0 ? "no partitions consulted\n" : table(["partition", "cut seq", "applied seq", "speed events held", "generation"], rows);
-  return `${parts}\n${keyValues([
+  const parts = rows.length === 0 ? "no partitions answered\n" : table(["partition", "cut seq", "applied seq", "speed events held", "generation"], rows);
+  const missing =
+    r.missing.length === 0
+      ? ""
+      : `\nmissing or behind:\n${table(
+          ["partition", "reason", "counted through seq", "records not counted", "node", "detail"],
+          r.missing.map((m) => [m.partition, m.reason, m.countedThroughSeq, optionalCell(m.eventsNotCounted), m.node || ABSENT, m.detail]),
+        )}`;
+  return `${parts}${missing}\n${keyValues([
     ["speed events held", `${formatNumber(r.speedEventsHeld)} (events no batch run covers yet)`],
     ["definition", r.definition || ABSENT],
   ])}`;

@@ -165,6 +165,11 @@ export const AGGREGATE_FLAGS = {
   quantile: { type: "string", value: "<q>", description: "for a quantiles aggregate: the quantile, 0 < q <= 1 (default 0.5, the median)" },
 } as const satisfies Record<string, FlagSpec>;
 
+/** The flag that makes a query fail rather than answer without a partition's speed part. */
+export const STRICT_FLAGS = {
+  strict: { type: "boolean", description: "fail (UNAVAILABLE) when a partition's speed part is missing or behind, instead of a partial answer marked PARTIAL" },
+} as const satisfies Record<string, FlagSpec>;
+
 /** True when `argv` asks for help (before any `--`), whatever else it holds. */
 export function wantsHelp(argv: readonly string[]): boolean {
   return flagWords(argv).some((a) => a === "--help" || a === "-h");

@@ -10,7 +10,7 @@ import { InvalidQueryError } from "../core/errors.js";
 import { filterToJson } from "../core/filter.js";
 import type { Logger } from "../core/logger.js";
 import type { Watermark } from "../core/watermark.js";
-import type { KeyAnswer, LambdaServiceServer, MetricInfo, QueryResponse, Watermark as WatermarkMsg } from "../gen/lambda/v1/serving.js";
+import type { KeyAnswer, LambdaServiceServer, MetricInfo, MissingSpeedPart, QueryResponse, Watermark as WatermarkMsg } from "../gen/lambda/v1/serving.js";
 import type { KeyResult } from "./merge.js";
 import { answerQuery, answerTopK, checkSizes, type QueryDeps, type QueryResult } from "./query.js";
 import { refusalOf } from "./request_guard.js";
@@ -53,6 +53,14 @@ function keyAnswer(r: KeyResult): KeyAnswer {
 
 function provenance(r: QueryResult) {
   return r.partitions.map((p) => ({ partition: p.partition, cutSeq: p.cutSeq, appliedSeq: p.appliedSeq, speedEventsHeld: p.heldEvents, generation: p.generation }));
+}
+
+/** Whether the answer is whole, and what it lacks when not. */
+function completeness(r: QueryResult): { complete: boolean; missing: MissingSpeedPart[] } {
+  return {
+    complete: r.missing.length === 0,
+    missing: r.missing.map((m) => ({ partition: m.partition, reason: m.reason, countedThroughSeq: m.countedThroughSeq, eventsNotCounted: m.eventsNotCounted ?? undefined, node: m.node, detail: m.detail })),
+  };
 }
 
 /** A metric as clients see it: the definition in force (or the pending one) and both fingerprints. */
@@ -110,6 +118,7 @@ export function lambdaService(deps: HandlerDeps): LambdaServiceServer {
           series: req.series,
           fromMs,
           toMs,
+          strict: req.strict,
         });
         return {
           metric: r.metric,
@@ -121,6 +130,7 @@ export function lambdaService(deps: HandlerDeps): LambdaServiceServer {
           partitions: provenance(r),
           speedEventsHeld: r.speedEventsHeld,
           definition: r.definition,
+          ...completeness(r),
         };
       }),
     topK: (call, cb) =>
@@ -133,8 +143,18 @@ export function lambdaService(deps: HandlerDeps): LambdaServiceServer {
           where: req.where,
           fromMs: timeField(req.from, "from"),
           toMs: timeField(req.to, "to"),
+          strict: req.strict,
         });
-        return { metric: r.metric, aggregate: r.aggregate, watermarkRun: r.run, entries: r.answers.map(keyAnswer), partitions: provenance(r), speedEventsHeld: r.speedEventsHeld, definition: r.definition };
+        return {
+          metric: r.metric,
+          aggregate: r.aggregate,
+          watermarkRun: r.run,
+          entries: r.answers.map(keyAnswer),
+          partitions: provenance(r),
+          speedEventsHeld: r.speedEventsHeld,
+          definition: r.definition,
+          ...completeness(r),
+        };
       }),
     getWatermark: (call, cb) =>
       respond(log, call, cb, async () => {

@@ -2,7 +2,10 @@
  * Answering queries at the watermark: validate, read the batch states from view
  * N, ask the actor of each partition involved for its states above cut N, and
  * merge. An actor that has moved on to run M makes the whole answer retry at M,
- * so batch and speed parts always come from the same cut.
+ * so batch and speed parts always come from the same cut. A partition whose
+ * actor is away (moving, paused, rebuilding) or still replaying does not fail
+ * the query: the answer leaves its speed part out (or has it up to where the
+ * actor is) and says so, with how many records that is; strict queries fail.
  */
 import { decodeState, keyOfValues, mergeState, type AggState } from "../core/aggregate.js";
 import { aggregateOf, type Catalog, type MetricDef } from "../core/catalog.js";
@@ -10,7 +13,7 @@ import { definitionAt, type Definition } from "../core/definitions.js";
 import { InvalidQueryError, UnavailableError } from "../core/errors.js";
 import { partitionOfKey } from "../core/events.js";
 import type { Watermark } from "../core/watermark.js";
-import { SpeedActorUnavailableError, SpeedUnavailableReasons, type RangeQuery, type SpeedClient, type SpeedQueryReply } from "../actors/index.js";
+import { SpeedActorUnavailableError, SpeedUnavailableReasons, type SpeedClient, type SpeedQuery, type SpeedQueryReply } from "../actors/index.js";
 import type { BatchStates } from "../ch/views.js";
 import { compareForTopK, groupOf, mergeKey, type KeyResult, type SideStates } from "./merge.js";
 
@@ -42,6 +45,8 @@ export interface MetricQuery {
   readonly series: boolean;
   readonly fromMs: number;
   readonly toMs: number;
+  /** Fail (UNAVAILABLE) rather than answer without a partition's speed part. @default false */
+  readonly strict?: boolean;
 }
 
 export interface TopKQuery {
@@ -52,6 +57,8 @@ export interface TopKQuery {
   readonly where: Readonly<Record<string, string>>;
   readonly fromMs: number;
   readonly toMs: number;
+  /** As in MetricQuery. */
+  readonly strict?: boolean;
 }
 
 export interface PartitionProvenance {
@@ -60,6 +67,39 @@ export interface PartitionProvenance {
   readonly appliedSeq: number;
   readonly heldEvents: number;
   readonly generation: number;
+}
+
+/** Why a partition's speed part is missing from an answer, or behind (gRPC MissingSpeedPart.reason). */
+export const MissingReasons = {
+  /** No actor answers: the partition is moving, or its node is gone and not yet replaced. */
+  moving: "moving",
+  /** Its actor did not answer in time: the node is paused or overloaded. */
+  timeout: "timeout",
+  /** Its actor does not compute the definition yet: rebuilding from the cut. */
+  rebuilding: "rebuilding",
+  /** Its new owner is replaying the stream: in the answer up to its applied sequence. */
+  replaying: "replaying",
+} as const;
+export type MissingReason = (typeof MissingReasons)[keyof typeof MissingReasons];
+
+export interface MissingSpeedPart {
+  readonly partition: number;
+  readonly reason: MissingReason;
+  /** Up to this stream sequence the partition's events are in the answer (the cut, or the actor's applied sequence). */
+  readonly countedThroughSeq: number;
+  /** Records of the partition after countedThroughSeq the answer lacks; null when the stream could not be asked. */
+  readonly eventsNotCounted: number | null;
+  /** The node the partition is assigned to ("" when none). */
+  readonly node: string;
+  readonly detail: string;
+}
+
+/** A strict query met a partition whose speed part is missing or behind. */
+export class IncompleteAnswerError extends UnavailableError {
+  override readonly name = "IncompleteAnswerError";
+  constructor(readonly missing: readonly MissingSpeedPart[]) {
+    super(`the answer would lack the speed part of ${missing.length === 1 ? "partition" : "partitions"} ${missing.map((m) => `${m.partition} (${m.detail})`).join("; ")}; ask without strict for a partial answer, or try again`);
+  }
 }
 
 export interface QueryResult {
@@ -71,6 +111,8 @@ export interface QueryResult {
   readonly answers: readonly KeyResult[];
   readonly partitions: readonly PartitionProvenance[];
   readonly speedEventsHeld: number;
+  /** Empty when the answer is complete: every partition's speed part is in it, up to date. */
+  readonly missing: readonly MissingSpeedPart[];
 }
 
 export interface WatermarkSource {
@@ -93,6 +135,13 @@ export interface QueryDeps {
   readonly maxPayloadBytes: () => number;
   /** How long to keep asking a partition nobody answers for, or whose actor lacks the definition. @default ACTOR_RETRY_MS */
   readonly actorRetryMs?: number;
+  /** The partition's assignment as this node last saw it (nats/assignments_store); undefined when none. */
+  readonly assignmentOf?: (partition: number) => { readonly node: string; readonly generation: number } | undefined;
+  /**
+   * Records on the partition's subject after stream sequence `seq` (for what a partial answer
+   * lacks). @throws when the stream cannot be asked
+   */
+  readonly recordsAfter?: (partition: number, seq: number) => Promise<number>;
 }
 
 /**
@@ -102,19 +151,43 @@ export interface QueryDeps {
  */
 export const ACTOR_RETRY_MS = 1_500;
 
-/** One partition's speed answer, asked again with a growing pause while its actor is briefly away. */
-async function askSpeed(deps: QueryDeps, partition: number, q: RangeQuery): Promise<SpeedQueryReply> {
+/** What asking one partition's actor came to: its reply, or why there is none. */
+type SpeedOutcome = { readonly kind: "reply"; readonly reply: SpeedQueryReply } | { readonly kind: "away"; readonly reason: MissingReason; readonly detail: string };
+
+/**
+ * One partition's speed answer, asked again with a growing pause while its actor is briefly
+ * away: nobody listens (the partition is moving), a former owner says not_owner, or the actor
+ * does not compute the definition yet. Past the retry time, or when the actor does not answer
+ * in time (asking again would wait as long once more), the partition is away.
+ */
+async function askSpeed(deps: QueryDeps, partition: number, q: SpeedQuery): Promise<SpeedOutcome> {
   const deadline = Date.now() + (deps.actorRetryMs ?? ACTOR_RETRY_MS);
   for (let pauseMs = 20; ; pauseMs = Math.min(pauseMs * 2, 200)) {
     const giveUp = Date.now() + pauseMs > deadline;
+    let away: { reason: MissingReason; detail: string };
     try {
       const r = await deps.speed.query(partition, q);
-      if (r.kind !== "missing_definition" || giveUp) return r;
+      if (r.kind === "not_owner") away = { reason: MissingReasons.moving, detail: `its former owner ${r.node} (generation ${r.generation}) no longer answers and no newer owner did` };
+      else if (r.kind === "missing_definition") away = { reason: MissingReasons.rebuilding, detail: `its actor on ${r.node} does not compute ${q.metric} as batch run ${q.run} defined it (${r.definition}) yet: it is rebuilding from the cut, or its node runs another catalog` };
+      else return { kind: "reply", reply: r };
     } catch (err) {
-      if (!(err instanceof SpeedActorUnavailableError && err.reason === SpeedUnavailableReasons.noResponders) || giveUp) throw err;
+      if (!(err instanceof SpeedActorUnavailableError)) throw err;
+      if (err.reason === SpeedUnavailableReasons.timeout) return { kind: "away", reason: MissingReasons.timeout, detail: err.message };
+      away = { reason: MissingReasons.moving, detail: err.message };
     }
+    if (giveUp) return { kind: "away", ...away };
     await new Promise((r) => setTimeout(r, pauseMs));
   }
+}
+
+/** Fills in what each missing part lacks, from the stream; null where the stream could not say. */
+async function withRecordCounts(deps: QueryDeps, missing: Omit<MissingSpeedPart, "eventsNotCounted">[]): Promise<MissingSpeedPart[]> {
+  return Promise.all(
+    missing.map(async (m) => {
+      const n = deps.recordsAfter ? await deps.recordsAfter(m.partition, m.countedThroughSeq).catch(() => null) : null;
+      return { ...m, eventsNotCounted: n };
+    }),
+  );
 }
 
 function validateRange(fromMs: number, toMs: number): void {
@@ -216,6 +289,7 @@ interface Gathered<P> {
   speed: Map<string, Map<number, AggState>>;
   parts: PartitionProvenance[];
   held: number;
+  missing: MissingSpeedPart[];
 }
 
 /** What `ask` derives from a definition to read: the keys (null: every key) and whether per window. */
@@ -230,7 +304,7 @@ interface Reading {
  * definition (it runs again if the query moves to a newer watermark, whose run
  * may define the metric differently).
  */
-async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: number, toMs: number, ask: (metric: MetricDef) => P): Promise<Gathered<P>> {
+async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: number, toMs: number, strict: boolean, ask: (metric: MetricDef) => P): Promise<Gathered<P>> {
   validateRange(fromMs, toMs);
   let w = deps.watermarks.current();
   for (let attempt = 0; attempt <= MAX_WATERMARK_RETRIES; attempt++) {
@@ -242,28 +316,36 @@ async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: 
     // One ask per partition, or several when its keys would not fit in one NATS message.
     const budget = deps.maxPayloadBytes() * SPEED_KEYS_PAYLOAD_SHARE;
     const asks = [...partitionsFor(deps.catalog, metric, keys, deps.partitions)].flatMap(([partition, ks]) => keyChunks(ks, budget).map((chunk) => ({ partition, keys: chunk })));
-    const [batch, replies] = await Promise.all([
+    const [batch, outcomes] = await Promise.all([
       w ? deps.readBatch(metric, w.viewVersion, keys, fromMs, toMs) : Promise.resolve<BatchStates>(new Map()),
-      Promise.all(asks.map((a) => askSpeed(deps, a.partition, { run, metric: metric.name, definition: definition.fingerprint, keys: a.keys, fromMs, toMs, series }))),
+      Promise.all(
+        asks.map((a) =>
+          askSpeed(deps, a.partition, { run, metric: metric.name, definition: definition.fingerprint, keys: a.keys, fromMs, toMs, series, generation: deps.assignmentOf?.(a.partition)?.generation ?? 0 }),
+        ),
+      ),
     ]);
+    // A partition asked in several parts is away when any part is: none of its parts is used.
+    const away = new Map<number, { reason: MissingReason; detail: string }>();
+    for (const [i, o] of outcomes.entries()) if (o.kind === "away" && !away.has(asks[i]!.partition)) away.set(asks[i]!.partition, o);
     const speed = new Map<string, Map<number, AggState>>();
     const parts = new Map<number, PartitionProvenance>();
+    const replaying = new Map<number, { node: string; appliedSeq: number }>();
     let movedOn = 0;
-    for (const [i, r] of replies.entries()) {
+    for (const [i, o] of outcomes.entries()) {
+      if (o.kind === "away" || away.has(asks[i]!.partition)) continue;
+      const r = o.reply;
       if (r.kind === "error") throw new UnavailableError(`speed actor of partition ${asks[i]!.partition} failed: ${r.message}`);
-      if (r.kind === "missing_definition") {
-        throw new UnavailableError(
-          `speed actor of partition ${r.partition} (node ${r.node}) does not compute ${metric.name} as batch run ${run} defined it (${r.definition}): it is rebuilding from the cut to add it, or its node runs another catalog; try again`,
-        );
-      }
       if (r.kind === "moved_on") {
         movedOn = Math.max(movedOn, r.run);
         continue;
       }
+      if (r.kind !== "value") continue; // askSpeed returns no other kind
       // A partition asked in several parts reports the lowest applied sequence: every key's answer reaches at least it.
       const seen = parts.get(r.partition);
       if (!seen || r.appliedSeq < seen.appliedSeq) {
         parts.set(r.partition, { partition: r.partition, cutSeq: w?.cuts[r.partition] ?? 0, appliedSeq: r.appliedSeq, heldEvents: r.eventsAboveCut, generation: r.generation });
+        // Replaying from before the cut (to relearn recent ids) it holds nothing below it: the batch part has those.
+        if (r.phase === "replaying") replaying.set(r.partition, { node: r.node, appliedSeq: Math.max(r.appliedSeq, w?.cuts[r.partition] ?? 0) });
       }
       for (const [key, total, windows] of r.keys) {
         let byWindow = speed.get(key);
@@ -279,8 +361,16 @@ async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: 
       }
     }
     if (movedOn === 0) {
+      const gaps: Omit<MissingSpeedPart, "eventsNotCounted">[] = [];
+      for (const [partition, a] of away) gaps.push({ partition, reason: a.reason, countedThroughSeq: w?.cuts[partition] ?? 0, node: deps.assignmentOf?.(partition)?.node ?? "", detail: a.detail });
+      for (const [partition, r] of replaying) {
+        gaps.push({ partition, reason: MissingReasons.replaying, countedThroughSeq: r.appliedSeq, node: r.node, detail: `its new owner ${r.node} is replaying the stream (applied through ${r.appliedSeq})` });
+      }
+      gaps.sort((a, b) => a.partition - b.partition);
+      const missing = await withRecordCounts(deps, gaps);
+      if (strict && missing.length > 0) throw new IncompleteAnswerError(missing);
       const partList = [...parts.values()].sort((a, b) => a.partition - b.partition);
-      return { definition, asked, run, batch, speed, parts: partList, held: partList.reduce((n, p) => n + p.heldEvents, 0) };
+      return { definition, asked, run, batch, speed, parts: partList, held: partList.reduce((n, p) => n + p.heldEvents, 0), missing };
     }
     // An actor dropped past our watermark: answer again at a newer one.
     const fresh = await deps.watermarks.refresh();
@@ -307,7 +397,7 @@ export async function answerQuery(deps: QueryDeps, q: MetricQuery): Promise<Quer
   checkSizes("key", [q.key]);
   checkSizes("keys", q.keys);
   checkMap("group", q.group);
-  const g = await gather(deps, q.metric, q.fromMs, q.toMs, (metric) => ({
+  const g = await gather(deps, q.metric, q.fromMs, q.toMs, q.strict ?? false, (metric) => ({
     aggregateIndex: aggregateIndex(metric, q.aggregate, q.quantile),
     keys: keysOf(metric, q),
     series: q.series,
@@ -323,6 +413,7 @@ export async function answerQuery(deps: QueryDeps, q: MetricQuery): Promise<Quer
     answers: keys.map((k) => mergeKey(req, k, g.batch as SideStates, g.speed)),
     partitions: g.parts,
     speedEventsHeld: g.held,
+    missing: g.missing,
   };
 }
 
@@ -331,7 +422,7 @@ export async function answerTopK(deps: QueryDeps, q: TopKQuery): Promise<QueryRe
   checkSizes("aggregate", [q.aggregate]);
   checkMap("where", q.where);
   if (!Number.isInteger(q.k) || q.k < 1 || q.k > MAX_TOP_K) throw new InvalidQueryError("k", `must be 1..${MAX_TOP_K}, got ${q.k}`);
-  const g = await gather(deps, q.metric, q.fromMs, q.toMs, (metric) => {
+  const g = await gather(deps, q.metric, q.fromMs, q.toMs, q.strict ?? false, (metric) => {
     for (const f of Object.keys(q.where)) {
       if (!metric.groupBy.includes(f)) throw new InvalidQueryError("where", `${metric.name} is not grouped by ${JSON.stringify(f)}; its group-by fields: ${metric.groupBy.join(", ") || "(none)"}`);
     }
@@ -356,5 +447,6 @@ export async function answerTopK(deps: QueryDeps, q: TopKQuery): Promise<QueryRe
     answers: results.slice(0, q.k),
     partitions: g.parts,
     speedEventsHeld: g.held,
+    missing: g.missing,
   };
 }

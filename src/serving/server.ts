@@ -24,6 +24,9 @@ import { cachedBatchReader, type CachedBatchReader } from "./batch_cache.js";
 import { lambdaService } from "./handlers.js";
 import { startHeartbeat } from "../nats/members.js";
 import { followWatermark } from "../nats/watermark_store.js";
+import { watchAssignments } from "../nats/assignments_store.js";
+import { partitionRecordsAfter } from "../nats/partition_records.js";
+import type { Assignment } from "../core/records.js";
 import { checkWatermarkViews } from "./view_check.js";
 import { guardService } from "./request_guard.js";
 import { addReflection } from "./reflection.js";
@@ -76,6 +79,9 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
   const feed = deps.catalogFeed ?? fixedCatalog(deps.catalog);
   // A node that cannot read the watermark's views still comes up: a later watermark may fix it.
   const watermarks = await followWatermark(buckets.watermark, log, (w) => void checkWatermarkViews(deps.ch, opts.database, feed.current(), w, log));
+  // Queries carry the generation of each partition's owner: a former owner answers not_owner.
+  const assignments = new Map<number, Assignment>();
+  const assignmentWatch = await watchAssignments(buckets.assignments, log, (a) => assignments.set(a.partition, a));
   const heartbeat = await startHeartbeat(buckets.members, "serving", opts.nodeId, opts.heartbeatIntervalMs, log);
 
   const batchCache = cachedBatchReader((metric, run, keys, fromMs, toMs) => readBatchStates(deps.ch, opts.database, metric, run, keys, fromMs, toMs));
@@ -90,6 +96,8 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
     readBatch: batchCache.read,
     // NATS's own default when the server sent no info yet (it does on every connect).
     maxPayloadBytes: () => deps.nc.info?.max_payload ?? 1_048_576,
+    assignmentOf: (p) => assignments.get(p),
+    recordsAfter: partitionRecordsAfter(deps.nc, deps.names),
     log,
   });
 
@@ -131,6 +139,7 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
       health.setStatus(SERVICE_NAME, "NOT_SERVING");
       health.setStatus(ADMIN_SERVICE_NAME, "NOT_SERVING");
       watermarks.stop();
+      assignmentWatch.stop();
       await heartbeat.stop();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.forceShutdown(), 5_000);

@@ -12,8 +12,12 @@ export interface OneAnswer {
   readonly response: QueryResponse;
 }
 
+/**
+ * Queries are strict unless `req` says otherwise: a test comparing with a recount wants a complete
+ * answer or an error, never a partial one (test/e2e/partial-answers.test.ts asks for those).
+ */
 export function queryRaw(client: LambdaServiceClient, req: Partial<QueryRequest>): Promise<QueryResponse> {
-  const full: QueryRequest = { metric: "", key: "", keys: [], group: {}, aggregate: "", quantile: 0, series: false, from: undefined, to: undefined, ...req };
+  const full: QueryRequest = { metric: "", key: "", keys: [], group: {}, aggregate: "", quantile: 0, series: false, from: undefined, to: undefined, strict: true, ...req };
   return new Promise((resolve, reject) => client.query(full, (err: ServiceError | null, res: QueryResponse) => (err ? reject(err) : resolve(res))));
 }
 
@@ -24,8 +28,9 @@ export async function query(client: LambdaServiceClient, metric: string, key: st
   return { total: a.total ?? 0, batchPart: a.batchPart ?? 0, speedPart: a.speedPart ?? 0, watermarkRun: res.watermarkRun, events: a.events, response: res };
 }
 
+/** Strict unless `req` says otherwise, as queryRaw. */
 export function topK(client: LambdaServiceClient, req: Partial<TopKRequest>): Promise<TopKResponse> {
-  const full: TopKRequest = { metric: "", k: 10, aggregate: "", quantile: 0, where: {}, from: undefined, to: undefined, ...req };
+  const full: TopKRequest = { metric: "", k: 10, aggregate: "", quantile: 0, where: {}, from: undefined, to: undefined, strict: true, ...req };
   return new Promise((resolve, reject) => client.topK(full, (err: ServiceError | null, res: TopKResponse) => (err ? reject(err) : resolve(res))));
 }
 

@@ -15,7 +15,7 @@ import { connectNats } from "../../src/nats/connect.js";
 import { namesFor, type Names } from "../../src/nats/names.js";
 import { startTestNats } from "../harness/nats.js";
 
-const query = (metric: string) => ({ run: 0, metric, definition: `${metric}-definition`, keys: ["k"], fromMs: 0, toMs: 1, series: false });
+const query = (metric: string) => ({ run: 0, metric, definition: `${metric}-definition`, keys: ["k"], fromMs: 0, toMs: 1, series: false, generation: 0 });
 
 /** A nats-server, a connection and a speed client for one test; all closed after it. */
 async function withSpeedClient(tag: string, body: (t: { nc: NatsConnection; names: Names; speed: SpeedClient }) => Promise<void>): Promise<void> {

@@ -120,6 +120,8 @@ test("query: JSON keeps absent values as null and series null unless asked; text
     partitions,
     speedEventsHeld: 4,
     definition: "0123456789ab",
+    complete: true,
+    missing: [],
   };
   const j = queryJson(r, { quantile: 0, series: false });
   assert.equal(j.answers[0]!.series, null);
@@ -135,11 +137,54 @@ test("query: JSON keeps absent values as null and series null unless asked; text
   assert.match(text, /^definition\s+0123456789ab$/m);
   assert.equal(j.definition, "0123456789ab");
   assert.match(renderQuery({ ...r, aggregate: "p" }, { quantile: 0.99, series: true }), /^article_views p \(q=0\.99\),/);
+  assert.equal(j.complete, true);
+  assert.doesNotMatch(text, /PARTIAL|missing or behind/);
+});
+
+test("query: a partial answer says so under the heading and lists what it lacks, in text and JSON", () => {
+  const missing = [
+    { partition: 3, reason: "moving", countedThroughSeq: 120, eventsNotCounted: 41, node: "speed-2", detail: "no speed actor listens for partition 3 (query)" },
+    { partition: 5, reason: "replaying", countedThroughSeq: 200, eventsNotCounted: undefined, node: "speed-1", detail: "its new owner speed-1 is replaying the stream" },
+  ];
+  const r: QueryResponse = {
+    metric: "article_views",
+    aggregate: "views",
+    from: new Date(T0),
+    to: new Date(T0 + 600_000),
+    watermarkRun: 2,
+    answers: [answer({ key: "a-1", group: { article_id: "a-1" }, total: 3, batchPart: 3, speedPart: 0, events: 3, series: [] })],
+    partitions,
+    speedEventsHeld: 4,
+    definition: "0123456789ab",
+    complete: false,
+    missing,
+  };
+  const text = renderQuery(r, { quantile: 0, series: false });
+  const lines = text.split("\n");
+  assert.match(lines[2]!, /^PARTIAL: the speed part of partitions 3 \(moving\), 5 \(replaying\) is missing or behind: at least 41 stream records not counted \(--strict fails instead\)$/);
+  assert.match(text, /^missing or behind:$/m);
+  assert.match(text, /^\s+3\s+moving\s+120\s+41\s+speed-2\s+no speed actor listens/m);
+  assert.match(text, /^\s+5\s+replaying\s+200\s+-\s+speed-1\s+/m);
+  const j = queryJson(r, { quantile: 0, series: false });
+  assert.equal(j.complete, false);
+  assert.deepEqual(j.missing.map((m) => [m.partition, m.reason, m.countedThroughSeq, m.eventsNotCounted, m.node]), [[3, "moving", 120, 41, "speed-2"], [5, "replaying", 200, null, "speed-1"]]);
+  const top = renderTop({ metric: "article_views", aggregate: "views", watermarkRun: 2, entries: [], partitions, speedEventsHeld: 0, definition: "x", complete: false, missing: missing.slice(0, 1) }, { metric: "article_views", from: new Date(T0), to: new Date(T0 + 60_000), k: 2, aggregate: "", quantile: 0, where: {}, strict: false });
+  assert.match(top, /^PARTIAL: the speed part of partition 3 \(moving\) is missing or behind: 41 stream records not counted/m);
 });
 
 test("top: ranks from 1, echoes what was asked, says when no key has events", () => {
-  const request = { metric: "article_views", from: new Date(T0), to: new Date(T0 + 60_000), k: 2, aggregate: "", quantile: 0, where: { article_id: "a-1" } };
-  const r = { metric: "article_views", aggregate: "views", watermarkRun: 1, entries: [answer({ key: "a-1", group: { article_id: "a-1" }, total: 3, batchPart: 3, speedPart: 0, events: 3 })], partitions, speedEventsHeld: 0, definition: "fedcba987654" };
+  const request = { metric: "article_views", from: new Date(T0), to: new Date(T0 + 60_000), k: 2, aggregate: "", quantile: 0, where: { article_id: "a-1" }, strict: false };
+  const r = {
+    metric: "article_views",
+    aggregate: "views",
+    watermarkRun: 1,
+    entries: [answer({ key: "a-1", group: { article_id: "a-1" }, total: 3, batchPart: 3, speedPart: 0, events: 3 })],
+    partitions,
+    speedEventsHeld: 0,
+    definition: "fedcba987654",
+    complete: true,
+    missing: [],
+  };
   const j = topJson(r, request);
   assert.equal(j.definition, "fedcba987654");
   assert.match(renderTop(r, request), /^definition\s+fedcba987654$/m);

@@ -1,13 +1,17 @@
 /**
- * A query while a partition's actor is briefly away (moving to another node, rebuilding from
- * the cut): serving asks again for a bounded time instead of failing at once. The speed client
- * is a fake here: what is under test is how serving/query.ts treats its replies and errors.
+ * A query while a partition's actor is away (moving to another node, rebuilding from the cut,
+ * paused) or replaying: serving asks again for a bounded time, then answers without that
+ * partition's speed part and says so (or fails, in strict mode). The speed client is a fake
+ * here: what is under test is how serving/query.ts treats its replies and errors.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SpeedActorUnavailableError, SpeedUnavailableReasons, type SpeedClient, type SpeedQueryReply } from "../../src/actors/index.js";
+import { SpeedActorUnavailableError, SpeedUnavailableReasons, type SpeedClient, type SpeedQuery, type SpeedQueryReply } from "../../src/actors/index.js";
+import { decodeState } from "../../src/core/aggregate.js";
 import { parseCatalog } from "../../src/core/catalog.js";
-import { answerQuery, type MetricQuery, type QueryDeps } from "../../src/serving/query.js";
+import { definitionAt } from "../../src/core/definitions.js";
+import type { Watermark } from "../../src/core/watermark.js";
+import { answerQuery, IncompleteAnswerError, type MetricQuery, type QueryDeps } from "../../src/serving/query.js";
 
 const CATALOG = parseCatalog(
   {
@@ -17,14 +21,18 @@ const CATALOG = parseCatalog(
   "query-retry.test",
 );
 const Q: MetricQuery = { metric: "views", key: "a", keys: [], group: {}, aggregate: "", quantile: 0, series: false, fromMs: 0, toMs: 60_000 };
-const ANSWER: SpeedQueryReply = { kind: "value", keys: [], eventsAboveCut: 3, heldEvents: 3, partition: 0, node: "n-1", generation: 2, appliedSeq: 9 };
+const ANSWER: SpeedQueryReply = { kind: "value", keys: [["a", [5, 0], null]], eventsAboveCut: 3, heldEvents: 3, partition: 0, node: "n-1", generation: 2, appliedSeq: 9, phase: "live" };
+const REBUILDING: SpeedQueryReply = { kind: "missing_definition", definition: "x", partition: 0, node: "n-1", generation: 2, appliedSeq: 0 };
+const FORMER_OWNER: SpeedQueryReply = { kind: "not_owner", partition: 0, node: "n-0", generation: 1, appliedSeq: 7 };
 const away = (reason: (typeof SpeedUnavailableReasons)[keyof typeof SpeedUnavailableReasons]) => new SpeedActorUnavailableError(0, "query", reason, 1);
 
-/** A speed client that answers with `replies` in turn (an Error is thrown), counting calls. */
-function scripted(replies: (SpeedQueryReply | Error)[]): SpeedClient & { calls: number } {
+/** A speed client that answers with `replies` in turn (an Error is thrown), counting calls and keeping what was asked. */
+function scripted(replies: (SpeedQueryReply | Error)[]): SpeedClient & { calls: number; asked: SpeedQuery[] } {
   const client = {
     calls: 0,
-    async query() {
+    asked: [] as SpeedQuery[],
+    async query(_p: number, q: SpeedQuery) {
+      client.asked.push(q);
       const r = replies[Math.min(client.calls++, replies.length - 1)]!;
       if (r instanceof Error) throw r;
       return r;
@@ -35,34 +43,84 @@ function scripted(replies: (SpeedQueryReply | Error)[]): SpeedClient & { calls: 
   return client;
 }
 
-const deps = (speed: SpeedClient, actorRetryMs?: number): QueryDeps => ({
+/** Run 4 with its cut of partition 0 at 100; the partition is assigned to n-1 in generation 2; 17 records follow any position. */
+const VIEWS = definitionAt(CATALOG, null, "views");
+const WATERMARK: Watermark = {
+  run: 4,
+  cuts: [100],
+  viewVersion: 4,
+  coveredFromMs: null,
+  coveredToMs: null,
+  eventsCovered: 0,
+  startedAtMs: 0,
+  publishedAtMs: 0,
+  coordinator: "c",
+  timings: { barrierMs: 0, archiverFlushMs: 0, recomputeMs: 0 },
+  metrics: { views: VIEWS.fingerprint },
+  definitions: { views: VIEWS.metric },
+};
+const deps = (speed: SpeedClient, actorRetryMs?: number, recordsAfter: QueryDeps["recordsAfter"] = async () => 17): QueryDeps => ({
   catalog: CATALOG,
   partitions: 1,
   speed,
-  watermarks: { current: () => null, refresh: async () => null },
+  watermarks: { current: () => WATERMARK, refresh: async () => WATERMARK },
   maxPayloadBytes: () => 1_048_576,
-  readBatch: async () => new Map(),
+  readBatch: async () => new Map([["a", new Map([[0, decodeState(VIEWS.metric, [2, 0])]])]]),
   actorRetryMs,
+  assignmentOf: () => ({ node: "n-1", generation: 2 }),
+  recordsAfter,
 });
 
-test("no actor listening, or one still rebuilding: asked again until it answers", async () => {
-  const speed = scripted([away(SpeedUnavailableReasons.noResponders), { kind: "missing_definition", definition: "x", partition: 0, node: "n-1", generation: 2, appliedSeq: 0 }, ANSWER]);
+test("no actor listening, a former owner, or one still rebuilding: asked again until it answers, with the owner's generation", async () => {
+  const speed = scripted([away(SpeedUnavailableReasons.noResponders), FORMER_OWNER, REBUILDING, ANSWER]);
   const r = await answerQuery(deps(speed), Q);
-  assert.equal(speed.calls, 3);
-  assert.equal(r.speedEventsHeld, 3);
+  assert.equal(speed.calls, 4);
+  assert.deepEqual(r.missing, []);
+  assert.equal(r.answers[0]!.total, 7, "batch 2 + speed 5");
   assert.deepEqual(r.partitions.map((p) => [p.partition, p.generation]), [[0, 2]]);
+  assert.ok(speed.asked.every((q) => q.generation === 2 && q.run === 4), "every ask carries the assigned generation and the run");
 });
 
-test("an actor away for longer than the retry time: UNAVAILABLE naming the partition", async () => {
-  const speed = scripted([away(SpeedUnavailableReasons.noResponders)]);
-  await assert.rejects(answerQuery(deps(speed, 150), Q), (e: unknown) => e instanceof SpeedActorUnavailableError && /no speed actor listens for partition 0/.test(e.message));
-  assert.ok(speed.calls > 1, `asked ${speed.calls} times`);
-  const rebuilding = scripted([{ kind: "missing_definition", definition: "x", partition: 0, node: "n-1", generation: 2, appliedSeq: 0 }]);
-  await assert.rejects(answerQuery(deps(rebuilding, 150), Q), /does not compute views as batch run 0 defined it/);
-});
+for (const [what, reply, reason] of [
+  ["nobody listens", away(SpeedUnavailableReasons.noResponders), "moving"],
+  ["only a former owner answers", FORMER_OWNER, "moving"],
+  ["the actor is rebuilding", REBUILDING, "rebuilding"],
+] as const) {
+  test(`${what} past the retry time: the batch part alone, the partition named as missing (${reason}), strict fails`, async () => {
+    const speed = scripted([reply]);
+    const r = await answerQuery(deps(speed, 150), Q);
+    assert.ok(speed.calls > 1, `asked ${speed.calls} times`);
+    assert.equal(r.answers[0]!.total, 2, "the batch part, no speed part");
+    assert.equal(r.answers[0]!.speedPart, 0);
+    assert.deepEqual(r.partitions, []);
+    assert.equal(r.missing.length, 1);
+    assert.deepEqual({ ...r.missing[0]!, detail: "" }, { partition: 0, reason, countedThroughSeq: 100, eventsNotCounted: 17, node: "n-1", detail: "" });
+    await assert.rejects(answerQuery(deps(scripted([reply]), 150), { ...Q, strict: true }), (e: unknown) => e instanceof IncompleteAnswerError && /partition 0 \(/.test(e.message));
+  });
+}
 
 test("an actor that does not answer in time is not asked again: the query has waited long enough", async () => {
   const speed = scripted([away(SpeedUnavailableReasons.timeout), ANSWER]);
-  await assert.rejects(answerQuery(deps(speed), Q), (e: unknown) => e instanceof SpeedActorUnavailableError && e.reason === "timeout");
+  const r = await answerQuery(deps(speed), Q);
   assert.equal(speed.calls, 1);
+  assert.deepEqual(r.missing.map((m) => [m.reason, m.countedThroughSeq]), [["timeout", 100]]);
+  await assert.rejects(answerQuery(deps(scripted([away(SpeedUnavailableReasons.timeout)])), { ...Q, strict: true }), IncompleteAnswerError);
 });
+
+test("a replaying actor's part is in the answer, flagged as behind from where it is (never below the cut)", async () => {
+  const behind: SpeedQueryReply = { ...ANSWER, phase: "replaying", appliedSeq: 140 } as SpeedQueryReply;
+  const asked: [number, number][] = [];
+  const r = await answerQuery(deps(scripted([behind]), undefined, async (p, seq) => (asked.push([p, seq]), 5)), Q);
+  assert.equal(r.answers[0]!.total, 7);
+  assert.deepEqual(r.missing.map((m) => [m.partition, m.reason, m.countedThroughSeq, m.eventsNotCounted]), [[0, "replaying", 140, 5]]);
+  assert.deepEqual(asked, [[0, 140]]);
+  const warming: SpeedQueryReply = { ...ANSWER, phase: "replaying", appliedSeq: 60 } as SpeedQueryReply;
+  const w = await answerQuery(deps(scripted([warming])), Q);
+  assert.equal(w.missing[0]!.countedThroughSeq, 100, "replaying below the cut: the batch part has everything up to it");
+});
+
+test("a stream that cannot count leaves events_not_counted unknown, the answer still partial", async () => {
+  const r = await answerQuery(deps(scripted([away(SpeedUnavailableReasons.timeout)]), undefined, async () => Promise.reject(new Error("JetStream down"))), Q);
+  assert.deepEqual(r.missing.map((m) => [m.reason, m.eventsNotCounted]), [["timeout", null]]);
+});
+

@@ -29,12 +29,15 @@ import {
   rangeFlags,
   requiredArg,
   stringFlag,
+  STRICT_FLAGS,
   timeoutMs,
 } from "../args.js";
 import {
   aggregateLabel,
   aggregateShape,
   answerJson,
+  completenessJson,
+  partialWarning,
   partitionJson,
   partsLegend,
   renderAnswers,
@@ -45,6 +48,7 @@ import {
   windowJson,
   type AggregateShape,
   type AnswerJson,
+  type MissingJson,
   type PartitionJson,
   type WindowJson,
 } from "../answers.js";
@@ -66,6 +70,7 @@ const spec: CommandSpec = {
     ...RANGE_FLAGS,
     group: { type: "string", multiple: true, value: "<field=value>", description: "a key by its group-by values, one flag per field (repeatable); for metrics grouped by several fields" },
     ...AGGREGATE_FLAGS,
+    ...STRICT_FLAGS,
     series: { type: "boolean", description: "also show the value of every window that has events, per key" },
     ...GRPC_FLAGS,
     ...COMMON_FLAGS,
@@ -83,6 +88,11 @@ const spec: CommandSpec = {
     "  lambdactl query order_flow --group currency=EUR --group status=paid --from -1d --series",
     "  lambdactl query article_engagement a-1 --aggregate load_ms --quantile 0.99 --from -1h",
     "  lambdactl query site_traffic --from -1h",
+    "",
+    "While a partition's speed actor is away (moving to another node, paused, rebuilding) or still",
+    "replaying, the answer leaves its speed part out or has it up to where the actor is, and says so:",
+    "a PARTIAL line, and the missing partitions with the stream records not counted. --strict fails",
+    "instead (UNAVAILABLE).",
   ].join("\n"),
 };
 
@@ -109,6 +119,9 @@ export interface QueryJson {
   readonly speedEventsHeld: number;
   /** Fingerprint of the metric definition answered with (the watermark run's; see `lambdactl metrics`). */
   readonly definition: string;
+  /** False when a partition's speed part is missing or behind: `missing` says which and how many records. */
+  readonly complete: boolean;
+  readonly missing: readonly MissingJson[];
 }
 
 /** The reply as `--json` prints it. */
@@ -124,6 +137,7 @@ export function queryJson(r: QueryResponse, asked: { readonly quantile: number; 
     partitions: r.partitions.map(partitionJson),
     speedEventsHeld: r.speedEventsHeld,
     definition: r.definition,
+    ...completenessJson(r),
   };
 }
 
@@ -134,7 +148,7 @@ export function queryJson(r: QueryResponse, asked: { readonly quantile: number; 
 export function renderQuery(r: QueryResponse, asked: { readonly quantile: number; readonly series: boolean }, shape: AggregateShape = UNKNOWN_SHAPE): string {
   const head = `${aggregateLabel(r.metric, r.aggregate, asked.quantile)}, windows starting in [${formatTime(r.from)}, ${formatTime(r.to)}), ${runLabel(r.watermarkRun)}\n\n`;
   const series = asked.series ? r.answers.map((a) => `\n${renderSeries(a, shape)}`).join("") : "";
-  return `${head}${renderAnswers(r.answers, { shape })}${partsLegend(r.watermarkRun, shape)}${series}\n${renderProvenance(r)}`;
+  return `${head}${partialWarning(r)}${renderAnswers(r.answers, { shape })}${partsLegend(r.watermarkRun, shape)}${series}\n${renderProvenance(r)}`;
 }
 
 /**
@@ -155,6 +169,7 @@ export function queryRequest(parsed: ParsedCommand, nowMs: number): QueryRequest
     series: booleanFlag(parsed, "series"),
     from: new Date(fromMs),
     to: new Date(toMs),
+    strict: booleanFlag(parsed, "strict"),
   };
 }
 

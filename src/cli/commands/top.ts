@@ -22,12 +22,15 @@ import {
   rangeFlags,
   requiredArg,
   stringFlag,
+  STRICT_FLAGS,
   timeoutMs,
 } from "../args.js";
 import {
   aggregateLabel,
   aggregateShape,
   answerJson,
+  completenessJson,
+  partialWarning,
   partitionJson,
   partsLegend,
   renderAnswers,
@@ -36,6 +39,7 @@ import {
   UNKNOWN_SHAPE,
   type AggregateShape,
   type AnswerJson,
+  type MissingJson,
   type PartitionJson,
 } from "../answers.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ParsedCommand } from "../command.js";
@@ -56,12 +60,14 @@ const spec: CommandSpec = {
     k: { type: "string", value: "<n>", description: `how many keys (default ${DEFAULT_TOP_K}; the serving node allows up to 1000)` },
     where: { type: "string", multiple: true, value: "<field=value>", description: "only keys whose group-by field has this value (repeatable)" },
     ...AGGREGATE_FLAGS,
+    ...STRICT_FLAGS,
     ...GRPC_FLAGS,
     ...COMMON_FLAGS,
   },
   notes: [
     `times: ${TIME_FORMS}.`,
     "Keys are ranked by the total, highest first; ties by key; keys without a value last.",
+    "A partition whose speed actor is away is left out and named (PARTIAL), as in `lambdactl query`; --strict fails instead.",
     "",
     "examples:",
     "  lambdactl top article_views --from -1h",
@@ -91,6 +97,9 @@ export interface TopJson {
   readonly speedEventsHeld: number;
   /** Fingerprint of the metric definition answered with. */
   readonly definition: string;
+  /** As in `query --json`. */
+  readonly complete: boolean;
+  readonly missing: readonly MissingJson[];
 }
 
 /** A top-k request as lambdactl sends it: always with a range. */
@@ -111,6 +120,7 @@ export function topJson(r: TopKResponse, request: TopRequest): TopJson {
     partitions: r.partitions.map(partitionJson),
     speedEventsHeld: r.speedEventsHeld,
     definition: r.definition,
+    ...completenessJson(r),
   };
 }
 
@@ -124,7 +134,7 @@ export function renderTop(r: TopKResponse, request: TopRequest, shape: Aggregate
     `${aggregateLabel(r.metric, r.aggregate, request.quantile)}, top ${request.k}${where.length > 0 ? ` where ${where.join(" ")}` : ""}, ` +
     `windows starting in [${request.from.toISOString()}, ${request.to.toISOString()}), ${runLabel(r.watermarkRun)}\n\n`;
   const ranked = r.entries.length === 0 ? "no keys with events in the range\n" : renderAnswers(r.entries, { ranked: true, shape }) + partsLegend(r.watermarkRun, shape);
-  return `${head}${ranked}\n${renderProvenance(r)}`;
+  return `${head}${partialWarning(r)}${ranked}\n${renderProvenance(r)}`;
 }
 
 /**
@@ -141,6 +151,7 @@ export function topRequest(parsed: ParsedCommand, nowMs: number): TopRequest {
     aggregate: stringFlag(parsed, "aggregate") ?? "",
     quantile: quantileFlag(spec.name, parsed, "quantile"),
     where: fieldValuesFlag(spec.name, parsed, "where"),
+    strict: booleanFlag(parsed, "strict"),
   };
 }
 

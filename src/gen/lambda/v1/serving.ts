@@ -55,6 +55,11 @@ export interface QueryRequest {
   quantile: number;
   /** Also answer per window. */
   series: boolean;
+  /**
+   * Fail with UNAVAILABLE when a partition's speed part is missing or behind, instead of
+   * answering without it (complete = false, the partitions listed in missing).
+   */
+  strict: boolean;
 }
 
 export interface QueryRequest_GroupEntry {
@@ -82,6 +87,44 @@ export interface QueryResponse {
    * which may differ from the catalog's until a run adopts a change (docs/catalog.md).
    */
   definition: string;
+  /**
+   * True when every partition's speed part is in the answer, up to date; false while a
+   * partition's actor is away or catching up: missing says which and what the answer lacks.
+   */
+  complete: boolean;
+  missing: MissingSpeedPart[];
+}
+
+/**
+ * A partition whose speed part the answer leaves out, or has only up to an older position.
+ * Its events below the cut are in the batch part as always; nothing is counted twice.
+ */
+export interface MissingSpeedPart {
+  partition: number;
+  /**
+   * moving: no actor answers (the partition is moving, or its node is gone and not yet
+   * replaced); timeout: its actor did not answer in time (node paused or overloaded);
+   * rebuilding: its actor does not compute this definition yet (rebuilding from the cut);
+   * replaying: its new owner is still replaying the stream; stalled: its actor's consumer
+   * stopped receiving (NATS trouble). The last two are in the answer up to counted_through_seq.
+   */
+  reason: string;
+  /**
+   * Stream sequence up to which this partition's events are in the answer: the cut when its
+   * speed part is left out, the actor's applied sequence when it is behind.
+   */
+  countedThroughSeq: number;
+  /**
+   * Stream records of the partition after counted_through_seq that the answer lacks (events,
+   * and the barrier of any later run); absent when the stream could not be asked.
+   */
+  eventsNotCounted?:
+    | number
+    | undefined;
+  /** The speed node the partition is assigned to ("" when none is). */
+  node: string;
+  /** What happened, for people. */
+  detail: string;
 }
 
 /**
@@ -131,6 +174,8 @@ export interface TopKRequest {
   quantile: number;
   /** Only keys whose group-by fields equal these values: field -> value. */
   where: { [key: string]: string };
+  /** As in QueryRequest. */
+  strict: boolean;
 }
 
 export interface TopKRequest_WhereEntry {
@@ -148,6 +193,9 @@ export interface TopKResponse {
   speedEventsHeld: number;
   /** Fingerprint of the metric definition answered with (as in QueryResponse). */
   definition: string;
+  /** As in QueryResponse. */
+  complete: boolean;
+  missing: MissingSpeedPart[];
 }
 
 export interface ListMetricsRequest {
@@ -262,6 +310,7 @@ function createBaseQueryRequest(): QueryRequest {
     aggregate: "",
     quantile: 0,
     series: false,
+    strict: false,
   };
 }
 
@@ -293,6 +342,9 @@ export const QueryRequest: MessageFns<QueryRequest> = {
     }
     if (message.series !== false) {
       writer.uint32(72).bool(message.series);
+    }
+    if (message.strict !== false) {
+      writer.uint32(80).bool(message.strict);
     }
     return writer;
   },
@@ -385,6 +437,14 @@ export const QueryRequest: MessageFns<QueryRequest> = {
             message.series = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.strict = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -421,6 +481,7 @@ export const QueryRequest: MessageFns<QueryRequest> = {
       aggregate: isSet(object.aggregate) ? globalThis.String(object.aggregate) : "",
       quantile: isSet(object.quantile) ? globalThis.Number(object.quantile) : 0,
       series: isSet(object.series) ? globalThis.Boolean(object.series) : false,
+      strict: isSet(object.strict) ? globalThis.Boolean(object.strict) : false,
     };
   },
 
@@ -459,6 +520,9 @@ export const QueryRequest: MessageFns<QueryRequest> = {
     if (message.series !== false) {
       obj.series = message.series;
     }
+    if (message.strict !== false) {
+      obj.strict = message.strict;
+    }
     return obj;
   },
 
@@ -484,6 +548,7 @@ export const QueryRequest: MessageFns<QueryRequest> = {
     message.aggregate = object.aggregate ?? "";
     message.quantile = object.quantile ?? 0;
     message.series = object.series ?? false;
+    message.strict = object.strict ?? false;
     return message;
   },
 };
@@ -584,6 +649,8 @@ function createBaseQueryResponse(): QueryResponse {
     partitions: [],
     speedEventsHeld: 0,
     definition: "",
+    complete: false,
+    missing: [],
   };
 }
 
@@ -615,6 +682,12 @@ export const QueryResponse: MessageFns<QueryResponse> = {
     }
     if (message.definition !== "") {
       writer.uint32(74).string(message.definition);
+    }
+    if (message.complete !== false) {
+      writer.uint32(80).bool(message.complete);
+    }
+    for (const v of message.missing) {
+      MissingSpeedPart.encode(v!, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -704,6 +777,22 @@ export const QueryResponse: MessageFns<QueryResponse> = {
             message.definition = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.complete = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.missing.push(MissingSpeedPart.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -737,6 +826,10 @@ export const QueryResponse: MessageFns<QueryResponse> = {
         ? globalThis.Number(object.speed_events_held)
         : 0,
       definition: isSet(object.definition) ? globalThis.String(object.definition) : "",
+      complete: isSet(object.complete) ? globalThis.Boolean(object.complete) : false,
+      missing: globalThis.Array.isArray(object?.missing)
+        ? object.missing.map((e: any) => MissingSpeedPart.fromJSON(e))
+        : [],
     };
   },
 
@@ -769,6 +862,12 @@ export const QueryResponse: MessageFns<QueryResponse> = {
     if (message.definition !== "") {
       obj.definition = message.definition;
     }
+    if (message.complete !== false) {
+      obj.complete = message.complete;
+    }
+    if (message.missing?.length) {
+      obj.missing = message.missing.map((e) => MissingSpeedPart.toJSON(e));
+    }
     return obj;
   },
 
@@ -786,6 +885,165 @@ export const QueryResponse: MessageFns<QueryResponse> = {
     message.partitions = object.partitions?.map((e) => PartitionProvenance.fromPartial(e)) || [];
     message.speedEventsHeld = object.speedEventsHeld ?? 0;
     message.definition = object.definition ?? "";
+    message.complete = object.complete ?? false;
+    message.missing = object.missing?.map((e) => MissingSpeedPart.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseMissingSpeedPart(): MissingSpeedPart {
+  return { partition: 0, reason: "", countedThroughSeq: 0, eventsNotCounted: undefined, node: "", detail: "" };
+}
+
+export const MissingSpeedPart: MessageFns<MissingSpeedPart> = {
+  encode(message: MissingSpeedPart, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.partition !== 0) {
+      writer.uint32(8).uint32(message.partition);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.countedThroughSeq !== 0) {
+      writer.uint32(24).uint64(message.countedThroughSeq);
+    }
+    if (message.eventsNotCounted !== undefined) {
+      writer.uint32(32).uint64(message.eventsNotCounted);
+    }
+    if (message.node !== "") {
+      writer.uint32(42).string(message.node);
+    }
+    if (message.detail !== "") {
+      writer.uint32(50).string(message.detail);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MissingSpeedPart {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMissingSpeedPart();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.partition = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.countedThroughSeq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.eventsNotCounted = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.node = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.detail = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MissingSpeedPart {
+    return {
+      partition: isSet(object.partition) ? globalThis.Number(object.partition) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      countedThroughSeq: isSet(object.countedThroughSeq)
+        ? globalThis.Number(object.countedThroughSeq)
+        : isSet(object.counted_through_seq)
+        ? globalThis.Number(object.counted_through_seq)
+        : 0,
+      eventsNotCounted: isSet(object.eventsNotCounted)
+        ? globalThis.Number(object.eventsNotCounted)
+        : isSet(object.events_not_counted)
+        ? globalThis.Number(object.events_not_counted)
+        : undefined,
+      node: isSet(object.node) ? globalThis.String(object.node) : "",
+      detail: isSet(object.detail) ? globalThis.String(object.detail) : "",
+    };
+  },
+
+  toJSON(message: MissingSpeedPart): unknown {
+    const obj: any = {};
+    if (message.partition !== 0) {
+      obj.partition = Math.round(message.partition);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.countedThroughSeq !== 0) {
+      obj.countedThroughSeq = Math.round(message.countedThroughSeq);
+    }
+    if (message.eventsNotCounted !== undefined) {
+      obj.eventsNotCounted = Math.round(message.eventsNotCounted);
+    }
+    if (message.node !== "") {
+      obj.node = message.node;
+    }
+    if (message.detail !== "") {
+      obj.detail = message.detail;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<MissingSpeedPart>): MissingSpeedPart {
+    return MissingSpeedPart.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MissingSpeedPart>): MissingSpeedPart {
+    const message = createBaseMissingSpeedPart();
+    message.partition = object.partition ?? 0;
+    message.reason = object.reason ?? "";
+    message.countedThroughSeq = object.countedThroughSeq ?? 0;
+    message.eventsNotCounted = object.eventsNotCounted ?? undefined;
+    message.node = object.node ?? "";
+    message.detail = object.detail ?? "";
     return message;
   },
 };
@@ -1226,7 +1484,7 @@ export const WindowValue: MessageFns<WindowValue> = {
 };
 
 function createBaseTopKRequest(): TopKRequest {
-  return { metric: "", from: undefined, to: undefined, k: 0, aggregate: "", quantile: 0, where: {} };
+  return { metric: "", from: undefined, to: undefined, k: 0, aggregate: "", quantile: 0, where: {}, strict: false };
 }
 
 export const TopKRequest: MessageFns<TopKRequest> = {
@@ -1252,6 +1510,9 @@ export const TopKRequest: MessageFns<TopKRequest> = {
     globalThis.Object.entries(message.where).forEach(([key, value]: [string, string]) => {
       TopKRequest_WhereEntry.encode({ key: key as any, value }, writer.uint32(58).fork()).join();
     });
+    if (message.strict !== false) {
+      writer.uint32(64).bool(message.strict);
+    }
     return writer;
   },
 
@@ -1327,6 +1588,14 @@ export const TopKRequest: MessageFns<TopKRequest> = {
             }
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.strict = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1361,6 +1630,7 @@ export const TopKRequest: MessageFns<TopKRequest> = {
           {},
         )
         : {},
+      strict: isSet(object.strict) ? globalThis.Boolean(object.strict) : false,
     };
   },
 
@@ -1393,6 +1663,9 @@ export const TopKRequest: MessageFns<TopKRequest> = {
         });
       }
     }
+    if (message.strict !== false) {
+      obj.strict = message.strict;
+    }
     return obj;
   },
 
@@ -1416,6 +1689,7 @@ export const TopKRequest: MessageFns<TopKRequest> = {
       },
       {},
     );
+    message.strict = object.strict ?? false;
     return message;
   },
 };
@@ -1514,6 +1788,8 @@ function createBaseTopKResponse(): TopKResponse {
     partitions: [],
     speedEventsHeld: 0,
     definition: "",
+    complete: false,
+    missing: [],
   };
 }
 
@@ -1539,6 +1815,12 @@ export const TopKResponse: MessageFns<TopKResponse> = {
     }
     if (message.definition !== "") {
       writer.uint32(58).string(message.definition);
+    }
+    if (message.complete !== false) {
+      writer.uint32(64).bool(message.complete);
+    }
+    for (const v of message.missing) {
+      MissingSpeedPart.encode(v!, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -1612,6 +1894,22 @@ export const TopKResponse: MessageFns<TopKResponse> = {
             message.definition = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.complete = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.missing.push(MissingSpeedPart.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1643,6 +1941,10 @@ export const TopKResponse: MessageFns<TopKResponse> = {
         ? globalThis.Number(object.speed_events_held)
         : 0,
       definition: isSet(object.definition) ? globalThis.String(object.definition) : "",
+      complete: isSet(object.complete) ? globalThis.Boolean(object.complete) : false,
+      missing: globalThis.Array.isArray(object?.missing)
+        ? object.missing.map((e: any) => MissingSpeedPart.fromJSON(e))
+        : [],
     };
   },
 
@@ -1669,6 +1971,12 @@ export const TopKResponse: MessageFns<TopKResponse> = {
     if (message.definition !== "") {
       obj.definition = message.definition;
     }
+    if (message.complete !== false) {
+      obj.complete = message.complete;
+    }
+    if (message.missing?.length) {
+      obj.missing = message.missing.map((e) => MissingSpeedPart.toJSON(e));
+    }
     return obj;
   },
 
@@ -1684,6 +1992,8 @@ export const TopKResponse: MessageFns<TopKResponse> = {
     message.partitions = object.partitions?.map((e) => PartitionProvenance.fromPartial(e)) || [];
     message.speedEventsHeld = object.speedEventsHeld ?? 0;
     message.definition = object.definition ?? "";
+    message.complete = object.complete ?? false;
+    message.missing = object.missing?.map((e) => MissingSpeedPart.fromPartial(e)) || [];
     return message;
   },
 };
