@@ -47,6 +47,12 @@ export interface BenchCluster {
   readonly speed: SpeedClient;
   /** A client of the serving node; null without the serving role. */
   readonly grpc: LambdaServiceClient | null;
+  /** The speed node processes running now. */
+  readonly speedNodes: readonly ChildNode[];
+  /** Starts one more speed node process and waits until it runs. */
+  addSpeedNode(nodeId: string): Promise<ChildNode>;
+  /** SIGKILLs a speed node process (no goodbye, no final snapshot) and waits until it is gone. */
+  killSpeedNode(node: ChildNode): Promise<void>;
   /** Status of every partition's actor. */
   speedStatuses(): Promise<SpeedStatus[]>;
   /** Waits until every partition's actor has applied its partition's stream head. */
@@ -97,11 +103,13 @@ export async function startBenchCluster(env: BenchEnv, opts: BenchClusterOptions
     roles = await startRoles({ ...cfg, roles: opts.roles }, nc, readCatalogFile(env.catalogPath), log);
     if (roles.serving) grpc = new LambdaServiceClient(roles.serving.address, credentials.createInsecure());
     const childEnv = { ...env.childEnv, ...speedNodeEnv(cfg, env.natsUrl, cfg.catalogPath, "error") };
-    for (let i = 0; i < opts.speedNodes; i++) {
-      const node = spawnNode(`${opts.prefix}-speed-${i}`, childEnv, "inherit");
+    const spawnSpeedNode = (nodeId: string) => {
+      const node = spawnNode(nodeId, childEnv, "inherit");
       trackPid(node.pid);
       nodes.push(node);
-    }
+      return node;
+    };
+    for (let i = 0; i < opts.speedNodes; i++) spawnSpeedNode(`${opts.prefix}-speed-${i}`);
     await Promise.all(nodes.map((n) => n.ready));
 
     const speed = createSpeedClient(nc, names);
@@ -133,6 +141,17 @@ export async function startBenchCluster(env: BenchEnv, opts: BenchClusterOptions
       ingest: createIngest({ nc, catalog: env.catalog, names, partitions: cfg.partitions, log }),
       speed,
       grpc,
+      speedNodes: nodes,
+      async addSpeedNode(nodeId) {
+        const node = spawnSpeedNode(nodeId);
+        await node.ready;
+        return node;
+      },
+      async killSpeedNode(node) {
+        await node.kill();
+        untrackPid(node.pid);
+        nodes.splice(nodes.indexOf(node), 1);
+      },
       speedStatuses,
       waitForSpeedCaughtUp,
       close,

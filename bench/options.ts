@@ -4,7 +4,7 @@
  */
 
 /** Figures in the order they run. */
-export const FIGURE_NAMES = ["ingest", "freshness", "query", "batch", "archiver", "memory", "failover"] as const;
+export const FIGURE_NAMES = ["ingest", "freshness", "query", "batch", "archiver", "memory", "failover", "handover"] as const;
 export type FigureName = (typeof FIGURE_NAMES)[number];
 
 /** Events per repetition of the streaming figures (ingest, archiver, memory) in a full run. */

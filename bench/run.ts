@@ -17,6 +17,7 @@ import type { Figure, FigureResult } from "./figure.js";
 import { archiverFigure } from "./figures/archiver.js";
 import { batchFigure } from "./figures/batch.js";
 import { failoverFigure } from "./figures/failover.js";
+import { handoverFigure } from "./figures/handover.js";
 import { freshnessFigure } from "./figures/freshness.js";
 import { ingestFigure } from "./figures/ingest.js";
 import { memoryFigure } from "./figures/memory.js";
@@ -33,6 +34,7 @@ const FIGURES: Record<FigureName, Figure> = {
   archiver: archiverFigure,
   memory: memoryFigure,
   failover: failoverFigure,
+  handover: handoverFigure,
 };
 
 function resultBase(startedAt: Date, sha: string, quick: boolean, only: readonly string[], all: number): string {
