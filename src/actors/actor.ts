@@ -173,7 +173,11 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
         } catch (e) {
           reply = { kind: "error", message: ensureError(e).message };
         }
-        msg.respond(encode(reply));
+        let data = encode(reply);
+        // A reply past max_payload would be refused by the client library and never arrive: say so instead.
+        const limitBytes = deps.nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
+        if (data.length > limitBytes) data = encode({ ...identity(), kind: "too_large", bytes: data.length, limitBytes } satisfies SpeedQueryReply);
+        msg.respond(data);
       },
     }),
   );

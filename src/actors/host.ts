@@ -69,7 +69,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   const log = deps.log.child({ component: "speed-node", node: opts.nodeId });
   let state: SpeedNodeState = "starting";
   const buckets = await openBuckets(deps.nc, deps.names);
-  const snapshots = createSnapshotStore(buckets.snapshots);
+  const snapshots = createSnapshotStore(buckets.snapshots, () => deps.nc.info?.max_payload ?? Number.POSITIVE_INFINITY);
   // The definitions actors compute: the catalog's and the current watermark's (core/definitions).
   let nodeCatalog = deps.catalog;
   // The watermark at start; actors are told each newer one once the node runs (below).

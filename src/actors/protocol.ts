@@ -41,6 +41,8 @@ export type SpeedQueryReply =
   | (ActorIdentity & { readonly kind: "value"; readonly keys: KeyStates[]; readonly eventsAboveCut: number; readonly heldEvents: number; readonly phase: ActorPhase })
   /** This actor no longer owns the partition (a newer generation does, or its node was told so). */
   | (ActorIdentity & { readonly kind: "not_owner" })
+  /** The answer would not fit in one NATS message (the server's max_payload): ask for less (fewer keys, a key shard, a shorter range). */
+  | (ActorIdentity & { readonly kind: "too_large"; readonly bytes: number; readonly limitBytes: number })
   | (ActorIdentity & { readonly kind: "moved_on"; readonly run: number })
   /** The actor does not compute that definition: it is rebuilding to, or its node runs another catalog. */
   | (ActorIdentity & { readonly kind: "missing_definition"; readonly definition: string })

@@ -15,8 +15,10 @@ import type { KV } from "@nats-io/kv";
 import { encode } from "../nats/codec.js";
 import { fields, parseKvEntry } from "../nats/kv.js";
 
-/** Bytes per chunk: well under the default 1 MiB max_payload. */
+/** Bytes per chunk: well under the default 1 MiB max_payload (and never above the server's). */
 export const SNAPSHOT_CHUNK_BYTES = 256 * 1024;
+/** Room left in a message for what NATS adds around a chunk. */
+const CHUNK_MARGIN_BYTES = 1024;
 /** Attempts a read makes while writes keep replacing the snapshot. */
 const READ_ATTEMPTS = 5;
 
@@ -56,7 +58,11 @@ export interface SnapshotStore {
 const manifestKey = (p: number) => `manifest.${p}`;
 const chunkKey = (p: number, writeId: string, i: number) => `chunk.${p}.${writeId}.${i}`;
 
-export function createSnapshotStore(kv: KV): SnapshotStore {
+/**
+ * @param maxPayloadBytes the NATS server's max_payload now (nc.info.max_payload): a server set
+ * below SNAPSHOT_CHUNK_BYTES gets smaller chunks. @default no limit beyond SNAPSHOT_CHUNK_BYTES
+ */
+export function createSnapshotStore(kv: KV, maxPayloadBytes: () => number = () => Number.POSITIVE_INFINITY): SnapshotStore {
   /** The manifest (null when none) and the revision a write must compare against (0: create). */
   const readManifest = async (p: number): Promise<{ manifest: Manifest | null; revision: number }> => {
     const e = await kv.get(manifestKey(p));
@@ -93,9 +99,10 @@ export function createSnapshotStore(kv: KV): SnapshotStore {
 
     async write(p, generation, data) {
       const writeId = `${generation}-${Date.now().toString(36)}-${(writes++).toString(36)}`;
-      const chunks = Math.max(1, Math.ceil(data.length / SNAPSHOT_CHUNK_BYTES));
+      const size = Math.max(CHUNK_MARGIN_BYTES, Math.min(SNAPSHOT_CHUNK_BYTES, maxPayloadBytes() - CHUNK_MARGIN_BYTES));
+      const chunks = Math.max(1, Math.ceil(data.length / size));
       for (let i = 0; i < chunks; i++) {
-        await kv.put(chunkKey(p, writeId, i), data.subarray(i * SNAPSHOT_CHUNK_BYTES, (i + 1) * SNAPSHOT_CHUNK_BYTES));
+        await kv.put(chunkKey(p, writeId, i), data.subarray(i * size, (i + 1) * size));
       }
       const next: Manifest = { writeId, chunks, bytes: data.length, generation };
       for (;;) {

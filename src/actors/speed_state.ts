@@ -23,6 +23,7 @@
 import { addEvent, emptyState, encodeState, keyOfEvent, mergeState, type AggState, type EncodedState } from "../core/aggregate.js";
 import { windowStart, type Catalog, type MetricDef } from "../core/catalog.js";
 import { activeDefinitions, type Definition } from "../core/definitions.js";
+import { fnv1a32 } from "../core/events.js";
 import { matches } from "../core/filter.js";
 import type { StreamRecord } from "../nats/codec.js";
 
@@ -236,6 +237,26 @@ export interface RangeQuery {
   readonly toMs: number;
   /** Also return the state of each window. */
   readonly series: boolean;
+  /**
+   * Only the keys of shard `index` of `count` (keyShard): an answer of every key (keys null) too
+   * large for one NATS message is asked for in shards. Absent: every key.
+   */
+  readonly shard?: { readonly index: number; readonly count: number };
+}
+
+/**
+ * The shard of `count` a key falls in. Keys of one partition share their FNV-1a hash modulo the
+ * partition count, and FNV's low bits follow its input's (a salt does not change that), so the
+ * hash goes through murmur3's finalizer, which spreads every bit over the low ones.
+ */
+export function keyShard(key: string, count: number): number {
+  let h = fnv1a32(key);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) % count;
 }
 
 /** Per key: the state over the range, and per window when asked. */
@@ -267,6 +288,7 @@ export function querySpeed(state: SpeedState, catalog: SpeedCatalog, q: RangeQue
     if (!byKey) continue;
     const keys = wanted ? [...wanted].filter((k) => byKey.has(k)) : [...byKey.keys()];
     for (const key of keys) {
+      if (q.shard && keyShard(key, q.shard.count) !== q.shard.index) continue;
       for (const [w, st] of byKey.get(key)!) {
         if (w < q.fromMs || w >= q.toMs) continue;
         let acc = totals.get(key);

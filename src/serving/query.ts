@@ -180,6 +180,55 @@ async function askSpeed(deps: QueryDeps, partition: number, q: SpeedQuery): Prom
   }
 }
 
+/** Times a partition's reply may be split because it would not fit in one NATS message: 2^12 parts at most. */
+export const MAX_REPLY_SPLITS = 12;
+
+/**
+ * `q` in two halves that together ask exactly what it asks: its keys in two runs; every key in
+ * two key shards; one key over two halves of the range. Null when it cannot be split.
+ */
+export function splitSpeedQuery(q: SpeedQuery): [SpeedQuery, SpeedQuery] | null {
+  if (q.keys && q.keys.length > 1) {
+    const mid = Math.ceil(q.keys.length / 2);
+    return [
+      { ...q, keys: q.keys.slice(0, mid) },
+      { ...q, keys: q.keys.slice(mid) },
+    ];
+  }
+  if (q.keys === null) {
+    const { index, count } = q.shard ?? { index: 0, count: 1 };
+    return [
+      { ...q, shard: { index, count: count * 2 } },
+      { ...q, shard: { index: index + count, count: count * 2 } },
+    ];
+  }
+  // Windows count by their start, so two halves of the range hold every window once.
+  if (q.toMs - q.fromMs < 2) return null;
+  const mid = q.fromMs + Math.floor((q.toMs - q.fromMs) / 2);
+  return [
+    { ...q, toMs: mid },
+    { ...q, fromMs: mid },
+  ];
+}
+
+/**
+ * A partition's speed answer in as many replies as it takes: one that would exceed the NATS
+ * server's max_payload comes back as too_large, and the query is asked again in halves.
+ * @throws UnavailableError when the halves stay too large
+ */
+async function askPartition(deps: QueryDeps, partition: number, q: SpeedQuery, splits = 0): Promise<SpeedOutcome[]> {
+  const o = await askSpeed(deps, partition, q);
+  if (o.kind !== "reply" || o.reply.kind !== "too_large") return [o];
+  const halves = splits < MAX_REPLY_SPLITS ? splitSpeedQuery(q) : null;
+  if (!halves) {
+    throw new UnavailableError(
+      `the speed answer of partition ${partition} stays larger than NATS max_payload (${o.reply.bytes} > ${o.reply.limitBytes} bytes) after ${splits} splits; ask for fewer keys or a shorter range`,
+    );
+  }
+  const parts = await Promise.all(halves.map((h) => askPartition(deps, partition, h, splits + 1)));
+  return parts.flat();
+}
+
 /** Fills in what each missing part lacks, from the stream; null where the stream could not say. */
 async function withRecordCounts(deps: QueryDeps, missing: Omit<MissingSpeedPart, "eventsNotCounted">[]): Promise<MissingSpeedPart[]> {
   return Promise.all(
@@ -319,22 +368,23 @@ async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: 
     const [batch, outcomes] = await Promise.all([
       w ? deps.readBatch(metric, w.viewVersion, keys, fromMs, toMs) : Promise.resolve<BatchStates>(new Map()),
       Promise.all(
-        asks.map((a) =>
-          askSpeed(deps, a.partition, { run, metric: metric.name, definition: definition.fingerprint, keys: a.keys, fromMs, toMs, series, generation: deps.assignmentOf?.(a.partition)?.generation ?? 0 }),
-        ),
-      ),
+        asks.map(async (a) => {
+          const q: SpeedQuery = { run, metric: metric.name, definition: definition.fingerprint, keys: a.keys, fromMs, toMs, series, generation: deps.assignmentOf?.(a.partition)?.generation ?? 0 };
+          return (await askPartition(deps, a.partition, q)).map((outcome) => ({ partition: a.partition, outcome }));
+        }),
+      ).then((xs) => xs.flat()),
     ]);
     // A partition asked in several parts is away when any part is: none of its parts is used.
     const away = new Map<number, { reason: MissingReason; detail: string }>();
-    for (const [i, o] of outcomes.entries()) if (o.kind === "away" && !away.has(asks[i]!.partition)) away.set(asks[i]!.partition, o);
+    for (const { partition, outcome: o } of outcomes) if (o.kind === "away" && !away.has(partition)) away.set(partition, o);
     const speed = new Map<string, Map<number, AggState>>();
     const parts = new Map<number, PartitionProvenance>();
     const replaying = new Map<number, { node: string; appliedSeq: number }>();
     let movedOn = 0;
-    for (const [i, o] of outcomes.entries()) {
-      if (o.kind === "away" || away.has(asks[i]!.partition)) continue;
+    for (const { partition, outcome: o } of outcomes) {
+      if (o.kind === "away" || away.has(partition)) continue;
       const r = o.reply;
-      if (r.kind === "error") throw new UnavailableError(`speed actor of partition ${asks[i]!.partition} failed: ${r.message}`);
+      if (r.kind === "error") throw new UnavailableError(`speed actor of partition ${partition} failed: ${r.message}`);
       if (r.kind === "moved_on") {
         movedOn = Math.max(movedOn, r.run);
         continue;

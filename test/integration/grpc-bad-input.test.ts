@@ -229,3 +229,34 @@ test("the largest legal query is split below NATS max_payload and equals the rec
     return true;
   });
 });
+
+test("speed answers larger than NATS max_payload (a top-k over thousands of keys, a long series) come in parts and equal the recount", { timeout: 120_000 }, async () => {
+  // 64 KiB messages: one partition's answer for its ~6000 of 12000 keys, or for 8000 windows of one key, is larger.
+  await using cluster = await startTestCluster({ partitions: 2, speedNodes: 1, natsMaxPayloadBytes: 65_536 });
+  const MINUTE = 60_000;
+  const counts = new Map<string, number>();
+  const events: { id: string; article_id: string; user_id: string; ts: number }[] = [];
+  const add = (key: string, ts: number) => {
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    events.push({ id: `e${events.length}`, article_id: key, user_id: "u", ts });
+  };
+  for (let i = 0; i < 12_000; i++) for (let j = 0; j <= i % 3; j++) add(`art-${i}`, T + j * MINUTE);
+  for (let w = 0; w < 8_000; w++) add("long", T + w * MINUTE);
+  // All of it above the cut of run 1: the speed layer answers every part.
+  await cluster.roles.coordinator!.runNow();
+  const res = await cluster.ingest.publishBatch("pageviews", events);
+  assert.equal(res.refused.length, 0);
+  await cluster.waitForSpeedCaughtUp(60_000);
+
+  const from = new Date(T - MINUTE);
+  const to = new Date(T + 9_000 * MINUTE);
+  const top = await topK(cluster.grpc, { metric: "article_views", k: 1_000, from, to });
+  const expected = [...counts].sort(([ka, a], [kb, b]) => b - a || (ka < kb ? -1 : ka > kb ? 1 : 0)).slice(0, 1_000);
+  assert.deepEqual(top.entries.map((e) => [e.key, e.total]), expected);
+  assert.ok(top.complete);
+
+  const series = await queryRaw(cluster.grpc, { metric: "article_views", key: "long", series: true, from, to });
+  assert.equal(series.answers[0]!.total, 8_000);
+  assert.equal(series.answers[0]!.series.length, 8_000);
+  assert.ok(series.answers[0]!.series.every((w, i) => w.windowStart!.getTime() === T + i * MINUTE && w.value === 1), "every window once, in order");
+});

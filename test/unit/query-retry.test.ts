@@ -11,7 +11,9 @@ import { decodeState } from "../../src/core/aggregate.js";
 import { parseCatalog } from "../../src/core/catalog.js";
 import { definitionAt } from "../../src/core/definitions.js";
 import type { Watermark } from "../../src/core/watermark.js";
-import { answerQuery, IncompleteAnswerError, type MetricQuery, type QueryDeps } from "../../src/serving/query.js";
+import { answerQuery, answerTopK, IncompleteAnswerError, type MetricQuery, type QueryDeps } from "../../src/serving/query.js";
+import { keyShard, type KeyStates } from "../../src/actors/speed_state.js";
+import { UnavailableError } from "../../src/core/errors.js";
 
 const CATALOG = parseCatalog(
   {
@@ -124,3 +126,28 @@ test("a stream that cannot count leaves events_not_counted unknown, the answer s
   assert.deepEqual(r.missing.map((m) => [m.reason, m.eventsNotCounted]), [["timeout", null]]);
 });
 
+
+test("an answer too large for one NATS message is asked for in halves and merged; one that cannot shrink is UNAVAILABLE", async () => {
+  // The actor holds 5 events for each of 40 keys and answers at most 8 keys per reply.
+  const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
+  const asked: SpeedQuery[] = [];
+  const speed: SpeedClient = {
+    async query(_p, q) {
+      asked.push(q);
+      const held = (q.keys ?? keys).filter((k) => !q.shard || keyShard(k, q.shard.count) === q.shard.index);
+      if (held.length > 8) return { kind: "too_large", bytes: 9_999, limitBytes: 1_000, partition: 0, node: "n-1", generation: 2, appliedSeq: 9 };
+      return { ...ANSWER, keys: held.map((k): KeyStates => [k, [5, 0], null]) } as SpeedQueryReply;
+    },
+    status: () => Promise.reject(new Error("not asked")),
+    close: () => {},
+  };
+  const r = await answerQuery(deps(speed), { ...Q, key: "", keys });
+  assert.deepEqual(r.answers.map((a) => [a.key, a.total]), keys.map((k) => [k, 5 + (k === "a" ? 2 : 0)]));
+  assert.ok(asked.length >= 7, `asked ${asked.length} times`);
+  const top = await answerTopK(deps(speed), { metric: "views", k: 1_000, aggregate: "", quantile: 0, where: {}, fromMs: 0, toMs: 60_000 });
+  assert.equal(top.answers.length, 41, "every key once: 40 from speed shards, a from the batch view");
+  assert.ok(asked.some((q) => q.shard && q.shard.count >= 8), "every-key answers went by key shards");
+
+  const neverSmall: SpeedClient = { ...speed, query: async () => ({ kind: "too_large", bytes: 9_999, limitBytes: 1_000, partition: 0, node: "n-1", generation: 2, appliedSeq: 9 }) };
+  await assert.rejects(answerQuery(deps(neverSmall), Q), (e: unknown) => e instanceof UnavailableError && /stays larger than NATS max_payload \(9999 > 1000 bytes\) after 12 splits/.test(e.message));
+});
