@@ -38,7 +38,15 @@ export interface SpeedQuery extends RangeQuery {
 }
 
 export type SpeedQueryReply =
-  | (ActorIdentity & { readonly kind: "value"; readonly keys: KeyStates[]; readonly eventsAboveCut: number; readonly heldEvents: number; readonly phase: ActorPhase })
+  | (ActorIdentity & {
+      readonly kind: "value";
+      readonly keys: KeyStates[];
+      readonly eventsAboveCut: number;
+      readonly heldEvents: number;
+      readonly phase: ActorPhase;
+      /** The actor's consumer has missed its heartbeats (NATS trouble): its state may lag the stream by any amount. */
+      readonly stalled?: boolean;
+    })
   /** This actor no longer owns the partition (a newer generation does, or its node was told so). */
   | (ActorIdentity & { readonly kind: "not_owner" })
   /** The answer would not fit in one NATS message (the server's max_payload): ask for less (fewer keys, a key shard, a shorter range). */

@@ -79,6 +79,8 @@ export const MissingReasons = {
   rebuilding: "rebuilding",
   /** Its new owner is replaying the stream: in the answer up to its applied sequence. */
   replaying: "replaying",
+  /** Its actor's consumer stopped receiving (missed heartbeats): in the answer up to its applied sequence. */
+  stalled: "stalled",
 } as const;
 export type MissingReason = (typeof MissingReasons)[keyof typeof MissingReasons];
 
@@ -379,7 +381,7 @@ async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: 
     for (const { partition, outcome: o } of outcomes) if (o.kind === "away" && !away.has(partition)) away.set(partition, o);
     const speed = new Map<string, Map<number, AggState>>();
     const parts = new Map<number, PartitionProvenance>();
-    const replaying = new Map<number, { node: string; appliedSeq: number }>();
+    const behind = new Map<number, { node: string; appliedSeq: number; reason: MissingReason }>();
     let movedOn = 0;
     for (const { partition, outcome: o } of outcomes) {
       if (o.kind === "away" || away.has(partition)) continue;
@@ -394,8 +396,12 @@ async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: 
       const seen = parts.get(r.partition);
       if (!seen || r.appliedSeq < seen.appliedSeq) {
         parts.set(r.partition, { partition: r.partition, cutSeq: w?.cuts[r.partition] ?? 0, appliedSeq: r.appliedSeq, heldEvents: r.eventsAboveCut, generation: r.generation });
+      }
+      if (r.stalled || r.phase === "replaying") {
         // Replaying from before the cut (to relearn recent ids) it holds nothing below it: the batch part has those.
-        if (r.phase === "replaying") replaying.set(r.partition, { node: r.node, appliedSeq: Math.max(r.appliedSeq, w?.cuts[r.partition] ?? 0) });
+        const through = Math.max(r.appliedSeq, w?.cuts[r.partition] ?? 0);
+        const prev = behind.get(r.partition);
+        if (!prev || through < prev.appliedSeq) behind.set(r.partition, { node: r.node, appliedSeq: through, reason: r.stalled ? MissingReasons.stalled : MissingReasons.replaying });
       }
       for (const [key, total, windows] of r.keys) {
         let byWindow = speed.get(key);
@@ -413,8 +419,12 @@ async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: 
     if (movedOn === 0) {
       const gaps: Omit<MissingSpeedPart, "eventsNotCounted">[] = [];
       for (const [partition, a] of away) gaps.push({ partition, reason: a.reason, countedThroughSeq: w?.cuts[partition] ?? 0, node: deps.assignmentOf?.(partition)?.node ?? "", detail: a.detail });
-      for (const [partition, r] of replaying) {
-        gaps.push({ partition, reason: MissingReasons.replaying, countedThroughSeq: r.appliedSeq, node: r.node, detail: `its new owner ${r.node} is replaying the stream (applied through ${r.appliedSeq})` });
+      for (const [partition, r] of behind) {
+        const detail =
+          r.reason === MissingReasons.stalled
+            ? `the consumer of its actor on ${r.node} stopped receiving (missed heartbeats); counted through ${r.appliedSeq}`
+            : `its new owner ${r.node} is replaying the stream (applied through ${r.appliedSeq})`;
+        gaps.push({ partition, reason: r.reason, countedThroughSeq: r.appliedSeq, node: r.node, detail });
       }
       gaps.sort((a, b) => a.partition - b.partition);
       const missing = await withRecordCounts(deps, gaps);

@@ -121,6 +121,14 @@ test("a replaying actor's part is in the answer, flagged as behind from where it
   assert.equal(w.missing[0]!.countedThroughSeq, 100, "replaying below the cut: the batch part has everything up to it");
 });
 
+test("a stalled actor's part is in the answer, flagged stalled from its applied sequence; strict fails", async () => {
+  const stalled: SpeedQueryReply = { ...ANSWER, appliedSeq: 150, stalled: true } as SpeedQueryReply;
+  const r = await answerQuery(deps(scripted([stalled])), Q);
+  assert.equal(r.answers[0]!.total, 7);
+  assert.deepEqual(r.missing.map((m) => [m.partition, m.reason, m.countedThroughSeq, m.eventsNotCounted]), [[0, "stalled", 150, 17]]);
+  await assert.rejects(answerQuery(deps(scripted([stalled])), { ...Q, strict: true }), (e: unknown) => e instanceof IncompleteAnswerError && /stopped receiving/.test(e.message));
+});
+
 test("a stream that cannot count leaves events_not_counted unknown, the answer still partial", async () => {
   const r = await answerQuery(deps(scripted([away(SpeedUnavailableReasons.timeout)]), undefined, async () => Promise.reject(new Error("JetStream down"))), Q);
   assert.deepEqual(r.missing.map((m) => [m.reason, m.eventsNotCounted]), [["timeout", null]]);
