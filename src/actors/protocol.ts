@@ -72,6 +72,8 @@ export interface SpeedStatus extends ActorIdentity {
   /** Where this actor's state came from when it started. */
   readonly restoredFrom: RestoredFrom;
   readonly phase: ActorPhase;
+  /** Its consumer delivers nothing though the stream holds messages for it (nats/consumer_health.ts). */
+  readonly stalled: boolean;
 }
 
 /** How long a serving node waits for one actor reply. */

@@ -36,6 +36,7 @@ import { recordArchiverProgress } from "../nats/archiver_progress.js";
 import { startHeartbeat } from "../nats/members.js";
 import type { Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
+import { consumeOptions, logConsumerStatus } from "../nats/consumer_health.js";
 import { archivedHeadsSql } from "./sql.js";
 
 export interface ArchiverOptions {
@@ -275,7 +276,8 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
       filter_subjects: deps.names.eventSubject(p),
       ...(from > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from + 1 } : { deliver_policy: DeliverPolicy.All }),
     });
-    const messages = await consumer.consume({ max_messages: ARCHIVER_PULL_MESSAGES, threshold_messages: ARCHIVER_PULL_MESSAGES / 2 });
+    const messages = await consumer.consume(consumeOptions({ max_messages: ARCHIVER_PULL_MESSAGES, threshold_messages: ARCHIVER_PULL_MESSAGES / 2 }));
+    logConsumerStatus(messages, log.child({ partition: p }), "archiver");
     consumers.push(messages);
     loops.push(
       (async () => {
@@ -308,6 +310,8 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
           rows.push(row);
           if (++buffered >= opts.flushRows) void flush();
         }
+        // The messages end only when close() stops them: an end otherwise leaves the partition unarchived.
+        if (!stopping) throw new Error(`the consumer of partition ${p} stopped delivering messages`);
       })().catch((err) => {
         if (!stopping) log.error("archiver consume loop failed", { partition: p, err: ensureError(err) });
       }),

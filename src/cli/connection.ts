@@ -37,8 +37,10 @@ export interface LocalClusterFile {
   readonly catalog: string;
   /** The local cluster's main process; absent in files of older versions. */
   readonly pid?: number;
-  /** Where the local nats-server keeps its store (absent when LAMBDA_NATS_URL named another server). */
+  /** Where the local nats-server keeps its store (absent when LAMBDA_NATS_URL named another server); with several nodes, one subdirectory each. */
   readonly natsStoreDir?: string;
+  /** nats-server processes the local cluster started, when more than one (LAMBDA_LOCAL_NATS_NODES). */
+  readonly natsNodes?: number;
   /** The chDB data directory (absent with LAMBDA_CLICKHOUSE_URL). */
   readonly chdbPath?: string;
 }
@@ -164,9 +166,10 @@ function checkPath(key: string, v: unknown): string {
 function checkLocalClusterFile(file: string, doc: unknown): LocalClusterFile {
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new ConfigError(file, doc, "a JSON object");
   const o = doc as Record<string, unknown>;
-  const known = ["grpc", "natsUrl", "prefix", "partitions", "catalog", "pid", "natsStoreDir", "chdbPath"];
+  const known = ["grpc", "natsUrl", "prefix", "partitions", "catalog", "pid", "natsStoreDir", "natsNodes", "chdbPath"];
   for (const k of Object.keys(o)) if (!known.includes(k)) throw new ConfigError(`${file}: ${k}`, o[k], `a known key (${known.join(", ")})`);
   if (o.pid !== undefined && (typeof o.pid !== "number" || !Number.isSafeInteger(o.pid) || o.pid < 1)) throw new ConfigError(`${file}: pid`, o.pid, "a process id");
+  if (o.natsNodes !== undefined && (typeof o.natsNodes !== "number" || !Number.isSafeInteger(o.natsNodes) || o.natsNodes < 1)) throw new ConfigError(`${file}: natsNodes`, o.natsNodes, "a number of nats-server processes");
   return {
     grpc: checkAddress(`${file}: grpc`, o.grpc),
     natsUrl: checkUrl(`${file}: natsUrl`, o.natsUrl),
@@ -175,6 +178,7 @@ function checkLocalClusterFile(file: string, doc: unknown): LocalClusterFile {
     catalog: checkPath(`${file}: catalog`, o.catalog),
     ...(o.pid === undefined ? {} : { pid: o.pid as number }),
     ...(o.natsStoreDir === undefined ? {} : { natsStoreDir: checkPath(`${file}: natsStoreDir`, o.natsStoreDir) }),
+    ...(o.natsNodes === undefined ? {} : { natsNodes: o.natsNodes as number }),
     ...(o.chdbPath === undefined ? {} : { chdbPath: checkPath(`${file}: chdbPath`, o.chdbPath) }),
   };
 }

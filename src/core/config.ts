@@ -48,8 +48,18 @@ export type Role = (typeof Roles)[keyof typeof Roles];
 export interface ResolvedConfig {
   /** Roles this process runs. */
   roles: Role[];
-  /** NATS server URL; empty means "start a local nats-server" (local cluster only). */
+  /**
+   * NATS server URL, or several separated by commas (nodes of a cluster); empty means "start a
+   * local nats-server" (local cluster only).
+   */
   natsUrl: string;
+  /**
+   * Replicas of the streams and KV buckets this cluster creates; 0 = by the server: 1 on a
+   * single server, up to 3 on a cluster (nats/setup.ts streamReplicas). Buckets that exist keep theirs.
+   */
+  natsReplicas: number;
+  /** Local cluster only: nats-server processes to start (1, or a cluster of 3 or more on loopback). */
+  localNatsNodes: number;
   /**
    * Local cluster only: the store directory of the nats-server it starts (kept on stop);
    * empty means a temporary one. Cannot be combined with `natsUrl`.
@@ -124,6 +134,8 @@ const KUBERNETES_SERVICE_VAR = /^LAMBDA_[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[
 const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_ROLES: ["roles", roles],
   LAMBDA_NATS_URL: ["natsUrl", str],
+  LAMBDA_NATS_REPLICAS: ["natsReplicas", int(0, 5)],
+  LAMBDA_LOCAL_NATS_NODES: ["localNatsNodes", int(1, 7)],
   LAMBDA_NATS_STORE_DIR: ["natsStoreDir", str],
   LAMBDA_GRPC_ADDR: ["grpcAddr", str],
   LAMBDA_CLICKHOUSE_URL: ["clickhouseUrl", str],
@@ -156,6 +168,8 @@ export function defaultConfig(): ResolvedConfig {
   return {
     roles: ["archiver", "coordinator", "executor", "serving"],
     natsUrl: "",
+    natsReplicas: 0,
+    localNatsNodes: 1,
     natsStoreDir: "",
     grpcAddr: "",
     clickhouseUrl: "",

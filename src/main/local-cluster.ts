@@ -2,7 +2,8 @@
 /**
  * `npm start`: a whole local cluster in one command. Starts nats-server (a
  * child process on a free port, with a temporary store or the one
- * LAMBDA_NATS_STORE_DIR names) unless LAMBDA_NATS_URL is set, the embedded
+ * LAMBDA_NATS_STORE_DIR names; LAMBDA_LOCAL_NATS_NODES=3 starts a cluster of
+ * three on loopback) unless LAMBDA_NATS_URL is set, the embedded
  * chDB engine in a temporary directory (or LAMBDA_CHDB_PATH) unless
  * LAMBDA_CLICKHOUSE_URL is set, the coordinator, archiver and serving node in
  * this process, two speed nodes as child processes, and a synthetic page-view
@@ -16,7 +17,7 @@
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { readCatalogFile } from "../core/catalog.js";
 import { resolveConfig, type ResolvedConfig } from "../core/config.js";
 import { ensureError } from "../core/errors.js";
@@ -25,7 +26,7 @@ import { createIngest } from "../ingest/index.js";
 import { createClickGenerator, createOrderGenerator, createPageViewGenerator } from "../ingest/synthetic.js";
 import { connectNats } from "../nats/connect.js";
 import { namesFor } from "../nats/names.js";
-import { startNatsServer, type NatsServerProcess } from "../nats/server_process.js";
+import { startNatsCluster, startNatsServer } from "../nats/server_process.js";
 import { isStale, LocalClusterFileError, localClusterFilePath, readLocalClusterFile, removeLocalClusterFile, writeLocalClusterFile } from "../cli/index.js";
 import { ConfigError } from "../core/errors.js";
 import { logFatalErrors, onShutdownSignal } from "./process.js";
@@ -116,12 +117,43 @@ function checkPreviousCluster(cwd: string, cfg: ResolvedConfig, log: Logger): vo
   );
 }
 
-function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, nats: NatsServerProcess | undefined, data: ClusterData, temporary: boolean, nodes: ChildNode[]): string {
+/** The nats-server processes the local cluster started: one, or a cluster on loopback. */
+interface LocalNats {
+  /** Client URL, or the nodes' URLs separated by commas. */
+  readonly url: string;
+  readonly storeDir: string;
+  readonly pids: readonly number[];
+  close(): Promise<void>;
+}
+
+/** Starts `cfg.localNatsNodes` nats-servers (a cluster when more than one), each watched by `watch`. */
+async function startLocalNats(cfg: ResolvedConfig, watch: (pid: number) => void): Promise<LocalNats> {
+  const storeDir = cfg.natsStoreDir ? resolve(cfg.natsStoreDir) : undefined;
+  if (cfg.localNatsNodes > 1) {
+    const pids: number[] = [];
+    const cluster = await startNatsCluster({
+      nodes: cfg.localNatsNodes,
+      path: process.env.PATH ?? "",
+      ...(storeDir ? { storeDir } : {}),
+      onProcess: (pid) => {
+        pids.push(pid);
+        watch(pid);
+      },
+    });
+    return { url: cluster.url, storeDir: storeDir ?? dirname(cluster.nodes[0]!.storeDir), pids, close: () => cluster.close() };
+  }
+  const server = await startNatsServer({ path: process.env.PATH ?? "", ...(storeDir ? { storeDir } : {}) });
+  watch(server.pid);
+  return { url: server.url, storeDir: server.storeDir, pids: [server.pid], close: () => server.close() };
+}
+
+function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, nats: LocalNats | undefined, data: ClusterData, temporary: boolean, nodes: ChildNode[]): string {
   const lines = [
     "",
     "Lambda runtime: local cluster is up",
     `  gRPC      ${grpc}    (grpcurl -plaintext ${grpc} list)`,
-    `  NATS      ${natsUrl}    prefix ${cfg.prefix}, ${cfg.partitions} partitions${nats ? ` (nats-server pid ${nats.pid}, store ${nats.storeDir})` : ""}`,
+    `  NATS      ${natsUrl}    prefix ${cfg.prefix}, ${cfg.partitions} partitions` +
+      (nats ? ` (nats-server ${nats.pids.length > 1 ? `cluster of ${nats.pids.length}, pids ${nats.pids.join(", ")}, R${cfg.natsReplicas || Math.min(3, nats.pids.length)}` : `pid ${nats.pids[0]}`}, store ${nats.storeDir})` : ""),
     `  ClickHouse ${cfg.clickhouseUrl || `embedded chDB at ${data.chdbPath}`}`,
     `  speed     ${nodes.length} nodes (pids ${nodes.map((n) => n.pid).join(", ")})`,
     `  feed      ${cfg.syntheticRate} events/s of page views, orders and clicks (skewed popularity, some late and duplicate events)`,
@@ -147,6 +179,7 @@ async function main() {
   const log = createProcessLogger({ level: cfg.logLevel, base: { node: "local" } });
   logFatalErrors(log);
   if (cfg.natsStoreDir && cfg.natsUrl) throw new ConfigError("LAMBDA_NATS_STORE_DIR", cfg.natsStoreDir, "to be unset when LAMBDA_NATS_URL is set (a store dir is for the nats-server npm start starts)");
+  if (cfg.localNatsNodes > 1 && cfg.natsUrl) throw new ConfigError("LAMBDA_LOCAL_NATS_NODES", cfg.localNatsNodes, "to be unset when LAMBDA_NATS_URL is set (it is how many nats-servers npm start starts)");
   if (cfg.natsStoreDir && !cfg.clickhouseUrl && !process.env.LAMBDA_CHDB_PATH) {
     throw new ConfigError("LAMBDA_CHDB_PATH", "", "the chDB directory that belongs with LAMBDA_NATS_STORE_DIR (a kept stream needs the master dataset archived from it)");
   }
@@ -160,14 +193,13 @@ async function main() {
     for (const c of cleanups.reverse()) await c();
   };
   try {
-    let nats: NatsServerProcess | undefined;
+    let nats: LocalNats | undefined;
     // Stops nats-server (not ours: it cannot watch us) if this process dies without a clean stop.
     const watchdog = startWatchdog();
     cleanups.push(() => watchdog.stop());
     if (!cfg.natsUrl) {
       if (cfg.natsStoreDir) mkdirSync(cfg.natsStoreDir, { recursive: true });
-      nats = await startNatsServer({ path: process.env.PATH ?? "", ...(cfg.natsStoreDir ? { storeDir: resolve(cfg.natsStoreDir) } : {}) });
-      watchdog.watch(nats.pid);
+      nats = await startLocalNats(cfg, (pid) => watchdog.watch(pid));
       cleanups.push(() => nats!.close());
     }
     const natsUrl = cfg.natsUrl || nats!.url;
@@ -209,7 +241,7 @@ async function main() {
     const grpc = roles.serving!.address;
     const data: ClusterData = {
       natsUrl,
-      ...(nats ? { natsStoreDir: nats.storeDir } : {}),
+      ...(nats ? { natsStoreDir: nats.storeDir, ...(nats.pids.length > 1 ? { natsNodes: nats.pids.length } : {}) } : {}),
       ...(cfg.clickhouseUrl ? {} : { chdbPath }),
       prefix: cfg.prefix,
       partitions: cfg.partitions,
@@ -223,6 +255,7 @@ async function main() {
       catalog: catalogPath,
       pid: process.pid,
       ...(data.natsStoreDir ? { natsStoreDir: data.natsStoreDir } : {}),
+      ...(data.natsNodes ? { natsNodes: data.natsNodes } : {}),
       ...(data.chdbPath ? { chdbPath: data.chdbPath } : {}),
     });
     cleanups.push(() => removeLocalClusterFile(process.cwd()));

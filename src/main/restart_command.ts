@@ -5,6 +5,8 @@ import { DEFAULT_DATABASE, DEFAULT_PARTITIONS, DEFAULT_PREFIX } from "../core/co
 export interface ClusterData {
   natsUrl?: string;
   natsStoreDir?: string;
+  /** nats-server processes on that store (a cluster when more than one). */
+  natsNodes?: number;
   chdbPath?: string;
   prefix: string;
   partitions: number;
@@ -18,6 +20,7 @@ export const shellWord = (w: string) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.
 export function restartCommand(d: ClusterData): string {
   const env: [string, string | number | undefined][] = [
     d.natsStoreDir ? ["LAMBDA_NATS_STORE_DIR", d.natsStoreDir] : ["LAMBDA_NATS_URL", d.natsUrl],
+    ["LAMBDA_LOCAL_NATS_NODES", d.natsStoreDir && (d.natsNodes ?? 1) > 1 ? d.natsNodes : undefined],
     ["LAMBDA_CHDB_PATH", d.chdbPath],
     ["LAMBDA_PREFIX", d.prefix === DEFAULT_PREFIX ? undefined : d.prefix],
     ["LAMBDA_PARTITIONS", d.partitions === DEFAULT_PARTITIONS ? undefined : d.partitions],

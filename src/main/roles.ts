@@ -18,7 +18,7 @@ import { createCoordinator, type Coordinator } from "../coordinator/index.js";
 import { namesFor } from "../nats/names.js";
 import { followCatalog, seedCatalog, type CatalogFeed } from "../nats/catalog_store.js";
 import { agreeOnSettings } from "../nats/cluster_settings.js";
-import { ensureStreams, openBuckets } from "../nats/setup.js";
+import { ensureStreams, openBuckets, streamReplicas } from "../nats/setup.js";
 import { createServingNode, type ServingNode } from "../serving/index.js";
 
 export interface RunningRoles extends Closeable {
@@ -44,9 +44,11 @@ export interface RunningRoles extends Closeable {
  */
 export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: CatalogFile, log: Logger): Promise<RunningRoles> {
   const names = namesFor(cfg.prefix);
-  await ensureStreams(nc, names, { duplicateWindowMs: cfg.duplicateWindowMs });
+  // Every process creates what is missing with the same replica count (one decision: nats/setup.ts).
+  const replicas = streamReplicas(nc, cfg.natsReplicas);
+  await ensureStreams(nc, names, { duplicateWindowMs: cfg.duplicateWindowMs, replicas, log });
   const wants = (r: string) => cfg.roles.includes(r as never);
-  const buckets = await openBuckets(nc, names);
+  const buckets = await openBuckets(nc, names, replicas, log);
   await agreeOnSettings(buckets.coordinator, cfg.partitions, cfg.nodeId);
   if (wants("coordinator")) await seedCatalog(buckets.catalog, file, cfg.nodeId, log);
   const catalogFeed = await followCatalog(buckets.catalog, file.catalog, log);

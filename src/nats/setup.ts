@@ -5,6 +5,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
+import type { Logger } from "../core/logger.js";
 import type { Names } from "./names.js";
 
 export interface Buckets {
@@ -22,16 +23,34 @@ export interface Buckets {
 /** Catalog versions the catalog bucket keeps (the current one included). */
 export const CATALOG_HISTORY = 16;
 
+/** Replicas of what this cluster creates on a NATS cluster: a majority survives one lost server. */
+export const CLUSTER_REPLICAS = 3;
+
+/**
+ * How many replicas the streams and buckets this cluster creates get: `configured` when set
+ * (LAMBDA_NATS_REPLICAS); else 1 on a single server and up to CLUSTER_REPLICAS on a cluster, as
+ * the server the connection is on describes itself (its cluster name and its nodes' client URLs).
+ */
+export function streamReplicas(nc: NatsConnection, configured = 0): number {
+  if (configured > 0) return configured;
+  const info = nc.info;
+  if (!info?.cluster) return 1;
+  return Math.max(1, Math.min(CLUSTER_REPLICAS, info.connect_urls?.length ?? 1));
+}
+
 export interface StreamOptions {
   /** Retried publishes with the same event id inside this window are dropped. */
   duplicateWindowMs: number;
-  /** Stream replicas (1 for a single server). @default 1 */
+  /** Stream replicas. @default streamReplicas(nc) */
   replicas?: number;
+  /** Warns about a stream that exists with another replica count. */
+  log?: Logger;
 }
 
-async function ensureStream(jsm: JetStreamManager, name: string, subjects: string[], opts: StreamOptions): Promise<void> {
+async function ensureStream(jsm: JetStreamManager, name: string, subjects: string[], opts: StreamOptions & { replicas: number }): Promise<void> {
   try {
-    await jsm.streams.info(name);
+    const info = await jsm.streams.info(name);
+    warnOnReplicas(opts.log, `stream ${name}`, info.config.num_replicas, opts.replicas);
     return;
   } catch (err) {
     if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) throw err;
@@ -41,22 +60,37 @@ async function ensureStream(jsm: JetStreamManager, name: string, subjects: strin
     subjects,
     storage: "file",
     retention: "limits",
-    num_replicas: opts.replicas ?? 1,
+    num_replicas: opts.replicas,
     duplicate_window: opts.duplicateWindowMs * 1_000_000,
   } as Parameters<JetStreamManager["streams"]["add"]>[0]);
+}
+
+/** Existing streams and buckets keep their replica count (changing it is an operator's move): say so when it differs. */
+function warnOnReplicas(log: Logger | undefined, what: string, has: number, wanted: number): void {
+  if (has !== wanted) {
+    log?.warn(`${what} exists with ${has} replica(s), not the ${wanted} this node would create; it keeps ${has} (change it with \`nats stream edit --replicas\`)`, { has, wanted });
+  }
 }
 
 /** Ensures the event stream and the dead-letter stream exist. */
 export async function ensureStreams(nc: NatsConnection, names: Names, opts: StreamOptions): Promise<void> {
   const jsm = await jetstreamManager(nc);
-  await ensureStream(jsm, names.eventStream, [names.eventSubjects], opts);
-  await ensureStream(jsm, names.deadLetterStream, [names.deadLetterSubject], opts);
+  const o = { ...opts, replicas: opts.replicas ?? streamReplicas(nc) };
+  await ensureStream(jsm, names.eventStream, [names.eventSubjects], o);
+  await ensureStream(jsm, names.deadLetterStream, [names.deadLetterSubject], o);
 }
 
-/** Opens (creating when missing) every KV bucket. */
-export async function openBuckets(nc: NatsConnection, names: Names, replicas = 1): Promise<Buckets> {
+/**
+ * Opens (creating when missing) every KV bucket, with `replicas` (default streamReplicas(nc)).
+ * With `log`, warns about a bucket that exists with another replica count.
+ */
+export async function openBuckets(nc: NatsConnection, names: Names, replicas = streamReplicas(nc), log?: Logger): Promise<Buckets> {
   const kvm = new Kvm(nc);
-  const open = (name: string, history: number) => kvm.create(name, { history, replicas });
+  const open = async (name: string, history: number) => {
+    const kv = await kvm.create(name, { history, replicas });
+    if (log) warnOnReplicas(log, `KV bucket ${name}`, (await kv.status()).replicas, replicas);
+    return kv;
+  };
   const [watermark, members, assignments, archiver, coordinator, snapshots, catalog] = await Promise.all([
     open(names.watermarkBucket, 1),
     open(names.membersBucket, 1),

@@ -33,10 +33,14 @@ export interface TestClusterOptions {
   log?: Logger;
   /** The NATS server's max_payload in bytes. @default nats-server's (1 MiB) */
   natsMaxPayloadBytes?: number;
+  /** nats-server processes: 3 runs the cluster on a NATS cluster (R3 streams and buckets). @default 1 */
+  natsNodes?: number;
 }
 
 export interface TestCluster extends AsyncDisposable {
   readonly cfg: ResolvedConfig;
+  /** The NATS server(s) the cluster runs on. */
+  readonly nats: TestNats;
   readonly names: Names;
   readonly nc: NatsConnection;
   readonly catalog: Catalog;
@@ -60,7 +64,7 @@ const CATALOG = join(process.cwd(), "catalog/catalog.json");
 let clusterCounter = 0;
 
 export async function startTestCluster(opts: TestClusterOptions = {}): Promise<TestCluster> {
-  const nats = await startTestNats({ maxPayloadBytes: opts.natsMaxPayloadBytes });
+  const nats = await startTestNats({ maxPayloadBytes: opts.natsMaxPayloadBytes, nodes: opts.natsNodes });
   const dir = mkdtempSync(join(tmpdir(), "lambda-test-"));
   const prefix = `t${process.pid}x${clusterCounter++}`;
   const log: Logger = opts.log ?? (process.env.LAMBDA_TEST_LOG ? createJsonLogger("debug") : silentLogger);
@@ -136,6 +140,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
 
     return {
       cfg,
+      nats,
       names,
       nc,
       catalog,
