@@ -5,7 +5,7 @@
  * and status requests, and writes snapshots while it owns the partition.
  */
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
@@ -15,7 +15,7 @@ import { decode, encode } from "../nats/codec.js";
 import { createStreamChecker, describeProblems, skipReporter } from "../nats/stream_check.js";
 import type { Names } from "../nats/names.js";
 import { readWatermark } from "../nats/watermark_store.js";
-import { consumeOptions, logConsumerStatus, startStallCheck } from "../nats/consumer_health.js";
+import { consumePartition } from "../nats/consumer_health.js";
 import type { ActorPhase, RestoredFrom, SpeedQuery, SpeedQueryReply, SpeedStatus } from "./protocol.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
 import { SnapshotFencedError, type SnapshotStore } from "./snapshot_store.js";
@@ -158,12 +158,8 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
     return snapshotting;
   };
 
-  const consumer = await js.consumers.get(deps.names.eventStream, {
-    filter_subjects: deps.names.eventSubject(p),
-    ...(state.appliedSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: state.appliedSeq + 1 } : { deliver_policy: DeliverPolicy.All }),
-  });
   // Answers say when the consumer stalled: the state may then lag the stream by any amount.
-  const stall = startStallCheck(() => consumer.info(), log, "speed actor");
+  const events = consumePartition({ js, stream: deps.names.eventStream, subject: deps.names.eventSubject(p), handledSeq: () => state.appliedSeq, log, what: "speed actor" });
 
   const subs: Subscription[] = [];
   subs.push(
@@ -176,7 +172,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
           if (superseded || (q.generation ?? 0) > opts.generation) reply = { ...identity(), kind: "not_owner" };
           else {
             const a = querySpeed(state, catalog, q);
-            reply = a.kind === "value" ? { ...identity(), ...a, heldEvents: heldEvents(state), phase: phase(), ...(stall.stalled() ? { stalled: true } : {}) } : { ...identity(), ...a };
+            reply = a.kind === "value" ? { ...identity(), ...a, heldEvents: heldEvents(state), phase: phase(), ...(events.stalled() ? { stalled: true } : {}) } : { ...identity(), ...a };
           }
         } catch (e) {
           reply = { kind: "error", message: ensureError(e).message };
@@ -202,21 +198,18 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
           segments: state.segments.map(({ states: _s, ...info }) => info),
           restoredFrom: from,
           phase: phase(),
-          stalled: stall.stalled(),
+          stalled: events.stalled(),
         };
         msg.respond(encode(status));
       },
     }),
   );
 
-  const messages: ConsumerMessages = await consumer.consume(consumeOptions());
-  logConsumerStatus(messages, log, "speed actor");
 
   const checkRecord = createStreamChecker({ catalog: deps.sourceCatalog, refresh: deps.refreshCatalog, partitions: opts.partitions });
   const reportSkip = skipReporter(log);
   const loop = (async () => {
-    for await (const m of messages) {
-      stall.delivered();
+    for await (const m of events.messages) {
       const checked0 = checkRecord(m.data, p);
       const checked = checked0 instanceof Promise ? await checked0 : checked0;
       // A refresh cut short by stop() proves nothing about the record: the next owner reads it again.
@@ -240,14 +233,14 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
         void writeSnapshot();
       }
     }
-    // The messages end only when stop() closes them: an end otherwise leaves the state behind the stream.
+    // The messages end only when stop() ends them: an end otherwise leaves the state behind the stream.
     if (!stopped) throw new Error(`the consumer of partition ${p} stopped delivering messages`);
   })().catch((err) => {
     if (stopped) return;
     const error = ensureError(err);
     // Stop answering at once: serving must get no speed part from a state that stopped moving.
     failed = true;
-    stall.stop();
+    void events.stop();
     for (const s of subs) s.unsubscribe();
     log.error("speed actor consume loop failed; the actor stops answering and its node restarts it", { appliedSeq: state.appliedSeq, err: error });
     deps.onFailure(error);
@@ -285,9 +278,8 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
       return (stopping ??= (async () => {
         stopped = true;
         clearInterval(timer);
-        stall.stop();
         for (const s of subs) s.unsubscribe();
-        await messages.close().catch(() => undefined); // best effort: the consumer is ephemeral
+        await events.stop();
         await loop;
         if (write) await writeSnapshot();
         else await snapshotting;

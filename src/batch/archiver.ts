@@ -19,7 +19,7 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { DeliverPolicy, jetstream, type ConsumerMessages } from "@nats-io/jetstream";
+import { jetstream } from "@nats-io/jetstream";
 import type { Catalog } from "../core/catalog.js";
 import type { CatalogFeed } from "../nats/catalog_store.js";
 import { ensureError } from "../core/errors.js";
@@ -36,7 +36,7 @@ import { recordArchiverProgress } from "../nats/archiver_progress.js";
 import { startHeartbeat } from "../nats/members.js";
 import type { Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
-import { consumeOptions, logConsumerStatus } from "../nats/consumer_health.js";
+import { consumePartition, type PartitionConsumer } from "../nats/consumer_health.js";
 import { archivedHeadsSql } from "./sql.js";
 
 export interface ArchiverOptions {
@@ -268,20 +268,26 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
 
   const timer = setInterval(() => void flush(), opts.flushIntervalMs);
 
-  const consumers: ConsumerMessages[] = [];
+  const consumers: PartitionConsumer[] = [];
   const loops: Promise<void>[] = [];
   for (let p = 0; p < opts.partitions; p++) {
-    const from = Math.min(...Object.values(heads).map((h) => h[p]!));
-    const consumer = await js.consumers.get(deps.names.eventStream, {
-      filter_subjects: deps.names.eventSubject(p),
-      ...(from > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from + 1 } : { deliver_policy: DeliverPolicy.All }),
+    // Every source's head is archived up to here; a replaced consumer starts after the last record read.
+    let handled = Math.min(...Object.values(heads).map((h) => h[p]!));
+    const consumer = consumePartition({
+      js,
+      stream: deps.names.eventStream,
+      subject: deps.names.eventSubject(p),
+      handledSeq: () => handled,
+      batch: { max_messages: ARCHIVER_PULL_MESSAGES, threshold_messages: ARCHIVER_PULL_MESSAGES / 2 },
+      log: log.child({ partition: p }),
+      what: "archiver",
     });
-    const messages = await consumer.consume(consumeOptions({ max_messages: ARCHIVER_PULL_MESSAGES, threshold_messages: ARCHIVER_PULL_MESSAGES / 2 }));
-    logConsumerStatus(messages, log.child({ partition: p }), "archiver");
-    consumers.push(messages);
+    consumers.push(consumer);
     loops.push(
       (async () => {
-        for await (const m of messages) {
+        for await (const m of consumer.messages) {
+          if (m.seq <= handled) continue; // again after a replaced consumer
+          handled = m.seq;
           const checked0 = checkRecord(m.data, p);
           const checked = checked0 instanceof Promise ? await checked0 : checked0;
           // A refresh cut short by close() proves nothing about the record: leave it for the next start.
@@ -327,7 +333,7 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
       stop.abort();
       unsubscribe?.();
       clearInterval(timer);
-      await Promise.all(consumers.map((c) => c.close().catch(() => undefined))); // best effort: ephemeral consumers
+      await Promise.all(consumers.map((c) => c.stop()));
       await Promise.all(loops);
       await flush();
       await heartbeat.stop();

@@ -34,7 +34,7 @@ export const viewTableName = (metric: MetricDef) => `view_${metric.name}_${metri
  * The oldest batch view version still kept once run `lastRun` has finished: batch runs drop
  * the versions before it (LAMBDA_VIEW_VERSIONS_KEPT), rollback and diff refuse them.
  */
-export const oldestKeptView = (lastRun: number, kept: number) => lastRun - kept + 1;
+export const oldestKeptView = (lastRun: number, kept: number) => Math.max(1, lastRun - kept + 1);
 
 /**
  * The first copy of every event id that has more than one row below a run's cut (copies of the

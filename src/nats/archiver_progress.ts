@@ -7,7 +7,7 @@ import type { KV } from "@nats-io/kv";
 import { ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { ArchiverProgress } from "../core/records.js";
-import { fields, putValue, readValue, watchValues } from "./kv.js";
+import { fields, putValue, readValue, watchValues, type ValueWatch } from "./kv.js";
 import { partitionKey } from "./names.js";
 
 export function parseArchiverProgress(v: unknown): ArchiverProgress {
@@ -35,6 +35,26 @@ export class ArchiverTimeoutError extends Error {
   }
 }
 
+/** Longest pause between attempts at starting the watch. */
+const WATCH_RETRY_MAX_MS = 1_000;
+
+/**
+ * Starts a watch, trying again until `deadline` while JetStream does not answer (a NATS node
+ * lost: the consumer of a watch is created on a node that may be gone).
+ */
+async function startWatch(start: () => Promise<ValueWatch>, deadline: number, log: Logger, signal?: AbortSignal): Promise<ValueWatch> {
+  for (let attempt = 1; ; attempt++) {
+    signal?.throwIfAborted();
+    try {
+      return await start();
+    } catch (err) {
+      if (Date.now() >= deadline) throw err;
+      log.warn("could not watch archiver progress; trying again", { attempt, err: ensureError(err) });
+      await new Promise((r) => setTimeout(r, Math.min(WATCH_RETRY_MAX_MS, 100 * 2 ** attempt)));
+    }
+  }
+}
+
 /**
  * Resolves once the archiver has flushed through barrier `run` (or a later one) on partitions
  * 0..partitions-1; `signal` stops the wait with its reason (the coordinator stood down or stops).
@@ -45,16 +65,24 @@ export async function waitForArchiver(kv: KV, run: number, partitions: number, t
   const waiting = () => flushed.flatMap((r, p) => (r >= run ? [] : [p]));
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
-  const watch = await watchValues(kv, {
-    key: "p.*",
-    parse: parseArchiverProgress,
-    what: "archiver progress",
+  const deadline = Date.now() + timeoutMs;
+  const watch = await startWatch(
+    () =>
+      watchValues(kv, {
+        key: "p.*",
+        parse: parseArchiverProgress,
+        what: "archiver progress",
+        log,
+        onValue: (_k, a) => {
+          if (a.partition < partitions) flushed[a.partition] = Math.max(flushed[a.partition]!, a.run);
+          if (waiting().length === 0) resolveDone();
+        },
+      }),
+    deadline,
     log,
-    onValue: (_k, a) => {
-      if (a.partition < partitions) flushed[a.partition] = Math.max(flushed[a.partition]!, a.run);
-      if (waiting().length === 0) resolveDone();
-    },
-  });
+    signal,
+  );
+  timeoutMs = Math.max(0, deadline - Date.now());
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   try {

@@ -33,9 +33,13 @@ export interface Heartbeat {
   stop(): Promise<void>;
 }
 
+/** While heartbeats keep failing (NATS electing leaders, or gone), one failure in this many is logged. */
+export const HEARTBEAT_FAILURES_LOGGED_EVERY = 10;
+
 /**
  * Writes a heartbeat now and every `intervalMs`; `extra` adds role-specific fields at each beat.
- * A failed write is logged and retried at the next beat.
+ * A failed write is retried at the next beat; the first failure of a run of them is logged, then
+ * every HEARTBEAT_FAILURES_LOGGED_EVERY-th, and the first beat that works again.
  */
 export async function startHeartbeat(
   kv: KV,
@@ -46,9 +50,19 @@ export async function startHeartbeat(
   extra: () => Partial<MemberHeartbeat> = () => ({}),
 ): Promise<Heartbeat> {
   const key = memberKey(role, id);
+  // Failures in a row: the first is logged, then one in HEARTBEAT_FAILURES_LOGGED_EVERY, and the recovery.
+  let failing = 0;
   const beat = () => {
     const hb: MemberHeartbeat = { ...extra(), role, id, atMs: Date.now() };
-    return putValue(kv, key, hb).catch((err) => log.warn("heartbeat failed; retrying at the next beat", { key, err: ensureError(err) }));
+    return putValue(kv, key, hb).then(
+      () => {
+        if (failing > 0) log.info("heartbeat written again", { key, failedBeats: failing });
+        failing = 0;
+      },
+      (err) => {
+        if (failing++ % HEARTBEAT_FAILURES_LOGGED_EVERY === 0) log.warn("heartbeat failed; retrying at the next beat", { key, failedBeats: failing, err: ensureError(err) });
+      },
+    );
   };
   await beat();
   const timer = setInterval(() => void beat(), intervalMs);

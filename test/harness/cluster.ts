@@ -130,10 +130,14 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
           const heads = await partitionHeads(nc, names, cfg.partitions);
           const statuses = await speedStatuses();
           const owners = roles!.coordinator!.assignments();
-          const ok = statuses.every(
-            (s, p) => s.appliedSeq >= heads[p]! && s.generation === owners[p]?.generation && s.node === owners[p]?.node && speedNodes.has(s.node),
+          const behind = statuses.filter(
+            (s, p) => !(s.appliedSeq >= heads[p]! && s.generation === owners[p]?.generation && s.node === owners[p]?.node && speedNodes.has(s.node)),
           );
-          return ok ? statuses : undefined;
+          if (behind.length === 0) return statuses;
+          // Thrown, not returned: the deadline's message then says which partitions lag and how.
+          const describe = (s: SpeedStatus) =>
+            `partition ${s.partition}: applied ${s.appliedSeq} of head ${heads[s.partition]}, ${s.node} gen ${s.generation}${s.stalled ? " (stalled)" : ""} (owner ${owners[s.partition]?.node} gen ${owners[s.partition]?.generation})`;
+          throw new Error(behind.map(describe).join("; "));
         },
         { timeoutMs },
       );
