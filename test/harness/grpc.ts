@@ -1,5 +1,5 @@
 /** Promise wrappers over the generated callback-style gRPC client. */
-import type { ServiceError } from "@grpc/grpc-js";
+import { status, type ServiceError } from "@grpc/grpc-js";
 import type { GetWatermarkResponse, KeyAnswer, LambdaServiceClient, QueryRequest, QueryResponse, TopKRequest, TopKResponse } from "../../src/gen/lambda/v1/serving.js";
 
 /** The answer for one key, flattened with the run it was made at. */
@@ -21,9 +21,32 @@ export function queryRaw(client: LambdaServiceClient, req: Partial<QueryRequest>
   return new Promise((resolve, reject) => client.query(full, (err: ServiceError | null, res: QueryResponse) => (err ? reject(err) : resolve(res))));
 }
 
-/** One key's count (or first aggregate) over [fromMs, toMs). Absent values read as 0. */
+/** How long `query` waits out answers that would be incomplete (a partition moving or replaying). */
+export const COMPLETE_ANSWER_WAIT_MS = 20_000;
+
+/** A strict query refused because a partition's speed part is missing or behind (serving/query.ts IncompleteAnswerError). */
+export const isIncomplete = (err: unknown): boolean => (err as ServiceError).code === status.UNAVAILABLE && /the answer would lack the speed part/.test((err as ServiceError).details);
+
+/**
+ * Strict queryRaw, asked again while the answer would be incomplete, as a client honouring
+ * UNAVAILABLE's retry advice does (a partition that moved under load replays for a moment):
+ * for comparisons with a recount, which need the complete answer.
+ */
+export async function completeQuery(client: LambdaServiceClient, req: Partial<QueryRequest>): Promise<QueryResponse> {
+  const deadline = Date.now() + COMPLETE_ANSWER_WAIT_MS;
+  for (;;) {
+    try {
+      return await queryRaw(client, { ...req, strict: true });
+    } catch (err) {
+      if (!isIncomplete(err) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** One key's count (or first aggregate) over [fromMs, toMs), complete (completeQuery). Absent values read as 0. */
 export async function query(client: LambdaServiceClient, metric: string, key: string, fromMs: number, toMs: number): Promise<OneAnswer> {
-  const res = await queryRaw(client, { metric, key, from: new Date(fromMs), to: new Date(toMs) });
+  const res = await completeQuery(client, { metric, key, from: new Date(fromMs), to: new Date(toMs) });
   const a: KeyAnswer = res.answers[0]!;
   return { total: a.total ?? 0, batchPart: a.batchPart ?? 0, speedPart: a.speedPart ?? 0, watermarkRun: res.watermarkRun, events: a.events, response: res };
 }

@@ -181,7 +181,7 @@ test("bad timestamps, 64-bit overflows and oversize requests get INVALID_ARGUMEN
   await cluster.killSpeedNode([...cluster.speedNodes.keys()][0]!);
   await waitFor("a query to find no speed actor", async () => {
     try {
-      await query(cluster.grpc, "article_views", "x", T - 60_000, T + 60_000);
+      await queryRaw(cluster.grpc, { metric: "article_views", key: "x", from: new Date(T - 60_000), to: new Date(T + 60_000) });
       return undefined;
     } catch (err) {
       return (err as ServiceError).code === status.UNAVAILABLE ? (err as ServiceError) : undefined;
