@@ -34,8 +34,12 @@ import { takeOver } from "./takeover.js";
 
 /** How long a batch run waits for the archiver by default. */
 export const ARCHIVER_TIMEOUT_MS = 120_000;
-/** How long the batch executor may stay silent during a recompute step by default. */
-export const EXECUTOR_TIMEOUT_MS = 300_000;
+/**
+ * How long the batch executor may stay silent during a run by default: it says it is alive every
+ * second (nats/executor_control.ts EXECUTOR_KEEPALIVE_MS), so this much silence means its
+ * process died mid-run, and the run fails instead of blocking the next for minutes.
+ */
+export const EXECUTOR_TIMEOUT_MS = 30_000;
 
 export interface CoordinatorOptions {
   coordinatorId: string;
@@ -287,10 +291,11 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
     standBy();
     if (epoch !== null && !stopping) {
       await lead(epoch).catch((err) => {
-        // Fenced while taking over (an even newer leader) or NATS failed: stand by; the lease decides again.
+        // Fenced while taking over (an even newer leader) or NATS failed (a JetStream election): give the
+        // lease up, or it would be renewed by a coordinator that does not lead. The lease decides again.
         standBy();
-        log.error("could not take over as leader; standing by", { epoch, err: ensureError(err) });
-        void leadership.confirm().catch(() => undefined);
+        log.error("could not take over as leader; resigning the lead", { epoch, err: ensureError(err) });
+        leadership.resign(`taking over failed: ${ensureError(err).message}`);
       });
     }
   });

@@ -35,6 +35,8 @@ export interface RecomputeDone {
 
 export type ExecutorReply =
   | { readonly kind: "progress"; readonly step: string; readonly done: number; readonly total: number }
+  /** Sent every EXECUTOR_KEEPALIVE_MS while a request is queued or runs: the executor is alive. */
+  | { readonly kind: "alive" }
   | ({ readonly kind: "done" } & RecomputeDone)
   | { readonly kind: "refused"; readonly reason: string }
   | { readonly kind: "failed"; readonly error: string };
@@ -66,7 +68,8 @@ function parseRequest(data: Uint8Array): ExecutorRequest {
 
 function parseReply(data: Uint8Array): ExecutorReply {
   const o = fields.object(decode(data), "executor reply");
-  const kind = fields.oneOf(o, "kind", ["progress", "done", "refused", "failed"] as const);
+  const kind = fields.oneOf(o, "kind", ["progress", "alive", "done", "refused", "failed"] as const);
+  if (kind === "alive") return { kind };
   if (kind === "progress") return { kind, step: fields.string(o, "step"), done: fields.int(o, "done"), total: fields.int(o, "total") };
   if (kind === "done") return { kind, eventsCovered: fields.int(o, "eventsCovered"), coveredFromMs: fields.intOrNull(o, "coveredFromMs"), coveredToMs: fields.intOrNull(o, "coveredToMs") };
   if (kind === "refused") return { kind, reason: fields.string(o, "reason") };
@@ -76,7 +79,10 @@ function parseReply(data: Uint8Array): ExecutorReply {
 export interface AskOptions {
   /** How long to wait for the first reply (an executor took the request). */
   readonly ackTimeoutMs: number;
-  /** How long to wait between two replies while it runs. */
+  /**
+   * How long to wait between two replies while it runs. An executor replies at least every
+   * EXECUTOR_KEEPALIVE_MS, so silence this long means its process is gone (or cut off).
+   */
   readonly idleTimeoutMs: number;
   readonly onProgress?: (step: string, done: number, total: number) => void;
   /** Stops waiting (rejecting with the signal's reason): the coordinator stood down or stops. The executor may finish; its views are unused. */
@@ -126,6 +132,7 @@ export function askExecutor(nc: NatsConnection, names: Names, req: ExecutorReque
           return finish(new ExecutorFailedError(`malformed reply: ${ensureError(e).message}`));
         }
         replied = true;
+        if (r.kind === "alive") return arm();
         if (r.kind === "progress") {
           opts.onProgress?.(r.step, r.done, r.total);
           return arm();
@@ -140,6 +147,9 @@ export function askExecutor(nc: NatsConnection, names: Names, req: ExecutorReque
     nc.publish(names.executorSubject, encode(req), { reply: inbox });
   });
 }
+
+/** How often an executor says it is alive while a request is queued or runs. */
+export const EXECUTOR_KEEPALIVE_MS = 1_000;
 
 /** A request as the executor sees it: `progress` sends a progress reply, the result resolves the rest. */
 export type ExecutorHandler = (req: ExecutorRequest, progress: (step: string, done: number, total: number) => void) => Promise<RecomputeDone | { refused: string }>;
@@ -161,13 +171,23 @@ export function serveExecutorRequests(nc: NatsConnection, names: Names, log: Log
         reply({ kind: "refused", reason: `malformed request: ${ensureError(e).message}` });
         return;
       }
-      handle(req, (step, done, total) => reply({ kind: "progress", step, done, total })).then(
-        (r) => reply("refused" in r ? { kind: "refused", reason: r.refused } : { kind: "done", ...r }),
-        (e) => {
-          log.error("batch executor request failed", { request: req.kind, err: ensureError(e) });
-          reply({ kind: "failed", error: ensureError(e).message });
-        },
-      );
+      // The coordinator tells a dead executor from a slow one by this: silence.
+      const keepalive = setInterval(() => {
+        try {
+          reply({ kind: "alive" });
+        } catch {
+          // the connection is closing: the final reply (or its absence) tells the coordinator
+        }
+      }, EXECUTOR_KEEPALIVE_MS);
+      handle(req, (step, done, total) => reply({ kind: "progress", step, done, total }))
+        .then(
+          (r) => reply("refused" in r ? { kind: "refused", reason: r.refused } : { kind: "done", ...r }),
+          (e) => {
+            log.error("batch executor request failed", { request: req.kind, err: ensureError(e) });
+            reply({ kind: "failed", error: ensureError(e).message });
+          },
+        )
+        .finally(() => clearInterval(keepalive));
     },
   });
 }

@@ -83,6 +83,11 @@ export interface Leadership {
   observed(): ObservedLeader | null;
   /** Reads the key now; resolves with the epoch while this coordinator still leads. @throws NotLeaderError (and steps down) */
   confirm(): Promise<number>;
+  /**
+   * Gives the lead up (it could not take over: NATS failed under it): stops renewing, so the
+   * lease lapses and any coordinator, this one included after one lease, may take it again.
+   */
+  resign(reason: string): void;
   /** Feeds a time the NATS server stored something at (heartbeats): a standby's lease check runs on it. */
   serverTimeSeen(storedAtMs: number): void;
   /** Starts deciding: takes the lead now if nobody holds it, then checks every renewal period. Resolves after the first decision took effect. */
@@ -101,6 +106,8 @@ export async function startLeadership(kv: KV, opts: LeadershipOptions, log: Logg
   let mine: { epoch: number; revision: number; renewedAtMono: number } | null = null;
   let stopped = false;
   let changing: Promise<void> = Promise.resolve();
+  // After resign(): not before this (monotonic) time does this coordinator try to lead again.
+  let holdOffUntilMono = 0;
   const notify = (epoch: number | null) => {
     changing = changing.then(() => onChange(epoch)).catch((err) => log.error("reacting to a leadership change failed", { epoch, err: ensureError(err) }));
   };
@@ -155,6 +162,7 @@ export async function startLeadership(kv: KV, opts: LeadershipOptions, log: Logg
         await renew();
         return;
       }
+      if (performance.now() < holdOffUntilMono) return;
       const s = seen;
       const expired = !s || s.record.holder === "" || s.record.holder === opts.id || serverNowMs - s.storedAtMs >= opts.leaseMs;
       if (expired) await acquire();
@@ -202,6 +210,11 @@ export async function startLeadership(kv: KV, opts: LeadershipOptions, log: Logg
         throw new NotLeaderError(opts.id, reason);
       }
       return m.epoch;
+    },
+    resign(reason) {
+      if (!mine) return;
+      holdOffUntilMono = performance.now() + opts.leaseMs;
+      lose(`it resigned: ${reason}`);
     },
     serverTimeSeen(ms) {
       serverNowMs = Math.max(serverNowMs, ms);

@@ -1,0 +1,134 @@
+/**
+ * What the matrix asserts, from the ledger and from outside the runtime:
+ *
+ *   I1  every acknowledged event is in the batch view (the watermark's count of distinct events)
+ *   I2  nothing counted twice: no answer, during a fault or after, above what was published
+ *   I3  after the fault, every answer (every key, several ranges) equals the recount
+ *   I4  the watermark's run and every partition's cut never go backwards
+ *   I6  recovery: fault healed → the first complete answer again (reported, not asserted)
+ *
+ * I5 (no write with a stale fencing token applied) is asserted where it can be seen from
+ * outside: the watermark history (I4) — a stale leader's write would move it back.
+ */
+import { Metadata, type ServiceError } from "@grpc/grpc-js";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { parseWatermark, type Watermark } from "../src/core/watermark.js";
+import { silentLogger } from "../src/core/logger.js";
+import { watchValues, type ValueWatch } from "../src/nats/kv.js";
+import { WATERMARK_KEY, type Names } from "../src/nats/names.js";
+import { partitionHeads, type Buckets } from "../src/nats/setup.js";
+import { QueryRequest, type LambdaServiceClient, type QueryResponse } from "../src/gen/lambda/v1/serving.js";
+import { waitFor } from "../src/core/wait.js";
+import { EVENT_SPAN_MS, KEYS, T0, type Ledger } from "./ledger.js";
+
+const MINUTE = 60_000;
+const FULL_RANGE: [number, number] = [T0 - MINUTE, T0 + EVENT_SPAN_MS + MINUTE];
+
+export function queryAll(client: LambdaServiceClient, strict: boolean, [fromMs, toMs]: [number, number] = FULL_RANGE, timeoutMs = 10_000): Promise<QueryResponse> {
+  const req = QueryRequest.fromPartial({ metric: "article_views", key: KEYS[0]!, keys: KEYS.slice(1), from: new Date(fromMs), to: new Date(toMs), strict });
+  return new Promise((resolve, reject) =>
+    client.query(req, new Metadata(), { deadline: Date.now() + timeoutMs }, (err: ServiceError | null, res: QueryResponse) => (err ? reject(err) : resolve(res))),
+  );
+}
+
+/** The watermarks as they were written, to check that nothing goes backwards (I4). */
+export async function recordWatermarks(buckets: Buckets): Promise<{ history: Watermark[]; watch: ValueWatch }> {
+  const history: Watermark[] = [];
+  const watch = await watchValues(buckets.watermark, { key: WATERMARK_KEY, parse: parseWatermark, what: "the watermark (faults)", log: silentLogger, onValue: (_k, w) => history.push(w) });
+  return { history, watch };
+}
+
+export function checkWatermarkHistory(history: readonly Watermark[]): string[] {
+  const problems: string[] = [];
+  for (let i = 1; i < history.length; i++) {
+    const [a, b] = [history[i - 1]!, history[i]!];
+    if (b.run < a.run) problems.push(`I4: the watermark went back from run ${a.run} to ${b.run}`);
+    b.cuts.forEach((c, p) => {
+      if (c < (a.cuts[p] ?? 0)) problems.push(`I4: partition ${p}'s cut went back from ${a.cuts[p]} to ${c} (runs ${a.run} → ${b.run})`);
+    });
+  }
+  return problems;
+}
+
+export interface QueryTally {
+  complete: number;
+  partial: number;
+  failed: number;
+  /** When each answer came (ms since the loop started) and whether it was complete. */
+  readonly timeline: { atMs: number; complete: boolean }[];
+  /** I2 violations seen during the run. */
+  readonly problems: string[];
+}
+
+/** Queries every key without strict, one call after another, until stopped; checks I2 on each answer. */
+export function startQueryLoad(client: () => LambdaServiceClient, ledger: Ledger) {
+  const tally: QueryTally = { complete: 0, partial: 0, failed: 0, timeline: [], problems: [] };
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const r = await queryAll(client(), false, FULL_RANGE, 5_000);
+        const at = performance.now();
+        if (r.complete) tally.complete++;
+        else tally.partial++;
+        tally.timeline.push({ atMs: at, complete: r.complete });
+        for (const a of r.answers) {
+          const { published } = ledger.count(a.key, ...FULL_RANGE);
+          if ((a.total ?? 0) > published) tally.problems.push(`I2: ${a.key} answered ${a.total} at run ${r.watermarkRun}, above the ${published} events ever published`);
+        }
+      } catch {
+        tally.failed++;
+        tally.timeline.push({ atMs: performance.now(), complete: false });
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  return {
+    tally,
+    async stop() {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+/** ms from `healedAt` to the first complete answer after it (0 when every answer since was complete). */
+export function recoveryMs(tally: QueryTally, faultAt: number, healedAt: number): number | null {
+  const since = tally.timeline.filter((t) => t.atMs >= faultAt);
+  if (since.every((t) => t.complete)) return 0;
+  const first = since.find((t) => t.atMs >= healedAt && t.complete);
+  return first ? first.atMs - healedAt : null;
+}
+
+/**
+ * Once the producer has stopped: waits for a batch run whose barriers lie above everything
+ * published, then checks I1 and I3 against the ledger. Returns the problems found.
+ */
+export async function checkQuiet(nc: NatsConnection, names: Names, partitions: number, history: readonly Watermark[], client: () => LambdaServiceClient, ledger: Ledger, rand: () => number): Promise<{ problems: string[]; watermark: Watermark }> {
+  // JetStream may still be electing leaders after the heal: ask until it answers.
+  const heads = await waitFor("the stream heads", () => partitionHeads(nc, names, partitions), { timeoutMs: 60_000, intervalMs: 200 });
+  const w = await waitFor("a batch run with every published event below its cut", () => history.find((x) => x.cuts.every((c, p) => c > heads[p]!)), { timeoutMs: 120_000, intervalMs: 100 });
+  const problems: string[] = [];
+  const { acked, unresolved } = ledger.counts;
+  // I1: all acknowledged events are in the batch view, once; an unresolved one may or may not be.
+  if (w.eventsCovered < acked || w.eventsCovered > acked + unresolved) problems.push(`I1: run ${w.run} covers ${w.eventsCovered} events; acknowledged ${acked}, unresolved ${unresolved}`);
+  const ranges: [number, number][] = [FULL_RANGE];
+  for (let i = 0; i < 3; i++) {
+    const a = Math.floor(rand() * 100);
+    ranges.push([T0 + a * MINUTE + (i === 2 ? 30_000 : 0), T0 + (a + 1 + Math.floor(rand() * 30)) * MINUTE]);
+  }
+  for (const range of ranges) {
+    // A strict answer, asked again while a partition still catches up after the fault.
+    const r = await waitFor(
+      `a complete answer for [${new Date(range[0]).toISOString()}, ${new Date(range[1]).toISOString()})`,
+      () => queryAll(client(), true, range).then((x) => x.watermarkRun >= w.run && x),
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
+    for (const a of r.answers) {
+      const c = ledger.count(a.key, ...range);
+      const total = a.total ?? 0;
+      if (total < c.acked || total > c.published) problems.push(`I3: ${a.key} over [${new Date(range[0]).toISOString()}, ${new Date(range[1]).toISOString()}) answered ${total} at run ${r.watermarkRun}; the ledger has ${c.acked} acknowledged of ${c.published} published`);
+    }
+  }
+  return { problems, watermark: w };
+}

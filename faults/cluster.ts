@@ -1,0 +1,156 @@
+/**
+ * The fault matrix's cluster: every role its own process, on a 3-node NATS
+ * cluster with R3 streams and buckets, so each fault hits one process or one
+ * NATS node and the rest carries on.
+ *
+ *   nats n1..n3         nats-server processes on loopback (src/nats/server_process.ts)
+ *   main                archiver, batch executor, serving (they share the chDB directory)
+ *   coord-1, coord-2    coordinators (one leads)
+ *   speed-1..speed-3    speed nodes
+ *
+ * With embedded chDB one process owns the data, so serving runs once, beside
+ * the archiver (docs/deploy.md): a fault on "main" stops the archiver, the
+ * executor and serving together.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { credentials } from "@grpc/grpc-js";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { loadCatalog, type Catalog } from "../src/core/catalog.js";
+import { createJsonLogger, silentLogger } from "../src/core/logger.js";
+import { createIngest, type Ingest } from "../src/ingest/index.js";
+import { spawnNode, type ChildNode } from "../src/main/spawn.js";
+import { connectNats } from "../src/nats/connect.js";
+import { readLeader } from "../src/nats/leadership.js";
+import { namesFor, type Names } from "../src/nats/names.js";
+import { startNatsCluster, type NatsClusterNode, type NatsClusterProcess } from "../src/nats/server_process.js";
+import { openBuckets, type Buckets } from "../src/nats/setup.js";
+import { LambdaServiceClient } from "../src/gen/lambda/v1/serving.js";
+
+/** Timings of the fault cluster: short, so that a fault and its recovery fit in seconds. */
+export const FAULT_TIMINGS = {
+  heartbeatIntervalMs: 200,
+  nodeTimeoutMs: 1_500,
+  leaderLeaseMs: 1_500,
+  leaderRenewMs: 300,
+  snapshotIntervalMs: 500,
+  batchIntervalMs: 2_000,
+  archiverFlushIntervalMs: 100,
+} as const;
+export const PARTITIONS = 4;
+export const SPEED_NODES = 3;
+export const COORDINATORS = 2;
+
+export interface FaultCluster {
+  readonly nats: NatsClusterProcess;
+  readonly nc: NatsConnection;
+  readonly names: Names;
+  readonly buckets: Buckets;
+  readonly catalog: Catalog;
+  readonly ingest: Ingest;
+  /** A client of the serving node in "main"; replaced when main restarts. */
+  grpc(): LambdaServiceClient;
+  /** Role processes by node id (main, coord-N, speed-N). */
+  readonly processes: Map<string, ChildNode>;
+  /** Starts the role process `nodeId` again (after a kill), with the roles its name says. */
+  restart(nodeId: string): Promise<ChildNode>;
+  /** The coordinator process that holds the leadership key now. */
+  leader(): Promise<ChildNode>;
+  /** The NATS node that leads the event stream. */
+  streamLeader(): Promise<NatsClusterNode>;
+  close(): Promise<void>;
+}
+
+const rolesOf = (nodeId: string) => (nodeId === "main" ? "archiver,executor,serving" : nodeId.startsWith("coord") ? "coordinator" : "speed");
+
+export async function startFaultCluster(catalogPath: string, opts: { verbose: boolean }): Promise<FaultCluster> {
+  const dir = mkdtempSync(join(tmpdir(), "lambda-faults-"));
+  const prefix = `f${process.pid}x${Date.now() % 100_000}`;
+  const nats = await startNatsCluster({ nodes: 3, path: process.env.PATH ?? "", storeDir: join(dir, "nats") });
+  const names = namesFor(prefix);
+  const env = {
+    LAMBDA_NATS_URL: nats.url,
+    LAMBDA_PREFIX: prefix,
+    LAMBDA_DATABASE: prefix,
+    LAMBDA_PARTITIONS: String(PARTITIONS),
+    LAMBDA_CATALOG: catalogPath,
+    LAMBDA_CHDB_PATH: join(dir, "chdb"),
+    LAMBDA_GRPC_HOST: "127.0.0.1",
+    LAMBDA_GRPC_PORT: "0",
+    LAMBDA_LOG_LEVEL: opts.verbose ? "info" : "error",
+    LAMBDA_HEARTBEAT_INTERVAL_MS: String(FAULT_TIMINGS.heartbeatIntervalMs),
+    LAMBDA_NODE_TIMEOUT_MS: String(FAULT_TIMINGS.nodeTimeoutMs),
+    LAMBDA_LEADER_LEASE_MS: String(FAULT_TIMINGS.leaderLeaseMs),
+    LAMBDA_LEADER_RENEW_MS: String(FAULT_TIMINGS.leaderRenewMs),
+    LAMBDA_SNAPSHOT_INTERVAL_MS: String(FAULT_TIMINGS.snapshotIntervalMs),
+    LAMBDA_BATCH_INTERVAL_MS: String(FAULT_TIMINGS.batchIntervalMs),
+    LAMBDA_ARCHIVER_FLUSH_INTERVAL_MS: String(FAULT_TIMINGS.archiverFlushIntervalMs),
+  };
+  const processes = new Map<string, ChildNode>();
+  let grpc: LambdaServiceClient | undefined;
+  let nc: NatsConnection | undefined;
+  const spawnRole = async (nodeId: string) => {
+    const child = spawnNode(nodeId, { ...env, LAMBDA_ROLES: rolesOf(nodeId) }, opts.verbose ? "inherit" : "ignore");
+    processes.set(nodeId, child);
+    const ready = await child.ready;
+    if (nodeId === "main") {
+      grpc?.close();
+      grpc = new LambdaServiceClient(ready.grpc!, credentials.createInsecure());
+    }
+    return child;
+  };
+  const close = async () => {
+    grpc?.close();
+    // Continue paused processes first: a stopped process ignores SIGTERM.
+    for (const p of processes.values()) {
+      try {
+        process.kill(p.pid, "SIGCONT");
+      } catch {
+        // already gone
+      }
+    }
+    await Promise.all([...processes.values()].map((p) => p.stop()));
+    await nc?.close();
+    await nats.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    // main first: it creates the streams and buckets with their replicas, and the schema.
+    await spawnRole("main");
+    for (let i = 1; i <= COORDINATORS; i++) await spawnRole(`coord-${i}`);
+    for (let i = 1; i <= SPEED_NODES; i++) await spawnRole(`speed-${i}`);
+    nc = await connectNats(nats.url, "fault matrix");
+    const buckets = await openBuckets(nc, names);
+    const catalog = loadCatalog(catalogPath);
+    const log = opts.verbose ? createJsonLogger("warn", { node: "faults" }) : silentLogger;
+    return {
+      nats,
+      nc,
+      names,
+      buckets,
+      catalog,
+      ingest: createIngest({ nc, catalog, names, partitions: PARTITIONS, log }),
+      grpc: () => grpc!,
+      processes,
+      restart: spawnRole,
+      async leader() {
+        const l = await readLeader(buckets.coordinator);
+        const p = l && l.value.holder ? processes.get(l.value.holder) : undefined;
+        if (!p) throw new Error(`no coordinator process leads (leadership key: ${JSON.stringify(l?.value)})`);
+        return p;
+      },
+      async streamLeader() {
+        const info = await (await jetstreamManager(nc!)).streams.info(names.eventStream);
+        const node = nats.nodes.find((n) => n.name === info.cluster?.leader);
+        if (!node) throw new Error(`the event stream has no leader among ${nats.nodes.map((n) => n.name).join(", ")} (${info.cluster?.leader})`);
+        return node;
+      },
+      close,
+    };
+  } catch (err) {
+    await close().catch(() => undefined); // best effort: the start failure is what matters
+    throw err;
+  }
+}

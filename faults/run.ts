@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+/**
+ * `npm run faults`: the fault matrix. For each fault, a fresh cluster of
+ * processes on a 3-node NATS cluster (faults/cluster.ts), a producer with a
+ * ledger and a query load running throughout; the fault is made at a random
+ * moment, held, healed; then, with the system quiet, the invariants are
+ * checked against the ledger (faults/check.ts). Prints a table and writes it
+ * (JSON and Markdown) to faults/results/. Exit code 1 when an invariant broke.
+ *
+ *   npm run faults                              every fault, 3 iterations
+ *   npm run faults -- --only F1,F7 --iterations 5
+ *   npm run faults -- --quick                   F1 and F7 once (CI)
+ *   npm run faults -- --verbose                 the roles' logs on stderr
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { prng } from "../src/ingest/synthetic.js";
+import { waitFor } from "../src/core/wait.js";
+import { PARTITIONS, startFaultCluster } from "./cluster.js";
+import { checkQuiet, checkWatermarkHistory, recordWatermarks, recoveryMs, startQueryLoad } from "./check.js";
+import { FAULTS, type Fault } from "./faults.js";
+import { Ledger, startProducer } from "./ledger.js";
+
+const REPO = new URL("../..", import.meta.url).pathname;
+const QUICK_FAULTS = ["F1", "F7"];
+/** Producers and the rate of each: a steady load through the fault. */
+const PRODUCERS = 4;
+const RATE_PER_PRODUCER = 40;
+/** How long unknown publishes are retried after the producer stops. */
+const RETRY_AFTER_STOP_MS = 30_000;
+
+interface Row {
+  fault: string;
+  iteration: number;
+  target: string;
+  published: number;
+  acked: number;
+  unknownAttempts: number;
+  unresolved: number;
+  queriesComplete: number;
+  queriesPartial: number;
+  queriesFailed: number;
+  recoveryMs: number | null;
+  watermarkRun: number;
+  problems: string[];
+}
+
+async function runOnce(fault: Fault, iteration: number, seed: number, opts: { quick: boolean; verbose: boolean }): Promise<Row> {
+  const rand = prng(seed);
+  const cluster = await startFaultCluster(join(REPO, "catalog/catalog.json"), { verbose: opts.verbose });
+  try {
+    const { history, watch } = await recordWatermarks(cluster.buckets);
+    const ledger = new Ledger(rand);
+    const producer = startProducer(cluster.ingest, ledger, PRODUCERS, RATE_PER_PRODUCER);
+    const queries = startQueryLoad(() => cluster.grpc(), ledger);
+    try {
+      // Warm: events acknowledged and a batch run published; then the fault at a random moment.
+      await waitFor("the first batch run and 200 acknowledged events", () => history.length > 0 && ledger.counts.acked >= 200, { timeoutMs: 60_000, intervalMs: 50 });
+      await new Promise((r) => setTimeout(r, Math.floor(rand() * 2_000)));
+      const faultAt = performance.now();
+      const injected = await fault.inject(cluster, rand, opts.quick);
+      await injected.heal();
+      const healedAt = performance.now();
+      // Load goes on after the heal, then stops; unknown publishes are retried a while longer.
+      const ackedAtHeal = ledger.counts.acked;
+      await waitFor("200 more events acknowledged after the heal", () => ledger.counts.acked >= ackedAtHeal + 200, { timeoutMs: 60_000, intervalMs: 50 });
+      await producer.stop(RETRY_AFTER_STOP_MS);
+      const quiet = await checkQuiet(cluster.nc, cluster.names, PARTITIONS, history, () => cluster.grpc(), ledger, rand);
+      await queries.stop();
+      watch.stop();
+      const t = queries.tally;
+      return {
+        fault: fault.id,
+        iteration,
+        target: injected.target,
+        ...ledger.counts,
+        queriesComplete: t.complete,
+        queriesPartial: t.partial,
+        queriesFailed: t.failed,
+        recoveryMs: recoveryMs(t, faultAt, healedAt),
+        watermarkRun: quiet.watermark.run,
+        problems: [...t.problems, ...quiet.problems, ...checkWatermarkHistory(history)],
+      };
+    } finally {
+      await producer.stop(0);
+      await queries.stop();
+    }
+  } finally {
+    await cluster.close();
+  }
+}
+
+function emptyRow(fault: string, iteration: number): Row {
+  return { fault, iteration, target: "-", published: 0, acked: 0, unknownAttempts: 0, unresolved: 0, queriesComplete: 0, queriesPartial: 0, queriesFailed: 0, recoveryMs: null, watermarkRun: 0, problems: [] };
+}
+
+const fmt = (v: number | null) => (v === null ? "-" : String(Math.round(v)));
+
+function table(rows: readonly Row[]): string {
+  const head = "| fault | iter | target | published | acked | unknown (retried) | unresolved | lost / twice / backwards | queries complete / partial / failed | recovery ms |";
+  const lines = rows.map((r) => {
+    const lost = r.problems.filter((p) => /^I[13]/.test(p)).length;
+    const twice = r.problems.filter((p) => p.startsWith("I2")).length;
+    const back = r.problems.filter((p) => p.startsWith("I4")).length;
+    if (r.problems.some((p) => p.startsWith("did not finish"))) return `| ${r.fault} | ${r.iteration} | did not finish: ${r.problems[0]!.slice(16, 200)} | | | | | | | |`;
+    return `| ${r.fault} | ${r.iteration} | ${r.target} | ${r.published} | ${r.acked} | ${r.unknownAttempts} | ${r.unresolved} | ${lost} / ${twice} / ${back} | ${r.queriesComplete} / ${r.queriesPartial} / ${r.queriesFailed} | ${fmt(r.recoveryMs)} |`;
+  });
+  return [head, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", ...lines].join("\n");
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: { only: { type: "string" }, iterations: { type: "string" }, quick: { type: "boolean", default: false }, verbose: { type: "boolean", default: false }, seed: { type: "string" } },
+  });
+  const quick = values.quick ?? false;
+  const only = values.only ? values.only.split(",").map((s) => s.trim().toUpperCase()) : quick ? QUICK_FAULTS : null;
+  const unknown = only?.filter((id) => !FAULTS.some((f) => f.id === id)) ?? [];
+  if (unknown.length > 0) throw new Error(`unknown fault ${unknown.join(", ")}; the matrix has ${FAULTS.map((f) => f.id).join(", ")}`);
+  const iterations = values.iterations ? Number(values.iterations) : quick ? 1 : 3;
+  if (!Number.isInteger(iterations) || iterations < 1) throw new Error(`--iterations must be a whole number >= 1, got ${values.iterations}`);
+  const seed = values.seed ? Number(values.seed) : Date.now() % 2 ** 31;
+  const faults = FAULTS.filter((f) => !only || only.includes(f.id));
+  const rows: Row[] = [];
+  const started = Date.now();
+  for (const fault of faults) {
+    for (let i = 1; i <= iterations; i++) {
+      process.stderr.write(`[faults ${Math.round((Date.now() - started) / 1000)} s] ${fault.id} ${i}/${iterations}: ${fault.title}\n`);
+      // A scenario that cannot finish (a wait timed out) is a failed row, and the matrix goes on.
+      const row = await runOnce(fault, i, seed + rows.length, { quick, verbose: values.verbose ?? false }).catch(
+        (err: unknown): Row => ({ ...emptyRow(fault.id, i), problems: [`did not finish: ${(err as Error).message}`] }),
+      );
+      rows.push(row);
+      for (const p of row.problems) process.stderr.write(`  ${fault.id} ${i}: ${p}\n`);
+    }
+  }
+  const commit = execFileSync("git", ["rev-parse", "--short=12", "HEAD"], { cwd: REPO, encoding: "utf8" }).trim();
+  const text = `${table(rows)}\n\n${faults.map((f) => `- ${f.id}: ${f.title}`).join("\n")}\n\nseed ${seed}, commit ${commit}, ${new Date().toISOString()}, ${Math.round((Date.now() - started) / 1000)} s\n`;
+  process.stdout.write(`\n${text}`);
+  const dir = join(REPO, "faults/results");
+  mkdirSync(dir, { recursive: true });
+  const name = `${new Date().toISOString().slice(0, 10)}-${commit}${quick ? "-quick" : ""}`;
+  writeFileSync(join(dir, `${name}.json`), JSON.stringify({ commit, seed, iterations, rows }, null, 2));
+  writeFileSync(join(dir, `${name}.md`), text);
+  process.stdout.write(`results: ${join(dir, `${name}.json`)}\n`);
+  if (rows.some((r) => r.problems.length > 0)) process.exit(1);
+}
+
+main().catch((err) => {
+  process.stderr.write(`faults: ${(err as Error).stack ?? err}\n`);
+  process.exit(2);
+});
