@@ -39,6 +39,13 @@ export function natsServers(url: string): string[] {
   });
 }
 
+/**
+ * How often a client pings its server; two pings without an answer and it moves to another
+ * node. nats.js pings every 2 minutes by default: a paused or cut-off server then held a
+ * serving node's answers for minutes (the fault matrix's F12).
+ */
+export const NATS_PING_INTERVAL_MS = 5_000;
+
 /** @throws NatsUrlError for a malformed URL list; the connection errors of nats.js */
 export async function connectNats(url: string, name: string): Promise<NatsConnection> {
   return connect({
@@ -47,5 +54,7 @@ export async function connectNats(url: string, name: string): Promise<NatsConnec
     // Keep trying through a server restart instead of failing the role.
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
+    pingInterval: NATS_PING_INTERVAL_MS,
+    maxPingOut: 2,
   });
 }
