@@ -85,7 +85,7 @@ export interface Leadership {
   confirm(): Promise<number>;
   /**
    * Gives the lead up (it could not take over: NATS failed under it): stops renewing, so the
-   * lease lapses and any coordinator, this one included after one lease, may take it again.
+   * lease lapses and a standby takes it; this coordinator tries again only after two leases.
    */
   resign(reason: string): void;
   /** Feeds a time the NATS server stored something at (heartbeats): a standby's lease check runs on it. */
@@ -213,7 +213,8 @@ export async function startLeadership(kv: KV, opts: LeadershipOptions, log: Logg
     },
     resign(reason) {
       if (!mine) return;
-      holdOffUntilMono = performance.now() + opts.leaseMs;
+      // Two leases: a standby sees the lease lapse after one and takes over before this one tries again.
+      holdOffUntilMono = performance.now() + 2 * opts.leaseMs;
       lose(`it resigned: ${reason}`);
     },
     serverTimeSeen(ms) {
