@@ -25,7 +25,7 @@ export const CONSUMER_IDLE_HEARTBEAT_MS = 1_000;
 export const CONSUMER_STALL_AFTER_MS = 2 * CONSUMER_IDLE_HEARTBEAT_MS;
 
 /** The pull settings every long-running consumer uses (with its own batch sizes). */
-export function consumeOptions(batch: { max_messages?: number; threshold_messages?: number } = {}): ConsumeOptions {
+function consumeOptions(batch: { max_messages?: number; threshold_messages?: number } = {}): ConsumeOptions {
   return { ...batch, expires: CONSUMER_EXPIRES_MS, idle_heartbeat: CONSUMER_IDLE_HEARTBEAT_MS } as ConsumeOptions;
 }
 
@@ -45,7 +45,7 @@ const NOTABLE = new Set<ConsumerNotification["type"]>([
  * Logs the notable status notifications of `messages` until they end (with stop()),
  * calling `onEvent` with each.
  */
-export function logConsumerStatus(messages: ConsumerMessages, log: Logger, what: string, onEvent?: (n: ConsumerNotification) => void): void {
+function logConsumerStatus(messages: ConsumerMessages, log: Logger, what: string, onEvent?: (n: ConsumerNotification) => void): void {
   void (async () => {
     for await (const n of messages.status()) {
       if (!NOTABLE.has(n.type)) continue;
