@@ -15,7 +15,7 @@ import { canonicalString, hllAdd, hllEstimate, quantileAdd, quantileEstimate } f
 import { createClickGenerator, createOrderGenerator, createPageViewGenerator } from "../../src/ingest/synthetic.js";
 import { encodeEvent } from "../../src/nats/codec.js";
 import { startTestCluster, type TestCluster } from "../harness/cluster.js";
-import { getWatermark, queryRaw, topK } from "../harness/grpc.js";
+import { completeQuery, completeTopK, getWatermark } from "../harness/grpc.js";
 import { waitFor } from "../harness/wait.js";
 import { prng } from "../unit/prng.js";
 
@@ -126,7 +126,7 @@ async function checkMetric(cluster: TestCluster, m: MetricDef, recount: Recount,
     for (const agg of m.aggregates) {
       for (const q of agg.kind === "quantiles" ? [0.5, 0.9] : [0]) {
         for (const g of asked) {
-          const res = await queryRaw(cluster.grpc, { metric: m.name, group: g.group, aggregate: agg.name, quantile: q, from: new Date(fromMs), to: new Date(toMs) });
+          const res = await completeQuery(cluster.grpc, { metric: m.name, group: g.group, aggregate: agg.name, quantile: q, from: new Date(fromMs), to: new Date(toMs) });
           const answer = res.answers[0]!;
           const where = `${label}: ${m.name}.${agg.name}${q ? `@${q}` : ""} ${JSON.stringify(g.group)} [${new Date(fromMs).toISOString()}, ${new Date(toMs).toISOString()}) run ${res.watermarkRun}`;
           close(answer.total, expectedValue(agg.kind, agg.field, g.events, q || 0.5), where);
@@ -139,7 +139,7 @@ async function checkMetric(cluster: TestCluster, m: MetricDef, recount: Recount,
     }
     // Top-k by the first aggregate when it is a count: the ranking the recount gives.
     if (m.aggregates[0]!.kind === "count" && m.groupBy.length > 0) {
-      const res = await topK(cluster.grpc, { metric: m.name, k: 5, from: new Date(fromMs), to: new Date(toMs) });
+      const res = await completeTopK(cluster.grpc, { metric: m.name, k: 5, from: new Date(fromMs), to: new Date(toMs) });
       const counts = [...groups.values()].map((g) => g.events.length).sort((x, y) => y - x);
       assert.deepEqual(res.entries.map((e) => e.total), counts.slice(0, 5), `${label}: top-5 of ${m.name}`);
       for (const e of res.entries) assert.equal(e.total, groups.get(JSON.stringify(Object.fromEntries(m.groupBy.map((f) => [f, e.group[f]]))))!.events.length);

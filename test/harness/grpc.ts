@@ -28,21 +28,24 @@ export const COMPLETE_ANSWER_WAIT_MS = 20_000;
 export const isIncomplete = (err: unknown): boolean => (err as ServiceError).code === status.UNAVAILABLE && /the answer would lack the speed part/.test((err as ServiceError).details);
 
 /**
- * Strict queryRaw, asked again while the answer would be incomplete, as a client honouring
- * UNAVAILABLE's retry advice does (a partition that moved under load replays for a moment):
- * for comparisons with a recount, which need the complete answer.
+ * `ask` (a strict query or top-k) asked again while the answer would be incomplete, as a client
+ * honouring UNAVAILABLE's retry advice does (a partition that moved under load replays for a
+ * moment): for comparisons with a recount, which need the complete answer.
  */
-export async function completeQuery(client: LambdaServiceClient, req: Partial<QueryRequest>): Promise<QueryResponse> {
+async function untilComplete<T>(ask: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + COMPLETE_ANSWER_WAIT_MS;
   for (;;) {
     try {
-      return await queryRaw(client, { ...req, strict: true });
+      return await ask();
     } catch (err) {
       if (!isIncomplete(err) || Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 100));
     }
   }
 }
+
+/** A strict query, asked again while it would be incomplete (untilComplete). */
+export const completeQuery = (client: LambdaServiceClient, req: Partial<QueryRequest>): Promise<QueryResponse> => untilComplete(() => queryRaw(client, { ...req, strict: true }));
 
 /** One key's count (or first aggregate) over [fromMs, toMs), complete (completeQuery). Absent values read as 0. */
 export async function query(client: LambdaServiceClient, metric: string, key: string, fromMs: number, toMs: number): Promise<OneAnswer> {
@@ -56,6 +59,9 @@ export function topK(client: LambdaServiceClient, req: Partial<TopKRequest>): Pr
   const full: TopKRequest = { metric: "", k: 10, aggregate: "", quantile: 0, where: {}, from: undefined, to: undefined, strict: true, ...req };
   return new Promise((resolve, reject) => client.topK(full, (err: ServiceError | null, res: TopKResponse) => (err ? reject(err) : resolve(res))));
 }
+
+/** A strict top-k, asked again while it would be incomplete (untilComplete). */
+export const completeTopK = (client: LambdaServiceClient, req: Partial<TopKRequest>): Promise<TopKResponse> => untilComplete(() => topK(client, { ...req, strict: true }));
 
 export function getWatermark(client: LambdaServiceClient): Promise<GetWatermarkResponse> {
   return new Promise((resolve, reject) => client.getWatermark({}, (err: ServiceError | null, res: GetWatermarkResponse) => (err ? reject(err) : resolve(res))));

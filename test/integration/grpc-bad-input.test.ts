@@ -10,7 +10,7 @@ import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { service as healthService } from "grpc-health-check";
 import type { QueryRequest, QueryResponse } from "../../src/gen/lambda/v1/serving.js";
 import { startTestCluster, type TestCluster } from "../harness/cluster.js";
-import { query, queryRaw, topK } from "../harness/grpc.js";
+import { completeQuery, completeTopK, query, queryRaw, topK } from "../harness/grpc.js";
 import { keptLogger, type KeptLine } from "../harness/log.js";
 import { statusDetails } from "../harness/rpc_status.js";
 import { waitFor } from "../harness/wait.js";
@@ -250,12 +250,12 @@ test("speed answers larger than NATS max_payload (a top-k over thousands of keys
 
   const from = new Date(T - MINUTE);
   const to = new Date(T + 9_000 * MINUTE);
-  const top = await topK(cluster.grpc, { metric: "article_views", k: 1_000, from, to });
+  const top = await completeTopK(cluster.grpc, { metric: "article_views", k: 1_000, from, to });
   const expected = [...counts].sort(([ka, a], [kb, b]) => b - a || (ka < kb ? -1 : ka > kb ? 1 : 0)).slice(0, 1_000);
   assert.deepEqual(top.entries.map((e) => [e.key, e.total]), expected);
   assert.ok(top.complete);
 
-  const series = await queryRaw(cluster.grpc, { metric: "article_views", key: "long", series: true, from, to });
+  const series = await completeQuery(cluster.grpc, { metric: "article_views", key: "long", series: true, from, to });
   assert.equal(series.answers[0]!.total, 8_000);
   assert.equal(series.answers[0]!.series.length, 8_000);
   assert.ok(series.answers[0]!.series.every((w, i) => w.windowStart!.getTime() === T + i * MINUTE && w.value === 1), "every window once, in order");
