@@ -97,6 +97,8 @@ export interface ResolvedConfig {
   logLevel: LogLevel;
   /** Local cluster only: synthetic page views published per second (0: none). */
   syntheticRate: number;
+  /** Fault matrix only (F17): while this file exists every ClickHouse insert of the process fails; empty: off (src/ch/insert_fault.ts). */
+  faultInsertsFailWhile: string;
 }
 
 export type ConfigOverrides = Partial<ResolvedConfig>;
@@ -162,6 +164,7 @@ const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_NODE_ID: ["nodeId", name],
   LAMBDA_LOG_LEVEL: ["logLevel", level],
   LAMBDA_SYNTHETIC_RATE: ["syntheticRate", int(0, 1_000_000)],
+  LAMBDA_FAULT_INSERTS_FAIL_WHILE: ["faultInsertsFailWhile", str],
 };
 
 export function defaultConfig(): ResolvedConfig {
@@ -196,6 +199,7 @@ export function defaultConfig(): ResolvedConfig {
     nodeId: `node-${process.pid}`,
     logLevel: "info",
     syntheticRate: SYNTHETIC_RATE_PER_S,
+    faultInsertsFailWhile: "",
   };
 }
 
