@@ -41,13 +41,15 @@ const NODE_ENTRY = fileURLToPath(new URL("./node.js", import.meta.url));
 
 /**
  * @param env LAMBDA_* variables for the child (merged over the parent's PATH/HOME only).
- * @param output where the child's stderr goes: "inherit" or "ignore".
+ * @param output where the child's stdout and stderr go: "inherit", "ignore", or an open file descriptor.
+ * @param command a command node runs under, which execs it (the fault matrix's `ip netns exec NS`);
+ *   the IPC channel passes through it.
  */
-export function spawnNode(nodeId: string, env: Record<string, string>, output: "inherit" | "ignore" = "inherit"): ChildNode {
+export function spawnNode(nodeId: string, env: Record<string, string>, output: "inherit" | "ignore" | number = "inherit", command: readonly string[] = []): ChildNode {
   const child: ChildProcess = fork(NODE_ENTRY, [], {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env, LAMBDA_NODE_ID: nodeId },
     stdio: ["ignore", output, output, "ipc"],
-    execArgv: ["--enable-source-maps"],
+    ...(command.length > 0 ? { execPath: command[0], execArgv: [...command.slice(1), process.execPath, "--enable-source-maps"] } : { execArgv: ["--enable-source-maps"] }),
     // Its own process group: the parent decides the stop order on Ctrl-C.
     detached: true,
   });

@@ -70,8 +70,10 @@ interface ReadyServer {
 }
 
 /** Spawns nats-server with `args` and resolves once it accepts clients (and routes, when clustered). */
-async function spawnServer(bin: string, args: readonly string[]): Promise<ReadyServer> {
-  const child = spawn(bin, args, {
+async function spawnServer(bin: string, args: readonly string[], command: readonly string[] = []): Promise<ReadyServer> {
+  // Under a command (ip netns exec), which execs the server: the child's pid is the server's.
+  const [file, ...rest] = [...command, bin, ...args];
+  const child = spawn(file!, rest, {
     stdio: ["ignore", "ignore", "pipe"],
     // Its own process group: a Ctrl-C in the terminal reaches the parent only,
     // which stops the roles first and the server last.
@@ -190,6 +192,11 @@ export interface NatsClusterOptions {
   args?: string[];
   /** Called with each server process as it starts (the local cluster's watchdog watches them). */
   onProcess?: (pid: number) => void;
+  /**
+   * Where each node listens (default 127.0.0.1) and a command it is started under, by node
+   * index: the fault matrix puts nodes in network namespaces (`ip netns exec NS`) to cut them off.
+   */
+  placement?: (index: number) => { host: string; command?: readonly string[] } | undefined;
 }
 
 /** Cluster name of every local cluster: the store directories remember it. */
@@ -240,10 +247,11 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
 
 async function startNodes(bin: string, count: number, root: string, ownDir: boolean, clusterPorts: readonly number[], opts: NatsClusterOptions): Promise<NatsClusterProcess> {
   const nodes: (NatsClusterNode & { stop(): Promise<void> })[] = [];
+  const where = Array.from({ length: count }, (_, i) => ({ host: "127.0.0.1", command: [] as readonly string[], ...opts.placement?.(i) }));
   const argsFor = (i: number, storeDir: string, port: number | "-1") => [
-    "-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir,
-    "--server_name", `n${i + 1}`, "--cluster_name", LOCAL_CLUSTER_NAME, "--cluster", `nats://127.0.0.1:${clusterPorts[i]}`,
-    ...(count > 1 ? ["--routes", clusterPorts.filter((_, j) => j !== i).map((r) => `nats://127.0.0.1:${r}`).join(",")] : []),
+    "-a", where[i]!.host, "-p", String(port), "-js", "-sd", storeDir,
+    "--server_name", `n${i + 1}`, "--cluster_name", LOCAL_CLUSTER_NAME, "--cluster", `nats://${where[i]!.host}:${clusterPorts[i]}`,
+    ...(count > 1 ? ["--routes", clusterPorts.flatMap((r, j) => (j === i ? [] : [`nats://${where[j]!.host}:${r}`])).join(",")] : []),
     ...(opts.args ?? []),
   ];
   let version = "unknown";
@@ -252,13 +260,13 @@ async function startNodes(bin: string, count: number, root: string, ownDir: bool
       const name = `n${i + 1}`;
       const storeDir = join(root, name);
       mkdirSync(storeDir, { recursive: true });
-      let server: ReadyServer | null = await spawnServer(bin, argsFor(i, storeDir, "-1"));
+      let server: ReadyServer | null = await spawnServer(bin, argsFor(i, storeDir, "-1"), where[i]!.command);
       opts.onProcess?.(server.child.pid!);
       version = server.version;
       const port = server.port;
       nodes.push({
         name,
-        url: `nats://127.0.0.1:${port}`,
+        url: `nats://${where[i]!.host}:${port}`,
         port,
         clusterPort: clusterPorts[i]!,
         storeDir,
@@ -273,7 +281,7 @@ async function startNodes(bin: string, count: number, root: string, ownDir: bool
         },
         async restart() {
           if (server) throw new Error(`NATS node ${name} is running (pid ${server.child.pid}); kill it before a restart`);
-          server = await spawnServer(bin, argsFor(i, storeDir, port));
+          server = await spawnServer(bin, argsFor(i, storeDir, port), where[i]!.command);
           opts.onProcess?.(server.child.pid!);
         },
         async stop() {
