@@ -3,18 +3,24 @@
  *
  *   I1  every acknowledged event is in the batch view (the watermark's count of distinct events)
  *   I2  nothing counted twice: no answer, during a fault or after, above what was published
- *   I3  after the fault, every answer (every key, several ranges) equals the recount
+ *   I3  every complete answer during the run equals the recount of the events up to the stream
+ *       sequences it says it counted through (the cut, the actors' applied sequences); after
+ *       the fault, every answer (every key, several ranges) equals the recount
  *   I4  the watermark's run and every partition's cut never go backwards
  *   I6  recovery: fault healed → the first complete answer again (reported, not asserted)
  *
- * I5 (no write with a stale fencing token applied) is asserted where it can be seen from
- * outside: the watermark history (I4) — a stale leader's write would move it back.
+ *   I5  no write with a stale fencing token applied: the leader epoch that the watermark's and
+ *       each partition assignment's writes carry never goes back (a deposed leader's write
+ *       that got through would carry its older epoch); the writes the roles refused as stale are
+ *       counted from their logs (faults/run.ts)
  */
 import { Metadata, type ServiceError } from "@grpc/grpc-js";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { parseWatermark, type Watermark } from "../src/core/watermark.js";
 import { silentLogger } from "../src/core/logger.js";
-import { watchValues, type ValueWatch } from "../src/nats/kv.js";
+import type { Assignment } from "../src/core/records.js";
+import { watchAssignments } from "../src/nats/assignments_store.js";
+import { epochOf, watchValues, type ValueWatch } from "../src/nats/kv.js";
 import { WATERMARK_KEY, type Names } from "../src/nats/names.js";
 import { partitionHeads, type Buckets } from "../src/nats/setup.js";
 import { QueryRequest, type LambdaServiceClient, type QueryResponse } from "../src/gen/lambda/v1/serving.js";
@@ -38,11 +44,31 @@ export async function recordWatermarks(buckets: Buckets): Promise<{ history: Wat
   return { history, watch };
 }
 
+/** Every assignment as it was written, to check its fencing epochs (I5). */
+export async function recordAssignments(buckets: Buckets): Promise<{ history: Assignment[]; watch: ValueWatch }> {
+  const history: Assignment[] = [];
+  const watch = await watchAssignments(buckets.assignments, silentLogger, (a) => history.push(a));
+  return { history, watch };
+}
+
+/** I5 over the assignments: per partition, the epoch of each write is at least the one before. */
+export function checkAssignmentEpochs(history: readonly Assignment[]): string[] {
+  const problems: string[] = [];
+  const last = new Map<number, Assignment>();
+  for (const a of history) {
+    const prev = last.get(a.partition);
+    if (prev && epochOf(a) < epochOf(prev)) problems.push(`I5: partition ${a.partition} was assigned to ${a.node || "(none)"} by leader epoch ${epochOf(a)} after epoch ${epochOf(prev)} had assigned it`);
+    last.set(a.partition, a);
+  }
+  return problems;
+}
+
 export function checkWatermarkHistory(history: readonly Watermark[]): string[] {
   const problems: string[] = [];
   for (let i = 1; i < history.length; i++) {
     const [a, b] = [history[i - 1]!, history[i]!];
     if (b.run < a.run) problems.push(`I4: the watermark went back from run ${a.run} to ${b.run}`);
+    if (epochOf(b) < epochOf(a)) problems.push(`I5: run ${b.run}'s watermark was written by leader epoch ${epochOf(b)} after epoch ${epochOf(a)} had written run ${a.run}`);
     b.cuts.forEach((c, p) => {
       if (c < (a.cuts[p] ?? 0)) problems.push(`I4: partition ${p}'s cut went back from ${a.cuts[p]} to ${c} (runs ${a.run} → ${b.run})`);
     });
@@ -56,13 +82,16 @@ export interface QueryTally {
   failed: number;
   /** When each answer came (ms since the loop started) and whether it was complete. */
   readonly timeline: { atMs: number; complete: boolean }[];
-  /** I2 violations seen during the run. */
+  /** I2 and I3 violations seen during the run. */
   readonly problems: string[];
+  /** Why answers were partial (the `missing` reasons, once per answer and reason) or failed (the gRPC status). */
+  readonly reasons: Record<string, number>;
 }
 
 /** Queries every key without strict, one call after another, until stopped; checks I2 on each answer. */
 export function startQueryLoad(client: () => LambdaServiceClient, ledger: Ledger) {
-  const tally: QueryTally = { complete: 0, partial: 0, failed: 0, timeline: [], problems: [] };
+  const tally: QueryTally = { complete: 0, partial: 0, failed: 0, timeline: [], problems: [], reasons: {} };
+  const because = (reason: string) => (tally.reasons[reason] = (tally.reasons[reason] ?? 0) + 1);
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
@@ -71,12 +100,22 @@ export function startQueryLoad(client: () => LambdaServiceClient, ledger: Ledger
         const at = performance.now();
         if (r.complete) tally.complete++;
         else tally.partial++;
+        for (const reason of new Set(r.missing.map((m) => m.reason))) because(`partial: ${reason}`);
         tally.timeline.push({ atMs: at, complete: r.complete });
+        const reached = new Map(r.partitions.map((p) => [p.partition, Math.max(p.cutSeq - 1, p.appliedSeq)]));
         for (const a of r.answers) {
-          const { published } = ledger.count(a.key, ...FULL_RANGE);
-          if ((a.total ?? 0) > published) tally.problems.push(`I2: ${a.key} answered ${a.total} at run ${r.watermarkRun}, above the ${published} events ever published`);
+          // A copy republished past the duplicate window (F18) counts in the speed part until the next run.
+          const { published, copies } = ledger.count(a.key, ...FULL_RANGE);
+          if ((a.total ?? 0) > published + copies) tally.problems.push(`I2: ${a.key} answered ${a.total} at run ${r.watermarkRun}, above the ${published} events ever published${copies ? ` and ${copies} copies republished` : ""}`);
+          // I3 at the moment: a complete answer holds exactly the events its partitions had reached,
+          // the batch part below the cut and the speed part up to the actor's applied sequence.
+          if (!r.complete) continue;
+          const c = ledger.countThrough(a.key, ...FULL_RANGE, (p) => reached.get(p));
+          const total = a.total ?? 0;
+          if (total < c.sure || total > c.sure + c.maybe) tally.problems.push(`I3: ${a.key} answered ${total} at run ${r.watermarkRun} (complete, during the run), the ledger has ${c.sure} events up to the sequences it was counted through${c.maybe ? ` and ${c.maybe} of unknown position` : ""}`);
         }
-      } catch {
+      } catch (err) {
+        because(`failed: ${(err as ServiceError).details ?? (err as Error).message}`.slice(0, 160));
         tally.failed++;
         tally.timeline.push({ atMs: performance.now(), complete: false });
       }

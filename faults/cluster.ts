@@ -8,11 +8,15 @@
  *   coord-1, coord-2    coordinators (one leads)
  *   speed-1..speed-3    speed nodes
  *
+ * With `network` (faults that cut links), each NATS node and each coordinator runs
+ * in a network namespace of its own on a bridge (faults/netlab.ts); the other
+ * processes reach them through the bridge.
+ *
  * With embedded chDB one process owns the data, so serving runs once, beside
  * the archiver (docs/deploy.md): a fault on "main" stops the archiver, the
  * executor and serving together.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { credentials } from "@grpc/grpc-js";
@@ -28,6 +32,7 @@ import { namesFor, type Names } from "../src/nats/names.js";
 import { startNatsCluster, type NatsClusterNode, type NatsClusterProcess } from "../src/nats/server_process.js";
 import { openBuckets, type Buckets } from "../src/nats/setup.js";
 import { LambdaServiceClient } from "../src/gen/lambda/v1/serving.js";
+import { createNetLab, type LabHost } from "./netlab.js";
 
 /** Timings of the fault cluster: short, so that a fault and its recovery fit in seconds. */
 export const FAULT_TIMINGS = {
@@ -52,23 +57,51 @@ export interface FaultCluster {
   readonly ingest: Ingest;
   /** A client of the serving node in "main"; replaced when main restarts. */
   grpc(): LambdaServiceClient;
+  /** host:port of that serving node (for lambdactl). */
+  grpcAddress(): string;
+  /** The roles' log lines so far (level warn and up), every process's file joined; none with `verbose` (they go to stderr). */
+  logs(): string;
+  /** The directory of the roles' log files, one per node id (removed by close()). */
+  readonly logsDir: string;
+  /** The environment every role process starts with. */
+  readonly env: Readonly<Record<string, string>>;
   /** Role processes by node id (main, coord-N, speed-N). */
   readonly processes: Map<string, ChildNode>;
-  /** Starts the role process `nodeId` again (after a kill), with the roles its name says. */
-  restart(nodeId: string): Promise<ChildNode>;
+  /** Starts the role process `nodeId` again (after a kill), with the roles its name says and `extraEnv` (e.g. a skewed clock). */
+  restart(nodeId: string, extraEnv?: Record<string, string>): Promise<ChildNode>;
   /** The coordinator process that holds the leadership key now. */
   leader(): Promise<ChildNode>;
   /** The NATS node that leads the event stream. */
   streamLeader(): Promise<NatsClusterNode>;
+  /**
+   * With `network`: the lab hosts of the NATS nodes (by name, n1..n3) and of the coordinators
+   * (by node id), each in its own network namespace, to cut off (faults/netlab.ts).
+   */
+  readonly hosts?: ReadonlyMap<string, LabHost>;
   close(): Promise<void>;
 }
 
 const rolesOf = (nodeId: string) => (nodeId === "main" ? "archiver,executor,serving" : nodeId.startsWith("coord") ? "coordinator" : "speed");
 
-export async function startFaultCluster(catalogPath: string, opts: { verbose: boolean }): Promise<FaultCluster> {
+/**
+ * @param opts.env settings a fault needs besides FAULT_TIMINGS (LAMBDA_* variables, e.g. a short
+ *   duplicate window), for every role process.
+ */
+export async function startFaultCluster(catalogPath: string, opts: { verbose: boolean; env?: Record<string, string>; network?: boolean }): Promise<FaultCluster> {
   const dir = mkdtempSync(join(tmpdir(), "lambda-faults-"));
   const prefix = `f${process.pid}x${Date.now() % 100_000}`;
-  const nats = await startNatsCluster({ nodes: 3, path: process.env.PATH ?? "", storeDir: join(dir, "nats") });
+  const lab = opts.network ? createNetLab() : undefined;
+  const hosts = new Map<string, LabHost>();
+  if (lab) for (const name of ["n1", "n2", "n3", ...Array.from({ length: COORDINATORS }, (_, i) => `coord-${i + 1}`)]) hosts.set(name, lab.addHost(name));
+  const nats = await startNatsCluster({
+    nodes: 3,
+    path: process.env.PATH ?? "",
+    storeDir: join(dir, "nats"),
+    placement: (i) => hosts.get(`n${i + 1}`) && { host: hosts.get(`n${i + 1}`)!.ip, command: hosts.get(`n${i + 1}`)!.command },
+  }).catch((err: unknown) => {
+    lab?.close();
+    throw err;
+  });
   const names = namesFor(prefix);
   const env = {
     LAMBDA_NATS_URL: nats.url,
@@ -79,7 +112,7 @@ export async function startFaultCluster(catalogPath: string, opts: { verbose: bo
     LAMBDA_CHDB_PATH: join(dir, "chdb"),
     LAMBDA_GRPC_HOST: "127.0.0.1",
     LAMBDA_GRPC_PORT: "0",
-    LAMBDA_LOG_LEVEL: opts.verbose ? "info" : "error",
+    LAMBDA_LOG_LEVEL: opts.verbose ? "info" : "warn",
     LAMBDA_HEARTBEAT_INTERVAL_MS: String(FAULT_TIMINGS.heartbeatIntervalMs),
     LAMBDA_NODE_TIMEOUT_MS: String(FAULT_TIMINGS.nodeTimeoutMs),
     LAMBDA_LEADER_LEASE_MS: String(FAULT_TIMINGS.leaderLeaseMs),
@@ -87,17 +120,29 @@ export async function startFaultCluster(catalogPath: string, opts: { verbose: bo
     LAMBDA_SNAPSHOT_INTERVAL_MS: String(FAULT_TIMINGS.snapshotIntervalMs),
     LAMBDA_BATCH_INTERVAL_MS: String(FAULT_TIMINGS.batchIntervalMs),
     LAMBDA_ARCHIVER_FLUSH_INTERVAL_MS: String(FAULT_TIMINGS.archiverFlushIntervalMs),
+    ...opts.env,
   };
   const processes = new Map<string, ChildNode>();
   let grpc: LambdaServiceClient | undefined;
+  let grpcAddress = "";
   let nc: NatsConnection | undefined;
-  const spawnRole = async (nodeId: string) => {
-    const child = spawnNode(nodeId, { ...env, LAMBDA_ROLES: rolesOf(nodeId) }, opts.verbose ? "inherit" : "ignore");
+  const logsDir = join(dir, "logs");
+  mkdirSync(logsDir);
+  const spawnRole = async (nodeId: string, extraEnv: Record<string, string> = {}) => {
+    // Each process's lines go to a file of its node id (a restart appends to it).
+    const fd = opts.verbose ? undefined : openSync(join(logsDir, `${nodeId}.log`), "a");
+    let child: ChildNode;
+    try {
+      child = spawnNode(nodeId, { ...env, ...extraEnv, LAMBDA_ROLES: rolesOf(nodeId) }, fd ?? "inherit", hosts.get(nodeId)?.command);
+    } finally {
+      if (fd !== undefined) closeSync(fd); // the child holds its own copy
+    }
     processes.set(nodeId, child);
     const ready = await child.ready;
     if (nodeId === "main") {
       grpc?.close();
-      grpc = new LambdaServiceClient(ready.grpc!, credentials.createInsecure());
+      grpcAddress = ready.grpc!;
+      grpc = new LambdaServiceClient(grpcAddress, credentials.createInsecure());
     }
     return child;
   };
@@ -114,6 +159,7 @@ export async function startFaultCluster(catalogPath: string, opts: { verbose: bo
     await Promise.all([...processes.values()].map((p) => p.stop()));
     await nc?.close();
     await nats.close();
+    lab?.close();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
@@ -133,6 +179,11 @@ export async function startFaultCluster(catalogPath: string, opts: { verbose: bo
       catalog,
       ingest: createIngest({ nc, catalog, names, partitions: PARTITIONS, log }),
       grpc: () => grpc!,
+      grpcAddress: () => grpcAddress,
+      env,
+      logsDir,
+      logs: () => readdirSync(logsDir).map((f) => readFileSync(join(logsDir, f), "utf8")).join(""),
+      ...(lab ? { hosts } : {}),
       processes,
       restart: spawnRole,
       async leader() {

@@ -31,39 +31,83 @@ export interface LedgerCounts {
   unresolved: number;
 }
 
+interface Entry {
+  readonly e: LedgerEvent;
+  acked: boolean;
+  /** performance.now() of the acknowledgement. */
+  ackedAt: number;
+  /** Where the stream stored it, when the acknowledgement said (not for a duplicate). */
+  at?: { partition: number; seq: number };
+  /** Copies republished on purpose after the duplicate window (F18): counted until the next batch run dedupes them. */
+  copies: number;
+}
+
 export class Ledger {
   private n = 0;
-  /** Every event published, by id; `acked` once the stream said so. */
-  private readonly events = new Map<string, { e: LedgerEvent; acked: boolean }>();
+  /** Every event published, by id, in publish order. */
+  private readonly events = new Map<string, Entry>();
   readonly counts: LedgerCounts = { published: 0, acked: 0, unknownAttempts: 0, unresolved: 0 };
 
   constructor(private readonly rand: () => number) {}
 
-  private next(): LedgerEvent {
+  private next(): Entry {
     const i = this.n++;
     const key = KEYS[Math.min(KEYS.length - 1, Math.floor(KEYS.length * this.rand() ** 1.5))]!;
     // One in ten is late: its time lies early in the window, below what batch runs already covered.
     const ts = this.rand() < 0.1 ? T0 + Math.floor(this.rand() * 10 * MINUTE) : T0 + Math.floor(this.rand() * EVENT_SPAN_MS);
-    return { id: `ev-${i}`, article_id: key, user_id: `u-${i % 97}`, ts };
+    const entry: Entry = { e: { id: `ev-${i}`, article_id: key, user_id: `u-${i % 97}`, ts }, acked: false, ackedAt: 0, copies: 0 };
+    this.events.set(entry.e.id, entry);
+    this.counts.published++;
+    return entry;
+  }
+
+  /** `id` was acknowledged (by this process's ingest or another producer's). */
+  markAcked(id: string, at?: { partition: number; seq: number }): void {
+    const entry = this.events.get(id)!;
+    if (at) entry.at ??= at;
+    if (entry.acked) return;
+    entry.acked = true;
+    entry.ackedAt = performance.now();
+    this.counts.acked++;
   }
 
   /** Publishes one new event until the stream acknowledges it or `keepTrying()` says stop. */
   async publishOne(ingest: Ingest, keepTrying: () => boolean): Promise<void> {
-    const e = this.next();
-    const entry = { e, acked: false };
-    this.events.set(e.id, entry);
-    this.counts.published++;
+    await this.publishUntilAcked(ingest, this.next(), keepTrying);
+  }
+
+  /**
+   * `n` new events handed to another producer (F5's producer process): published in the
+   * ledger, acknowledged once that producer says so (markAcked).
+   */
+  handOff(n: number): LedgerEvent[] {
+    return Array.from({ length: n }, () => this.next().e);
+  }
+
+  /** Events handed off or published that have no acknowledgement yet. */
+  unacked(): LedgerEvent[] {
+    return [...this.events.values()].filter((x) => !x.acked).map((x) => x.e);
+  }
+
+  /**
+   * Publishes `e` (already in the ledger) again with its id until acknowledged: a producer's retry.
+   * @returns whether the stream said it held the event already (an earlier attempt landed); undefined when it never answered
+   */
+  retry(ingest: Ingest, e: LedgerEvent, keepTrying: () => boolean): Promise<boolean | undefined> {
+    return this.publishUntilAcked(ingest, this.events.get(e.id)!, keepTrying);
+  }
+
+  private async publishUntilAcked(ingest: Ingest, entry: Entry, keepTrying: () => boolean): Promise<boolean | undefined> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await ingest.publish("pageviews", e);
-        entry.acked = true;
-        this.counts.acked++;
-        return;
+        const ack = await ingest.publish("pageviews", entry.e);
+        this.markAcked(entry.e.id, ack.duplicate ? undefined : ack);
+        return ack.duplicate;
       } catch {
         this.counts.unknownAttempts++;
         if (!keepTrying()) {
-          this.counts.unresolved++;
-          return;
+          if (!entry.acked) this.counts.unresolved++;
+          return undefined;
         }
         // A producer backs off and tries the same id again; the stream drops a copy it already holds.
         await new Promise((r) => setTimeout(r, Math.min(1_000, 50 * 2 ** attempt)));
@@ -71,17 +115,55 @@ export class Ledger {
     }
   }
 
-  /** Events of `key` whose window starts in [fromMs, toMs): acknowledged ones, and all published (an unknown may have landed). */
-  count(key: string, fromMs: number, toMs: number): { acked: number; published: number } {
+  /** The event acknowledged first with its stream position, and when (performance.now()). */
+  oldestAcked(): { e: LedgerEvent; ackedAt: number; partition: number; seq: number } | undefined {
+    let best: Entry | undefined;
+    for (const x of this.events.values()) if (x.acked && x.at && (!best || x.ackedAt < best.ackedAt)) best = x;
+    return best && { e: best.e, ackedAt: best.ackedAt, ...best.at! };
+  }
+
+  /** A copy of `id` was republished after the duplicate window (F18). */
+  addCopy(id: string): void {
+    this.events.get(id)!.copies++;
+  }
+
+  /**
+   * Events of `key` whose window starts in [fromMs, toMs) that an answer counted through stream
+   * sequence `through(p)` of each partition p must hold: `sure` ones (acknowledged at a known
+   * position up to there), and `maybe` ones, whose position the ledger does not know (an unknown
+   * publish that may have landed, a retry the stream called a duplicate, a copy republished past
+   * the duplicate window).
+   */
+  countThrough(key: string, fromMs: number, toMs: number, through: (partition: number) => number | undefined): { sure: number; maybe: number } {
+    let sure = 0;
+    let maybe = 0;
+    for (const { e, at, copies } of this.events.values()) {
+      const w = e.ts - (e.ts % MINUTE);
+      if (e.article_id !== key || w < fromMs || w >= toMs) continue;
+      maybe += copies;
+      if (!at) maybe++;
+      else if (at.seq <= (through(at.partition) ?? Number.POSITIVE_INFINITY)) sure++;
+    }
+    return { sure, maybe };
+  }
+
+  /**
+   * Events of `key` whose window starts in [fromMs, toMs): acknowledged ones, all published (an
+   * unknown may have landed), and copies republished past the duplicate window (counted by the
+   * speed layer until the next batch run).
+   */
+  count(key: string, fromMs: number, toMs: number): { acked: number; published: number; copies: number } {
     let acked = 0;
     let published = 0;
-    for (const { e, acked: ok } of this.events.values()) {
+    let copies = 0;
+    for (const { e, acked: ok, copies: c } of this.events.values()) {
       const w = e.ts - (e.ts % MINUTE);
       if (e.article_id !== key || w < fromMs || w >= toMs) continue;
       published++;
+      copies += c;
       if (ok) acked++;
     }
-    return { acked, published };
+    return { acked, published, copies };
   }
 }
 

@@ -10,16 +10,19 @@
  *   npm run faults                              every fault, 3 iterations
  *   npm run faults -- --only F1,F7 --iterations 5
  *   npm run faults -- --quick                   F1 and F7 once (CI)
- *   npm run faults -- --verbose                 the roles' logs on stderr
+ *   npm run faults -- --verbose                 the roles' logs (level info) on stderr
+ *   npm run faults -- --keep-logs               the roles' logs (level warn) of every run in faults/results/logs/
+ *                                               (always kept for a run that broke an invariant or did not finish)
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { prng } from "../src/ingest/synthetic.js";
 import { waitFor } from "../src/core/wait.js";
 import { PARTITIONS, startFaultCluster } from "./cluster.js";
-import { checkQuiet, checkWatermarkHistory, recordWatermarks, recoveryMs, startQueryLoad } from "./check.js";
+import { checkAssignmentEpochs, checkQuiet, checkWatermarkHistory, recordAssignments, recordWatermarks, recoveryMs, startQueryLoad } from "./check.js";
 import { FAULTS, type Fault } from "./faults.js";
 import { Ledger, startProducer } from "./ledger.js";
 
@@ -28,6 +31,8 @@ const QUICK_FAULTS = ["F1", "F7"];
 /** Producers and the rate of each: a steady load through the fault. */
 const PRODUCERS = 4;
 const RATE_PER_PRODUCER = 40;
+/** What a role logs when its write is refused as stale (src/nats/kv.ts FencedError; a speed actor's SnapshotFencedError, src/actors/actor.ts). */
+const STALE_WRITE_REFUSED = /not written: it was written by leader epoch|not writing snapshots any more: a newer generation owns/g;
 /** How long unknown publishes are retried after the producer stops. */
 const RETRY_AFTER_STOP_MS = 30_000;
 
@@ -35,23 +40,45 @@ interface Row {
   fault: string;
   iteration: number;
   target: string;
+  /** What the heal saw, when it says (e.g. F5: how many the client retried). */
+  healed?: string;
   published: number;
   acked: number;
   unknownAttempts: number;
   unresolved: number;
+  /** Unresolved events the master dataset holds after all (the run's distinct events minus the acknowledged), and those it lacks. */
+  unresolvedLanded: number;
+  unresolvedAbsent: number;
+  /** Writes the roles refused because a newer leader or owner had written (their logs: FencedError, SnapshotFencedError). */
+  staleWritesRefused: number;
+  /** Why the fault was not made on this machine. */
+  cannotRun?: string;
   queriesComplete: number;
   queriesPartial: number;
   queriesFailed: number;
+  /** Why answers were partial or failed, and how often. */
+  queryReasons: Record<string, number>;
   recoveryMs: number | null;
   watermarkRun: number;
   problems: string[];
 }
 
-async function runOnce(fault: Fault, iteration: number, seed: number, opts: { quick: boolean; verbose: boolean }): Promise<Row> {
+/** Copies the roles' logs of a run to faults/results/logs/<fault>-<iteration>/, for a run that broke something or on --keep-logs. */
+function keepLogs(from: string, fault: string, iteration: number): string {
+  const to = join(REPO, "faults/results/logs", `${fault}-${iteration}`);
+  rmSync(to, { recursive: true, force: true });
+  cpSync(from, to, { recursive: true });
+  return to;
+}
+
+async function runOnce(fault: Fault, iteration: number, seed: number, opts: { quick: boolean; verbose: boolean; keepLogs: boolean }): Promise<Row> {
   const rand = prng(seed);
-  const cluster = await startFaultCluster(join(REPO, "catalog/catalog.json"), { verbose: opts.verbose });
+  const scratch = mkdtempSync(join(tmpdir(), `lambda-${fault.id}-`));
+  const cluster = await startFaultCluster(join(REPO, "catalog/catalog.json"), { verbose: opts.verbose, env: fault.env?.(scratch), network: fault.network });
+  let keep = opts.keepLogs && !opts.verbose;
   try {
     const { history, watch } = await recordWatermarks(cluster.buckets);
+    const assignments = await recordAssignments(cluster.buckets);
     const ledger = new Ledger(rand);
     const producer = startProducer(cluster.ingest, ledger, PRODUCERS, RATE_PER_PRODUCER);
     const queries = startQueryLoad(() => cluster.grpc(), ledger);
@@ -60,8 +87,8 @@ async function runOnce(fault: Fault, iteration: number, seed: number, opts: { qu
       await waitFor("the first batch run and 200 acknowledged events", () => history.length > 0 && ledger.counts.acked >= 200, { timeoutMs: 60_000, intervalMs: 50 });
       await new Promise((r) => setTimeout(r, Math.floor(rand() * 2_000)));
       const faultAt = performance.now();
-      const injected = await fault.inject(cluster, rand, opts.quick);
-      await injected.heal();
+      const injected = await fault.inject(cluster, { rand, quick: opts.quick, ledger, scratch });
+      const healed = (await injected.heal()) ?? undefined;
       const healedAt = performance.now();
       // Load goes on after the heal, then stops; unknown publishes are retried a while longer.
       const ackedAtHeal = ledger.counts.acked;
@@ -70,49 +97,66 @@ async function runOnce(fault: Fault, iteration: number, seed: number, opts: { qu
       const quiet = await checkQuiet(cluster.nc, cluster.names, PARTITIONS, history, () => cluster.grpc(), ledger, rand);
       await queries.stop();
       watch.stop();
+      assignments.watch.stop();
       const t = queries.tally;
-      return {
+      const landed = Math.max(0, quiet.watermark.eventsCovered - ledger.counts.acked);
+      const row: Row = {
         fault: fault.id,
         iteration,
         target: injected.target,
+        healed,
         ...ledger.counts,
+        unresolvedLanded: landed,
+        unresolvedAbsent: Math.max(0, ledger.counts.unresolved - landed),
         queriesComplete: t.complete,
         queriesPartial: t.partial,
         queriesFailed: t.failed,
+        queryReasons: t.reasons,
         recoveryMs: recoveryMs(t, faultAt, healedAt),
         watermarkRun: quiet.watermark.run,
-        problems: [...t.problems, ...quiet.problems, ...checkWatermarkHistory(history)],
+        staleWritesRefused: (cluster.logs().match(STALE_WRITE_REFUSED) ?? []).length,
+        problems: [...(injected.problems ?? []), ...t.problems, ...quiet.problems, ...checkWatermarkHistory(history), ...checkAssignmentEpochs(assignments.history)],
       };
+      if (row.problems.length > 0 && !opts.verbose) keep = true;
+      return row;
+    } catch (err) {
+      if (!opts.verbose) keep = true;
+      throw err;
     } finally {
       await producer.stop(0);
       await queries.stop();
     }
   } finally {
+    if (keep) process.stderr.write(`  ${fault.id} ${iteration}: the roles' logs are in ${keepLogs(cluster.logsDir, fault.id, iteration)}\n`);
     await cluster.close();
+    rmSync(scratch, { recursive: true, force: true });
   }
 }
 
 function emptyRow(fault: string, iteration: number): Row {
-  return { fault, iteration, target: "-", published: 0, acked: 0, unknownAttempts: 0, unresolved: 0, queriesComplete: 0, queriesPartial: 0, queriesFailed: 0, recoveryMs: null, watermarkRun: 0, problems: [] };
+  return { fault, iteration, target: "-", published: 0, acked: 0, unknownAttempts: 0, unresolved: 0, unresolvedLanded: 0, unresolvedAbsent: 0, staleWritesRefused: 0, queriesComplete: 0, queriesPartial: 0, queriesFailed: 0, queryReasons: {}, recoveryMs: null, watermarkRun: 0, problems: [] };
 }
 
 const fmt = (v: number | null) => (v === null ? "-" : String(Math.round(v)));
 
 function table(rows: readonly Row[]): string {
-  const head = "| fault | iter | target | published | acked | unknown (retried) | unresolved | lost / twice / backwards | queries complete / partial / failed | recovery ms |";
+  const head = "| fault | iter | target | published | acked | unknown attempts (retried) | unresolved: landed / absent | lost / twice / backwards / other | stale writes refused | queries complete / partial / failed | recovery ms |";
   const lines = rows.map((r) => {
     const lost = r.problems.filter((p) => /^I[13]/.test(p)).length;
     const twice = r.problems.filter((p) => p.startsWith("I2")).length;
     const back = r.problems.filter((p) => p.startsWith("I4")).length;
-    if (r.problems.some((p) => p.startsWith("did not finish"))) return `| ${r.fault} | ${r.iteration} | did not finish: ${r.problems[0]!.slice(16, 200)} | | | | | | | |`;
-    return `| ${r.fault} | ${r.iteration} | ${r.target} | ${r.published} | ${r.acked} | ${r.unknownAttempts} | ${r.unresolved} | ${lost} / ${twice} / ${back} | ${r.queriesComplete} / ${r.queriesPartial} / ${r.queriesFailed} | ${fmt(r.recoveryMs)} |`;
+    const other = r.problems.length - lost - twice - back;
+    if (r.cannotRun) return `| ${r.fault} | - | cannot be made here: ${r.cannotRun} | | | | | | | | |`;
+    if (r.problems.some((p) => p.startsWith("did not finish"))) return `| ${r.fault} | ${r.iteration} | did not finish: ${r.problems[0]!.slice(16, 200)} | | | | | | | | |`;
+    const target = r.healed ? `${r.target}; ${r.healed}` : r.target;
+    return `| ${r.fault} | ${r.iteration} | ${target} | ${r.published} | ${r.acked} | ${r.unknownAttempts} | ${r.unresolvedLanded} / ${r.unresolvedAbsent} | ${lost} / ${twice} / ${back} / ${other} | ${r.staleWritesRefused} | ${r.queriesComplete} / ${r.queriesPartial} / ${r.queriesFailed} | ${fmt(r.recoveryMs)} |`;
   });
-  return [head, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", ...lines].join("\n");
+  return [head, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", ...lines].join("\n");
 }
 
 async function main() {
   const { values } = parseArgs({
-    options: { only: { type: "string" }, iterations: { type: "string" }, quick: { type: "boolean", default: false }, verbose: { type: "boolean", default: false }, seed: { type: "string" } },
+    options: { only: { type: "string" }, iterations: { type: "string" }, quick: { type: "boolean", default: false }, verbose: { type: "boolean", default: false }, "keep-logs": { type: "boolean", default: false }, seed: { type: "string" } },
   });
   const quick = values.quick ?? false;
   const only = values.only ? values.only.split(",").map((s) => s.trim().toUpperCase()) : quick ? QUICK_FAULTS : null;
@@ -125,10 +169,16 @@ async function main() {
   const rows: Row[] = [];
   const started = Date.now();
   for (const fault of faults) {
+    const cannotRun = fault.cannotRun?.();
+    if (cannotRun) {
+      process.stderr.write(`[faults] ${fault.id} cannot be made here: ${cannotRun}\n`);
+      rows.push({ ...emptyRow(fault.id, 0), cannotRun });
+      continue;
+    }
     for (let i = 1; i <= iterations; i++) {
       process.stderr.write(`[faults ${Math.round((Date.now() - started) / 1000)} s] ${fault.id} ${i}/${iterations}: ${fault.title}\n`);
       // A scenario that cannot finish (a wait timed out) is a failed row, and the matrix goes on.
-      const row = await runOnce(fault, i, seed + rows.length, { quick, verbose: values.verbose ?? false }).catch(
+      const row = await runOnce(fault, i, seed + rows.length, { quick, verbose: values.verbose ?? false, keepLogs: values["keep-logs"] ?? false }).catch(
         (err: unknown): Row => ({ ...emptyRow(fault.id, i), problems: [`did not finish: ${(err as Error).message}`] }),
       );
       rows.push(row);
