@@ -10,6 +10,7 @@
  *   npm run faults                              every fault, 3 iterations
  *   npm run faults -- --only F1,F7 --iterations 5
  *   npm run faults -- --quick                   F1 and F7 once (CI)
+ *   npm run faults -- --only F3,F7 --soak 30    the faults round after round for 30 minutes
  *   npm run faults -- --verbose                 the roles' logs (level info) on stderr
  *   npm run faults -- --keep-logs               the roles' logs (level warn) of every run in faults/results/logs/
  *                                               (always kept for a run that broke an invariant or did not finish)
@@ -156,7 +157,7 @@ function table(rows: readonly Row[]): string {
 
 async function main() {
   const { values } = parseArgs({
-    options: { only: { type: "string" }, iterations: { type: "string" }, quick: { type: "boolean", default: false }, verbose: { type: "boolean", default: false }, "keep-logs": { type: "boolean", default: false }, seed: { type: "string" } },
+    options: { only: { type: "string" }, iterations: { type: "string" }, quick: { type: "boolean", default: false }, verbose: { type: "boolean", default: false }, "keep-logs": { type: "boolean", default: false }, soak: { type: "string" }, seed: { type: "string" } },
   });
   const quick = values.quick ?? false;
   const only = values.only ? values.only.split(",").map((s) => s.trim().toUpperCase()) : quick ? QUICK_FAULTS : null;
@@ -165,33 +166,44 @@ async function main() {
   const iterations = values.iterations ? Number(values.iterations) : quick ? 1 : 3;
   if (!Number.isInteger(iterations) || iterations < 1) throw new Error(`--iterations must be a whole number >= 1, got ${values.iterations}`);
   const seed = values.seed ? Number(values.seed) : Date.now() % 2 ** 31;
+  const soakMinutes = values.soak === undefined ? undefined : Number(values.soak);
+  if (soakMinutes !== undefined && !(soakMinutes > 0)) throw new Error(`--soak takes minutes > 0, got ${values.soak}`);
   const faults = FAULTS.filter((f) => !only || only.includes(f.id));
   const rows: Row[] = [];
   const started = Date.now();
-  for (const fault of faults) {
+  const runnable = faults.filter((fault) => {
     const cannotRun = fault.cannotRun?.();
     if (cannotRun) {
       process.stderr.write(`[faults] ${fault.id} cannot be made here: ${cannotRun}\n`);
       rows.push({ ...emptyRow(fault.id, 0), cannotRun });
-      continue;
     }
-    for (let i = 1; i <= iterations; i++) {
-      process.stderr.write(`[faults ${Math.round((Date.now() - started) / 1000)} s] ${fault.id} ${i}/${iterations}: ${fault.title}\n`);
-      // A scenario that cannot finish (a wait timed out) is a failed row, and the matrix goes on.
-      const row = await runOnce(fault, i, seed + rows.length, { quick, verbose: values.verbose ?? false, keepLogs: values["keep-logs"] ?? false }).catch(
-        (err: unknown): Row => ({ ...emptyRow(fault.id, i), problems: [`did not finish: ${(err as Error).message}`] }),
-      );
-      rows.push(row);
-      for (const p of row.problems) process.stderr.write(`  ${fault.id} ${i}: ${p}\n`);
-    }
+    return !cannotRun;
+  });
+  // Each fault `iterations` times; with --soak, round after round of every fault until the minutes are up.
+  const soakUntil = soakMinutes === undefined ? undefined : started + soakMinutes * 60_000;
+  if (soakUntil === undefined) {
+    for (const fault of runnable) for (let i = 1; i <= iterations; i++) await runAndReport(fault, i);
+  } else {
+    for (let i = 1; Date.now() < soakUntil; i++) for (const fault of runnable) if (Date.now() < soakUntil) await runAndReport(fault, i);
+  }
+
+  async function runAndReport(fault: Fault, i: number) {
+    const of = soakUntil === undefined ? `/${iterations}` : ` (soak, ${Math.max(0, Math.round((soakUntil - Date.now()) / 60_000))} min left)`;
+    process.stderr.write(`[faults ${Math.round((Date.now() - started) / 1000)} s] ${fault.id} ${i}${of}: ${fault.title}\n`);
+    // A scenario that cannot finish (a wait timed out) is a failed row, and the matrix goes on.
+    const row = await runOnce(fault, i, seed + rows.length, { quick, verbose: values.verbose ?? false, keepLogs: values["keep-logs"] ?? false }).catch(
+      (err: unknown): Row => ({ ...emptyRow(fault.id, i), problems: [`did not finish: ${(err as Error).message}`] }),
+    );
+    rows.push(row);
+    for (const p of row.problems) process.stderr.write(`  ${fault.id} ${i}: ${p}\n`);
   }
   const commit = execFileSync("git", ["rev-parse", "--short=12", "HEAD"], { cwd: REPO, encoding: "utf8" }).trim();
   const text = `${table(rows)}\n\n${faults.map((f) => `- ${f.id}: ${f.title}`).join("\n")}\n\nseed ${seed}, commit ${commit}, ${new Date().toISOString()}, ${Math.round((Date.now() - started) / 1000)} s\n`;
   process.stdout.write(`\n${text}`);
   const dir = join(REPO, "faults/results");
   mkdirSync(dir, { recursive: true });
-  const name = `${new Date().toISOString().slice(0, 10)}-${commit}${quick ? "-quick" : ""}`;
-  writeFileSync(join(dir, `${name}.json`), JSON.stringify({ commit, seed, iterations, rows }, null, 2));
+  const name = `${new Date().toISOString().slice(0, 10)}-${commit}${quick ? "-quick" : ""}${soakUntil === undefined ? "" : "-soak"}`;
+  writeFileSync(join(dir, `${name}.json`), JSON.stringify({ commit, seed, iterations, soakMinutes, rows }, null, 2));
   writeFileSync(join(dir, `${name}.md`), text);
   process.stdout.write(`results: ${join(dir, `${name}.json`)}\n`);
   if (rows.some((r) => r.problems.length > 0)) process.exit(1);
