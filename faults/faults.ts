@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { jetstream } from "@nats-io/jetstream";
 import { pack } from "msgpackr";
+import { FaultFiles } from "../src/ch/insert_fault.js";
 import { partitionOfKey } from "../src/core/events.js";
 import { waitFor } from "../src/core/wait.js";
 import type { FaultCluster } from "./cluster.js";
@@ -72,8 +73,18 @@ const PROCESS_AND_NATS_FAULTS: readonly Fault[] = [
   },
   {
     id: "F2",
-    title: "SIGKILL the archiver's process (archiver, executor, serving; chDB embedded) at a random moment",
-    inject: (c) => killRole(c, "main"),
+    title: "SIGKILL the archiver's process (archiver, executor, serving; chDB embedded) between a master insert and its progress write",
+    env: (scratch) => ({ LAMBDA_FAULT_DIR: scratch }),
+    async inject(c, { scratch }) {
+      // The ClickHouse adapter's seam kills the process as soon as the next master insert returns.
+      const file = join(scratch, FaultFiles.killAfterInsert);
+      writeFileSync(file, "F2\n");
+      const main = c.processes.get("main")!;
+      const how = await Promise.race([main.exited, hold(30_000).then(() => "still running after 30 s")]);
+      unlinkSync(file);
+      if (how !== "SIGKILL") throw new Error(`main was to kill itself after a master insert; it ${how === "still running after 30 s" ? "did not" : `exited with ${how}`}`);
+      return { target: "main, right after a master insert", heal: async () => void (await c.restart("main")) };
+    },
   },
   {
     id: "F3",
@@ -327,9 +338,9 @@ const NEW_FAULTS: readonly Fault[] = [
   {
     id: "F17",
     title: "ClickHouse fails every insert for a while (the client adapter's fault seam)",
-    env: (scratch) => ({ LAMBDA_FAULT_INSERTS_FAIL_WHILE: join(scratch, "inserts-fail") }),
+    env: (scratch) => ({ LAMBDA_FAULT_DIR: scratch }),
     async inject(_c, { scratch, quick }) {
-      const file = join(scratch, "inserts-fail");
+      const file = join(scratch, FaultFiles.insertsFail);
       writeFileSync(file, "F17\n");
       return {
         target: "main (archiver and batch inserts)",

@@ -97,8 +97,8 @@ export interface ResolvedConfig {
   logLevel: LogLevel;
   /** Local cluster only: synthetic page views published per second (0: none). */
   syntheticRate: number;
-  /** Fault matrix only (F17): while this file exists every ClickHouse insert of the process fails; empty: off (src/ch/insert_fault.ts). */
-  faultInsertsFailWhile: string;
+  /** Fault matrix only: a directory whose files switch on faults in the ClickHouse adapter; empty: off (src/ch/insert_fault.ts). */
+  faultDir: string;
 }
 
 export type ConfigOverrides = Partial<ResolvedConfig>;
@@ -164,7 +164,7 @@ const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_NODE_ID: ["nodeId", name],
   LAMBDA_LOG_LEVEL: ["logLevel", level],
   LAMBDA_SYNTHETIC_RATE: ["syntheticRate", int(0, 1_000_000)],
-  LAMBDA_FAULT_INSERTS_FAIL_WHILE: ["faultInsertsFailWhile", str],
+  LAMBDA_FAULT_DIR: ["faultDir", str],
 };
 
 export function defaultConfig(): ResolvedConfig {
@@ -199,7 +199,7 @@ export function defaultConfig(): ResolvedConfig {
     nodeId: `node-${process.pid}`,
     logLevel: "info",
     syntheticRate: SYNTHETIC_RATE_PER_S,
-    faultInsertsFailWhile: "",
+    faultDir: "",
   };
 }
 

@@ -12,7 +12,7 @@ import { closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
 import { createSpeedNode, type SpeedNode } from "../actors/index.js";
 import { createArchiver, startBatchExecutor, type Archiver } from "../batch/index.js";
-import { withInsertFault } from "../ch/insert_fault.js";
+import { withFaultSeams } from "../ch/insert_fault.js";
 import { openClickHouse, type ChHandle } from "../ch/client.js";
 import { ensureSchema } from "../ch/schema.js";
 import { createCoordinator, type Coordinator } from "../coordinator/index.js";
@@ -56,7 +56,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
   const catalog = catalogFeed.current();
   const needsCh = wants("archiver") || wants("executor") || wants("serving");
   const ch = needsCh
-    ? withInsertFault(await openClickHouse({ url: cfg.clickhouseUrl, username: cfg.clickhouseUser, password: cfg.clickhousePassword, chdbPath: cfg.chdbPath }, { log }), cfg.faultInsertsFailWhile)
+    ? withFaultSeams(await openClickHouse({ url: cfg.clickhouseUrl, username: cfg.clickhouseUser, password: cfg.clickhousePassword, chdbPath: cfg.chdbPath }, { log }), cfg.faultDir)
     : undefined;
   const started: { archiver?: Archiver; coordinator?: Coordinator; executor?: Closeable; serving?: ServingNode; speed?: SpeedNode } = {};
   const shutdown = async () => {

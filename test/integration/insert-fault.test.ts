@@ -1,5 +1,5 @@
 /**
- * The fault matrix's F17 seam (src/ch/insert_fault.ts) on real chDB: while its file exists every
+ * The fault matrix's F17 seam (src/ch/insert_fault.ts) on real chDB: while inserts-fail exists every
  * insert fails before it reaches the engine and reads go on; once the file is gone inserts land
  * again, and nothing refused was written.
  */
@@ -8,16 +8,17 @@ import assert from "node:assert/strict";
 import { unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { queryRows } from "../../src/ch/client.js";
-import { InjectedInsertFault, withInsertFault } from "../../src/ch/insert_fault.js";
+import { FaultFiles, InjectedInsertFault, withFaultSeams } from "../../src/ch/insert_fault.js";
 import { loadCatalog } from "../../src/core/catalog.js";
 import { openTestChdb } from "../harness/chdb.js";
 
-test("while the fault file exists every insert is refused and reads go on; afterwards inserts land and nothing refused was written", async () => {
+test("while inserts-fail exists every insert is refused and reads go on; afterwards inserts land and nothing refused was written", async () => {
   await using chdb = await openTestChdb("insert-fault");
-  const file = join(chdb.path, "..", "inserts-fail");
-  const ch = withInsertFault(chdb.ch, file);
+  const faultDir = join(chdb.path, "..");
+  const file = join(faultDir, FaultFiles.insertsFail);
+  const ch = withFaultSeams(chdb.ch, faultDir);
   assert.notEqual(ch, chdb.ch);
-  assert.equal(withInsertFault(chdb.ch, ""), chdb.ch, "off without a file name");
+  assert.equal(withFaultSeams(chdb.ch, ""), chdb.ch, "off without a directory");
   await ch.client.command({ query: "CREATE DATABASE IF NOT EXISTS f17" });
   await ch.client.command({ query: "CREATE TABLE f17.t (x UInt32) ENGINE = MergeTree ORDER BY x" });
   const count = async () => Number((await queryRows<{ n: string }>(ch.client, "SELECT count() AS n FROM f17.t"))[0]!.n);
