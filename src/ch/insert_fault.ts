@@ -11,8 +11,8 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { ClickHouseClient } from "@clickhouse/client";
 import type { ChHandle } from "./client.js";
+import { guardWrites } from "./write_guard.js";
 
 /** The files of LAMBDA_FAULT_DIR that switch a fault on. */
 export const FaultFiles = { insertsFail: "inserts-fail", killAfterInsert: "kill-after-insert" } as const;
@@ -25,33 +25,17 @@ export class InjectedInsertFault extends Error {
   }
 }
 
-const isInsert = (sql: string) => /^\s*INSERT\b/i.test(sql);
-
 /** `handle` with the fault seams of `faultDir`; `handle` itself when `faultDir` is empty. */
 export function withFaultSeams(handle: ChHandle, faultDir: string): ChHandle {
   if (!faultDir) return handle;
   const failFile = join(faultDir, FaultFiles.insertsFail);
   const killFile = join(faultDir, FaultFiles.killAfterInsert);
-  const check = async () => {
-    if (existsSync(failFile)) throw new InjectedInsertFault(failFile);
-  };
-  const client = new Proxy(handle.client, {
-    get(target, prop, receiver) {
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      if (prop === "insert") return (...args: Parameters<ClickHouseClient["insert"]>) => check().then(() => target.insert(...args));
-      if (prop === "command" || prop === "exec") {
-        return (params: { query: string }) => (isInsert(params.query) ? check() : Promise.resolve()).then(() => (v as (p: unknown) => unknown).call(target, params));
-      }
-      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+  return guardWrites(handle, {
+    async beforeWrite(insert) {
+      if (insert && existsSync(failFile)) throw new InjectedInsertFault(failFile);
     },
-  });
-  const master = {
-    format: handle.master.format,
-    async insert(...args: Parameters<ChHandle["master"]["insert"]>) {
-      await check();
-      await handle.master.insert(...args);
+    afterMasterInsert() {
       if (existsSync(killFile)) process.kill(process.pid, "SIGKILL");
     },
-  };
-  return { ...handle, client, master };
+  });
 }

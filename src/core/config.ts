@@ -38,6 +38,8 @@ export const GRPC_PORT = 50051;
 export const VIEW_VERSIONS_KEPT = 3;
 /** Local cluster: synthetic page views per second. */
 export const SYNTHETIC_RATE_PER_S = 200;
+/** chDB writes stop while its disk has less free than this, in MiB (src/ch/disk_guard.ts). */
+export const CHDB_MIN_FREE_MB = 256;
 /** JetStream duplicate window for event ids (Nats-Msg-Id). */
 export const DUPLICATE_WINDOW_MS = 120_000;
 
@@ -97,6 +99,8 @@ export interface ResolvedConfig {
   logLevel: LogLevel;
   /** Local cluster only: synthetic page views published per second (0: none). */
   syntheticRate: number;
+  /** chDB writes are refused while its data directory's disk has less than this free, in MiB; 0: off (src/ch/disk_guard.ts). */
+  chdbMinFreeMb: number;
   /** Fault matrix only: a directory whose files switch on faults in the ClickHouse adapter; empty: off (src/ch/insert_fault.ts). */
   faultDir: string;
 }
@@ -164,6 +168,7 @@ const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_NODE_ID: ["nodeId", name],
   LAMBDA_LOG_LEVEL: ["logLevel", level],
   LAMBDA_SYNTHETIC_RATE: ["syntheticRate", int(0, 1_000_000)],
+  LAMBDA_CHDB_MIN_FREE_MB: ["chdbMinFreeMb", int(0)],
   LAMBDA_FAULT_DIR: ["faultDir", str],
 };
 
@@ -199,6 +204,7 @@ export function defaultConfig(): ResolvedConfig {
     nodeId: `node-${process.pid}`,
     logLevel: "info",
     syntheticRate: SYNTHETIC_RATE_PER_S,
+    chdbMinFreeMb: CHDB_MIN_FREE_MB,
     faultDir: "",
   };
 }

@@ -12,6 +12,7 @@ import { closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
 import { createSpeedNode, type SpeedNode } from "../actors/index.js";
 import { createArchiver, startBatchExecutor, type Archiver } from "../batch/index.js";
+import { withDiskGuard } from "../ch/disk_guard.js";
 import { withFaultSeams } from "../ch/insert_fault.js";
 import { openClickHouse, type ChHandle } from "../ch/client.js";
 import { ensureSchema } from "../ch/schema.js";
@@ -56,7 +57,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
   const catalog = catalogFeed.current();
   const needsCh = wants("archiver") || wants("executor") || wants("serving");
   const ch = needsCh
-    ? withFaultSeams(await openClickHouse({ url: cfg.clickhouseUrl, username: cfg.clickhouseUser, password: cfg.clickhousePassword, chdbPath: cfg.chdbPath }, { log }), cfg.faultDir)
+    ? withFaultSeams(withDiskGuard(await openClickHouse({ url: cfg.clickhouseUrl, username: cfg.clickhouseUser, password: cfg.clickhousePassword, chdbPath: cfg.chdbPath }, { log }), cfg.chdbPath, cfg.chdbMinFreeMb), cfg.faultDir)
     : undefined;
   const started: { archiver?: Archiver; coordinator?: Coordinator; executor?: Closeable; serving?: ServingNode; speed?: SpeedNode } = {};
   const shutdown = async () => {
