@@ -98,31 +98,40 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   const failures = new Map<number, { count: number; lastAtMs: number }>();
   const restartTimers = new Set<NodeJS.Timeout>();
   /**
+   * Starts the actor of `partition` again after a backoff that doubles with its failures in a
+   * row, if the partition is still ours at `generation` then. @returns the failures in a row and the delay
+   */
+  const startLater = (partition: number, generation: number, forceReplay: boolean): { failures: number; delayMs: number } => {
+    const now = Date.now();
+    const prev = failures.get(partition);
+    const count = prev && now - prev.lastAtMs < ACTOR_FAILURE_RESET_MS ? prev.count + 1 : 1;
+    failures.set(partition, { count, lastAtMs: now });
+    const delayMs = Math.min(ACTOR_RESTART_MAX_MS, ACTOR_RESTART_BASE_MS * 2 ** (count - 1));
+    const timer = setTimeout(() => {
+      restartTimers.delete(timer);
+      reconciling = reconciling.then(async () => {
+        if (state !== "running" || actors.has(partition)) return;
+        const owner = assigned.get(partition);
+        if (owner?.node !== opts.nodeId || owner.generation !== generation) return; // moved away meanwhile
+        await start(partition, generation, forceReplay);
+      });
+    }, delayMs);
+    restartTimers.add(timer);
+    return { failures: count, delayMs };
+  };
+
+  /**
    * The consume loop of `actor` died; it already stopped answering. Restart it from its snapshot
    * after a backoff, while the partition is still ours. A loop that keeps dying keeps the
    * partition unanswered (serving then fails the query) rather than answering stale state.
    */
   const onActorFailure = (actor: RunningActor, err: Error) => {
-    const now = Date.now();
-    const prev = failures.get(actor.partition);
-    const count = prev && now - prev.lastAtMs < ACTOR_FAILURE_RESET_MS ? prev.count + 1 : 1;
-    failures.set(actor.partition, { count, lastAtMs: now });
-    const delayMs = Math.min(ACTOR_RESTART_MAX_MS, ACTOR_RESTART_BASE_MS * 2 ** (count - 1));
-    log.error("speed actor failed; restarting it from its snapshot after a backoff", { partition: actor.partition, generation: actor.generation, failures: count, delayMs, err });
     reconciling = reconciling.then(async () => {
       if (actors.get(actor.partition) === actor) actors.delete(actor.partition);
       await actor.stop(false);
     });
-    const timer = setTimeout(() => {
-      restartTimers.delete(timer);
-      reconciling = reconciling.then(async () => {
-        if (state !== "running" || actors.has(actor.partition)) return;
-        const owner = assigned.get(actor.partition);
-        if (owner?.node !== opts.nodeId || owner.generation !== actor.generation) return; // moved away meanwhile
-        await start(actor.partition, actor.generation, opts.forceReplay ?? false);
-      });
-    }, delayMs);
-    restartTimers.add(timer);
+    const retry = startLater(actor.partition, actor.generation, opts.forceReplay ?? false);
+    log.error("speed actor failed; restarting it from its snapshot after a backoff", { partition: actor.partition, generation: actor.generation, ...retry, err });
   };
 
   const start = async (partition: number, generation: number, forceReplay: boolean) => {
@@ -146,7 +155,10 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
       started = actor;
       actors.set(partition, actor);
     } catch (err) {
-      log.error("could not start speed actor; the partition stays unserved until reassigned", { partition, err: ensureError(err) });
+      // E.g. NATS was electing leaders and a read timed out (the fault matrix's F8): without a
+      // retry the partition stayed unserved for good, since its node is alive and keeps it.
+      const retry = startLater(partition, generation, forceReplay);
+      log.error("could not start speed actor; trying again after a backoff", { partition, generation, ...retry, err: ensureError(err) });
     }
   };
 

@@ -1,15 +1,17 @@
 /**
- * A speed actor whose consume loop dies stops answering at once and its node restarts it from
+ * A speed actor that could not start, or whose consume loop dies, is started again by its node
+ * with a backoff while the partition is still the node's. A speed actor whose consume loop dies stops answering at once and its node restarts it from
  * its snapshot, with a backoff; a loop that keeps dying keeps the partition unanswered. The
  * loop is made to die for real: the node's catalog feed cannot be read (as when the catalog
  * bucket is unreachable) while a record of a source the catalog lacks needs a look at it.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { createSnapshotStore, createSpeedNode, SpeedActorUnavailableError, type SpeedStatus } from "../../src/actors/index.js";
 import { openBuckets } from "../../src/nats/setup.js";
-import { createJsonLogger, silentLogger } from "../../src/core/logger.js";
+import { createJsonLogger, createLogger, silentLogger } from "../../src/core/logger.js";
+import { readAssignments } from "../../src/nats/assignments_store.js";
 import { fixedCatalog, type CatalogFeed } from "../../src/nats/catalog_store.js";
 import { encode } from "../../src/nats/codec.js";
 import { startTestCluster } from "../harness/cluster.js";
@@ -88,6 +90,37 @@ test("a dead consume loop: the actor stops answering at once and comes back from
     assert.equal(after.skippedInvalid, 1);
     const r = await query(cluster.grpc, "article_views", "a-1", T - 60_000, T + 3_600_000);
     assert.equal(r.total, 40, "every good event counted once, the record of an unknown source not at all");
+  } finally {
+    await node.close();
+  }
+});
+
+test("an actor that could not start is started again while the partition is still its node's (F8: a read timed out while NATS elected leaders)", { timeout: 120_000 }, async () => {
+  await using cluster = await startTestCluster({ partitions: 2, speedNodes: 1 });
+  const errors: string[] = [];
+  const node = await createSpeedNode(
+    { nc: cluster.nc, catalog: cluster.catalog, names: cluster.names, log: createLogger({ level: "error", sink: { write: (line: string) => void errors.push(line) } }) },
+    { nodeId: "survivor", heartbeatIntervalMs: 200, snapshotIntervalMs: 100, dedupeHorizonIds: 1_000, partitions: 2 },
+  );
+  try {
+    const [child] = [...cluster.speedNodes.keys()];
+    const owners = async () => [...(await readAssignments((await openBuckets(cluster.nc, cluster.names)).assignments, 2)).values()].map((a) => a.node);
+    await waitFor("one partition on each node", async () => new Set(await owners()).size === 2);
+    const events = [...views(0, 20), ...views(20, 20).map((v) => ({ ...v, article_id: "a-2" }))];
+    assert.equal((await cluster.ingest.publishBatch("pageviews", events)).accepted, 40);
+
+    // Without its snapshot bucket, the survivor cannot start the partition it takes over: the read times out.
+    await (await jetstreamManager(cluster.nc)).streams.delete(`KV_${cluster.names.snapshotBucket}`);
+    await cluster.killSpeedNode(child!);
+    await waitFor("the survivor to fail to start the partition it took over", async () => errors.some((l) => l.includes("could not start speed actor")), { timeoutMs: 60_000 });
+    assert.deepEqual(await owners(), ["survivor", "survivor"]);
+
+    // The bucket back: the node tries again by itself, and every event is counted once.
+    await openBuckets(cluster.nc, cluster.names);
+    for (const key of ["a-1", "a-2"]) {
+      const a = await waitFor(`a complete answer for ${key}`, () => query(cluster.grpc, "article_views", key, T - 60_000, T + 3_600_000).catch(() => undefined), { timeoutMs: 60_000 });
+      assert.equal(a.total, 20, key);
+    }
   } finally {
     await node.close();
   }
