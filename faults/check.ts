@@ -1,6 +1,8 @@
 /**
  * What the matrix asserts, from the ledger and from outside the runtime:
  *
+ *   I0  JetStream holds every acknowledged event at the sequence its acknowledgement named
+ *       (below the runtime: a loss here is the stream's)
  *   I1  every acknowledged event is in the batch view (the watermark's count of distinct events)
  *   I2  nothing counted twice: no answer, during a fault or after, above what was published
  *   I3  every complete answer during the run equals the recount of the events up to the stream
@@ -16,6 +18,8 @@
  */
 import { Metadata, type ServiceError } from "@grpc/grpc-js";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { unpack } from "msgpackr";
 import { parseWatermark, type Watermark } from "../src/core/watermark.js";
 import { silentLogger } from "../src/core/logger.js";
 import type { Assignment } from "../src/core/records.js";
@@ -137,6 +141,27 @@ export function recoveryMs(tally: QueryTally, faultAt: number, healedAt: number)
   if (since.every((t) => t.complete)) return 0;
   const first = since.find((t) => t.atMs >= healedAt && t.complete);
   return first ? first.atMs - healedAt : null;
+}
+
+/**
+ * I0, below the runtime: JetStream holds every acknowledged event at the stream sequence its
+ * acknowledgement named. Read message by message with a raw client and decoded here (msgpack,
+ * the id field), so a loss the runtime could not cause is told apart from one it did.
+ */
+export async function checkStreamHoldsAcked(nc: NatsConnection, names: Names, ledger: Ledger): Promise<string[]> {
+  const jsm = await jetstreamManager(nc);
+  const problems: string[] = [];
+  for (const { id, partition, seq } of ledger.ackedPositions()) {
+    let held: string;
+    try {
+      const m = await jsm.streams.getMessage(names.eventStream, { seq });
+      held = m ? `${String((unpack(m.data) as { id?: unknown }).id)} on ${m.subject}` : "nothing";
+    } catch (err) {
+      held = `nothing (${(err as Error).message})`;
+    }
+    if (!held.startsWith(`${id} on `)) problems.push(`I0: ${id} was acknowledged at stream sequence ${seq} (partition ${partition}); the stream holds ${held} there`);
+  }
+  return problems;
 }
 
 /**

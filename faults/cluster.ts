@@ -16,6 +16,7 @@
  * the archiver (docs/deploy.md): a fault on "main" stops the archiver, the
  * executor and serving together.
  */
+import { execFileSync } from "node:child_process";
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,6 +64,8 @@ export interface FaultCluster {
   logs(): string;
   /** The directory of the roles' log files, one per node id (removed by close()). */
   readonly logsDir: string;
+  /** The chDB data directory (main's). */
+  readonly chdbPath: string;
   /** The environment every role process starts with. */
   readonly env: Readonly<Record<string, string>>;
   /** Role processes by node id (main, coord-N, speed-N). */
@@ -87,8 +90,32 @@ const rolesOf = (nodeId: string) => (nodeId === "main" ? "archiver,executor,serv
  * @param opts.env settings a fault needs besides FAULT_TIMINGS (LAMBDA_* variables, e.g. a short
  *   duplicate window), for every role process.
  */
-export async function startFaultCluster(catalogPath: string, opts: { verbose: boolean; env?: Record<string, string>; network?: boolean }): Promise<FaultCluster> {
+/** A tmpfs of `mb` MiB mounted at `dir` (created); returns how to unmount it. */
+function mountTmpfs(dir: string, mb: number): () => void {
+  mkdirSync(dir, { recursive: true });
+  execFileSync("mount", ["-t", "tmpfs", "-o", `size=${mb}m`, "tmpfs", dir]);
+  return () => {
+    try {
+      execFileSync("umount", ["-l", dir]);
+    } catch {
+      // not mounted any more
+    }
+  };
+}
+
+/** Small file systems for the stores, to fill (F13, F14): needs root. */
+export interface StoreDisks {
+  /** Size of a tmpfs for the chDB data directory, MiB. */
+  readonly chdbMb?: number;
+  /** Size of a tmpfs for each NATS node's store directory, MiB. */
+  readonly natsMb?: number;
+}
+
+export async function startFaultCluster(catalogPath: string, opts: { verbose: boolean; env?: Record<string, string>; network?: boolean; disks?: StoreDisks }): Promise<FaultCluster> {
   const dir = mkdtempSync(join(tmpdir(), "lambda-faults-"));
+  const unmounts: (() => void)[] = [];
+  if (opts.disks?.chdbMb) unmounts.push(mountTmpfs(join(dir, "chdb"), opts.disks.chdbMb));
+  if (opts.disks?.natsMb) for (const n of ["n1", "n2", "n3"]) unmounts.push(mountTmpfs(join(dir, "nats", n), opts.disks.natsMb));
   const prefix = `f${process.pid}x${Date.now() % 100_000}`;
   const lab = opts.network ? createNetLab() : undefined;
   const hosts = new Map<string, LabHost>();
@@ -100,6 +127,7 @@ export async function startFaultCluster(catalogPath: string, opts: { verbose: bo
     placement: (i) => hosts.get(`n${i + 1}`) && { host: hosts.get(`n${i + 1}`)!.ip, command: hosts.get(`n${i + 1}`)!.command },
   }).catch((err: unknown) => {
     lab?.close();
+    for (const u of unmounts) u();
     throw err;
   });
   const names = namesFor(prefix);
@@ -160,6 +188,7 @@ export async function startFaultCluster(catalogPath: string, opts: { verbose: bo
     await nc?.close();
     await nats.close();
     lab?.close();
+    for (const u of unmounts) u();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
@@ -180,6 +209,7 @@ export async function startFaultCluster(catalogPath: string, opts: { verbose: bo
       ingest: createIngest({ nc, catalog, names, partitions: PARTITIONS, log }),
       grpc: () => grpc!,
       grpcAddress: () => grpcAddress,
+      chdbPath: env.LAMBDA_CHDB_PATH,
       env,
       logsDir,
       logs: () => readdirSync(logsDir).map((f) => readFileSync(join(logsDir, f), "utf8")).join(""),

@@ -4,8 +4,8 @@
  * clock skewed, records written past ingest. inject() makes the fault and
  * returns how to heal it (after the fault's own hold time where it has one).
  */
-import { execFile, fork } from "node:child_process";
-import { existsSync, unlinkSync, writeFileSync } from "node:fs";
+import { execFile, execFileSync, fork } from "node:child_process";
+import { existsSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { jetstream } from "@nats-io/jetstream";
@@ -13,7 +13,7 @@ import { pack } from "msgpackr";
 import { FaultFiles } from "../src/ch/insert_fault.js";
 import { partitionOfKey } from "../src/core/events.js";
 import { waitFor } from "../src/core/wait.js";
-import type { FaultCluster } from "./cluster.js";
+import type { FaultCluster, StoreDisks } from "./cluster.js";
 import { FAULT_TIMINGS, PARTITIONS } from "./cluster.js";
 import { EVENT_SPAN_MS, KEYS, T0, type Ledger } from "./ledger.js";
 import { netLabUnavailable, type LabHost } from "./netlab.js";
@@ -45,6 +45,8 @@ export interface Fault {
   cannotRun?(): string | undefined;
   /** Runs the cluster on a lab network (NATS nodes and coordinators in namespaces of their own) so that links can be cut. */
   readonly network?: boolean;
+  /** Puts stores on small file systems of their own, to fill. */
+  readonly disks?: StoreDisks;
   inject(c: FaultCluster, ctx: FaultContext): Promise<Injected>;
 }
 
@@ -168,6 +170,9 @@ const REPO = new URL("../..", import.meta.url).pathname;
 /** F18's settings: a duplicate window and a speed dedupe horizon a test can outwait, and runs far enough apart to see the overlap. */
 const F18_DUPLICATE_WINDOW_MS = 2_000;
 const F18_BATCH_INTERVAL_MS = 10_000;
+/** F13, F14: the sizes of the file systems filled. */
+const F13_CHDB_DISK_MB = 256;
+const F14_NATS_DISK_MB = 128;
 /** F5's producer process gets this many events and is killed after 50..350 acknowledgements: most are in flight or unsent. */
 const F5_EVENTS = 3_000;
 
@@ -231,6 +236,23 @@ function poisonRecords(rand: () => number): { p: number; data: Uint8Array; why: 
     { p: (home + 1) % PARTITIONS, data: event(`poison-partition-${n}`, {}), why: "a valid event on another partition than its key's" },
   ];
 }
+
+/** Fills the file system holding `dir` to the last byte with one file; returns its path. */
+function fillDisk(dir: string): string {
+  const file = join(dir, "filler");
+  // dd writes until the disk refuses (ENOSPC, its exit status 1): in MiB, then the last KiBs.
+  for (const bs of ["1M", "4k"]) {
+    try {
+      execFileSync("dd", ["if=/dev/zero", `of=${file}`, `bs=${bs}`, "oflag=append", "conv=notrunc"], { stdio: "ignore" });
+    } catch {
+      // full: what was expected
+    }
+  }
+  return file;
+}
+
+/** Why stores cannot be put on a tmpfs here, or undefined when they can. */
+const tmpfsUnavailable = () => (process.getuid?.() === 0 ? undefined : "mounting a tmpfs needs root");
 
 /** Cuts `host` off for `holdMs`, then reconnects it. */
 function cutOff(host: LabHost, holdMs: number): Injected {
@@ -309,6 +331,45 @@ const NEW_FAULTS: readonly Fault[] = [
         bounced.push(node.name);
       }
       return { target: bounced.join(" "), heal: async () => undefined };
+    },
+  },
+  {
+    id: "F13",
+    title: "fill the chDB data directory's disk (a 256 MiB tmpfs) to the last byte, free it again",
+    disks: { chdbMb: F13_CHDB_DISK_MB },
+    env: () => ({ LAMBDA_CHDB_MIN_FREE_MB: "16" }),
+    cannotRun: tmpfsUnavailable,
+    async inject(c, { quick }) {
+      const filler = fillDisk(c.chdbPath);
+      return {
+        target: `main's chDB disk full for ${quick ? 5 : 10} s`,
+        async heal() {
+          await hold(quick ? 5_000 : 10_000);
+          rmSync(filler);
+        },
+      };
+    },
+  },
+  {
+    id: "F14",
+    title: "fill one NATS node's store disk (a 128 MiB tmpfs; half the time the event stream leader's), free it",
+    disks: { natsMb: F14_NATS_DISK_MB },
+    cannotRun: tmpfsUnavailable,
+    async inject(c, { rand, quick }) {
+      const node = rand() < 0.5 ? await c.streamLeader() : pick(c.nats.nodes, rand);
+      const filler = fillDisk(node.storeDir);
+      return {
+        target: `${node.name}'s store disk full for ${quick ? 5 : 10} s`,
+        async heal() {
+          await hold(quick ? 5_000 : 10_000);
+          rmSync(filler);
+          // nats-server 2.9 does not recover from a full store by itself (its storage locks up and
+          // it ignores SIGTERM): what an operator does is kill it and start it again.
+          await node.kill("SIGKILL");
+          await node.restart();
+          return "then SIGKILLed and restarted (it does not recover by itself)";
+        },
+      };
     },
   },
   {

@@ -115,6 +115,11 @@ export class Ledger {
     }
   }
 
+  /** Every acknowledged event whose acknowledgement named its stream position, with that position. */
+  ackedPositions(): { id: string; partition: number; seq: number }[] {
+    return [...this.events.values()].filter((x) => x.acked && x.at).map((x) => ({ id: x.e.id, ...x.at! }));
+  }
+
   /** The event acknowledged first with its stream position, and when (performance.now()). */
   oldestAcked(): { e: LedgerEvent; ackedAt: number; partition: number; seq: number } | undefined {
     let best: Entry | undefined;

@@ -23,7 +23,7 @@ import { parseArgs } from "node:util";
 import { prng } from "../src/ingest/synthetic.js";
 import { waitFor } from "../src/core/wait.js";
 import { PARTITIONS, startFaultCluster } from "./cluster.js";
-import { checkAssignmentEpochs, checkQuiet, checkWatermarkHistory, recordAssignments, recordWatermarks, recoveryMs, startQueryLoad } from "./check.js";
+import { checkAssignmentEpochs, checkQuiet, checkStreamHoldsAcked, checkWatermarkHistory, recordAssignments, recordWatermarks, recoveryMs, startQueryLoad } from "./check.js";
 import { FAULTS, type Fault } from "./faults.js";
 import { Ledger, startProducer } from "./ledger.js";
 
@@ -75,7 +75,7 @@ function keepLogs(from: string, fault: string, iteration: number): string {
 async function runOnce(fault: Fault, iteration: number, seed: number, opts: { quick: boolean; verbose: boolean; keepLogs: boolean }): Promise<Row> {
   const rand = prng(seed);
   const scratch = mkdtempSync(join(tmpdir(), `lambda-${fault.id}-`));
-  const cluster = await startFaultCluster(join(REPO, "catalog/catalog.json"), { verbose: opts.verbose, env: fault.env?.(scratch), network: fault.network });
+  const cluster = await startFaultCluster(join(REPO, "catalog/catalog.json"), { verbose: opts.verbose, env: fault.env?.(scratch), network: fault.network, disks: fault.disks });
   let keep = opts.keepLogs && !opts.verbose;
   try {
     const { history, watch } = await recordWatermarks(cluster.buckets);
@@ -96,6 +96,7 @@ async function runOnce(fault: Fault, iteration: number, seed: number, opts: { qu
       await waitFor("200 more events acknowledged after the heal", () => ledger.counts.acked >= ackedAtHeal + 200, { timeoutMs: 60_000, intervalMs: 50 });
       await producer.stop(RETRY_AFTER_STOP_MS);
       const quiet = await checkQuiet(cluster.nc, cluster.names, PARTITIONS, history, () => cluster.grpc(), ledger, rand);
+      const streamProblems = await checkStreamHoldsAcked(cluster.nc, cluster.names, ledger);
       await queries.stop();
       watch.stop();
       assignments.watch.stop();
@@ -116,7 +117,7 @@ async function runOnce(fault: Fault, iteration: number, seed: number, opts: { qu
         recoveryMs: recoveryMs(t, faultAt, healedAt),
         watermarkRun: quiet.watermark.run,
         staleWritesRefused: (cluster.logs().match(STALE_WRITE_REFUSED) ?? []).length,
-        problems: [...(injected.problems ?? []), ...t.problems, ...quiet.problems, ...checkWatermarkHistory(history), ...checkAssignmentEpochs(assignments.history)],
+        problems: [...streamProblems, ...(injected.problems ?? []), ...t.problems, ...quiet.problems, ...checkWatermarkHistory(history), ...checkAssignmentEpochs(assignments.history)],
       };
       if (row.problems.length > 0 && !opts.verbose) keep = true;
       return row;
@@ -143,7 +144,7 @@ const fmt = (v: number | null) => (v === null ? "-" : String(Math.round(v)));
 function table(rows: readonly Row[]): string {
   const head = "| fault | iter | target | published | acked | unknown attempts (retried) | unresolved: landed / absent | lost / twice / backwards / other | stale writes refused | queries complete / partial / failed | recovery ms |";
   const lines = rows.map((r) => {
-    const lost = r.problems.filter((p) => /^I[13]/.test(p)).length;
+    const lost = r.problems.filter((p) => /^I[013]/.test(p)).length;
     const twice = r.problems.filter((p) => p.startsWith("I2")).length;
     const back = r.problems.filter((p) => p.startsWith("I4")).length;
     const other = r.problems.length - lost - twice - back;
