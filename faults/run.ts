@@ -11,12 +11,13 @@
  *   npm run faults -- --only F1,F7 --iterations 5
  *   npm run faults -- --quick                   F1 and F7 once (CI)
  *   npm run faults -- --only F3,F7 --soak 30    the faults round after round for 30 minutes
+ *   npm run faults -- --render faults/results/X.json   a results file's report again
  *   npm run faults -- --verbose                 the roles' logs (level info) on stderr
  *   npm run faults -- --keep-logs               the roles' logs (level warn) of every run in faults/results/logs/
  *                                               (always kept for a run that broke an invariant or did not finish)
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -26,6 +27,7 @@ import { PARTITIONS, startFaultCluster } from "./cluster.js";
 import { checkAssignmentEpochs, checkQuiet, checkStreamHoldsAcked, checkWatermarkHistory, recordAssignments, recordWatermarks, recoveryMs, startQueryLoad } from "./check.js";
 import { FAULTS, type Fault } from "./faults.js";
 import { Ledger, startProducer } from "./ledger.js";
+import { emptyRow, report, type Row } from "./report.js";
 
 const REPO = new URL("../..", import.meta.url).pathname;
 const QUICK_FAULTS = ["F1", "F7"];
@@ -37,32 +39,6 @@ const STALE_WRITE_REFUSED = /not written: it was written by leader epoch|not wri
 /** How long unknown publishes are retried after the producer stops. */
 const RETRY_AFTER_STOP_MS = 30_000;
 
-interface Row {
-  fault: string;
-  iteration: number;
-  target: string;
-  /** What the heal saw, when it says (e.g. F5: how many the client retried). */
-  healed?: string;
-  published: number;
-  acked: number;
-  unknownAttempts: number;
-  unresolved: number;
-  /** Unresolved events the master dataset holds after all (the run's distinct events minus the acknowledged), and those it lacks. */
-  unresolvedLanded: number;
-  unresolvedAbsent: number;
-  /** Writes the roles refused because a newer leader or owner had written (their logs: FencedError, SnapshotFencedError). */
-  staleWritesRefused: number;
-  /** Why the fault was not made on this machine. */
-  cannotRun?: string;
-  queriesComplete: number;
-  queriesPartial: number;
-  queriesFailed: number;
-  /** Why answers were partial or failed, and how often. */
-  queryReasons: Record<string, number>;
-  recoveryMs: number | null;
-  watermarkRun: number;
-  problems: string[];
-}
 
 /** Copies the roles' logs of a run to faults/results/logs/<fault>-<iteration>/, for a run that broke something or on --keep-logs. */
 function keepLogs(from: string, fault: string, iteration: number): string {
@@ -135,31 +111,18 @@ async function runOnce(fault: Fault, iteration: number, seed: number, opts: { qu
   }
 }
 
-function emptyRow(fault: string, iteration: number): Row {
-  return { fault, iteration, target: "-", published: 0, acked: 0, unknownAttempts: 0, unresolved: 0, unresolvedLanded: 0, unresolvedAbsent: 0, staleWritesRefused: 0, queriesComplete: 0, queriesPartial: 0, queriesFailed: 0, queryReasons: {}, recoveryMs: null, watermarkRun: 0, problems: [] };
-}
-
-const fmt = (v: number | null) => (v === null ? "-" : String(Math.round(v)));
-
-function table(rows: readonly Row[]): string {
-  const head = "| fault | iter | target | published | acked | unknown attempts (retried) | unresolved: landed / absent | lost / twice / backwards / other | stale writes refused | queries complete / partial / failed | recovery ms |";
-  const lines = rows.map((r) => {
-    const lost = r.problems.filter((p) => /^I[013]/.test(p)).length;
-    const twice = r.problems.filter((p) => p.startsWith("I2")).length;
-    const back = r.problems.filter((p) => p.startsWith("I4")).length;
-    const other = r.problems.length - lost - twice - back;
-    if (r.cannotRun) return `| ${r.fault} | - | cannot be made here: ${r.cannotRun} | | | | | | | | |`;
-    if (r.problems.some((p) => p.startsWith("did not finish"))) return `| ${r.fault} | ${r.iteration} | did not finish: ${r.problems[0]!.slice(16, 200)} | | | | | | | | |`;
-    const target = r.healed ? `${r.target}; ${r.healed}` : r.target;
-    return `| ${r.fault} | ${r.iteration} | ${target} | ${r.published} | ${r.acked} | ${r.unknownAttempts} | ${r.unresolvedLanded} / ${r.unresolvedAbsent} | ${lost} / ${twice} / ${back} / ${other} | ${r.staleWritesRefused} | ${r.queriesComplete} / ${r.queriesPartial} / ${r.queriesFailed} | ${fmt(r.recoveryMs)} |`;
-  });
-  return [head, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", ...lines].join("\n");
-}
 
 async function main() {
   const { values } = parseArgs({
-    options: { only: { type: "string" }, iterations: { type: "string" }, quick: { type: "boolean", default: false }, verbose: { type: "boolean", default: false }, "keep-logs": { type: "boolean", default: false }, soak: { type: "string" }, seed: { type: "string" } },
+    options: { only: { type: "string" }, iterations: { type: "string" }, quick: { type: "boolean", default: false }, verbose: { type: "boolean", default: false }, "keep-logs": { type: "boolean", default: false }, soak: { type: "string" }, seed: { type: "string" }, render: { type: "string" } },
   });
+  if (values.render) {
+    // A results file's report again (e.g. for docs/reliability.md), without running anything.
+    const saved = JSON.parse(readFileSync(values.render, "utf8")) as { commit: string; seed: number; rows: Row[] };
+    const ids = new Set(saved.rows.map((r) => r.fault));
+    process.stdout.write(report(saved.rows, FAULTS.filter((f) => ids.has(f.id)), `seed ${saved.seed}, commit ${saved.commit}`));
+    return;
+  }
   const quick = values.quick ?? false;
   const only = values.only ? values.only.split(",").map((s) => s.trim().toUpperCase()) : quick ? QUICK_FAULTS : null;
   const unknown = only?.filter((id) => !FAULTS.some((f) => f.id === id)) ?? [];
@@ -199,7 +162,7 @@ async function main() {
     for (const p of row.problems) process.stderr.write(`  ${fault.id} ${i}: ${p}\n`);
   }
   const commit = execFileSync("git", ["rev-parse", "--short=12", "HEAD"], { cwd: REPO, encoding: "utf8" }).trim();
-  const text = `${table(rows)}\n\n${faults.map((f) => `- ${f.id}: ${f.title}`).join("\n")}\n\nseed ${seed}, commit ${commit}, ${new Date().toISOString()}, ${Math.round((Date.now() - started) / 1000)} s\n`;
+  const text = report(rows, faults, `seed ${seed}, commit ${commit}, ${new Date().toISOString()}, ${Math.round((Date.now() - started) / 1000)} s`);
   process.stdout.write(`\n${text}`);
   const dir = join(REPO, "faults/results");
   mkdirSync(dir, { recursive: true });
