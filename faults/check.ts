@@ -165,6 +165,24 @@ export async function checkStreamHoldsAcked(nc: NatsConnection, names: Names, le
 }
 
 /**
+ * When events went missing: where the archiver's copy and the stream disagree. Every master row
+ * (read by faults/master_rows.ts from the stopped main's chDB directory) is looked up in the
+ * stream at its sequence; a row whose event the stream does not hold there was read from a
+ * stream history that did not last (e.g. a deposed leader's), and the event the stream holds
+ * there instead was never archived.
+ */
+export async function checkMasterAgainstStream(nc: NatsConnection, names: Names, rows: readonly { p: number; seq: number; id: string }[]): Promise<string[]> {
+  const jsm = await jetstreamManager(nc);
+  const problems: string[] = [];
+  for (const r of rows) {
+    const m = await jsm.streams.getMessage(names.eventStream, { seq: r.seq }).catch(() => null);
+    const held = m ? String((unpack(m.data) as { id?: unknown }).id) : null;
+    if (held !== r.id) problems.push(`where: the master dataset holds ${r.id} at partition ${r.p} sequence ${r.seq}; the stream holds ${held ?? "nothing"} there`);
+  }
+  return problems;
+}
+
+/**
  * Once the producer has stopped: waits for a batch run whose barriers lie above everything
  * published, then checks I1 and I3 against the ledger. Returns the problems found.
  */

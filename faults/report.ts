@@ -20,6 +20,8 @@ export interface Row {
   unresolvedAbsent: number;
   /** Writes the roles refused because a newer leader or owner had written (their logs: FencedError, SnapshotFencedError). */
   staleWritesRefused: number;
+  /** Where lost events went missing, when some did (faults/check.ts checkMasterAgainstStream). */
+  diagnosis?: string[];
   /** Why the fault was not made on this machine. */
   cannotRun?: string;
   queriesComplete: number;

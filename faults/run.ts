@@ -23,8 +23,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { prng } from "../src/ingest/synthetic.js";
 import { waitFor } from "../src/core/wait.js";
-import { PARTITIONS, startFaultCluster } from "./cluster.js";
-import { checkAssignmentEpochs, checkQuiet, checkStreamHoldsAcked, checkWatermarkHistory, recordAssignments, recordWatermarks, recoveryMs, startQueryLoad } from "./check.js";
+import { PARTITIONS, startFaultCluster, type FaultCluster } from "./cluster.js";
+import { checkAssignmentEpochs, checkMasterAgainstStream, checkQuiet, checkStreamHoldsAcked, checkWatermarkHistory, recordAssignments, recordWatermarks, recoveryMs, startQueryLoad } from "./check.js";
 import { FAULTS, type Fault } from "./faults.js";
 import { Ledger, startProducer } from "./ledger.js";
 import { emptyRow, report, type Row } from "./report.js";
@@ -46,6 +46,13 @@ function keepLogs(from: string, fault: string, iteration: number): string {
   rmSync(to, { recursive: true, force: true });
   cpSync(from, to, { recursive: true });
   return to;
+}
+
+/** Stops main and reads its master rows of pageviews through faults/master_rows.ts. */
+async function masterRows(cluster: FaultCluster): Promise<{ p: number; seq: number; id: string }[]> {
+  await cluster.processes.get("main")!.stop();
+  const out = execFileSync(process.execPath, [join(REPO, "dist/faults/master_rows.js"), cluster.chdbPath, cluster.env.LAMBDA_DATABASE!, "pageviews"], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+  return out.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { p: number; seq: number; id: string });
 }
 
 async function runOnce(fault: Fault, iteration: number, seed: number, opts: { quick: boolean; verbose: boolean; keepLogs: boolean }): Promise<Row> {
@@ -72,8 +79,10 @@ async function runOnce(fault: Fault, iteration: number, seed: number, opts: { qu
       await waitFor("200 more events acknowledged after the heal", () => ledger.counts.acked >= ackedAtHeal + 200, { timeoutMs: 60_000, intervalMs: 50 });
       await producer.stop(RETRY_AFTER_STOP_MS);
       const quiet = await checkQuiet(cluster.nc, cluster.names, PARTITIONS, history, () => cluster.grpc(), ledger, rand);
-      const streamProblems = await checkStreamHoldsAcked(cluster.nc, cluster.names, ledger);
       await queries.stop();
+      const streamProblems = await checkStreamHoldsAcked(cluster.nc, cluster.names, ledger);
+      // Events missing: say where the archive and the stream part (main stops to free its chDB directory).
+      const diagnosis = quiet.problems.some((p) => p.startsWith("I1")) ? await checkMasterAgainstStream(cluster.nc, cluster.names, await masterRows(cluster)) : [];
       watch.stop();
       assignments.watch.stop();
       const t = queries.tally;
@@ -93,6 +102,7 @@ async function runOnce(fault: Fault, iteration: number, seed: number, opts: { qu
         recoveryMs: recoveryMs(t, faultAt, healedAt),
         watermarkRun: quiet.watermark.run,
         staleWritesRefused: (cluster.logs().match(STALE_WRITE_REFUSED) ?? []).length,
+        diagnosis,
         problems: [...streamProblems, ...(injected.problems ?? []), ...t.problems, ...quiet.problems, ...checkWatermarkHistory(history), ...checkAssignmentEpochs(assignments.history)],
       };
       if (row.problems.length > 0 && !opts.verbose) keep = true;
@@ -159,7 +169,7 @@ async function main() {
       (err: unknown): Row => ({ ...emptyRow(fault.id, i), problems: [`did not finish: ${(err as Error).message}`] }),
     );
     rows.push(row);
-    for (const p of row.problems) process.stderr.write(`  ${fault.id} ${i}: ${p}\n`);
+    for (const p of [...row.problems, ...(row.diagnosis ?? [])]) process.stderr.write(`  ${fault.id} ${i}: ${p}\n`);
   }
   const commit = execFileSync("git", ["rev-parse", "--short=12", "HEAD"], { cwd: REPO, encoding: "utf8" }).trim();
   const text = report(rows, faults, `seed ${seed}, commit ${commit}, ${new Date().toISOString()}, ${Math.round((Date.now() - started) / 1000)} s`);
