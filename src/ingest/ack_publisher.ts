@@ -68,9 +68,13 @@ export function createAckPublisher(nc: NatsConnection, timeoutMs = PUBLISH_ACK_T
       const h = msgIdHeaders(msgId);
       const msg = await inbox.request((reply) => nc.publish(subject, data, { reply, headers: h }), {
         timeoutMs,
-        timeoutError: (waitedMs) => new UnavailableError(`no ack for a publish to ${subject} within ${waitedMs} ms (timeout ${timeoutMs} ms)`),
+        // Whether the event landed is unknown: the same id again is safe (the stream drops a copy it holds).
+        timeoutError: (waitedMs) =>
+          new UnavailableError(`no ack for a publish to ${subject} within ${waitedMs} ms (timeout ${timeoutMs} ms): JetStream may be electing a leader, cut off or out of storage; publish it again with the same id`),
       });
-      if (isNoResponders(msg)) throw new UnavailableError(`no stream answers publishes to ${subject}; is the event stream created?`);
+      if (isNoResponders(msg)) {
+        throw new UnavailableError(`no stream answers publishes to ${subject}: the event stream does not exist, or its NATS nodes are electing a leader or have lost quorum; publish it again with the same id`);
+      }
       const ack = JSON.parse(ACK_TEXT.decode(msg.data)) as { seq?: number; duplicate?: boolean; error?: { code: number; description: string } };
       if (ack.error) throw new PublishRejectedError(subject, ack.error.code, ack.error.description);
       if (typeof ack.seq !== "number") throw new Error(`unexpected publish ack for ${subject}: ${JSON.stringify(ack)}`);
