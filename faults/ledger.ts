@@ -38,6 +38,11 @@ interface Entry {
   ackedAt: number;
   /** Where the stream stored it, when the acknowledgement said (not for a duplicate). */
   at?: { partition: number; seq: number };
+  /**
+   * An attempt before the acknowledged one ended unknown: it may have landed first, at an earlier
+   * position than `at` (a stream leader that changed meanwhile may not have known its id).
+   */
+  uncertain: boolean;
   /** Copies republished on purpose after the duplicate window (F18): counted until the next batch run dedupes them. */
   copies: number;
 }
@@ -55,7 +60,7 @@ export class Ledger {
     const key = KEYS[Math.min(KEYS.length - 1, Math.floor(KEYS.length * this.rand() ** 1.5))]!;
     // One in ten is late: its time lies early in the window, below what batch runs already covered.
     const ts = this.rand() < 0.1 ? T0 + Math.floor(this.rand() * 10 * MINUTE) : T0 + Math.floor(this.rand() * EVENT_SPAN_MS);
-    const entry: Entry = { e: { id: `ev-${i}`, article_id: key, user_id: `u-${i % 97}`, ts }, acked: false, ackedAt: 0, copies: 0 };
+    const entry: Entry = { e: { id: `ev-${i}`, article_id: key, user_id: `u-${i % 97}`, ts }, acked: false, ackedAt: 0, copies: 0, uncertain: false };
     this.events.set(entry.e.id, entry);
     this.counts.published++;
     return entry;
@@ -94,7 +99,9 @@ export class Ledger {
    * @returns whether the stream said it held the event already (an earlier attempt landed); undefined when it never answered
    */
   retry(ingest: Ingest, e: LedgerEvent, keepTrying: () => boolean): Promise<boolean | undefined> {
-    return this.publishUntilAcked(ingest, this.events.get(e.id)!, keepTrying);
+    const entry = this.events.get(e.id)!;
+    entry.uncertain = true; // the other producer's attempt may have landed
+    return this.publishUntilAcked(ingest, entry, keepTrying);
   }
 
   private async publishUntilAcked(ingest: Ingest, entry: Entry, keepTrying: () => boolean): Promise<boolean | undefined> {
@@ -105,6 +112,7 @@ export class Ledger {
         return ack.duplicate;
       } catch {
         this.counts.unknownAttempts++;
+        entry.uncertain = true;
         if (!keepTrying()) {
           if (!entry.acked) this.counts.unresolved++;
           return undefined;
@@ -136,17 +144,17 @@ export class Ledger {
    * Events of `key` whose window starts in [fromMs, toMs) that an answer counted through stream
    * sequence `through(p)` of each partition p must hold: `sure` ones (acknowledged at a known
    * position up to there), and `maybe` ones, whose position the ledger does not know (an unknown
-   * publish that may have landed, a retry the stream called a duplicate, a copy republished past
-   * the duplicate window).
+   * publish that may have landed, one acknowledged after an unknown attempt, a retry the stream
+   * called a duplicate, a copy republished past the duplicate window).
    */
   countThrough(key: string, fromMs: number, toMs: number, through: (partition: number) => number | undefined): { sure: number; maybe: number } {
     let sure = 0;
     let maybe = 0;
-    for (const { e, at, copies } of this.events.values()) {
+    for (const { e, at, copies, uncertain } of this.events.values()) {
       const w = e.ts - (e.ts % MINUTE);
       if (e.article_id !== key || w < fromMs || w >= toMs) continue;
       maybe += copies;
-      if (!at) maybe++;
+      if (!at || uncertain) maybe++;
       else if (at.seq <= (through(at.partition) ?? Number.POSITIVE_INFINITY)) sure++;
     }
     return { sure, maybe };
