@@ -143,23 +143,37 @@ export function recoveryMs(tally: QueryTally, faultAt: number, healedAt: number)
   return first ? first.atMs - healedAt : null;
 }
 
+/** The event ids the stream holds, by sequence, read message by message with a raw client and decoded here (msgpack, the id field). */
+async function streamIds(nc: NatsConnection, names: Names): Promise<Map<number, string>> {
+  const jsm = await jetstreamManager(nc);
+  const { state } = await jsm.streams.info(names.eventStream);
+  const ids = new Map<number, string>();
+  for (let seq = state.first_seq; seq <= state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage(names.eventStream, { seq }).catch(() => null);
+    if (!m) continue;
+    try {
+      const id = (unpack(m.data) as { k?: unknown; id?: unknown }).id;
+      if (typeof id === "string") ids.set(seq, id);
+    } catch {
+      // not msgpack (F19's records): no event
+    }
+  }
+  return ids;
+}
+
 /**
- * I0, below the runtime: JetStream holds every acknowledged event at the stream sequence its
- * acknowledgement named. Read message by message with a raw client and decoded here (msgpack,
- * the id field), so a loss the runtime could not cause is told apart from one it did.
+ * I0, below the runtime: JetStream holds every acknowledged event, at the sequence its
+ * acknowledgement named when it named one (a duplicate's ack names the copy it already held, so
+ * that event only has to be somewhere in the stream). A loss here is the stream's, not the
+ * runtime's.
  */
 export async function checkStreamHoldsAcked(nc: NatsConnection, names: Names, ledger: Ledger): Promise<string[]> {
-  const jsm = await jetstreamManager(nc);
+  const bySeq = await streamIds(nc, names);
+  const present = new Set(bySeq.values());
   const problems: string[] = [];
-  for (const { id, partition, seq } of ledger.ackedPositions()) {
-    let held: string;
-    try {
-      const m = await jsm.streams.getMessage(names.eventStream, { seq });
-      held = m ? `${String((unpack(m.data) as { id?: unknown }).id)} on ${m.subject}` : "nothing";
-    } catch (err) {
-      held = `nothing (${(err as Error).message})`;
-    }
-    if (!held.startsWith(`${id} on `)) problems.push(`I0: ${id} was acknowledged at stream sequence ${seq} (partition ${partition}); the stream holds ${held} there`);
+  for (const { id, at } of ledger.ackedEvents()) {
+    if (at && bySeq.get(at.seq) !== id) problems.push(`I0: ${id} was acknowledged at stream sequence ${at.seq} (partition ${at.partition}); the stream holds ${bySeq.get(at.seq) ?? "no event"} there${present.has(id) ? ` (and ${id} elsewhere)` : ""}`);
+    else if (!present.has(id)) problems.push(`I0: ${id} was acknowledged (the stream said it held it already), but the stream holds it nowhere`);
   }
   return problems;
 }
@@ -172,14 +186,8 @@ export async function checkStreamHoldsAcked(nc: NatsConnection, names: Names, le
  * there instead was never archived.
  */
 export async function checkMasterAgainstStream(nc: NatsConnection, names: Names, rows: readonly { p: number; seq: number; id: string }[]): Promise<string[]> {
-  const jsm = await jetstreamManager(nc);
-  const problems: string[] = [];
-  for (const r of rows) {
-    const m = await jsm.streams.getMessage(names.eventStream, { seq: r.seq }).catch(() => null);
-    const held = m ? String((unpack(m.data) as { id?: unknown }).id) : null;
-    if (held !== r.id) problems.push(`where: the master dataset holds ${r.id} at partition ${r.p} sequence ${r.seq}; the stream holds ${held ?? "nothing"} there`);
-  }
-  return problems;
+  const bySeq = await streamIds(nc, names);
+  return rows.filter((r) => bySeq.get(r.seq) !== r.id).map((r) => `where: the master dataset holds ${r.id} at partition ${r.p} sequence ${r.seq}; the stream holds ${bySeq.get(r.seq) ?? "no event"} there`);
 }
 
 /**

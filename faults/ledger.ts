@@ -123,9 +123,9 @@ export class Ledger {
     }
   }
 
-  /** Every acknowledged event whose acknowledgement named its stream position, with that position. */
-  ackedPositions(): { id: string; partition: number; seq: number }[] {
-    return [...this.events.values()].filter((x) => x.acked && x.at).map((x) => ({ id: x.e.id, ...x.at! }));
+  /** Every acknowledged event, with the stream position its acknowledgement named (none for a duplicate's). */
+  ackedEvents(): { id: string; at?: { partition: number; seq: number } }[] {
+    return [...this.events.values()].filter((x) => x.acked).map((x) => ({ id: x.e.id, ...(x.at ? { at: x.at } : {}) }));
   }
 
   /** The event acknowledged first with its stream position, and when (performance.now()). */
