@@ -9,6 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { jetstream } from "@nats-io/jetstream";
+import type { SpeedStatus } from "../../src/actors/index.js";
 import { partitionOf, partitionOfKey, validateEvent } from "../../src/core/events.js";
 import { encode } from "../../src/nats/codec.js";
 import { verifySeam } from "../../src/serving/verify.js";
@@ -155,7 +156,8 @@ test("poison records on the raw stream are skipped by both layers alike and dead
   // Good events with poison between them, answered by speed alone, then by batch + speed.
   await publishGood(150);
   // Partitions settled on their owners first: an actor counts the records it skipped since it started.
-  await cluster.waitForSpeedCaughtUp();
+  const actorOf = (s: SpeedStatus) => `${s.node}/${s.generation} from ${JSON.stringify(s.restoredFrom)}`;
+  const actorsAtFirstPoison = (await cluster.waitForSpeedCaughtUp()).map(actorOf);
   poison.push(...(await publishPoison(cluster, "1")));
   await publishGood(150);
   await cluster.waitForSpeedCaughtUp();
@@ -193,12 +195,16 @@ test("poison records on the raw stream are skipped by both layers alike and dead
     assert.match(text, p.reason, `${p.kind}: ${text}`);
   }
 
-  // The speed actors skipped exactly the poison records of their partitions.
+  // The speed actors skipped exactly the poison records of their partitions. A partition whose
+  // actor moved or restarted meanwhile (a node timeout under load) has a new actor, counting
+  // only what it replayed since its snapshot or cut.
   const statuses = await cluster.speedStatuses();
-  assert.deepEqual(
-    statuses.map((s) => s.skippedInvalid),
-    Array.from({ length: P }, (_, q) => poison.filter((p) => p.partition === q).length),
-  );
+  statuses.forEach((s, q) => {
+    const expected = poison.filter((p) => p.partition === q).length;
+    if (actorOf(s) === actorsAtFirstPoison[q]) assert.equal(s.skippedInvalid, expected, `partition ${q}: records skipped`);
+    else assert.ok(s.skippedInvalid <= expected, `partition ${q} has a new actor (${actorOf(s)}): skipped ${s.skippedInvalid} of ${expected}`);
+  });
+  assert.ok(statuses.some((s, q) => actorOf(s) === actorsAtFirstPoison[q]), "at least one partition kept its actor, so a count was checked");
   // ... and an operator sees the same counts in `lambdactl status`.
   const status = parseJson<{ partitions: { partition: number; speedSkippedInvalid: number }[] }>(
     await lambdactl(["status", "--json", "--grpc", cluster.roles.serving!.address], { cwd: process.cwd() }),
