@@ -67,114 +67,17 @@ async function killRole(c: FaultCluster, nodeId: string): Promise<Injected> {
   return { target: nodeId, heal: async () => void (await c.restart(nodeId)) };
 }
 
-const PROCESS_AND_NATS_FAULTS: readonly Fault[] = [
-  {
-    id: "F1",
-    title: "SIGKILL a speed node mid-segment",
-    inject: (c, { rand }) => killRole(c, pick([...c.processes.keys()].filter((k) => k.startsWith("speed")), rand)),
-  },
-  {
-    id: "F2",
-    title: "SIGKILL the archiver's process (archiver, executor, serving; chDB embedded) between a master insert and its progress write",
-    env: (scratch) => ({ LAMBDA_FAULT_DIR: scratch }),
-    async inject(c, { scratch }) {
-      // The ClickHouse adapter's seam kills the process as soon as the next master insert returns.
-      const file = join(scratch, FaultFiles.killAfterInsert);
-      writeFileSync(file, "F2\n");
-      const main = c.processes.get("main")!;
-      const how = await Promise.race([main.exited, hold(30_000).then(() => "still running after 30 s")]);
-      unlinkSync(file);
-      if (how !== "SIGKILL") throw new Error(`main was to kill itself after a master insert; it ${how === "still running after 30 s" ? "did not" : `exited with ${how}`}`);
-      return { target: "main, right after a master insert", heal: async () => void (await c.restart("main")) };
-    },
-  },
-  {
-    id: "F3",
-    title: "SIGKILL the leader coordinator (runs every 2 s: usually mid-run)",
-    inject: async (c) => killRole(c, (await c.leader()).nodeId),
-  },
-  {
-    id: "F4",
-    title: "SIGSTOP the leader coordinator past its lease, then SIGCONT (zombie)",
-    async inject(c) {
-      const leader = await c.leader();
-      signal(leader.pid, "SIGSTOP");
-      return {
-        target: leader.nodeId,
-        async heal() {
-          await hold(2 * FAULT_TIMINGS.leaderLeaseMs);
-          signal(leader.pid, "SIGCONT");
-        },
-      };
-    },
-  },
-  {
-    id: "F7",
-    title: "SIGKILL the NATS node that leads the event stream, restart it",
-    async inject(c) {
-      const node = await c.streamLeader();
-      await node.kill("SIGKILL");
-      return {
-        target: node.name,
-        async heal() {
-          await hold(3_000);
-          await node.restart();
-        },
-      };
-    },
-  },
-  {
-    id: "F12",
-    title: "SIGSTOP the NATS node that leads the event stream for 10 s",
-    async inject(c, { quick }) {
-      const node = await c.streamLeader();
-      await node.kill("SIGSTOP");
-      return {
-        target: node.name,
-        async heal() {
-          await hold(quick ? 5_000 : 10_000);
-          await node.kill("SIGCONT");
-        },
-      };
-    },
-  },
-  {
-    id: "F16",
-    title: "SIGSTOP a speed node longer than the node timeout and any ack wait, then SIGCONT",
-    async inject(c, { rand }) {
-      const id = pick([...c.processes.keys()].filter((k) => k.startsWith("speed")), rand);
-      const node = c.processes.get(id)!;
-      signal(node.pid, "SIGSTOP");
-      return {
-        target: id,
-        async heal() {
-          await hold(4 * FAULT_TIMINGS.nodeTimeoutMs);
-          signal(node.pid, "SIGCONT");
-        },
-      };
-    },
-  },
-  {
-    id: "F20",
-    title: "restart a nats-server (SIGTERM, start again) under load",
-    async inject(c, { rand }) {
-      const node = pick(c.nats.nodes, rand);
-      await node.kill("SIGTERM");
-      return { target: node.name, heal: () => node.restart() };
-    },
-  },
-];
 
 const LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const REPO = new URL("../..", import.meta.url).pathname;
-/** F18's settings: a duplicate window and a speed dedupe horizon a test can outwait, and runs far enough apart to see the overlap. */
-const F18_DUPLICATE_WINDOW_MS = 2_000;
-const F18_BATCH_INTERVAL_MS = 10_000;
+/** F5's producer process gets this many events and is killed after 50..350 acknowledgements: most are in flight or unsent. */
+const F5_EVENTS = 3_000;
 /** F13, F14: the sizes of the file systems filled. */
 const F13_CHDB_DISK_MB = 256;
 const F14_NATS_DISK_MB = 128;
-/** F5's producer process gets this many events and is killed after 50..350 acknowledgements: most are in flight or unsent. */
-const F5_EVENTS = 3_000;
+/** F18's settings: a duplicate window and a speed dedupe horizon a test can outwait, and runs far enough apart to see the overlap. */
+const F18_DUPLICATE_WINDOW_MS = 2_000;
+const F18_BATCH_INTERVAL_MS = 10_000;
 
 /** F5: hands `n` new events to a producer process and SIGKILLs it once it has seen `killAtAcks` acknowledgements; returns the ids handed and the acks it saw. */
 async function producerKilledMidway(c: FaultCluster, ledger: Ledger, n: number, killAtAcks: number): Promise<{ handed: string[]; acked: number }> {
@@ -266,7 +169,103 @@ function cutOff(host: LabHost, holdMs: number): Injected {
   };
 }
 
-const NEW_FAULTS: readonly Fault[] = [
+/** Every fault of the matrix, in order of its id. */
+export const FAULTS: readonly Fault[] = [
+  {
+    id: "F1",
+    title: "SIGKILL a speed node mid-segment",
+    inject: (c, { rand }) => killRole(c, pick([...c.processes.keys()].filter((k) => k.startsWith("speed")), rand)),
+  },
+  {
+    id: "F2",
+    title: "SIGKILL the archiver's process (archiver, executor, serving; chDB embedded) between a master insert and its progress write",
+    env: (scratch) => ({ LAMBDA_FAULT_DIR: scratch }),
+    async inject(c, { scratch }) {
+      // The ClickHouse adapter's seam kills the process as soon as the next master insert returns.
+      const file = join(scratch, FaultFiles.killAfterInsert);
+      writeFileSync(file, "F2\n");
+      const main = c.processes.get("main")!;
+      const how = await Promise.race([main.exited, hold(30_000).then(() => "still running after 30 s")]);
+      unlinkSync(file);
+      if (how !== "SIGKILL") throw new Error(`main was to kill itself after a master insert; it ${how === "still running after 30 s" ? "did not" : `exited with ${how}`}`);
+      return { target: "main, right after a master insert", heal: async () => void (await c.restart("main")) };
+    },
+  },
+  {
+    id: "F3",
+    title: "SIGKILL the leader coordinator (runs every 2 s: usually mid-run)",
+    inject: async (c) => killRole(c, (await c.leader()).nodeId),
+  },
+  {
+    id: "F4",
+    title: "SIGSTOP the leader coordinator past its lease, then SIGCONT (zombie)",
+    async inject(c) {
+      const leader = await c.leader();
+      signal(leader.pid, "SIGSTOP");
+      return {
+        target: leader.nodeId,
+        async heal() {
+          await hold(2 * FAULT_TIMINGS.leaderLeaseMs);
+          signal(leader.pid, "SIGCONT");
+        },
+      };
+    },
+  },
+  {
+    id: "F5",
+    title: "SIGKILL an ingest process before its client sees every ack; the client retries the same ids",
+    async inject(c, { ledger, rand }) {
+      const { handed, acked } = await producerKilledMidway(c, ledger, F5_EVENTS, 50 + Math.floor(rand() * 300));
+      return {
+        target: `producer process: ${acked} of ${handed.length} acks seen`,
+        async heal() {
+          // The client's retry: every handed-off event it saw no ack for, same id, until acknowledged.
+          const pending = ledger.unacked().filter((e) => handed.includes(e.id));
+          const until = Date.now() + 60_000;
+          const landed = (await Promise.all(pending.map((e) => ledger.retry(c.ingest, e, () => Date.now() < until)))).filter((dup) => dup === true).length;
+          return `${pending.length} retried, ${landed} of them had landed (the stream said duplicate)`;
+        },
+      };
+    },
+  },
+  {
+    id: "F6",
+    title: "SIGKILL a serving node under query load",
+    // Said, not faked: killing "main" (F2) kills this cluster's only serving node with the archiver.
+    cannotRun: () =>
+      "serving reads the batch views, and embedded chDB holds them in the one process that owns its directory, so a second serving node needs a ClickHouse server; " +
+      "none can be installed here (Debian's clickhouse-server is 18.16, from 2018, without the query parameters the runtime sends)",
+    inject: () => Promise.reject(new Error("F6 cannot be made here")),
+  },
+  {
+    id: "F7",
+    title: "SIGKILL the NATS node that leads the event stream, restart it",
+    async inject(c) {
+      const node = await c.streamLeader();
+      await node.kill("SIGKILL");
+      return {
+        target: node.name,
+        async heal() {
+          await hold(3_000);
+          await node.restart();
+        },
+      };
+    },
+  },
+  {
+    id: "F8",
+    title: "hard-bounce the event stream's leader node 5 times in a row (SIGKILL, restart at once)",
+    async inject(c, { quick }) {
+      const bounced: string[] = [];
+      for (let i = 0; i < (quick ? 2 : 5); i++) {
+        const node = await waitFor("an event stream leader", () => c.streamLeader().catch(() => undefined), { timeoutMs: 30_000, intervalMs: 100 });
+        await node.kill("SIGKILL");
+        await node.restart();
+        bounced.push(node.name);
+      }
+      return { target: bounced.join(" "), heal: async () => undefined };
+    },
+  },
   {
     id: "F9",
     title: "isolate one NATS node (half the time the event stream's leader) from everything for 30 s",
@@ -294,43 +293,18 @@ const NEW_FAULTS: readonly Fault[] = [
     inject: () => Promise.reject(new Error("F11 cannot be made here")),
   },
   {
-    id: "F6",
-    title: "SIGKILL a serving node under query load",
-    // Said, not faked: killing "main" (F2) kills this cluster's only serving node with the archiver.
-    cannotRun: () =>
-      "serving reads the batch views, and embedded chDB holds them in the one process that owns its directory, so a second serving node needs a ClickHouse server; " +
-      "none can be installed here (Debian's clickhouse-server is 18.16, from 2018, without the query parameters the runtime sends)",
-    inject: () => Promise.reject(new Error("F6 cannot be made here")),
-  },
-  {
-    id: "F5",
-    title: "SIGKILL an ingest process before its client sees every ack; the client retries the same ids",
-    async inject(c, { ledger, rand }) {
-      const { handed, acked } = await producerKilledMidway(c, ledger, F5_EVENTS, 50 + Math.floor(rand() * 300));
+    id: "F12",
+    title: "SIGSTOP the NATS node that leads the event stream for 10 s",
+    async inject(c, { quick }) {
+      const node = await c.streamLeader();
+      await node.kill("SIGSTOP");
       return {
-        target: `producer process: ${acked} of ${handed.length} acks seen`,
+        target: node.name,
         async heal() {
-          // The client's retry: every handed-off event it saw no ack for, same id, until acknowledged.
-          const pending = ledger.unacked().filter((e) => handed.includes(e.id));
-          const until = Date.now() + 60_000;
-          const landed = (await Promise.all(pending.map((e) => ledger.retry(c.ingest, e, () => Date.now() < until)))).filter((dup) => dup === true).length;
-          return `${pending.length} retried, ${landed} of them had landed (the stream said duplicate)`;
+          await hold(quick ? 5_000 : 10_000);
+          await node.kill("SIGCONT");
         },
       };
-    },
-  },
-  {
-    id: "F8",
-    title: "hard-bounce the event stream's leader node 5 times in a row (SIGKILL, restart at once)",
-    async inject(c, { quick }) {
-      const bounced: string[] = [];
-      for (let i = 0; i < (quick ? 2 : 5); i++) {
-        const node = await waitFor("an event stream leader", () => c.streamLeader().catch(() => undefined), { timeoutMs: 30_000, intervalMs: 100 });
-        await node.kill("SIGKILL");
-        await node.restart();
-        bounced.push(node.name);
-      }
-      return { target: bounced.join(" "), heal: async () => undefined };
     },
   },
   {
@@ -397,6 +371,22 @@ const NEW_FAULTS: readonly Fault[] = [
     },
   },
   {
+    id: "F16",
+    title: "SIGSTOP a speed node longer than the node timeout and any ack wait, then SIGCONT",
+    async inject(c, { rand }) {
+      const id = pick([...c.processes.keys()].filter((k) => k.startsWith("speed")), rand);
+      const node = c.processes.get(id)!;
+      signal(node.pid, "SIGSTOP");
+      return {
+        target: id,
+        async heal() {
+          await hold(4 * FAULT_TIMINGS.nodeTimeoutMs);
+          signal(node.pid, "SIGCONT");
+        },
+      };
+    },
+  },
+  {
     id: "F17",
     title: "ClickHouse fails every insert for a while (the client adapter's fault seam)",
     env: (scratch) => ({ LAMBDA_FAULT_DIR: scratch }),
@@ -456,7 +446,13 @@ const NEW_FAULTS: readonly Fault[] = [
       return { target: `${written} records`, heal: async () => undefined };
     },
   },
+  {
+    id: "F20",
+    title: "restart a nats-server (SIGTERM, start again) under load",
+    async inject(c, { rand }) {
+      const node = pick(c.nats.nodes, rand);
+      await node.kill("SIGTERM");
+      return { target: node.name, heal: () => node.restart() };
+    },
+  },
 ];
-
-const order = (f: Fault) => Number(f.id.slice(1));
-export const FAULTS: readonly Fault[] = [...PROCESS_AND_NATS_FAULTS, ...NEW_FAULTS].sort((a, b) => order(a) - order(b));
