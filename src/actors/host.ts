@@ -60,8 +60,14 @@ export interface SpeedNode extends Closeable {
 
 /** First restart delay of a failed actor; doubles per failure in a row. */
 export const ACTOR_RESTART_BASE_MS = 250;
-/** Longest restart delay of an actor that keeps failing. */
+/** Longest restart delay of an actor whose consume loop keeps failing (a record it cannot get past). */
 export const ACTOR_RESTART_MAX_MS = 30_000;
+/**
+ * Longest delay before another try at starting an actor that could not start: that is NATS not
+ * answering (a restart, an election), each try waits out its own timeouts, and the partition
+ * is unserved until one succeeds, so the wait stays short.
+ */
+export const ACTOR_START_RETRY_MAX_MS = 2_000;
 /** An actor that ran this long since its last failure starts its backoff again. */
 const ACTOR_FAILURE_RESET_MS = 60_000;
 
@@ -101,12 +107,12 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
    * Starts the actor of `partition` again after a backoff that doubles with its failures in a
    * row, if the partition is still ours at `generation` then. @returns the failures in a row and the delay
    */
-  const startLater = (partition: number, generation: number, forceReplay: boolean): { failures: number; delayMs: number } => {
+  const startLater = (partition: number, generation: number, forceReplay: boolean, maxDelayMs: number): { failures: number; delayMs: number } => {
     const now = Date.now();
     const prev = failures.get(partition);
     const count = prev && now - prev.lastAtMs < ACTOR_FAILURE_RESET_MS ? prev.count + 1 : 1;
     failures.set(partition, { count, lastAtMs: now });
-    const delayMs = Math.min(ACTOR_RESTART_MAX_MS, ACTOR_RESTART_BASE_MS * 2 ** (count - 1));
+    const delayMs = Math.min(maxDelayMs, ACTOR_RESTART_BASE_MS * 2 ** (count - 1));
     const timer = setTimeout(() => {
       restartTimers.delete(timer);
       reconciling = reconciling.then(async () => {
@@ -130,7 +136,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
       if (actors.get(actor.partition) === actor) actors.delete(actor.partition);
       await actor.stop(false);
     });
-    const retry = startLater(actor.partition, actor.generation, opts.forceReplay ?? false);
+    const retry = startLater(actor.partition, actor.generation, opts.forceReplay ?? false, ACTOR_RESTART_MAX_MS);
     log.error("speed actor failed; restarting it from its snapshot after a backoff", { partition: actor.partition, generation: actor.generation, ...retry, err });
   };
 
@@ -157,7 +163,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
     } catch (err) {
       // E.g. NATS was electing leaders and a read timed out (the fault matrix's F8): without a
       // retry the partition stayed unserved for good, since its node is alive and keeps it.
-      const retry = startLater(partition, generation, forceReplay);
+      const retry = startLater(partition, generation, forceReplay, ACTOR_START_RETRY_MAX_MS);
       log.error("could not start speed actor; trying again after a backoff", { partition, generation, ...retry, err: ensureError(err) });
     }
   };
