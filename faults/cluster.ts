@@ -86,10 +86,6 @@ export interface FaultCluster {
 
 const rolesOf = (nodeId: string) => (nodeId === "main" ? "archiver,executor,serving" : nodeId.startsWith("coord") ? "coordinator" : "speed");
 
-/**
- * @param opts.env settings a fault needs besides FAULT_TIMINGS (LAMBDA_* variables, e.g. a short
- *   duplicate window), for every role process.
- */
 /** A tmpfs of `mb` MiB mounted at `dir` (created); returns how to unmount it. */
 function mountTmpfs(dir: string, mb: number): () => void {
   mkdirSync(dir, { recursive: true });
@@ -111,25 +107,39 @@ export interface StoreDisks {
   readonly natsMb?: number;
 }
 
+/**
+ * @param opts.env settings a fault needs besides FAULT_TIMINGS (LAMBDA_* variables, e.g. a short
+ *   duplicate window), for every role process.
+ * @param opts.network NATS nodes and coordinators in network namespaces (faults/netlab.ts).
+ * @param opts.disks stores on small tmpfs mounts.
+ */
 export async function startFaultCluster(catalogPath: string, opts: { verbose: boolean; env?: Record<string, string>; network?: boolean; disks?: StoreDisks }): Promise<FaultCluster> {
   const dir = mkdtempSync(join(tmpdir(), "lambda-faults-"));
   const unmounts: (() => void)[] = [];
-  if (opts.disks?.chdbMb) unmounts.push(mountTmpfs(join(dir, "chdb"), opts.disks.chdbMb));
-  if (opts.disks?.natsMb) for (const n of ["n1", "n2", "n3"]) unmounts.push(mountTmpfs(join(dir, "nats", n), opts.disks.natsMb));
-  const prefix = `f${process.pid}x${Date.now() % 100_000}`;
-  const lab = opts.network ? createNetLab() : undefined;
-  const hosts = new Map<string, LabHost>();
-  if (lab) for (const name of ["n1", "n2", "n3", ...Array.from({ length: COORDINATORS }, (_, i) => `coord-${i + 1}`)]) hosts.set(name, lab.addHost(name));
-  const nats = await startNatsCluster({
-    nodes: 3,
-    path: process.env.PATH ?? "",
-    storeDir: join(dir, "nats"),
-    placement: (i) => hosts.get(`n${i + 1}`) && { host: hosts.get(`n${i + 1}`)!.ip, command: hosts.get(`n${i + 1}`)!.command },
-  }).catch((err: unknown) => {
+  let lab: ReturnType<typeof createNetLab> | undefined;
+  const undoSetup = () => {
     lab?.close();
     for (const u of unmounts) u();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const hosts = new Map<string, LabHost>();
+  let nats: NatsClusterProcess;
+  try {
+    if (opts.disks?.chdbMb) unmounts.push(mountTmpfs(join(dir, "chdb"), opts.disks.chdbMb));
+    if (opts.disks?.natsMb) for (const n of ["n1", "n2", "n3"]) unmounts.push(mountTmpfs(join(dir, "nats", n), opts.disks.natsMb));
+    lab = opts.network ? createNetLab() : undefined;
+    if (lab) for (const name of ["n1", "n2", "n3", ...Array.from({ length: COORDINATORS }, (_, i) => `coord-${i + 1}`)]) hosts.set(name, lab.addHost(name));
+    nats = await startNatsCluster({
+      nodes: 3,
+      path: process.env.PATH ?? "",
+      storeDir: join(dir, "nats"),
+      placement: (i) => hosts.get(`n${i + 1}`) && { host: hosts.get(`n${i + 1}`)!.ip, command: hosts.get(`n${i + 1}`)!.command },
+    });
+  } catch (err) {
+    undoSetup();
     throw err;
-  });
+  }
+  const prefix = `f${process.pid}x${Date.now() % 100_000}`;
   const names = namesFor(prefix);
   const env = {
     LAMBDA_NATS_URL: nats.url,
