@@ -143,8 +143,11 @@ export function recoveryMs(tally: QueryTally, faultAt: number, healedAt: number)
   return first ? first.atMs - healedAt : null;
 }
 
-/** The event ids the stream holds, by sequence, read message by message with a raw client and decoded here (msgpack, the id field). */
-async function streamIds(nc: NatsConnection, names: Names): Promise<Map<number, string>> {
+/**
+ * The event ids the stream holds, by sequence, read message by message with a raw client and
+ * decoded here (msgpack, the id field). Read once per run, for I0 and for the diagnosis.
+ */
+export async function streamIds(nc: NatsConnection, names: Names): Promise<Map<number, string>> {
   const jsm = await jetstreamManager(nc);
   const { state } = await jsm.streams.info(names.eventStream);
   const ids = new Map<number, string>();
@@ -167,8 +170,7 @@ async function streamIds(nc: NatsConnection, names: Names): Promise<Map<number, 
  * that event only has to be somewhere in the stream). A loss here is the stream's, not the
  * runtime's.
  */
-export async function checkStreamHoldsAcked(nc: NatsConnection, names: Names, ledger: Ledger): Promise<string[]> {
-  const bySeq = await streamIds(nc, names);
+export function checkStreamHoldsAcked(bySeq: ReadonlyMap<number, string>, ledger: Ledger): string[] {
   const present = new Set(bySeq.values());
   const problems: string[] = [];
   for (const { id, at } of ledger.ackedEvents()) {
@@ -185,8 +187,7 @@ export async function checkStreamHoldsAcked(nc: NatsConnection, names: Names, le
  * stream history that did not last (e.g. a deposed leader's), and the event the stream holds
  * there instead was never archived.
  */
-export async function checkMasterAgainstStream(nc: NatsConnection, names: Names, rows: readonly { p: number; seq: number; id: string }[]): Promise<string[]> {
-  const bySeq = await streamIds(nc, names);
+export function checkMasterAgainstStream(bySeq: ReadonlyMap<number, string>, rows: readonly { p: number; seq: number; id: string }[]): string[] {
   return rows.filter((r) => bySeq.get(r.seq) !== r.id).map((r) => `where: the master dataset holds ${r.id} at partition ${r.p} sequence ${r.seq}; the stream holds ${bySeq.get(r.seq) ?? "no event"} there`);
 }
 

@@ -133,7 +133,10 @@ export async function startFaultCluster(catalogPath: string, opts: { verbose: bo
       nodes: 3,
       path: process.env.PATH ?? "",
       storeDir: join(dir, "nats"),
-      placement: (i) => hosts.get(`n${i + 1}`) && { host: hosts.get(`n${i + 1}`)!.ip, command: hosts.get(`n${i + 1}`)!.command },
+      placement: (i) => {
+        const host = hosts.get(`n${i + 1}`);
+        return host && { host: host.ip, command: host.command };
+      },
     });
   } catch (err) {
     undoSetup();

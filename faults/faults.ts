@@ -435,15 +435,17 @@ export const FAULTS: readonly Fault[] = [
     title: "records that bypass ingest (not msgpack, bad time, Infinity, wrong types, wrong partition) written onto partition subjects under load",
     async inject(c, { rand }) {
       const js = jetstream(c.nc);
+      const kinds = new Set<string>();
       let written = 0;
       for (let round = 0; round < 3; round++) {
         for (const r of poisonRecords(rand)) {
           await js.publish(c.names.eventSubject(r.p), r.data);
+          kinds.add(r.why);
           written++;
         }
         await hold(500);
       }
-      return { target: `${written} records`, heal: async () => undefined };
+      return { target: `${written} records of ${kinds.size} kinds`, heal: async () => undefined };
     },
   },
   {

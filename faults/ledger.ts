@@ -140,6 +140,14 @@ export class Ledger {
     this.events.get(id)!.copies++;
   }
 
+  /** The entries of `key` whose (one-minute) window starts in [fromMs, toMs). */
+  private *eventsOf(key: string, fromMs: number, toMs: number): Generator<Entry> {
+    for (const x of this.events.values()) {
+      const w = x.e.ts - (x.e.ts % MINUTE);
+      if (x.e.article_id === key && w >= fromMs && w < toMs) yield x;
+    }
+  }
+
   /**
    * Events of `key` whose window starts in [fromMs, toMs) that an answer counted through stream
    * sequence `through(p)` of each partition p must hold: `sure` ones (acknowledged at a known
@@ -150,9 +158,7 @@ export class Ledger {
   countThrough(key: string, fromMs: number, toMs: number, through: (partition: number) => number | undefined): { sure: number; maybe: number } {
     let sure = 0;
     let maybe = 0;
-    for (const { e, at, copies, uncertain } of this.events.values()) {
-      const w = e.ts - (e.ts % MINUTE);
-      if (e.article_id !== key || w < fromMs || w >= toMs) continue;
+    for (const { at, copies, uncertain } of this.eventsOf(key, fromMs, toMs)) {
       maybe += copies;
       if (!at || uncertain) maybe++;
       else if (at.seq <= (through(at.partition) ?? Number.POSITIVE_INFINITY)) sure++;
@@ -169,9 +175,7 @@ export class Ledger {
     let acked = 0;
     let published = 0;
     let copies = 0;
-    for (const { e, acked: ok, copies: c } of this.events.values()) {
-      const w = e.ts - (e.ts % MINUTE);
-      if (e.article_id !== key || w < fromMs || w >= toMs) continue;
+    for (const { acked: ok, copies: c } of this.eventsOf(key, fromMs, toMs)) {
       published++;
       copies += c;
       if (ok) acked++;

@@ -24,7 +24,7 @@ import { parseArgs } from "node:util";
 import { prng } from "../src/ingest/synthetic.js";
 import { waitFor } from "../src/core/wait.js";
 import { PARTITIONS, startFaultCluster, type FaultCluster } from "./cluster.js";
-import { checkAssignmentEpochs, checkMasterAgainstStream, checkQuiet, checkStreamHoldsAcked, checkWatermarkHistory, recordAssignments, recordWatermarks, recoveryMs, startQueryLoad } from "./check.js";
+import { checkAssignmentEpochs, checkMasterAgainstStream, checkQuiet, checkStreamHoldsAcked, checkWatermarkHistory, recordAssignments, recordWatermarks, recoveryMs, startQueryLoad, streamIds } from "./check.js";
 import { FAULTS, type Fault } from "./faults.js";
 import { Ledger, startProducer } from "./ledger.js";
 import { emptyRow, report, type Row } from "./report.js";
@@ -80,9 +80,10 @@ async function runOnce(fault: Fault, iteration: number, seed: number, opts: { qu
       await producer.stop(RETRY_AFTER_STOP_MS);
       const quiet = await checkQuiet(cluster.nc, cluster.names, PARTITIONS, history, () => cluster.grpc(), ledger, rand);
       await queries.stop();
-      const streamProblems = await checkStreamHoldsAcked(cluster.nc, cluster.names, ledger);
+      const bySeq = await streamIds(cluster.nc, cluster.names);
+      const streamProblems = checkStreamHoldsAcked(bySeq, ledger);
       // Events missing: say where the archive and the stream part (main stops to free its chDB directory).
-      const diagnosis = quiet.problems.some((p) => p.startsWith("I1")) ? await checkMasterAgainstStream(cluster.nc, cluster.names, await masterRows(cluster)) : [];
+      const diagnosis = quiet.problems.some((p) => p.startsWith("I1")) ? checkMasterAgainstStream(bySeq, await masterRows(cluster)) : [];
       watch.stop();
       assignments.watch.stop();
       const t = queries.tally;
