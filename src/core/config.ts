@@ -67,6 +67,20 @@ export interface ResolvedConfig {
    * empty means a temporary one. Cannot be combined with `natsUrl`.
    */
   natsStoreDir: string;
+  /** NATS credentials and TLS (nats/connect.ts natsSecurityOf): at most one way to authenticate. */
+  natsUser: string;
+  natsPassword: string;
+  natsPasswordFile: string;
+  natsToken: string;
+  natsTokenFile: string;
+  natsNkeySeedFile: string;
+  natsCredsFile: string;
+  natsTlsCaFile: string;
+  natsTlsCertFile: string;
+  natsTlsKeyFile: string;
+  natsTlsServerName: string;
+  /** Replies to this process arrive below this prefix (nats/permissions.ts inboxPrefixFor); "" = nats.js's `_INBOX`. */
+  natsInboxPrefix: string;
   /** Clients (lambdactl): host:port of a serving node; roles ignore it. */
   grpcAddr: string;
   /** ClickHouse HTTP URL; empty means the embedded chDB engine at `chdbPath`. */
@@ -143,6 +157,18 @@ const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_NATS_REPLICAS: ["natsReplicas", int(0, 5)],
   LAMBDA_LOCAL_NATS_NODES: ["localNatsNodes", int(1, 7)],
   LAMBDA_NATS_STORE_DIR: ["natsStoreDir", str],
+  LAMBDA_NATS_USER: ["natsUser", str],
+  LAMBDA_NATS_PASSWORD: ["natsPassword", str],
+  LAMBDA_NATS_PASSWORD_FILE: ["natsPasswordFile", str],
+  LAMBDA_NATS_TOKEN: ["natsToken", str],
+  LAMBDA_NATS_TOKEN_FILE: ["natsTokenFile", str],
+  LAMBDA_NATS_NKEY_SEED_FILE: ["natsNkeySeedFile", str],
+  LAMBDA_NATS_CREDS_FILE: ["natsCredsFile", str],
+  LAMBDA_NATS_TLS_CA_FILE: ["natsTlsCaFile", str],
+  LAMBDA_NATS_TLS_CERT_FILE: ["natsTlsCertFile", str],
+  LAMBDA_NATS_TLS_KEY_FILE: ["natsTlsKeyFile", str],
+  LAMBDA_NATS_TLS_SERVER_NAME: ["natsTlsServerName", str],
+  LAMBDA_NATS_INBOX_PREFIX: ["natsInboxPrefix", str],
   LAMBDA_GRPC_ADDR: ["grpcAddr", str],
   LAMBDA_CLICKHOUSE_URL: ["clickhouseUrl", str],
   LAMBDA_CLICKHOUSE_USER: ["clickhouseUser", str],
@@ -179,6 +205,18 @@ export function defaultConfig(): ResolvedConfig {
     natsReplicas: 0,
     localNatsNodes: 1,
     natsStoreDir: "",
+    natsUser: "",
+    natsPassword: "",
+    natsPasswordFile: "",
+    natsToken: "",
+    natsTokenFile: "",
+    natsNkeySeedFile: "",
+    natsCredsFile: "",
+    natsTlsCaFile: "",
+    natsTlsCertFile: "",
+    natsTlsKeyFile: "",
+    natsTlsServerName: "",
+    natsInboxPrefix: "",
     grpcAddr: "",
     clickhouseUrl: "",
     clickhouseUser: "default",

@@ -8,7 +8,7 @@ import { readCatalogFile } from "../core/catalog.js";
 import { resolveConfig } from "../core/config.js";
 import { ConfigError } from "../core/errors.js";
 import { createProcessLogger } from "../core/logger.js";
-import { connectNats } from "../nats/connect.js";
+import { connectNats, natsSecurityOf } from "../nats/connect.js";
 import { logFatalErrors, onParentGone, onShutdownSignal } from "./process.js";
 import { startRoles } from "./roles.js";
 
@@ -18,7 +18,7 @@ async function main() {
   logFatalErrors(log);
   if (!cfg.natsUrl) throw new ConfigError("LAMBDA_NATS_URL", "", "the URL of a NATS server with JetStream (e.g. nats://127.0.0.1:4222)");
   const catalog = readCatalogFile(cfg.catalogPath);
-  const nc = await connectNats(cfg.natsUrl, `lambda-node ${cfg.nodeId} (${cfg.roles.join(",")})`);
+  const nc = await connectNats(cfg.natsUrl, `lambda-node ${cfg.nodeId} (${cfg.roles.join(",")})`, natsSecurityOf(cfg));
   const roles = await startRoles(cfg, nc, catalog, log);
   log.info("node started", { roles: cfg.roles, grpc: roles.serving?.address });
   // Tell a parent process (the local cluster, tests) that start-up is done.

@@ -5,7 +5,7 @@
  * requests and replies are encoded and parsed in one place.
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
-import { createInbox } from "@nats-io/transport-node";
+import { newInbox } from "./connect.js";
 import { ensureError, UnavailableError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { parseWatermark, type Watermark } from "../core/watermark.js";
@@ -84,7 +84,7 @@ export class NoLeaderError extends UnavailableError {
 
 /** Asks for a batch run with progress; `onReply` gets each reply. Returns how to stop listening. */
 export function requestRun(nc: NatsConnection, names: Names, onReply: (r: RunNowReply | Error) => void): { stop(): void } {
-  const inbox = createInbox();
+  const inbox = newInbox(nc);
   const sub = nc.subscribe(inbox, {
     callback: (err, msg) => {
       if (err) return onReply(err);

@@ -7,7 +7,7 @@
  * Executors share a queue group: one of them takes each request.
  */
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { createInbox } from "@nats-io/transport-node";
+import { newInbox } from "./connect.js";
 import { UnavailableError, ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { decode, encode } from "./codec.js";
@@ -95,7 +95,7 @@ export interface AskOptions {
  */
 export function askExecutor(nc: NatsConnection, names: Names, req: ExecutorRequest, opts: AskOptions): Promise<RecomputeDone> {
   return new Promise((resolve, reject) => {
-    const inbox = createInbox();
+    const inbox = newInbox(nc);
     let replied = false;
     let timer: NodeJS.Timeout;
     const finish = (err: Error | null, done?: RecomputeDone) => {

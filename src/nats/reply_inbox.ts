@@ -10,7 +10,8 @@
  * The reply is handed back as it came, a "no responders" status included
  * (`isNoResponders`): what it means is the caller's to say.
  */
-import { createInbox, type Msg, type NatsConnection } from "@nats-io/transport-node";
+import type { Msg, NatsConnection } from "@nats-io/transport-node";
+import { newInbox } from "./connect.js";
 import { ensureError, UnavailableError } from "../core/errors.js";
 
 export interface InboxRequestOptions {
@@ -44,7 +45,7 @@ interface Waiting {
 
 /** Subscribes `nc` to a new wildcard inbox; `what` names the client in errors ("speed client"). */
 export function createReplyInbox(nc: NatsConnection, what: string): ReplyInbox {
-  const prefix = createInbox();
+  const prefix = newInbox(nc);
   const waiting = new Map<string, Waiting>();
   let next = 0;
   let closed = false;

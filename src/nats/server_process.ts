@@ -38,6 +38,8 @@ export interface NatsServerOptions {
   path?: string;
   /** Extra command-line arguments. */
   args?: string[];
+  /** Receives the server's log after start (a test looks for permission violations); dropped otherwise. */
+  onLog?: (chunk: string) => void;
 }
 
 /** Finds nats-server on `path`, then in /usr/sbin (where Debian installs it). */
@@ -70,7 +72,7 @@ interface ReadyServer {
 }
 
 /** Spawns nats-server with `args` and resolves once it accepts clients (and routes, when clustered). */
-async function spawnServer(bin: string, args: readonly string[], command: readonly string[] = []): Promise<ReadyServer> {
+async function spawnServer(bin: string, args: readonly string[], command: readonly string[] = [], onLog?: (chunk: string) => void): Promise<ReadyServer> {
   // Under a command (ip netns exec), which execs the server: the child's pid is the server's.
   const [file, ...rest] = [...command, bin, ...args];
   const child = spawn(file!, rest, {
@@ -107,6 +109,7 @@ async function spawnServer(bin: string, args: readonly string[], command: readon
     const server = await ready;
     // Keep draining stderr so the child never blocks on a full pipe.
     child.stderr!.removeAllListeners("data");
+    if (onLog) child.stderr!.on("data", onLog);
     child.stderr!.resume();
     return server;
   } catch (err) {
@@ -131,7 +134,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   let info: ReadyServer;
   try {
     // -p -1: the server picks a free port and logs it; no race between probe and bind.
-    info = await spawnServer(bin, ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", storeDir, ...(opts.args ?? [])]);
+    info = await spawnServer(bin, ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", storeDir, ...(opts.args ?? [])], [], opts.onLog);
   } catch (err) {
     if (ownDir) rmSync(storeDir, { recursive: true, force: true });
     throw err;

@@ -1,0 +1,235 @@
+/**
+ * Least privilege on NATS: the subjects each role may publish and subscribe to, derived from the
+ * same names (nats/names.ts) the roles use, and a nats-server `authorization` block that gives
+ * each user exactly the union of its roles' permissions. docs/security.md has the table.
+ *
+ * What a role does on the wire, by JetStream API subject:
+ * - reading a KV bucket: STREAM.INFO of its stream, DIRECT.GET / STREAM.MSG.GET of a key;
+ * - watching one: an ordered consumer (CONSUMER.CREATE/INFO/DELETE/MSG.NEXT, flow control);
+ * - writing one: a publish on `$KV.<bucket>.<key>`;
+ * - consuming the event stream: a consumer on it, and acknowledgements;
+ * - every client: `$JS.API.INFO`, and replies on its own inbox prefix (`_INBOX.<user>.>`), so no
+ *   user can read another's replies.
+ * Only the coordinator creates streams and buckets; every other role binds to what exists.
+ */
+import type { Names } from "./names.js";
+import { CATALOG_KEY, CLUSTER_SETTINGS_KEY, LEADER_KEY, RUN_COUNTER_KEY, WATERMARK_KEY } from "./names.js";
+
+/** Who connects: the runtime's roles, the ingest library, and lambdactl read-only or as admin. */
+export const NatsPrincipals = {
+  coordinator: "coordinator",
+  archiver: "archiver",
+  executor: "executor",
+  serving: "serving",
+  speed: "speed",
+  ingest: "ingest",
+  lambdactl: "lambdactl",
+  lambdactlAdmin: "lambdactl-admin",
+} as const;
+export type NatsPrincipal = (typeof NatsPrincipals)[keyof typeof NatsPrincipals];
+
+export interface NatsPermissions {
+  /** Subjects it may publish to. */
+  readonly publish: readonly string[];
+  /** Subjects it may subscribe to. */
+  readonly subscribe: readonly string[];
+}
+
+/** The inbox prefix of a user: its replies arrive below it, and only it may subscribe there. */
+export function inboxPrefixFor(user: string): string {
+  // A token of its own below _INBOX: a permission wildcard matches whole tokens only.
+  return `_INBOX.${user.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+}
+
+const kvStream = (bucket: string) => `KV_${bucket}`;
+
+/** Reading keys of a bucket (all of them: `>`, or the keys given). */
+function kvRead(bucket: string, keys: readonly string[] = [">"]): string[] {
+  const s = kvStream(bucket);
+  return [`$JS.API.STREAM.INFO.${s}`, `$JS.API.STREAM.MSG.GET.${s}`, ...keys.map((k) => `$JS.API.DIRECT.GET.${s}.$KV.${bucket}.${k}`)];
+}
+
+/** Watching a bucket (ordered consumers on its stream); reading it too. */
+function kvWatch(bucket: string): string[] {
+  const s = kvStream(bucket);
+  return [...kvRead(bucket), ...consume(s)];
+}
+
+/** Writing (and deleting) keys of a bucket. */
+const kvWrite = (bucket: string, keys: readonly string[] = [">"]) => keys.map((k) => `$KV.${bucket}.${k}`);
+
+/** Consumers on a stream: create, look at, delete, pull, acknowledge, answer flow control. */
+function consume(stream: string): string[] {
+  return [
+    `$JS.API.CONSUMER.CREATE.${stream}`,
+    `$JS.API.CONSUMER.CREATE.${stream}.>`,
+    `$JS.API.CONSUMER.DURABLE.CREATE.${stream}.>`,
+    `$JS.API.CONSUMER.INFO.${stream}.>`,
+    `$JS.API.CONSUMER.DELETE.${stream}.>`,
+    `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
+    `$JS.ACK.${stream}.>`,
+    `$JS.FC.${stream}.>`,
+  ];
+}
+
+/** Looking at a stream and reading single messages of it. */
+const streamRead = (stream: string) => [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.MSG.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}.>`];
+
+/** Every stream and bucket of the cluster. */
+function allStreams(n: Names): string[] {
+  return [n.eventStream, n.deadLetterStream, ...allBuckets(n).map(kvStream)];
+}
+function allBuckets(n: Names): string[] {
+  return [n.watermarkBucket, n.membersBucket, n.assignmentsBucket, n.archiverBucket, n.coordinatorBucket, n.snapshotBucket, n.catalogBucket];
+}
+
+/** What every role does at start: binds to the streams and buckets, reads the shared settings and follows the catalog. */
+function roleBase(n: Names): string[] {
+  return [
+    "$JS.API.INFO",
+    ...allStreams(n).map((s) => `$JS.API.STREAM.INFO.${s}`),
+    ...kvRead(n.coordinatorBucket, [CLUSTER_SETTINGS_KEY, LEADER_KEY]),
+    ...kvWatch(n.catalogBucket),
+  ];
+}
+
+/** Heartbeats under `<role>.*` of the members bucket. */
+const heartbeat = (n: Names, role: string) => kvWrite(n.membersBucket, [`${role}.*`]);
+
+/** The allow-lists of one principal, before its inbox. */
+function permissionsOf(n: Names, who: NatsPrincipal): { publish: string[]; subscribe: string[] } {
+  const events = `${n.prefix}.events.*`;
+  switch (who) {
+    case "coordinator":
+      return {
+        publish: [
+          ...roleBase(n),
+          // It creates what is missing, and is the only writer of barriers, assignments, the
+          // watermark and its history, the run counter and leadership.
+          ...allStreams(n).flatMap((s) => [`$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`]),
+          events,
+          ...kvWatch(n.watermarkBucket),
+          ...kvWrite(n.watermarkBucket),
+          ...kvWatch(n.assignmentsBucket),
+          ...kvWrite(n.assignmentsBucket),
+          ...kvWatch(n.coordinatorBucket),
+          ...kvWrite(n.coordinatorBucket),
+          ...kvWatch(n.membersBucket),
+          ...kvWrite(n.membersBucket), // its heartbeat, and removing members that are gone
+          ...kvWatch(n.archiverBucket),
+          ...kvWrite(n.catalogBucket, [CATALOG_KEY]), // seeding the catalog from its file
+          ...streamRead(n.eventStream),
+          n.executorSubject,
+          "_INBOX.>", // progress of run/rollback requests, to the asker's inbox
+        ],
+        subscribe: [n.runNowSubject, n.rollbackSubject],
+      };
+    case "archiver":
+      return {
+        publish: [...roleBase(n), ...consume(n.eventStream), ...streamRead(n.eventStream), ...kvRead(n.archiverBucket), ...kvWrite(n.archiverBucket), ...kvRead(n.watermarkBucket), n.deadLetterSubject, ...heartbeat(n, "archiver")],
+        subscribe: [],
+      };
+    case "executor":
+      return {
+        publish: [...roleBase(n), ...kvRead(n.coordinatorBucket), ...kvRead(n.watermarkBucket), ...heartbeat(n, "executor"), "_INBOX.>"],
+        subscribe: [n.executorSubject],
+      };
+    case "speed":
+      return {
+        publish: [
+          ...roleBase(n),
+          ...consume(n.eventStream),
+          ...streamRead(n.eventStream),
+          ...kvWatch(n.assignmentsBucket),
+          ...kvWatch(n.watermarkBucket),
+          ...kvRead(n.snapshotBucket),
+          ...kvWrite(n.snapshotBucket),
+          ...heartbeat(n, "speed"),
+          "_INBOX.>", // answers to queries and status requests
+        ],
+        subscribe: [`${n.prefix}.speed.*.query`, `${n.prefix}.speed.*.status`],
+      };
+    case "serving":
+      return {
+        publish: [
+          ...roleBase(n),
+          ...kvWatch(n.watermarkBucket),
+          ...kvWatch(n.assignmentsBucket),
+          ...kvWatch(n.membersBucket),
+          ...kvRead(n.coordinatorBucket),
+          ...kvRead(n.archiverBucket),
+          ...consume(n.eventStream), // watermark verify counts records after a cut
+          ...streamRead(n.eventStream),
+          ...heartbeat(n, "serving"),
+          `${n.prefix}.speed.*.query`,
+          `${n.prefix}.speed.*.status`,
+          // The admin API asks the coordinator; who may call it is the gRPC layer's decision.
+          n.runNowSubject,
+          n.rollbackSubject,
+        ],
+        subscribe: [],
+      };
+    case "ingest":
+      return {
+        publish: ["$JS.API.INFO", `$JS.API.STREAM.INFO.${n.eventStream}`, ...kvRead(n.catalogBucket, [CATALOG_KEY]), ...kvRead(n.coordinatorBucket, [CLUSTER_SETTINGS_KEY]), events, n.deadLetterSubject],
+        subscribe: [],
+      };
+    case "lambdactl":
+      return {
+        publish: ["$JS.API.INFO", ...allStreams(n).flatMap(streamRead), ...allBuckets(n).flatMap((b) => kvRead(b))],
+        subscribe: [],
+      };
+    case "lambdactl-admin":
+      return {
+        publish: [...permissionsOf(n, "lambdactl").publish, ...permissionsOf(n, "ingest").publish, ...kvWrite(n.catalogBucket, [CATALOG_KEY]), ...kvWrite(n.watermarkBucket, [WATERMARK_KEY]), ...kvRead(n.coordinatorBucket, [RUN_COUNTER_KEY])],
+        subscribe: [],
+      };
+  }
+}
+
+/**
+ * The permissions of a user that runs `principals` (one process may run several roles), with
+ * `user` naming its inbox prefix.
+ */
+export function natsPermissions(names: Names, principals: readonly NatsPrincipal[], user: string): NatsPermissions {
+  const publish = new Set<string>();
+  const subscribe = new Set<string>([`${inboxPrefixFor(user)}.>`]);
+  for (const p of principals) {
+    const perms = permissionsOf(names, p);
+    for (const s of perms.publish) publish.add(s);
+    for (const s of perms.subscribe) subscribe.add(s);
+  }
+  return { publish: [...publish].sort(), subscribe: [...subscribe].sort() };
+}
+
+/** A user of the generated server config: who it is, how it proves it, what it runs. */
+export interface NatsUserSpec {
+  /** The name its inbox prefix is made from (and its user name with a password). */
+  readonly name: string;
+  readonly principals: readonly NatsPrincipal[];
+  /** A public user nkey (U...), or a password (plain text or a bcrypt hash from `nats server passwd`). */
+  readonly auth: { readonly nkey: string } | { readonly password: string };
+}
+
+const quote = (s: string) => JSON.stringify(s);
+
+/**
+ * A nats-server `authorization { users = [...] }` block: every user with its allow-lists. A
+ * client not listed (an anonymous one included) cannot connect.
+ */
+export function natsAuthorizationConfig(names: Names, users: readonly NatsUserSpec[]): string {
+  const lines = ["authorization {", "  users = ["];
+  for (const u of users) {
+    const perms = natsPermissions(names, u.principals, u.name);
+    const who = "nkey" in u.auth ? `nkey: ${quote(u.auth.nkey)}` : `user: ${quote(u.name)}, password: ${quote(u.auth.password)}`;
+    lines.push(`    # ${u.name}: ${u.principals.join(", ")}`);
+    lines.push(`    { ${who}`);
+    lines.push(`      permissions: {`);
+    lines.push(`        publish: { allow: [${perms.publish.map(quote).join(", ")}] }`);
+    lines.push(`        subscribe: { allow: [${perms.subscribe.map(quote).join(", ")}] }`);
+    lines.push(`      }`);
+    lines.push(`    }`);
+  }
+  lines.push("  ]", "}");
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,149 @@
+/**
+ * Least privilege on a real nats-server started with the generated authorization block: the
+ * roles, each as its own process under its own user, run the whole protocol (answers equal a
+ * recount, and the server logs no permission violation), while each user's forbidden actions
+ * are refused and a client without credentials cannot connect at all.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { credentials } from "@grpc/grpc-js";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { readCatalogFile } from "../../src/core/catalog.js";
+import { createLogger } from "../../src/core/logger.js";
+import { LambdaServiceClient } from "../../src/gen/lambda/v1/serving.js";
+import { createIngest } from "../../src/ingest/index.js";
+import { encode, encodeBarrier } from "../../src/nats/codec.js";
+import { connectNats } from "../../src/nats/connect.js";
+import { namesFor, WATERMARK_KEY } from "../../src/nats/names.js";
+import { readWatermark } from "../../src/nats/watermark_store.js";
+import { inboxPrefixFor, natsAuthorizationConfig, type NatsPrincipal, type NatsUserSpec } from "../../src/nats/permissions.js";
+import { startNatsServer } from "../../src/nats/server_process.js";
+import { spawnNode } from "../../src/main/spawn.js";
+import { getWatermark, query } from "../harness/grpc.js";
+import { waitFor } from "../harness/wait.js";
+
+const CATALOG = fileURLToPath(new URL("../../../catalog/catalog.json", import.meta.url));
+const PARTITIONS = 4;
+const names = namesFor("lambda");
+
+interface User {
+  readonly name: string;
+  readonly password: string;
+  readonly principals: readonly NatsPrincipal[];
+}
+const user = (name: string, ...principals: NatsPrincipal[]): User => ({ name, password: randomBytes(12).toString("hex"), principals });
+
+/** The settings a process of `u` connects with. */
+const envOf = (url: string, u: User) => ({ LAMBDA_NATS_URL: url, LAMBDA_NATS_USER: u.name, LAMBDA_NATS_PASSWORD: u.password, LAMBDA_NATS_INBOX_PREFIX: inboxPrefixFor(u.name) });
+const connectAs = (url: string, u: User) => connectNats(url, `test ${u.name}`, { user: u.name, password: u.password, inboxPrefix: inboxPrefixFor(u.name) });
+
+/** Resolves with the error a denied action gives (nats.js reports a permission violation, or the request times out). */
+async function refused(what: string, action: () => Promise<unknown>): Promise<Error> {
+  try {
+    await action();
+  } catch (err) {
+    return err as Error;
+  }
+  assert.fail(`${what} was allowed`);
+}
+
+test("every role runs under its own least-privilege user; forbidden actions and strangers are refused", { timeout: 240_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "lambda-perms-"));
+  // archiver, executor and serving share the embedded chDB engine: one process, the union of their permissions.
+  const users = {
+    coordinator: user("coordinator", "coordinator"),
+    speed: user("speed", "speed"),
+    data: user("data", "archiver", "executor", "serving"),
+    ingest: user("ingest", "ingest"),
+    reader: user("reader", "lambdactl"),
+  };
+  const specs: NatsUserSpec[] = Object.values(users).map((u) => ({ name: u.name, principals: u.principals, auth: { password: u.password } }));
+  writeFileSync(join(dir, "nats.conf"), natsAuthorizationConfig(names, specs));
+  let serverLog = "";
+  const server = await startNatsServer({ path: process.env.PATH ?? "", args: ["-c", join(dir, "nats.conf")], onLog: (chunk) => (serverLog += chunk) });
+  const url = server.url;
+  const base = { LAMBDA_PARTITIONS: String(PARTITIONS), LAMBDA_CATALOG: CATALOG, LAMBDA_LOG_LEVEL: "warn", LAMBDA_HEARTBEAT_INTERVAL_MS: "200", LAMBDA_NODE_TIMEOUT_MS: "3000", LAMBDA_BATCH_INTERVAL_MS: "0" };
+  const nodes = [] as ReturnType<typeof spawnNode>[];
+  const conns: NatsConnection[] = [];
+  try {
+    // The coordinator first: only it may create the streams and buckets.
+    nodes.push(spawnNode("coord", { ...base, ...envOf(url, users.coordinator), LAMBDA_ROLES: "coordinator" }, "ignore"));
+    await nodes[0]!.ready;
+    nodes.push(spawnNode("sp1", { ...base, ...envOf(url, users.speed), LAMBDA_ROLES: "speed" }, "ignore"));
+    nodes.push(spawnNode("data", { ...base, ...envOf(url, users.data), LAMBDA_ROLES: "archiver,executor,serving", LAMBDA_CHDB_PATH: join(dir, "chdb"), LAMBDA_GRPC_HOST: "127.0.0.1", LAMBDA_GRPC_PORT: "0" }, "ignore"));
+    const [, data] = await Promise.all([nodes[1]!.ready, nodes[2]!.ready]);
+    const grpc = new LambdaServiceClient(data.grpc!, credentials.createInsecure());
+
+    // Ingest under the ingest user, and a recount of what was accepted.
+    const ingestNc = await connectAs(url, users.ingest);
+    conns.push(ingestNc);
+    const ingest = createIngest({ nc: ingestNc, catalog: readCatalogFile(CATALOG).catalog, names, partitions: PARTITIONS, log: createLogger({ level: "error" }) });
+    const t = Date.UTC(2026, 5, 8, 14, 0, 0);
+    const expected = new Map<string, number>();
+    const events = Array.from({ length: 60 }, (_, i) => ({ id: `e${i}`, article_id: `a-${i % 3}`, user_id: `u${i}`, ts: t + i * 1000 }));
+    for (const e of events) expected.set(e.article_id, (expected.get(e.article_id) ?? 0) + 1);
+    const res = await ingest.publishBatch("pageviews", events);
+    assert.equal(res.accepted, events.length);
+
+    // A batch run through the admin API (serving asks the coordinator), then answers vs the recount.
+    const admin = await connectAs(url, users.data);
+    conns.push(admin);
+    await waitFor("serving answers", async () => (await getWatermark(grpc).then(() => true, () => false)) || undefined, { timeoutMs: 30_000 });
+    const { requestRun } = await import("../../src/nats/coordinator_control.js");
+    await new Promise<void>((resolve, reject) => {
+      const r = requestRun(admin, names, (reply) => {
+        if (reply instanceof Error) return (r.stop(), reject(reply));
+        if (reply.kind === "published") return (r.stop(), resolve());
+        if (reply.kind === "failed") return (r.stop(), reject(new Error(reply.error)));
+      });
+    });
+    for (const [key, n] of expected) {
+      const a = await query(grpc, "article_views", key, t - 3600_000, t + 3600_000);
+      assert.equal(a.total, n, `article_views ${key}`);
+      assert.equal(a.batchPart, n, `article_views ${key} from the batch view`);
+    }
+    grpc.close();
+
+    // What each user must not do.
+    const ingestKv = await new Kvm(ingestNc).open(names.watermarkBucket);
+    assert.match(String(await refused("the ingest user putting a watermark", () => ingestKv.put(WATERMARK_KEY, encode({ run: 1_000_000 })))), /permission/i);
+    const speedNc = await connectAs(url, users.speed);
+    conns.push(speedNc);
+    await refused("the speed user publishing a barrier", () => jetstream(speedNc).publish(names.eventSubject(0), encodeBarrier(99, 99), { timeout: 3_000 }));
+    const readerNc = await connectAs(url, users.reader);
+    conns.push(readerNc);
+    await refused("the read-only lambdactl user writing the catalog", async () => (await new Kvm(readerNc).open(names.catalogBucket)).put("current", encode({}), { timeout: 3_000 } as never));
+    await refused("the read-only lambdactl user publishing an event", () => jetstream(readerNc).publish(names.eventSubject(0), encode({ k: "e" }), { timeout: 3_000 }));
+    await refused("the ingest user creating a stream", async () => (await import("@nats-io/jetstream")).jetstreamManager(ingestNc, { timeout: 3_000 }).then((m) => m.streams.add({ name: "STRANGER", subjects: ["stranger.>"] })));
+    await refused("the ingest user reading another user's replies", async () => {
+      const sub = ingestNc.subscribe(`${inboxPrefixFor(users.data.name)}.>`);
+      await sub.closed;
+      throw new Error("subscription ended");
+    });
+    assert.match(String(await refused("a client without credentials", () => connect({ servers: url, reconnect: false }))), /Authorization Violation/i);
+    assert.match(String(await refused("a client with a wrong password", () => connect({ servers: url, user: "ingest", pass: "wrong", reconnect: false }))), /Authorization Violation/i);
+
+    // The watermark the ingest user tried to forge never reached an answer: still the real run.
+    const w = await readWatermark(await new Kvm(readerNc).open(names.watermarkBucket));
+    assert.equal(w?.watermark.run, 1);
+
+    // The server refused what the test tried, and the roles did all of the above without a single violation.
+    const violations = serverLog.split("\n").filter((l) => /Violation/.test(l));
+    assert.ok(violations.some((l) => /Publish Violation - User "ingest", Subject "\$KV\.lambda_watermark\.current"/.test(l)), "the server logged the forged watermark's refusal");
+    assert.ok(violations.some((l) => /Subscription Violation - User "ingest", Subject "_INBOX\.data\.>"/.test(l)), "the server refused the ingest user another user's inbox");
+    const byRoles = violations.filter((l) => /nats\.js:lambda-node/.test(l));
+    assert.deepEqual(byRoles, [], "the roles hit no permission violation");
+  } finally {
+    for (const c of conns) await c.close().catch(() => undefined);
+    for (const n of nodes) await n.stop();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
