@@ -16,7 +16,12 @@ const CH_TYPES: Record<FieldType, string> = {
   timestamp: "DateTime64(3, 'UTC')",
 };
 
-/** Quotes an identifier; catalog names are already restricted to [a-z0-9_]. */
+/**
+ * Quotes an identifier. Catalog names reach here only after core/catalog_parse held them to
+ * NAME_PATTERN (ASCII lower_snake_case) and the database name to LAMBDA_DATABASE's
+ * `[A-Za-z0-9_-]`; the quoting (a backtick doubled) keeps even a name that slipped past
+ * those an identifier, never SQL.
+ */
 export const ident = (name: string) => `\`${name.replace(/`/g, "``")}\``;
 
 const masterName = (source: string) => `master_${source}`;
