@@ -15,6 +15,7 @@ import { createArchiver, startBatchExecutor, type Archiver } from "../batch/inde
 import { withDiskGuard } from "../ch/disk_guard.js";
 import { withFaultSeams } from "../ch/insert_fault.js";
 import { openClickHouse, type ChHandle } from "../ch/client.js";
+import { chOptionsOf } from "../ch/connection_options.js";
 import { ensureSchema } from "../ch/schema.js";
 import { createCoordinator, type Coordinator } from "../coordinator/index.js";
 import { namesFor } from "../nats/names.js";
@@ -57,7 +58,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
   const catalog = catalogFeed.current();
   const needsCh = wants("archiver") || wants("executor") || wants("serving");
   const ch = needsCh
-    ? withFaultSeams(withDiskGuard(await openClickHouse({ url: cfg.clickhouseUrl, username: cfg.clickhouseUser, password: cfg.clickhousePassword, chdbPath: cfg.chdbPath }, { log }), cfg.chdbPath, cfg.chdbMinFreeMb), cfg.faultDir)
+    ? withFaultSeams(withDiskGuard(await openClickHouse(chOptionsOf(cfg), { log }), cfg.chdbPath, cfg.chdbMinFreeMb), cfg.faultDir)
     : undefined;
   const started: { archiver?: Archiver; coordinator?: Coordinator; executor?: Closeable; serving?: ServingNode; speed?: SpeedNode } = {};
   const shutdown = async () => {
