@@ -1,5 +1,6 @@
 /**
- * The ClickHouse password reaches the server and nothing else: opened from a password file,
+ * The ClickHouse password reaches the server and nothing else: opened from a password file
+ * (in the process, and in a serving-only role process started with LAMBDA_* variables),
  * @clickhouse/client sends it (the listener here records what it got, and refuses the login as a
  * ClickHouse server does: HTTP 516, AUTHENTICATION_FAILED), while every log line of the open
  * path (the client's own, debug included, and the refusals logged with their errors, as a role
@@ -10,6 +11,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { fork } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders } from "node:http";
@@ -18,6 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openClickHouse } from "../../src/ch/client.js";
 import { createLogger } from "../../src/core/logger.js";
+import { startTestNats } from "../harness/nats.js";
 
 const SECRET = "hunter2-Ω-secret";
 
@@ -77,6 +80,49 @@ test("the password from LAMBDA_CLICKHOUSE_PASSWORD_FILE reaches the server and n
     assert.ok(lines.some((l) => l.includes("Authentication failed")), `the refusals were logged: ${text}`);
     assert.deepEqual(leaks(text), [], `a log line holds the password:\n${text}`);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a serving-only role process logs in with the file's password, fails its start, and logs no trace of it", { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "lambda-ch-cred-"));
+  const nats = await startTestNats();
+  try {
+    const passwordFile = join(dir, "password");
+    writeFileSync(passwordFile, `${SECRET}\n`);
+    await using server = await refusingServer();
+    const child = fork(new URL("../../src/main/node.js", import.meta.url), [], {
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "",
+        LAMBDA_NATS_URL: nats.url,
+        LAMBDA_PREFIX: `cred${process.pid}`,
+        LAMBDA_DATABASE: `cred${process.pid}`,
+        LAMBDA_CATALOG: join(process.cwd(), "catalog/catalog.json"),
+        LAMBDA_ROLES: "serving",
+        LAMBDA_CLICKHOUSE_URL: server.url,
+        LAMBDA_CLICKHOUSE_USER: "writer",
+        LAMBDA_CLICKHOUSE_PASSWORD_FILE: passwordFile,
+        LAMBDA_CLICKHOUSE_SCHEMA_WAIT_MS: "600",
+        LAMBDA_GRPC_HOST: "127.0.0.1",
+        LAMBDA_GRPC_PORT: "0",
+        LAMBDA_LOG_LEVEL: "debug",
+      },
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
+    });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    const [code] = (await once(child, "exit")) as [number | null];
+    assert.equal(code, 2, `a failed start: ${out}`);
+    // Its start waited for the schema, asking the server with the file's password, and gave up naming why.
+    assert.ok(server.seen.length >= 1, out);
+    for (const h of server.seen) assert.equal(Buffer.from((h.authorization ?? "").replace(/^Basic /, ""), "base64").toString("utf8"), `writer:${SECRET}`);
+    assert.match(out, /"name":"SchemaMissingError"/);
+    assert.match(out, /Authentication failed/, "the cause says the login was refused");
+    assert.deepEqual(leaks(out), [], `a log line holds the password:\n${out}`);
+  } finally {
+    await nats.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
