@@ -5,7 +5,7 @@
  * by the client (command, exec, insert) or by ClickHouse (a write smuggled into a query), and
  * the table contents stay as they were; the writers' client, which shares chDB's one session,
  * stays writable. A process that only serves waits for the writers' schema and never creates it
- * (src/ch/schema.ts awaitServingSchema).
+ * (src/ch/schema.ts awaitServingSchema). chDB says once which server-only settings it ignores.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -35,9 +35,19 @@ const READONLY = 164; // ClickHouse's READONLY error code
 // chDB allows one data directory per process: the tests of this file share one (each its own database).
 let chdb: TestChdb;
 let writer: ClickHouseClient;
+/** What opening chDB logged: it was opened with settings only a ClickHouse server uses. */
+const openLines: KeptLine[] = [];
 before(async () => {
-  chdb = await openTestChdb("read-only");
+  chdb = await openTestChdb("read-only", { password: "hunter2-secret", caFile: "/etc/tls/ca.pem", certFile: "/etc/tls/c.pem", keyFile: "/etc/tls/c.key" }, { log: keptLogger(openLines) });
   writer = chdb.ch.client;
+});
+
+test("chDB says once that it ignores the password and TLS settings, naming the variables, not their values", () => {
+  assert.equal(openLines.length, 1, JSON.stringify(openLines));
+  assert.equal(openLines[0]!.level, "warn");
+  assert.equal(openLines[0]!.fields.component, "clickhouse");
+  assert.deepEqual(openLines[0]!.fields.ignored, ["LAMBDA_CLICKHOUSE_PASSWORD", "LAMBDA_CLICKHOUSE_CA_FILE", "LAMBDA_CLICKHOUSE_CERT_FILE", "LAMBDA_CLICKHOUSE_KEY_FILE"]);
+  assert.ok(!JSON.stringify(openLines).includes("hunter2-secret"));
 });
 after(() => chdb?.[Symbol.asyncDispose]());
 
