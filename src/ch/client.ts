@@ -9,16 +9,10 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { ClickHouseLogLevel, createClient, type ClickHouseClient, type Logger as ChLogger, type LogParams } from "@clickhouse/client";
 import type { Logger } from "../core/logger.js";
+import { ignoredByChdb, serverConnection, type ChOptions } from "./connection_options.js";
 import { chdbFileMasterInserter, jsonMasterInserter, type MasterInserter } from "./master_insert.js";
 
-export interface ChOptions {
-  /** ClickHouse HTTP URL; empty for embedded chDB. */
-  url: string;
-  username: string;
-  password: string;
-  /** chDB data directory (used when `url` is empty). */
-  chdbPath: string;
-}
+export type { ChOptions } from "./connection_options.js";
 
 export interface ChHandle {
   readonly client: ClickHouseClient;
@@ -68,14 +62,21 @@ export function clickHouseLogOption(log: Logger): { LoggerClass: new () => ChLog
  * Opens the process's ClickHouse client. chDB (a ~550 MB native engine) is loaded
  * only when no URL is configured, so roles that talk to a ClickHouse server, and
  * roles that need no ClickHouse at all, never load it.
+ * A server is reached with the password and TLS of connection_options.ts; chDB ignores those,
+ * and says so once in the log when any is set.
  * @param deps the logger the client's own lines go to; without it they go to the client's
  *   default (plain console lines), which only tests and benchmarks should rely on.
+ * @throws ConfigError when the password or TLS settings are wrong (see serverConnection)
  */
 export async function openClickHouse(opts: ChOptions, deps?: ChDeps): Promise<ChHandle> {
   const log = deps ? { log: clickHouseLogOption(deps.log) } : {};
   if (opts.url) {
-    const client = createClient({ url: opts.url, username: opts.username, password: opts.password, ...log });
+    const client = createClient({ ...serverConnection(opts), ...log });
     return { client, engine: "server", master: jsonMasterInserter(client), close: () => client.close() };
+  }
+  const ignored = ignoredByChdb(opts);
+  if (ignored.length > 0) {
+    deps?.log.child({ component: "clickhouse" }).warn("embedded chDB has no server to log in to or encrypt for: these settings are ignored; set LAMBDA_CLICKHOUSE_URL to use them, or unset them", { ignored });
   }
   mkdirSync(opts.chdbPath, { recursive: true });
   const { createChdbConnection } = await import("chdb/connection");

@@ -51,8 +51,6 @@ export function jsonMasterInserter(client: ClickHouseClient): MasterInserter {
   };
 }
 
-const sqlString = (s: string) => `'${s.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
-
 /**
  * RowBinary through a file that chDB reads in the same process. `dir` holds
  * the files while their INSERT runs; it is emptied now (files a crashed
@@ -72,7 +70,7 @@ export function chdbFileMasterInserter(client: ClickHouseClient, dir: string): M
       if (!enc) {
         // Columns named: a column added later (a new optional field) sits last in the table, wherever the catalog lists it.
         const columns = ["_partition", "_seq", "_id", ...Object.keys(source.fields)].map(ident).join(", ");
-        encoders.set(source, (enc = { encode: rowBinaryEncoder(source), structure: sqlString(masterStructure(source)), columns }));
+        encoders.set(source, (enc = { encode: rowBinaryEncoder(source), structure: masterStructure(source), columns }));
       }
       let bytes: Buffer;
       try {
@@ -88,8 +86,10 @@ export function chdbFileMasterInserter(client: ClickHouseClient, dir: string): M
       try {
         // One insert thread: the blocks land in file order, so rows that land before a failure
         // are a prefix of each partition's rows, which the archiver's retry relies on.
+        // The path (from LAMBDA_CHDB_PATH) and the structure travel as parameters: values never become SQL text.
         await client.command({
-          query: `INSERT INTO ${masterTable(db, source.name)} (${enc.columns}) SELECT * FROM file(${sqlString(path)}, RowBinary, ${enc.structure}) SETTINGS max_insert_threads = 1`,
+          query: `INSERT INTO ${masterTable(db, source.name)} (${enc.columns}) SELECT * FROM file({path:String}, RowBinary, {structure:String}) SETTINGS max_insert_threads = 1`,
+          query_params: { path, structure: enc.structure },
         });
       } finally {
         await unlink(path).catch(() => undefined); // best effort: the directory is emptied at the next open

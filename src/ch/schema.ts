@@ -6,6 +6,8 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Catalog, FieldDef, FieldType, MetricDef, SourceDef } from "../core/catalog.js";
 import { metricFingerprint } from "../core/catalog.js";
+import type { Logger } from "../core/logger.js";
+import { waitFor } from "../core/wait.js";
 import { stateColumns, stateColumnTypes } from "./view_columns.js";
 
 const CH_TYPES: Record<FieldType, string> = {
@@ -16,7 +18,12 @@ const CH_TYPES: Record<FieldType, string> = {
   timestamp: "DateTime64(3, 'UTC')",
 };
 
-/** Quotes an identifier; catalog names are already restricted to [a-z0-9_]. */
+/**
+ * Quotes an identifier. Catalog names reach here only after core/catalog_parse held them to
+ * NAME_PATTERN (ASCII lower_snake_case) and the database name to LAMBDA_DATABASE's
+ * `[A-Za-z0-9_-]`; the quoting (a backtick doubled) keeps even a name that slipped past
+ * those an identifier, never SQL.
+ */
 export const ident = (name: string) => `\`${name.replace(/`/g, "``")}\``;
 
 const masterName = (source: string) => `master_${source}`;
@@ -100,4 +107,72 @@ export async function ensureSchema(client: ClickHouseClient, db: string, catalog
     await addMissingColumns(client, db, repeatedName(s.name), s);
   }
   for (const m of catalog.metrics.values()) await client.command({ query: viewTableDdl(db, m) });
+}
+
+/**
+ * The tables the serving role reads that `db` lacks: the master table of every source (verify,
+ * run diffs) and the view table of every metric's definition, each as `db`.`table`.
+ */
+export async function missingServingTables(client: ClickHouseClient, db: string, catalog: Catalog): Promise<string[]> {
+  const rows = await client.query({ query: "SELECT name FROM system.tables WHERE database = {db:String}", query_params: { db }, format: "JSONEachRow" });
+  const have = new Set((await rows.json<{ name: string }>()).map((r) => r.name));
+  const needed = [...[...catalog.sources.values()].map((s) => masterName(s.name)), ...[...catalog.metrics.values()].map(viewTableName)];
+  return needed.filter((t) => !have.has(t)).map((t) => `${ident(db)}.${ident(t)}`);
+}
+
+/** The schema a read-only process needs did not appear in time (or could not be checked). */
+export class SchemaMissingError extends Error {
+  override readonly name = "SchemaMissingError";
+  constructor(
+    readonly database: string,
+    /** The tables still missing at the deadline, `db`.`table`; empty when the check itself kept failing (see `cause`). */
+    readonly missing: readonly string[],
+    readonly waitedMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      (missing.length > 0
+        ? `ClickHouse database ${ident(database)} still lacks ${missing.join(", ")} after ${waitedMs} ms (LAMBDA_CLICKHOUSE_SCHEMA_WAIT_MS)`
+        : `the ClickHouse schema of database ${ident(database)} could not be checked within ${waitedMs} ms (LAMBDA_CLICKHOUSE_SCHEMA_WAIT_MS)`) +
+        ": a process that only reads ClickHouse (serving) never creates tables; start an archiver and a batch executor against the same ClickHouse and LAMBDA_DATABASE (they create them)",
+      options,
+    );
+  }
+}
+
+/** Options of {@link awaitServingSchema}. */
+export interface AwaitSchemaOptions {
+  /** How long to wait for the writers to create the tables, in ms (LAMBDA_CLICKHOUSE_SCHEMA_WAIT_MS). */
+  readonly timeoutMs: number;
+  /** Poll period, in ms. @default 500 */
+  readonly intervalMs?: number;
+  readonly log: Logger;
+}
+
+/**
+ * Waits until `db` holds every table the serving role reads ({@link missingServingTables}),
+ * creating nothing: what a process without archiver or batch executor does instead of
+ * ensureSchema, so that it works with a read-only ClickHouse user.
+ * @throws SchemaMissingError naming the missing tables at the deadline
+ */
+export async function awaitServingSchema(client: ClickHouseClient, db: string, catalog: Catalog, opts: AwaitSchemaOptions): Promise<void> {
+  let missing: string[] = [];
+  let told = false;
+  try {
+    await waitFor(
+      `the tables serving reads in ClickHouse database ${db}`,
+      async () => {
+        missing = []; // a failed check leaves none named: the error (the cause at the deadline) says why
+        missing = await missingServingTables(client, db, catalog);
+        if (missing.length > 0 && !told) {
+          told = true;
+          opts.log.info("waiting for the archiver or batch executor to create the tables serving reads", { component: "clickhouse", database: db, missing, timeout_ms: opts.timeoutMs });
+        }
+        return missing.length === 0;
+      },
+      { timeoutMs: opts.timeoutMs, intervalMs: opts.intervalMs ?? 500 },
+    );
+  } catch (err) {
+    throw new SchemaMissingError(db, missing, opts.timeoutMs, { cause: err });
+  }
 }

@@ -8,7 +8,14 @@ import { normalizeValue, type FieldValue } from "./events.js";
 import { CompareOps, type CompareOp, type Filter } from "./filter.js";
 
 const WINDOW_UNITS_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const NAME = /^[a-z][a-z0-9_]*$/;
+/** Longest catalog name: a name ends up in table and column names, hence in file names on ClickHouse's disk. */
+export const MAX_NAME_LENGTH = 64;
+/**
+ * Every catalog name (source, field, metric, aggregate) reaches DDL and SQL text as an
+ * identifier, so it is held to this before anything else sees it: ASCII lower_snake_case
+ * only, which no quote, backtick, space, semicolon or look-alike letter (Cyrillic 'а') passes.
+ */
+export const NAME_PATTERN = new RegExp(`^[a-z][a-z0-9_]{0,${MAX_NAME_LENGTH - 1}}$`);
 /** Ordering comparisons only where both layers order values the same way. */
 const ORDERED_TYPES: readonly FieldType[] = ["int", "float", "timestamp"];
 /** Group-by values become strings identically in TypeScript and ClickHouse only for these. */
@@ -35,6 +42,13 @@ class Ctx {
   }
 }
 
+/** Fails at `path` unless `name` (a `what` name) matches {@link NAME_PATTERN}; the reason shows the name quoted. */
+function checkName(ctx: Ctx, path: string, what: string, name: string): void {
+  if (NAME_PATTERN.test(name)) return;
+  const tooLong = name.length > MAX_NAME_LENGTH ? ` (${name.length} characters)` : "";
+  ctx.fail(path, `${what} name ${JSON.stringify(name)}${tooLong} does not match ${NAME_PATTERN.source}: ${what} names are lower_snake_case, ASCII, 1 to ${MAX_NAME_LENGTH} characters`);
+}
+
 function parseFieldType(ctx: Ctx, path: string, t: unknown): FieldDef {
   if (typeof t !== "string") ctx.fail(path, `expected a type name, got ${JSON.stringify(t)}`);
   const optional = t.endsWith("?");
@@ -45,13 +59,13 @@ function parseFieldType(ctx: Ctx, path: string, t: unknown): FieldDef {
 
 function parseSource(ctx: Ctx, name: string, raw: unknown): SourceDef {
   const path = `sources.${name}`;
-  if (!NAME.test(name)) ctx.fail(path, "source names are lower_snake_case");
+  checkName(ctx, path, "source", name);
   if (!isRecord(raw)) ctx.fail(path, "expected an object");
   ctx.keys(path, raw, ["fields", "idField", "timeField", "partitionKey", "description"]);
   if (!isRecord(raw.fields) || Object.keys(raw.fields).length === 0) ctx.fail(`${path}.fields`, "expected an object of field name → type");
   const fields: Record<string, FieldDef> = {};
   for (const [f, t] of Object.entries(raw.fields)) {
-    if (!NAME.test(f)) ctx.fail(`${path}.fields.${f}`, "field names are lower_snake_case");
+    checkName(ctx, `${path}.fields.${f}`, "field", f);
     fields[f] = parseFieldType(ctx, `${path}.fields.${f}`, t);
   }
   const role = (key: "idField" | "timeField" | "partitionKey", types: FieldType[]): string => {
@@ -118,7 +132,7 @@ function parseFilter(ctx: Ctx, path: string, source: SourceDef, raw: unknown): F
 }
 
 function parseAggregate(ctx: Ctx, path: string, source: SourceDef, name: string, raw: unknown): AggregateDef {
-  if (!NAME.test(name)) ctx.fail(path, "aggregate names are lower_snake_case");
+  checkName(ctx, path, "aggregate", name);
   if (raw === "count") return { name, kind: "count", field: null, fieldType: null };
   const kinds = Object.keys(AGGREGATE_FIELD_TYPES);
   if (!isRecord(raw) || Object.keys(raw).length !== 1) {
@@ -135,7 +149,7 @@ function parseAggregate(ctx: Ctx, path: string, source: SourceDef, name: string,
 
 function parseMetric(ctx: Ctx, name: string, raw: unknown, sources: Map<string, SourceDef>): MetricDef {
   const path = `metrics.${name}`;
-  if (!NAME.test(name)) ctx.fail(path, "metric names are lower_snake_case");
+  checkName(ctx, path, "metric", name);
   if (!isRecord(raw)) ctx.fail(path, "expected an object");
   ctx.keys(path, raw, ["source", "groupBy", "window", "filter", "aggregates", "description"]);
   const source = typeof raw.source === "string" ? sources.get(raw.source) : undefined;

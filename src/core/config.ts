@@ -42,6 +42,8 @@ export const SYNTHETIC_RATE_PER_S = 200;
 export const CHDB_MIN_FREE_MB = 256;
 /** JetStream duplicate window for event ids (Nats-Msg-Id). */
 export const DUPLICATE_WINDOW_MS = 120_000;
+/** A process whose ClickHouse roles only read (serving) waits this long for the writers to create the schema. */
+export const SCHEMA_WAIT_MS = 60_000;
 
 /** The roles a process can run; any mix can share one process. */
 export const Roles = { archiver: "archiver", coordinator: "coordinator", executor: "executor", serving: "serving", speed: "speed" } as const;
@@ -86,7 +88,18 @@ export interface ResolvedConfig {
   /** ClickHouse HTTP URL; empty means the embedded chDB engine at `chdbPath`. */
   clickhouseUrl: string;
   clickhouseUser: string;
+  /** The password itself; empty when `clickhousePasswordFile` names a file holding it (never both). */
   clickhousePassword: string;
+  /** A file holding the ClickHouse password (a mounted Secret), its trailing newline trimmed; empty: none. */
+  clickhousePasswordFile: string;
+  /** PEM CA certificate(s) that verify an https:// ClickHouse server; empty: the system's CAs. */
+  clickhouseCaFile: string;
+  /** PEM client certificate for mutual TLS with ClickHouse (with `clickhouseKeyFile`); empty: none. */
+  clickhouseCertFile: string;
+  /** PEM private key of `clickhouseCertFile`; empty: none. */
+  clickhouseKeyFile: string;
+  /** How long a process whose ClickHouse roles only read (serving) waits for the schema, in ms (SCHEMA_WAIT_MS). */
+  clickhouseSchemaWaitMs: number;
   /** chDB data directory for the embedded engine. */
   chdbPath: string;
   database: string;
@@ -173,6 +186,11 @@ const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_CLICKHOUSE_URL: ["clickhouseUrl", str],
   LAMBDA_CLICKHOUSE_USER: ["clickhouseUser", str],
   LAMBDA_CLICKHOUSE_PASSWORD: ["clickhousePassword", str],
+  LAMBDA_CLICKHOUSE_PASSWORD_FILE: ["clickhousePasswordFile", str],
+  LAMBDA_CLICKHOUSE_CA_FILE: ["clickhouseCaFile", str],
+  LAMBDA_CLICKHOUSE_CERT_FILE: ["clickhouseCertFile", str],
+  LAMBDA_CLICKHOUSE_KEY_FILE: ["clickhouseKeyFile", str],
+  LAMBDA_CLICKHOUSE_SCHEMA_WAIT_MS: ["clickhouseSchemaWaitMs", int(0)],
   LAMBDA_CHDB_PATH: ["chdbPath", str],
   LAMBDA_DATABASE: ["database", name],
   LAMBDA_PREFIX: ["prefix", name],
@@ -221,6 +239,11 @@ export function defaultConfig(): ResolvedConfig {
     clickhouseUrl: "",
     clickhouseUser: "default",
     clickhousePassword: "",
+    clickhousePasswordFile: "",
+    clickhouseCaFile: "",
+    clickhouseCertFile: "",
+    clickhouseKeyFile: "",
+    clickhouseSchemaWaitMs: SCHEMA_WAIT_MS,
     chdbPath: ".lambda/chdb",
     database: DEFAULT_DATABASE,
     prefix: DEFAULT_PREFIX,
@@ -265,7 +288,8 @@ export function resolveConfig(
     // namespace; a Service named lambda-… must not stop the pods from starting.
     if (!entry && KUBERNETES_SERVICE_VAR.test(key)) continue;
     if (!entry) {
-      throw new ConfigError(key, raw, `a known variable (${Object.keys(ENV_SCHEMA).join(", ")})`);
+      // The value is not shown: a mistyped secret's variable (LAMBDA_CLICKHOUSE_PASWORD) must not reach the log.
+      throw new ConfigError(key, "(value not shown)", `a known variable (${Object.keys(ENV_SCHEMA).join(", ")})`);
     }
     const [field, parse] = entry;
     (cfg as unknown as Record<string, unknown>)[field] = parse(key, raw);
@@ -278,6 +302,10 @@ export function resolveConfig(
       log.warn("config override replaces an environment value; unset the variable to silence this", { field });
     }
     (cfg as unknown as Record<string, unknown>)[field] = value;
+  }
+  if (cfg.clickhousePassword !== "" && cfg.clickhousePasswordFile !== "") {
+    // Named by the file's variable and path: the password itself never goes into a message.
+    throw new ConfigError(envVarFor("clickhousePasswordFile")!, cfg.clickhousePasswordFile, `one source of the ClickHouse password: unset ${envVarFor("clickhousePassword")!} or this`);
   }
   if (cfg.leaderRenewMs >= cfg.leaderLeaseMs) {
     throw new ConfigError(envVarFor("leaderRenewMs")!, cfg.leaderRenewMs, `a renewal period below the leader lease (LAMBDA_LEADER_LEASE_MS = ${cfg.leaderLeaseMs})`);

@@ -56,10 +56,12 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
   constructor(
     readonly key: string,
+    /** Never a secret: the message shows it (a secret's variable passes its file's path, or nothing). */
     readonly value: unknown,
     readonly expected: string,
+    options?: { cause?: unknown },
   ) {
-    super(`config ${key}: expected ${expected}, got ${JSON.stringify(value)}`);
+    super(`config ${key}: expected ${expected}, got ${JSON.stringify(value)}`, options);
   }
 }
 

@@ -18,6 +18,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { redactUrl } from "../ch/connection_options.js";
 import { readCatalogFile } from "../core/catalog.js";
 import { resolveConfig, type ResolvedConfig } from "../core/config.js";
 import { ensureError } from "../core/errors.js";
@@ -154,7 +155,7 @@ function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, nats: LocalN
     `  gRPC      ${grpc}    (grpcurl -plaintext ${grpc} list)`,
     `  NATS      ${natsUrl}    prefix ${cfg.prefix}, ${cfg.partitions} partitions` +
       (nats ? ` (nats-server ${nats.pids.length > 1 ? `cluster of ${nats.pids.length}, pids ${nats.pids.join(", ")}, R${cfg.natsReplicas || Math.min(3, nats.pids.length)}` : `pid ${nats.pids[0]}`}, store ${nats.storeDir})` : ""),
-    `  ClickHouse ${cfg.clickhouseUrl || `embedded chDB at ${data.chdbPath}`}`,
+    `  ClickHouse ${cfg.clickhouseUrl ? redactUrl(cfg.clickhouseUrl) : `embedded chDB at ${data.chdbPath}`}`,
     `  speed     ${nodes.length} nodes (pids ${nodes.map((n) => n.pid).join(", ")})`,
     `  feed      ${cfg.syntheticRate} events/s of page views, orders and clicks (skewed popularity, some late and duplicate events)`,
     `  batch     ${cfg.batchIntervalMs > 0 ? `a run every ${cfg.batchIntervalMs / 1000} s` : "on demand only (lambdactl run)"}`,

@@ -15,7 +15,9 @@ import { createArchiver, startBatchExecutor, type Archiver } from "../batch/inde
 import { withDiskGuard } from "../ch/disk_guard.js";
 import { withFaultSeams } from "../ch/insert_fault.js";
 import { openClickHouse, type ChHandle } from "../ch/client.js";
-import { ensureSchema } from "../ch/schema.js";
+import { chOptionsOf } from "../ch/connection_options.js";
+import { readOnlyClient } from "../ch/read_only.js";
+import { awaitServingSchema, ensureSchema } from "../ch/schema.js";
 import { createCoordinator, type Coordinator } from "../coordinator/index.js";
 import { namesFor } from "../nats/names.js";
 import { followCatalog, seedCatalog, type CatalogFeed } from "../nats/catalog_store.js";
@@ -55,9 +57,11 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
   if (wants("coordinator")) await seedCatalog(buckets.catalog, file, cfg.nodeId, log);
   const catalogFeed = await followCatalog(buckets.catalog, file.catalog, log);
   const catalog = catalogFeed.current();
-  const needsCh = wants("archiver") || wants("executor") || wants("serving");
+  // Only the archiver and the batch executor write ClickHouse; serving alone works with a read-only user.
+  const writesCh = wants("archiver") || wants("executor");
+  const needsCh = writesCh || wants("serving");
   const ch = needsCh
-    ? withFaultSeams(withDiskGuard(await openClickHouse({ url: cfg.clickhouseUrl, username: cfg.clickhouseUser, password: cfg.clickhousePassword, chdbPath: cfg.chdbPath }, { log }), cfg.chdbPath, cfg.chdbMinFreeMb), cfg.faultDir)
+    ? withFaultSeams(withDiskGuard(await openClickHouse(chOptionsOf(cfg), { log }), cfg.chdbPath, cfg.chdbMinFreeMb), cfg.faultDir)
     : undefined;
   const started: { archiver?: Archiver; coordinator?: Coordinator; executor?: Closeable; serving?: ServingNode; speed?: SpeedNode } = {};
   const shutdown = async () => {
@@ -70,7 +74,8 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
     catalogFeed.stop();
   };
   try {
-    if (ch) await ensureSchema(ch.client, cfg.database, catalog);
+    if (ch && writesCh) await ensureSchema(ch.client, cfg.database, catalog);
+    else if (ch) await awaitServingSchema(ch.client, cfg.database, catalog, { timeoutMs: cfg.clickhouseSchemaWaitMs, log });
     if (ch && wants("archiver")) {
       started.archiver = await createArchiver(
         { nc, ch, catalog, catalogFeed, names, log },
@@ -113,7 +118,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
     }
     if (ch && wants("serving")) {
       started.serving = await createServingNode(
-        { nc, ch: ch.client, catalog, catalogFeed, names, log },
+        { nc, ch: await readOnlyClient(ch.client, { engine: ch.engine, log }), catalog, catalogFeed, names, log },
         { host: cfg.grpcHost, port: cfg.grpcPort, partitions: cfg.partitions, database: cfg.database, nodeId: cfg.nodeId, heartbeatIntervalMs: cfg.heartbeatIntervalMs, nodeTimeoutMs: cfg.nodeTimeoutMs, viewVersionsKept: cfg.viewVersionsKept },
       );
     }

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openClickHouse, type ChHandle } from "../../src/ch/client.js";
+import { openClickHouse, type ChDeps, type ChHandle, type ChOptions } from "../../src/ch/client.js";
 
 export interface TestChdb extends AsyncDisposable {
   readonly ch: ChHandle;
@@ -14,12 +14,15 @@ export interface TestChdb extends AsyncDisposable {
   readonly path: string;
 }
 
-/** Opens chDB in a new temporary directory named after `tag`. */
-export async function openTestChdb(tag: string): Promise<TestChdb> {
+/**
+ * Opens chDB in a new temporary directory named after `tag`.
+ * @param options settings besides the directory (e.g. ones chDB ignores); `deps` its logger
+ */
+export async function openTestChdb(tag: string, options: Partial<ChOptions> = {}, deps?: ChDeps): Promise<TestChdb> {
   const dir = mkdtempSync(join(tmpdir(), `lambda-${tag}-`));
   const path = join(dir, "chdb");
   try {
-    const ch = await openClickHouse({ url: "", username: "default", password: "", chdbPath: path });
+    const ch = await openClickHouse({ url: "", username: "default", password: "", ...options, chdbPath: path }, deps);
     return {
       ch,
       path,

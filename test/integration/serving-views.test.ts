@@ -1,18 +1,20 @@
 /**
  * A batch view the watermark names but this serving node cannot read is never read as zero:
- * a serving-only node on its own chDB directory, a view version dropped under a running
- * cluster and a forged watermark all get FAILED_PRECONDITION naming the run and the view; a
- * run that genuinely has no rows for a key still answers 0.
+ * a view version dropped under a running cluster and a forged watermark get FAILED_PRECONDITION
+ * naming the run and the view; a run that genuinely has no rows for a key still answers 0. A
+ * serving-only node on its own chDB directory (no tables at all) never comes up: it waits for
+ * the writers' schema, creating none, and fails naming the missing tables.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fork } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { credentials, status, type ServiceError } from "@grpc/grpc-js";
+import { status, type ServiceError } from "@grpc/grpc-js";
 import { Kvm } from "@nats-io/kv";
-import { viewTable } from "../../src/ch/schema.js";
+import { viewTable, viewTableName } from "../../src/ch/schema.js";
 import { publishWatermark } from "../../src/nats/watermark_store.js";
 import { LambdaServiceClient } from "../../src/gen/lambda/v1/serving.js";
 import { checkWatermarkViews } from "../../src/serving/view_check.js";
@@ -88,10 +90,10 @@ test("a run with no rows for a key answers 0; a dropped view version and a forge
   assert.deepEqual(await checkWatermarkViews(ch, cluster.cfg.database, cluster.catalog, w1, keptLogger([])), [], "run 1's empty views are there");
 });
 
-test("a serving-only node on its own empty chDB directory fails queries naming run and view, never 0, and says so at start", { timeout: 90_000 }, async () => {
+test("a serving-only node on its own empty chDB directory never starts answering: it waits for the writers' tables, creates none, and fails naming them", { timeout: 90_000 }, async () => {
   await using cluster = await startTestCluster({ partitions: 2, speedNodes: 1 });
   await cluster.ingest.publishBatch("pageviews", views(5, "a"));
-  const w = await cluster.roles.coordinator!.runNow();
+  await cluster.roles.coordinator!.runNow();
   assert.equal((await query(cluster.grpc, "article_views", "a", T - HOUR, T + HOUR)).total, 5);
 
   const dir = mkdtempSync(join(tmpdir(), "lambda-serving-only-"));
@@ -106,6 +108,7 @@ test("a serving-only node on its own empty chDB directory fails queries naming r
       LAMBDA_CATALOG: cluster.cfg.catalogPath,
       LAMBDA_ROLES: "serving",
       LAMBDA_CHDB_PATH: join(dir, "chdb"),
+      LAMBDA_CLICKHOUSE_SCHEMA_WAIT_MS: "1500",
       LAMBDA_GRPC_HOST: "127.0.0.1",
       LAMBDA_GRPC_PORT: "0",
       LAMBDA_NODE_ID: "serving-only",
@@ -115,31 +118,26 @@ test("a serving-only node on its own empty chDB directory fails queries naming r
   });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  let ready = false;
+  child.on("message", (m: { kind?: string }) => (ready ||= m.kind === "ready"));
   try {
-    const address = await new Promise<string>((resolve, reject) => {
-      child.on("message", (m: { kind?: string; grpc?: string }) => m.kind === "ready" && m.grpc && resolve(m.grpc));
-      void exited.then(() => reject(new Error(`serving-only node exited before it was ready: ${stderr}`)));
-    });
-    const client = new LambdaServiceClient(address, credentials.createInsecure());
-    try {
-      await assertViewMissing(client, w.run, T - HOUR, "own chDB directory");
-    } finally {
-      client.close();
-    }
-    // It came up, and said at start which views it cannot read.
-    const line = await waitFor("the start-up check's log line", async () =>
-      stderr
-        .split("\n")
-        .filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l) as { level: string; msg: string; run?: number; metrics?: string[] })
-        .find((l) => l.level === "error" && /cannot read the watermark's batch views/.test(l.msg)),
-    );
-    assert.equal(line.run, w.run);
-    assert.deepEqual([...(line.metrics ?? [])].sort(), [...cluster.catalog.metrics.keys()].sort());
+    const [code] = (await once(child, "exit")) as [number | null];
+    assert.equal(code, 2, `a failed start: ${stderr}`);
+    assert.equal(ready, false, "it never said it was ready");
+    const lines = stderr
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as { level: string; msg: string; missing?: string[]; err?: { name: string; message: string; missing?: string[] } });
+    // It said what it waits for, then failed naming every table serving reads, as the writers name them.
+    const db = cluster.cfg.database;
+    const expected = [...[...cluster.catalog.sources.keys()].map((s) => `\`${db}\`.\`master_${s}\``), ...[...cluster.catalog.metrics.values()].map((m) => `\`${db}\`.\`${viewTableName(m)}\``)];
+    assert.deepEqual(lines.find((l) => l.msg.startsWith("waiting for"))?.missing, expected, stderr);
+    const fatal = lines.find((l) => l.level === "error" && l.err?.name === "SchemaMissingError");
+    assert.ok(fatal, stderr);
+    assert.deepEqual(fatal.err!.missing, expected);
+    assert.match(fatal.err!.message, /still lacks .*master_pageviews.* after 1500 ms \(LAMBDA_CLICKHOUSE_SCHEMA_WAIT_MS\).*start an archiver and a batch executor/);
   } finally {
-    child.kill("SIGTERM");
-    await exited;
+    if (child.exitCode === null) child.kill("SIGTERM");
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { aggregateOf, catalogFingerprint, loadCatalog, metricFingerprint, metricsOf, parseCatalog, parseWindow, windowStart, type MetricDef } from "../../src/core/catalog.js";
+import { MAX_NAME_LENGTH, NAME_PATTERN } from "../../src/core/catalog_parse.js";
 import { CatalogError } from "../../src/core/errors.js";
 
 const FILE = "test-catalog.json";
@@ -374,6 +375,66 @@ test("names, shapes and the root are checked", () => {
   d.sources.pageviews!.fields = { ...(d.sources.pageviews!.fields as Obj), Bad: "int" };
   assertRefused(d, "sources.pageviews.fields.Bad", /lower_snake_case/);
   assertRefused(withMetric({ description: 5 }), `${M}.description`, /expected a string/);
+});
+
+/** Names that must never reach DDL or SQL text: quotes, a backtick, a statement, a space, a look-alike, too long, empty. */
+const HOSTILE_NAMES = ["it's", 'say"hi', "back`tick", "x; DROP TABLE x", "x`; DROP TABLE lambda.master_pageviews; --", "page views", "p\u0430geviews", "a".repeat(MAX_NAME_LENGTH + 1), "", "tab\tname", "new\nline", "nul\u0000"];
+
+test("hostile names are refused wherever a name is declared, naming the path, the name and the pattern", () => {
+  assert.notEqual("p\u0430geviews", "pageviews", "the look-alike differs from the real name in one letter");
+  const declared: [string, (name: string) => unknown, (name: string) => string][] = [
+    [
+      "source",
+      (n) => {
+        const d = doc();
+        d.sources = { [n]: d.sources.pageviews! };
+        d.metrics.article_views!.source = n;
+        return d;
+      },
+      (n) => `sources.${n}`,
+    ],
+    [
+      "field",
+      (n) => {
+        const d = doc();
+        (d.sources.pageviews!.fields as Obj)[n] = "int";
+        return d;
+      },
+      (n) => `sources.pageviews.fields.${n}`,
+    ],
+    [
+      "metric",
+      (n) => {
+        const d = doc();
+        d.metrics[n] = d.metrics.article_views!;
+        return d;
+      },
+      (n) => `metrics.${n}`,
+    ],
+    ["aggregate", (n) => withAggregates({ views: "count", [n]: "count" }), (n) => `${M}.aggregates.${n}`],
+  ];
+  for (const [what, build, path] of declared) {
+    for (const name of HOSTILE_NAMES) {
+      const err = refusal(build(name));
+      assert.equal(err.path, path(name), `${what} ${JSON.stringify(name)}`);
+      assert.ok(err.reason.startsWith(`${what} name ${JSON.stringify(name)}`), `${what} ${JSON.stringify(name)}: ${err.reason}`);
+      assert.ok(err.reason.includes(NAME_PATTERN.source), `names the pattern: ${err.reason}`);
+    }
+    // The longest name allowed still parses: the limit is where it says.
+    assert.doesNotThrow(() => parseCatalog(build("a".repeat(MAX_NAME_LENGTH)), FILE), what);
+  }
+  assert.match(refusal(withAggregates({ ["a".repeat(MAX_NAME_LENGTH + 1)]: "count" })).reason, new RegExp(`\\(${MAX_NAME_LENGTH + 1} characters\\)`));
+});
+
+test("names used, not declared (group-by, filter, aggregate and role fields), must be declared fields, so a hostile one is unknown", () => {
+  for (const name of HOSTILE_NAMES) {
+    assertRefused(withMetric({ groupBy: [name] }), `${M}.groupBy[0]`, /unknown field/);
+    assertRefused(withFilter({ field: name, op: "eq", value: 1 }), `${M}.filter.field`, /unknown field/);
+    assertRefused(withAggregates({ total: { sum: name } }), `${M}.aggregates.total.sum`, /unknown field/);
+    const d = doc();
+    d.sources.pageviews!.partitionKey = name;
+    assertRefused(d, "sources.pageviews.partitionKey", /unknown field/);
+  }
 });
 
 test("names inherited from Object.prototype are not types, aggregates, fields or operators", () => {

@@ -78,6 +78,10 @@ test("LAMBDA_* variables are parsed into their fields", () => {
     LAMBDA_CLICKHOUSE_URL: "http://ch:8123",
     LAMBDA_CLICKHOUSE_USER: "writer",
     LAMBDA_CLICKHOUSE_PASSWORD: "s3cret",
+    LAMBDA_CLICKHOUSE_CA_FILE: "/tls/ca.pem",
+    LAMBDA_CLICKHOUSE_CERT_FILE: "/tls/client.pem",
+    LAMBDA_CLICKHOUSE_KEY_FILE: "/tls/client.key",
+    LAMBDA_CLICKHOUSE_SCHEMA_WAIT_MS: "5000",
     LAMBDA_CHDB_PATH: "/data/chdb",
     LAMBDA_DATABASE: "prod_db",
     LAMBDA_PREFIX: "prod-1",
@@ -104,6 +108,10 @@ test("LAMBDA_* variables are parsed into their fields", () => {
     clickhouseUrl: "http://ch:8123",
     clickhouseUser: "writer",
     clickhousePassword: "s3cret",
+    clickhouseCaFile: "/tls/ca.pem",
+    clickhouseCertFile: "/tls/client.pem",
+    clickhouseKeyFile: "/tls/client.key",
+    clickhouseSchemaWaitMs: 5000,
     chdbPath: "/data/chdb",
     database: "prod_db",
     prefix: "prod-1",
@@ -133,11 +141,23 @@ test("variables outside LAMBDA_ and undefined values are ignored", () => {
   assert.equal(cfg.partitions, DEFAULT_PARTITIONS);
 });
 
-test("an unknown LAMBDA_ variable is refused naming it and the known ones", () => {
+test("an unknown LAMBDA_ variable is refused naming it and the known ones, not its value", () => {
   const err = refusal({ LAMBDA_PARTITION: "4" });
   assert.equal(err.key, "LAMBDA_PARTITION");
-  assert.equal(err.value, "4");
-  assert.match(err.message, /^config LAMBDA_PARTITION: expected a known variable \(.*LAMBDA_PARTITIONS.*\), got "4"$/);
+  assert.match(err.message, /^config LAMBDA_PARTITION: expected a known variable \(.*LAMBDA_PARTITIONS.*\), got "\(value not shown\)"$/);
+  // A mistyped secret's variable: the error (which the process logs) never carries the secret.
+  const typo = refusal({ LAMBDA_CLICKHOUSE_PASWORD: "hunter2-secret" });
+  assert.ok(!JSON.stringify({ ...typo, message: typo.message }).includes("hunter2-secret"), typo.message);
+});
+
+test("the ClickHouse password comes from the variable or from a file, never both, and the error does not show it", () => {
+  const cfg = resolveConfig({ LAMBDA_CLICKHOUSE_PASSWORD_FILE: "/run/secrets/ch-password" });
+  assert.deepEqual([cfg.clickhousePassword, cfg.clickhousePasswordFile], ["", "/run/secrets/ch-password"]);
+  const err = refusal({ LAMBDA_CLICKHOUSE_PASSWORD: "hunter2-secret", LAMBDA_CLICKHOUSE_PASSWORD_FILE: "/run/secrets/ch-password" });
+  assert.equal(err.key, "LAMBDA_CLICKHOUSE_PASSWORD_FILE");
+  assert.match(err.message, /\/run\/secrets\/ch-password/);
+  assert.match(err.message, /unset LAMBDA_CLICKHOUSE_PASSWORD or this/);
+  assert.ok(!JSON.stringify({ ...err, message: err.message }).includes("hunter2-secret"), err.message);
 });
 
 test("a bad integer is refused naming the key, the value and the allowed range", () => {
