@@ -209,12 +209,13 @@ const statusReply: GetStatusResponse = {
     { role: "archiver", id: "a-1", heartbeatAgeS: 0.3, state: "" },
   ],
   partitions: [
-    { partition: 1, node: "s-1", generation: 2, streamHead: 40, appliedSeq: 38, archivedSeq: 35, speedLag: 2, archiverLag: 5, speedEventsHeld: 7, speedSkippedInvalid: 3 },
-    { partition: 0, node: "", generation: 0, streamHead: 0, appliedSeq: 0, archivedSeq: 0, speedLag: 0, archiverLag: 0, speedEventsHeld: 0, speedSkippedInvalid: 0 },
+    { partition: 1, node: "s-1", generation: 2, streamHead: 40, appliedSeq: 38, archivedSeq: 35, speedLag: 2, archiverLag: 5, speedEventsHeld: 7, speedSkippedInvalid: 3, speedIgnoredBarriers: 0 },
+    { partition: 0, node: "", generation: 0, streamHead: 0, appliedSeq: 0, archivedSeq: 0, speedLag: 0, archiverLag: 0, speedEventsHeld: 0, speedSkippedInvalid: 0, speedIgnoredBarriers: 0 },
   ],
   nextRunAt: new Date(T0 + 65_000),
   watermarkRun: 4,
   leader: { id: "c-1", epoch: 3, leaseAgeS: 0.4, leaseS: 5 },
+  watermarkRefused: undefined,
 };
 
 test("status: members by role then id, partitions in order, the next run relative to now", () => {
