@@ -148,12 +148,21 @@ export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progre
       log.warn("batch run stopped: this coordinator no longer leads", { err: e });
       throw e;
     }
-    const detail = e instanceof WatermarkConflictError ? `${e.message}${await forgedHint(buckets)}` : e.message;
+    const hint = e instanceof WatermarkConflictError ? await forgedHint(buckets) : "";
+    const detail = `${e.message}${hint}`;
     await record({ outcome: "failed", finishedAtMs: Date.now(), detail, publishMs: null, watermark: null }).catch((recErr) =>
       log.error("could not record the failed run", { err: ensureError(recErr) }),
     );
     log.error("batch run failed", { err: e, detail });
-    throw e;
+    throw hint ? new UntrustedWatermarkError(detail, e) : e;
+  }
+}
+
+/** A run could not publish because the watermark key holds a value no batch run published; the message says how to repair it. */
+export class UntrustedWatermarkError extends Error {
+  override readonly name = "UntrustedWatermarkError";
+  constructor(message: string, cause: Error) {
+    super(message, { cause });
   }
 }
 
