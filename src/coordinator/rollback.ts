@@ -51,8 +51,8 @@ export async function rollbackTo(deps: RollbackDeps, run: number): Promise<{ wat
   const { buckets } = deps;
   const current = await currentWatermark(buckets);
   if (current.kind === "none" && current.revision === null) throw refuse("no watermark has been published yet");
-  // The current value's run only when a batch run published it: a forged run 1000000 says nothing.
-  const from = current.kind === "watermark" ? current.watermark.run : 0;
+  // The run the key names, for the record; a bound only when a batch run published it (a forged 1000000 bounds nothing).
+  const from = "watermark" in current ? current.watermark.run : 0;
   if (current.kind === "trusted" && run >= from) throw refuse(`the watermark is at run ${from}; roll back to an older run`);
   const record = await readRun(buckets, run);
   if (!record) throw refuse("no such run in the history");
