@@ -6,7 +6,6 @@
  */
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { KV } from "@nats-io/kv";
 import { ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { Watermark } from "../core/watermark.js";
@@ -14,7 +13,7 @@ import type { Catalog } from "../core/catalog.js";
 import { decode, encode } from "../nats/codec.js";
 import { createStreamChecker, describeProblems, skipReporter } from "../nats/stream_check.js";
 import type { Names } from "../nats/names.js";
-import { readWatermark } from "../nats/watermark_store.js";
+import type { BarrierCheck } from "../nats/barrier_check.js";
 import { consumePartition } from "../nats/consumer_health.js";
 import type { ActorPhase, RestoredFrom, SpeedQuery, SpeedQueryReply, SpeedStatus } from "./protocol.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
@@ -22,6 +21,7 @@ import { SnapshotFencedError, type SnapshotStore } from "./snapshot_store.js";
 import {
   applyRecord,
   applyWatermark,
+  barrierActs,
   createSpeedState,
   heldEvents,
   missingDefinitions,
@@ -34,7 +34,10 @@ import {
 export interface ActorDeps {
   nc: NatsConnection;
   names: Names;
-  watermarks: KV;
+  /** The newest watermark a batch run published (the node's follower, read again now), or null before the first. */
+  watermark(): Promise<Watermark | null>;
+  /** Says whether a barrier was written by a batch run (nats/barrier_check.ts); shared by the node's actors. */
+  barriers: BarrierCheck;
   snapshots: SnapshotStore;
   /** The definitions to compute (core/definitions activeDefinitions at start). */
   catalog: SpeedCatalog;
@@ -91,7 +94,7 @@ export interface RunningActor {
 }
 
 async function restoreState(deps: ActorDeps, opts: ActorOptions, log: Logger): Promise<{ state: SpeedState; from: RestoredFrom }> {
-  const watermark = (await readWatermark(deps.watermarks))?.watermark ?? null;
+  const watermark = await deps.watermark();
   if (!opts.forceReplay) {
     const blob = await deps.snapshots.read(opts.partition);
     if (blob) {
@@ -137,6 +140,9 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
   // The consume loop died: state may hold half an event, so it is neither answered nor snapshotted.
   let failed = false;
   let skippedInvalid = 0;
+  let ignoredBarriers = 0;
+  // Ends a wait on the run history when the actor stops.
+  const stopSignal = new AbortController();
   const writeSnapshot = (): Promise<void> => {
     // Chain so two snapshot writes never interleave.
     snapshotting = snapshotting
@@ -195,6 +201,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
           heldEvents: heldEvents(state),
           skippedDuplicates: state.skippedDuplicates,
           skippedInvalid,
+          ignoredBarriers,
           segments: state.segments.map(({ states: _s, ...info }) => info),
           restoredFrom: from,
           phase: phase(),
@@ -225,6 +232,18 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
         continue;
       }
       const record = checked.record;
+      if (checked.kind === "barrier" && barrierActs(state, m.seq, checked.run)) {
+        // A barrier moves the seam: only one a batch run wrote may (nats/barrier_check.ts).
+        const verdict = await deps.barriers.check({ partition: p, seq: m.seq, run: checked.run, ...(checked.epoch === undefined ? {} : { epoch: checked.epoch }) }, stopSignal.signal);
+        if (stopped) return;
+        if (verdict.kind === "ignored") {
+          // Passed over like an invalid record: the archiver ignores it too, so the seam stays exact.
+          state.appliedSeq = m.seq;
+          ignoredBarriers++;
+          dirty = true;
+          continue;
+        }
+      }
       const outcome = applyRecord(state, m.seq, record, catalog);
       if (outcome === "redelivered") continue;
       dirty = true;
@@ -277,6 +296,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
     stop(write) {
       return (stopping ??= (async () => {
         stopped = true;
+        stopSignal.abort(new Error("the speed actor stopped"));
         clearInterval(timer);
         for (const s of subs) s.unsubscribe();
         await events.stop();

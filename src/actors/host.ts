@@ -18,7 +18,9 @@ import { watchAssignments } from "../nats/assignments_store.js";
 import { startHeartbeat } from "../nats/members.js";
 import type { Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
+import { createBarrierCheck } from "../nats/barrier_check.js";
 import { followWatermark } from "../nats/watermark_store.js";
+import { checkWatermark } from "../nats/watermark_trust.js";
 import type { CatalogFeed } from "../nats/catalog_store.js";
 import { createSnapshotStore } from "./snapshot_store.js";
 import { startActor, type RunningActor } from "./actor.js";
@@ -81,10 +83,18 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   // The watermark at start; actors are told each newer one once the node runs (below).
   let watermark: Watermark | null = null;
   let following = false;
-  const watermarks = await followWatermark(buckets.watermark, log, (w) => {
-    watermark = w;
-    if (following) reconcile(w);
-  });
+  // Only a watermark a batch run published is applied: a forged one would drop segments (nats/watermark_trust.ts).
+  const watermarks = await followWatermark(
+    buckets.watermark,
+    log,
+    (w) => {
+      watermark = w;
+      if (following) reconcile(w);
+    },
+    { check: (w) => checkWatermark(buckets, w) },
+  );
+  // One check for every actor of the node, so a run's record is read once for all of them.
+  const barriers = createBarrierCheck(buckets, log);
   let catalog = speedCatalog(activeDefinitions(nodeCatalog, watermark));
 
   const actors = new Map<number, RunningActor>();
@@ -147,7 +157,8 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
         {
           nc: deps.nc,
           names: deps.names,
-          watermarks: buckets.watermark,
+          watermark: () => watermarks.refresh(),
+          barriers,
           snapshots,
           catalog,
           sourceCatalog: () => nodeCatalog,

@@ -68,6 +68,8 @@ export interface SpeedStatus extends ActorIdentity {
   readonly skippedDuplicates: number;
   /** Stream records skipped as invalid since this actor started (the archiver skips and dead-letters the same ones). */
   readonly skippedInvalid: number;
+  /** Barriers passed over since this actor started because no batch run wrote them (nats/barrier_check.ts). */
+  readonly ignoredBarriers: number;
   readonly segments: readonly SegmentInfo[];
   /** Where this actor's state came from when it started. */
   readonly restoredFrom: RestoredFrom;

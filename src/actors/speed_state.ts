@@ -193,6 +193,15 @@ export function applyRecord(state: SpeedState, seq: number, record: StreamRecord
   return "counted";
 }
 
+/**
+ * Whether a barrier of `run` at `seq` would change the state: not a redelivery, not in the
+ * warm-up, not at or below the open segment's run. Only such a barrier needs checking against
+ * the run history (nats/barrier_check.ts); the others are passed over by applyRecord anyway.
+ */
+export function barrierActs(state: SpeedState, seq: number, run: number): boolean {
+  return seq > state.appliedSeq && seq >= state.warmBelowSeq && run > openSegment(state).openedAfterRun;
+}
+
 function dropThrough(state: SpeedState, run: number): number {
   let dropped = 0;
   while (state.segments.length > 1) {

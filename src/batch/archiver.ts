@@ -33,6 +33,7 @@ import { ensureSchema } from "../ch/schema.js";
 import { encodeDeadLetter } from "../nats/codec.js";
 import { createStreamChecker, describeProblems, skipReporter } from "../nats/stream_check.js";
 import { recordArchiverProgress } from "../nats/archiver_progress.js";
+import { createBarrierCheck, type BarrierSeen, type BarrierVerdict } from "../nats/barrier_check.js";
 import { startHeartbeat } from "../nats/members.js";
 import type { Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
@@ -72,6 +73,8 @@ export interface ArchiverStats {
   readonly recordsInvalid: number;
   /** Valid events ClickHouse refused to store, dead-lettered. */
   readonly rowsRefused: number;
+  /** Barriers passed over because no batch run wrote them (nats/barrier_check.ts): no progress is recorded at them. */
+  readonly barriersIgnored: number;
   /** Highest archived sequence per source table and partition. */
   readonly heads: Readonly<Record<string, readonly number[]>>;
 }
@@ -156,7 +159,23 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
   let rowsSkipped = 0;
   let recordsInvalid = 0;
   let rowsRefused = 0;
+  let barriersIgnored = 0;
   let stopping = false;
+  // A forged barrier of a high run would say "flushed through run r" early and let a batch run skip events.
+  const barrierCheck = createBarrierCheck(buckets, log);
+  /** The verdict on a barrier, asking again while the run history cannot be read; undefined once close() stops it. */
+  const checkBarrier = async (b: BarrierSeen): Promise<BarrierVerdict | undefined> => {
+    while (!stopping) {
+      try {
+        return await barrierCheck.check(b, stop.signal);
+      } catch (err) {
+        if (stopping) return undefined;
+        log.error("cannot read the run history to check a barrier; retrying", { partition: b.partition, seq: b.seq, run: b.run, err: ensureError(err) });
+        await pause(INSERT_RETRY_MS);
+      }
+    }
+    return undefined;
+  };
 
   /** Only the archiver writes dead letters for stream positions (speed nodes publish no more than snapshots and heartbeats). */
   const deadLetter = async (letter: Omit<DeadLetter, "refusedAt" | "field" | "reason">, partition: number, seq: number) => {
@@ -300,6 +319,12 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
             continue;
           }
           if (checked.kind === "barrier") {
+            const verdict = await checkBarrier({ partition: p, seq: m.seq, run: checked.run, ...(checked.epoch === undefined ? {} : { epoch: checked.epoch }) });
+            if (!verdict) return; // close() ended the wait: the barrier is read again after a restart
+            if (verdict.kind === "ignored") {
+              barriersIgnored++;
+              continue;
+            }
             barriers.push({ partition: p, run: checked.run, seq: m.seq });
             void flush();
             continue;
@@ -340,7 +365,7 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
       log.info("archiver closed", { rowsArchived });
   });
   return {
-    stats: () => ({ rowsArchived: rowsArchived - rowsRefused, rowsSkipped, recordsInvalid, rowsRefused, heads: Object.fromEntries(Object.entries(heads).map(([s, h]) => [s, [...h]])) }),
+    stats: () => ({ rowsArchived: rowsArchived - rowsRefused, rowsSkipped, recordsInvalid, rowsRefused, barriersIgnored, heads: Object.fromEntries(Object.entries(heads).map(([s, h]) => [s, [...h]])) }),
     ...lifecycle,
   };
 }

@@ -26,7 +26,8 @@ import { NotLeaderError } from "../nats/leadership.js";
 import type { Names } from "../nats/names.js";
 import { nextRunNumber, recordRun } from "../nats/run_history.js";
 import type { Buckets } from "../nats/setup.js";
-import { publishWatermark } from "../nats/watermark_store.js";
+import { publishWatermark, readWatermark, WatermarkConflictError } from "../nats/watermark_store.js";
+import { checkWatermark } from "../nats/watermark_trust.js";
 
 export interface BatchRunDeps {
   nc: NatsConnection;
@@ -67,12 +68,19 @@ export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progre
   const js = jetstream(deps.nc);
   let cuts: number[] = [];
   const base = { run, coordinator: opts.coordinatorId, startedAtMs, epoch };
-  const record = (r: Pick<RunRecord, "outcome" | "finishedAtMs" | "detail" | "publishMs" | "watermark" | "phase">) => recordRun(buckets, { ...base, cuts, ...r });
-  /** Records the phase the run enters, after checking this coordinator still leads. */
-  const enter = async (phase: RunPhase, detail: Record<string, unknown> = {}) => {
+  // Readers trust a barrier only once this record names its sequence as the cut, with this epoch
+  // as the barriers' (nats/barrier_check.ts); a later leader's rewrite keeps both.
+  const record = (r: Pick<RunRecord, "outcome" | "finishedAtMs" | "detail" | "publishMs" | "watermark" | "phase">) =>
+    recordRun(buckets, { ...base, cuts, ...(cuts.length > 0 ? { barrierEpoch: epoch } : {}), ...r });
+  /**
+   * Records the phase the run enters, after checking this coordinator still leads. Entering the
+   * publish phase records the watermark about to be published, so a reader that sees it in the
+   * watermark key finds it in the run history (nats/watermark_trust.ts).
+   */
+  const enter = async (phase: RunPhase, detail: Record<string, unknown> = {}, watermark: Watermark | null = null) => {
     progress(phase, { run, ...detail });
     if ((await deps.confirmLeader()) !== epoch) throw new Error(`leader epoch changed during run ${run}`);
-    await record({ outcome: "running", finishedAtMs: null, detail: null, publishMs: null, watermark: null, phase });
+    await record({ outcome: "running", finishedAtMs: null, detail: null, publishMs: null, watermark, phase });
   };
   try {
     let t = performance.now();
@@ -99,7 +107,6 @@ export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progre
     const recomputeMs = performance.now() - t;
 
     t = performance.now();
-    await enter(RunPhases.publish);
     const watermark: Watermark = {
       run,
       cuts,
@@ -114,6 +121,7 @@ export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progre
       timings: { barrierMs, archiverFlushMs, recomputeMs },
       epoch,
     };
+    await enter(RunPhases.publish, {}, watermark);
     await publishWatermark(buckets.watermark, watermark);
     const publishMs = performance.now() - t;
     await record({ outcome: "published", finishedAtMs: Date.now(), detail: null, publishMs, watermark, phase: RunPhases.done });
@@ -126,15 +134,43 @@ export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progre
     return watermark;
   } catch (err) {
     const e = ensureError(err);
+    if (e instanceof FencedError && (await deps.confirmLeader().catch(() => null)) === epoch) {
+      // Still the leader, yet fenced: the value carries an epoch no leader wrote (a forged write).
+      const detail = `${e.message}; this coordinator still leads with epoch ${epoch}, so that value was not written by a leader: repair the watermark with \`lambdactl watermark rollback <last good run>\``;
+      await record({ outcome: "failed", finishedAtMs: Date.now(), detail, publishMs: null, watermark: null }).catch((recErr) =>
+        log.error("could not record the failed run", { err: ensureError(recErr) }),
+      );
+      log.error("batch run failed: fenced by a value no leader wrote", { err: e, currentEpoch: e.currentEpoch });
+      throw e;
+    }
     if (e instanceof NotLeaderError || e instanceof FencedError) {
       // The new leader records this run (abandoned, or published if it got that far).
       log.warn("batch run stopped: this coordinator no longer leads", { err: e });
       throw e;
     }
-    await record({ outcome: "failed", finishedAtMs: Date.now(), detail: e.message, publishMs: null, watermark: null }).catch((recErr) =>
+    const hint = e instanceof WatermarkConflictError ? await forgedHint(buckets) : "";
+    const detail = `${e.message}${hint}`;
+    await record({ outcome: "failed", finishedAtMs: Date.now(), detail, publishMs: null, watermark: null }).catch((recErr) =>
       log.error("could not record the failed run", { err: ensureError(recErr) }),
     );
-    log.error("batch run failed", { err: e });
-    throw e;
+    log.error("batch run failed", { err: e, detail });
+    throw hint ? new UntrustedWatermarkError(detail, e) : e;
   }
+}
+
+/** A run could not publish because the watermark key holds a value no batch run published; the message says how to repair it. */
+export class UntrustedWatermarkError extends Error {
+  override readonly name = "UntrustedWatermarkError";
+  constructor(message: string, cause: Error) {
+    super(message, { cause });
+  }
+}
+
+/** Why the watermark in the way is not a run's and what to do, or "" when a batch run did publish it. */
+async function forgedHint(buckets: Buckets): Promise<string> {
+  const current = await readWatermark(buckets.watermark).catch(() => null);
+  if (!current) return "";
+  const verdict = await checkWatermark(buckets, current.watermark).catch(() => null);
+  if (verdict?.kind !== "refused") return "";
+  return `; no batch run published that watermark (${verdict.reason}): repair it with \`lambdactl watermark rollback <last good run>\``;
 }

@@ -25,7 +25,7 @@ import { NotLeaderError, startLeadership } from "../nats/leadership.js";
 import { dropMember, startHeartbeat, watchMembers } from "../nats/members.js";
 import type { Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
-import { readWatermark } from "../nats/watermark_store.js";
+import { readWatermarkState } from "../nats/watermark_store.js";
 import { assignPartitions } from "./assignment.js";
 import { runBatch, type RunProgress } from "./batch_run.js";
 import { MEMBER_DROP_AFTER_NODE_TIMEOUTS, MembershipTracker } from "./membership.js";
@@ -210,8 +210,9 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
   // because until a run computes them, added metrics are refused and redefined ones answer as before.
   const adoptIfChanged = async (why: string) => {
     if (epochNow() === null) return;
-    const last = await readWatermark(buckets.watermark);
-    if (!last || !catalogDiffers(catalog, last.watermark)) return;
+    // A malformed watermark key must not stop a leader from leading (its rollback repairs it).
+    const last = await readWatermarkState(buckets.watermark);
+    if (last.kind !== "watermark" || !catalogDiffers(catalog, last.watermark)) return;
     log.info(`${why}; running a batch now to adopt it`);
     runNow().catch(() => undefined); // runBatch logged and recorded the failure
   };

@@ -103,6 +103,20 @@ export class PreconditionError extends Error {
 }
 
 /**
+ * A serving node has no watermark to answer at: it refused the only one the key holds (no batch
+ * run published it, or its batch views are missing on this node; nats/watermark_trust.ts).
+ */
+export class WatermarkRefusedError extends PreconditionError {
+  override readonly name = "WatermarkRefusedError";
+  constructor(
+    readonly run: number,
+    readonly reason: string,
+  ) {
+    super(`this serving node has no watermark to answer at: it refused watermark run ${run} (${reason}); if no batch run published it, repair it with \`lambdactl watermark rollback <good run>\``);
+  }
+}
+
+/**
  * A watermark names batch view version `run` of `metric`, and this node's ClickHouse does not
  * hold it: the table is missing, or the table holds no version `run` (another chDB directory
  * than the coordinator's, a version dropped, a forged watermark). Never read as "no rows":

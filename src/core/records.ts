@@ -44,6 +44,12 @@ export interface RunRecord {
   readonly watermark: Watermark | null;
   /** Leader epoch of the coordinator that wrote the record (nats/leadership.ts). */
   readonly epoch?: number;
+  /**
+   * Leader epoch of the coordinator that wrote the run's barriers, recorded with `cuts` and kept
+   * when a later leader rewrites the record (abandoned, rolled back): a barrier is trusted only
+   * when it carries this epoch and lies at its partition's cut (nats/barrier_check.ts).
+   */
+  readonly barrierEpoch?: number;
   /** The phase the run reached (coordinator RunPhases), so a run whose coordinator died says where it stopped. */
   readonly phase?: string;
 }

@@ -51,7 +51,8 @@ export function decodeRecord(data: Uint8Array): StreamRecord | undefined {
 /** A partition subject's message as read, before its event (if any) is validated (core/events validateStreamEvent). */
 export type ReadRecord =
   | { readonly kind: "event"; readonly s: unknown; readonly id: unknown; readonly ts: unknown; readonly v: unknown }
-  | { readonly kind: "barrier"; readonly run: number }
+  /** A barrier as it claims to be: nothing says yet that a run wrote it (nats/barrier_check.ts decides). */
+  | { readonly kind: "barrier"; readonly run: number; readonly epoch?: number }
   /** Not a stream record at all: `reason` says why; `value` is what msgpack gave, if anything. */
   | { readonly kind: "unreadable"; readonly reason: string; readonly value?: unknown };
 
@@ -65,7 +66,10 @@ export function readStreamRecord(data: Uint8Array): ReadRecord {
   }
   if (typeof v !== "object" || v === null || Array.isArray(v)) return { kind: "unreadable", reason: `not a stream record: a msgpack ${Array.isArray(v) ? "array" : v === null ? "nil" : typeof v}`, value: v };
   const r = v as Record<string, unknown>;
-  if (r.k === "b" && typeof r.r === "number" && Number.isSafeInteger(r.r) && r.r > 0) return { kind: "barrier", run: r.r };
+  if (r.k === "b" && typeof r.r === "number" && Number.isSafeInteger(r.r) && r.r > 0) {
+    // A barrier without a whole epoch (one from before epochs, or a forged one) claims none.
+    return typeof r.e === "number" && Number.isSafeInteger(r.e) && r.e >= 0 ? { kind: "barrier", run: r.r, epoch: r.e } : { kind: "barrier", run: r.r };
+  }
   if (r.k === "e") return { kind: "event", s: r.s, id: r.id, ts: r.ts, v: r.v };
   return { kind: "unreadable", reason: `not a stream record: k is ${JSON.stringify(r.k)}, expected "e" (event) or "b" (barrier with a run number)`, value: v };
 }

@@ -28,6 +28,7 @@ export function parseRunRecord(v: unknown): RunRecord {
     watermark: o.watermark === null || o.watermark === undefined ? null : parseWatermark(o.watermark),
     ...(o.epoch === undefined ? {} : { epoch: fields.int(o, "epoch") }),
     ...(o.phase === undefined ? {} : { phase: fields.string(o, "phase") }),
+    ...(o.barrierEpoch === undefined ? {} : { barrierEpoch: fields.int(o, "barrierEpoch") }),
   };
 }
 

@@ -11,7 +11,8 @@ import { readStreamRecord, type StreamRecord } from "./codec.js";
 
 export type CheckedRecord =
   | { readonly kind: "event"; readonly event: NormalizedEvent; /** The event as a stream record, normalised. */ readonly record: StreamRecord & { readonly k: "e" } }
-  | { readonly kind: "barrier"; readonly run: number; readonly record: StreamRecord & { readonly k: "b" } }
+  /** A barrier as read: only nats/barrier_check.ts says whether a run of the leader really wrote it. */
+  | { readonly kind: "barrier"; readonly run: number; readonly epoch?: number; readonly record: StreamRecord & { readonly k: "b" } }
   /** Not a valid stream record: both layers skip it; the archiver dead-letters it. */
   | { readonly kind: "skip"; readonly source: string | null; readonly eventId: string | null; readonly problems: readonly FieldProblem[]; readonly raw: unknown };
 
@@ -32,7 +33,10 @@ export type StreamChecker = (data: Uint8Array, partition: number) => CheckedReco
 export function createStreamChecker(deps: StreamCheckerDeps): StreamChecker {
   return (data, partition) => {
     const read = readStreamRecord(data);
-    if (read.kind === "barrier") return { kind: "barrier", run: read.run, record: { k: "b", r: read.run } };
+    if (read.kind === "barrier") {
+      const { run, epoch } = read;
+      return epoch === undefined ? { kind: "barrier", run, record: { k: "b", r: run } } : { kind: "barrier", run, epoch, record: { k: "b", r: run, e: epoch } };
+    }
     if (read.kind === "unreadable") {
       return { kind: "skip", source: null, eventId: null, problems: [{ field: "(record)", reason: read.reason }], raw: read.value === undefined ? data : read.value };
     }

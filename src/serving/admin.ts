@@ -16,7 +16,7 @@ import { NoLeaderError, requestRollback, requestRun, type RollbackReply } from "
 import type { Names } from "../nats/names.js";
 import { listRuns } from "../nats/run_history.js";
 import type { Buckets } from "../nats/setup.js";
-import { readWatermark, watchWatermark } from "../nats/watermark_store.js";
+import { watchWatermark, type WatermarkFollower } from "../nats/watermark_store.js";
 import { respond, watermarkToProto } from "./handlers.js";
 import { DEFAULT_RUN_LIMIT, diffRuns } from "./runs.js";
 import { clusterStatus } from "./status.js";
@@ -43,6 +43,8 @@ export interface AdminDeps {
   readonly viewVersionsKept: number;
   /** Heartbeats older than this show as gone in status (LAMBDA_NODE_TIMEOUT_MS). */
   readonly nodeTimeoutMs: number;
+  /** The watermark this node answers at, and the newest one it refused (nats/watermark_store.ts followWatermark). */
+  readonly watermarks: Pick<WatermarkFollower, "current" | "refresh" | "refusal">;
   readonly log: Logger;
 }
 
@@ -144,15 +146,16 @@ export function adminService(deps: AdminDeps): AdminServiceServer {
       }),
     verify: (call, cb) =>
       respond(log, call, cb, async (req) => {
-        const current = await readWatermark(buckets.watermark);
+        // The watermark this node answers at: one no batch run published is never verified against.
+        const current = await deps.watermarks.refresh();
         if (!current) throw new PreconditionError("no watermark has been published yet: nothing to verify");
-        const run = req.run || current.watermark.run;
-        if (run !== current.watermark.run) {
-          throw new InvalidQueryError("run", `speed actors hold only what lies above the current watermark (run ${current.watermark.run}); verify run ${current.watermark.run}, or roll back to ${run} first`);
+        const run = req.run || current.run;
+        if (run !== current.run) {
+          throw new InvalidQueryError("run", `speed actors hold only what lies above the current watermark (run ${current.run}); verify run ${current.run}, or roll back to ${run} first`);
         }
         const r = await verifySeam(
           { ch: deps.ch, database: deps.database, catalog: deps.catalog, partitions: deps.partitions, speed: deps.speed },
-          current.watermark,
+          current,
         );
         return { ...r, partitions: [...r.partitions] };
       }),
@@ -171,9 +174,18 @@ export function adminService(deps: AdminDeps): AdminServiceServer {
     getStatus: (call, cb) =>
       respond(log, call, cb, async () => {
         const s = await clusterStatus(deps.nc, deps.names, buckets, deps.speed, deps.partitions, deps.nodeTimeoutMs, log);
-        const w = await readWatermark(buckets.watermark);
+        // The run this node answers at, not whatever the key holds: a forged value is reported as refused.
+        const w = deps.watermarks.current();
+        const refusal = deps.watermarks.refusal();
         const leader = s.leader && { id: s.leader.id, epoch: s.leader.epoch, leaseAgeS: s.leader.leaseAgeMs / 1000, leaseS: s.leader.leaseMs / 1000 };
-        return { members: [...s.members], partitions: [...s.partitions], nextRunAt: at(s.nextRunAtMs), watermarkRun: w?.watermark.run ?? 0, leader: leader ?? undefined };
+        return {
+          members: [...s.members],
+          partitions: [...s.partitions],
+          nextRunAt: at(s.nextRunAtMs),
+          watermarkRun: w?.run ?? 0,
+          leader: leader ?? undefined,
+          watermarkRefused: refusal ? { run: refusal.run, reason: refusal.reason, at: new Date(refusal.atMs) } : undefined,
+        };
       }),
     runBatch: (call) => {
       if (!refused(call, log)) runBatch(deps, call);

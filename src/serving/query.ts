@@ -10,7 +10,7 @@
 import { decodeState, keyOfValues, mergeState, type AggState } from "../core/aggregate.js";
 import { aggregateOf, type Catalog, type MetricDef } from "../core/catalog.js";
 import { definitionAt, type Definition } from "../core/definitions.js";
-import { InvalidQueryError, UnavailableError } from "../core/errors.js";
+import { InvalidQueryError, UnavailableError, WatermarkRefusedError } from "../core/errors.js";
 import { partitionOfKey } from "../core/events.js";
 import type { Watermark } from "../core/watermark.js";
 import { SpeedActorUnavailableError, SpeedUnavailableReasons, type SpeedClient, type SpeedQuery, type SpeedQueryReply } from "../actors/index.js";
@@ -122,6 +122,8 @@ export interface WatermarkSource {
   current(): Watermark | null;
   /** Reads the watermark bucket now (after an actor reported a newer run). */
   refresh(): Promise<Watermark | null>;
+  /** The newest watermark value this node refused (nats/watermark_store.ts), if newer than `current()`. */
+  refusal?(): { readonly run: number; readonly reason: string } | null;
 }
 
 /** Reads batch states of a view version (cached by the caller: views are immutable per run). */
@@ -359,6 +361,9 @@ async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: 
   validateRange(fromMs, toMs);
   let w = deps.watermarks.current();
   for (let attempt = 0; attempt <= MAX_WATERMARK_RETRIES; attempt++) {
+    // No watermark taken but one refused: answering as before the first run would be wrong.
+    const refused = w ? null : deps.watermarks.refusal?.();
+    if (refused) throw new WatermarkRefusedError(refused.run, refused.reason);
     const run = w?.run ?? 0;
     const definition = definitionAt(deps.catalog, w, name);
     const metric = definition.metric;

@@ -27,7 +27,7 @@ import { followWatermark } from "../nats/watermark_store.js";
 import { watchAssignments } from "../nats/assignments_store.js";
 import { partitionRecordsAfter } from "../nats/partition_records.js";
 import type { Assignment } from "../core/records.js";
-import { checkWatermarkViews } from "./view_check.js";
+import { checkServedWatermark } from "./view_check.js";
 import { guardService } from "./request_guard.js";
 import { addReflection } from "./reflection.js";
 import { clientAddress, hostPort } from "./address.js";
@@ -77,8 +77,9 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
   const speed = createSpeedClient(deps.nc, deps.names);
 
   const feed = deps.catalogFeed ?? fixedCatalog(deps.catalog);
-  // A node that cannot read the watermark's views still comes up: a later watermark may fix it.
-  const watermarks = await followWatermark(buckets.watermark, log, (w) => void checkWatermarkViews(deps.ch, opts.database, feed.current(), w, log));
+  // Answers only at a watermark a batch run published and whose views this node can read; a node
+  // refusing the newest keeps answering at the last good one, and still comes up.
+  const watermarks = await followWatermark(buckets.watermark, log, undefined, { check: (w) => checkServedWatermark(deps.ch, opts.database, buckets, feed.current(), w, log) });
   // Queries carry the generation of each partition's owner: a former owner answers not_owner.
   const assignments = new Map<number, Assignment>();
   const assignmentWatch = await watchAssignments(buckets.assignments, log, (a) => assignments.set(a.partition, a));
@@ -118,6 +119,7 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
       database: opts.database,
       viewVersionsKept: opts.viewVersionsKept,
       nodeTimeoutMs: opts.nodeTimeoutMs,
+      watermarks,
       log,
     }),
   );

@@ -61,6 +61,8 @@ export interface PartitionStatus {
   readonly speedEventsHeld: number;
   /** Invalid records the partition's actor skipped since it started (the archiver dead-letters them). */
   readonly speedSkippedInvalid: number;
+  /** Barriers the partition's actor passed over since it started because no batch run wrote them. */
+  readonly speedIgnoredBarriers: number;
 }
 
 export interface ClusterStatus {
@@ -116,6 +118,7 @@ export async function clusterStatus(nc: NatsConnection, names: Names, buckets: B
       archiverLag: Math.max(0, head - archived[p]!),
       speedEventsHeld: s?.heldEvents ?? 0,
       speedSkippedInvalid: s?.skippedInvalid ?? 0,
+      speedIgnoredBarriers: s?.ignoredBarriers ?? 0,
     });
   }
   return { members, partitions: rows, nextRunAtMs, leader };

@@ -1,5 +1,6 @@
 /**
- * The serving node's check that it can read the batch views a watermark names. A node on
+ * The serving node's check of a watermark before it answers at it: a batch run published it
+ * (nats/watermark_trust.ts), and this node can read the batch views it names. A node on
  * another ClickHouse (or chDB directory) than the coordinator's, or one whose view versions
  * were dropped, would otherwise answer batch parts of 0. Queries fail on their own (ch/views.ts
  * BatchViewMissingError); this check says so in the log at start and at every new watermark,
@@ -13,6 +14,8 @@ import type { Logger } from "../core/logger.js";
 import type { Watermark } from "../core/watermark.js";
 import { viewTable } from "../ch/schema.js";
 import { viewVersionState } from "../ch/views.js";
+import type { RunHistoryBuckets } from "../nats/run_history.js";
+import { checkWatermark, type WatermarkVerdict } from "../nats/watermark_trust.js";
 
 /**
  * Checks every view version watermark `w` answers with; logs an error naming the missing ones
@@ -38,4 +41,17 @@ export async function checkWatermarkViews(ch: ClickHouseClient, db: string, cata
     });
   }
   return missing;
+}
+
+/**
+ * Whether this serving node answers at `w`: refused when no batch run published it, or when a
+ * batch view it names is missing here (which {@link checkWatermarkViews} logs). A check of the
+ * views that itself fails does not refuse: queries tell. @throws what reading the run history throws
+ */
+export async function checkServedWatermark(ch: ClickHouseClient, db: string, buckets: RunHistoryBuckets, catalog: Catalog, w: Watermark, log: Logger): Promise<WatermarkVerdict> {
+  const trust = await checkWatermark(buckets, w);
+  if (trust.kind === "refused") return trust;
+  const missing = await checkWatermarkViews(ch, db, catalog, w, log);
+  if (missing.length === 0) return trust;
+  return { kind: "refused", reason: `its batch views are missing on this node: ${missing.map((e) => `${e.metric} (${e.table})`).join(", ")}` };
 }

@@ -209,12 +209,13 @@ const statusReply: GetStatusResponse = {
     { role: "archiver", id: "a-1", heartbeatAgeS: 0.3, state: "" },
   ],
   partitions: [
-    { partition: 1, node: "s-1", generation: 2, streamHead: 40, appliedSeq: 38, archivedSeq: 35, speedLag: 2, archiverLag: 5, speedEventsHeld: 7, speedSkippedInvalid: 3 },
-    { partition: 0, node: "", generation: 0, streamHead: 0, appliedSeq: 0, archivedSeq: 0, speedLag: 0, archiverLag: 0, speedEventsHeld: 0, speedSkippedInvalid: 0 },
+    { partition: 1, node: "s-1", generation: 2, streamHead: 40, appliedSeq: 38, archivedSeq: 35, speedLag: 2, archiverLag: 5, speedEventsHeld: 7, speedSkippedInvalid: 3, speedIgnoredBarriers: 0 },
+    { partition: 0, node: "", generation: 0, streamHead: 0, appliedSeq: 0, archivedSeq: 0, speedLag: 0, archiverLag: 0, speedEventsHeld: 0, speedSkippedInvalid: 0, speedIgnoredBarriers: 0 },
   ],
   nextRunAt: new Date(T0 + 65_000),
   watermarkRun: 4,
   leader: { id: "c-1", epoch: 3, leaseAgeS: 0.4, leaseS: 5 },
+  watermarkRefused: undefined,
 };
 
 test("status: members by role then id, partitions in order, the next run relative to now", () => {
@@ -243,6 +244,22 @@ test("status: members by role then id, partitions in order, the next run relativ
   assert.match(none, /^next run\s+none scheduled/m);
   assert.match(none, /^watermark run\s+none yet/m);
   assert.match(renderStatus(statusJson(statusReply, T0 + 70_000)), /\(overdue by 5\.0s\)/);
+  assert.equal(s.watermarkRefused, null);
+  assert.doesNotMatch(text, /refused watermark|ignored barriers/);
+});
+
+test("status: a refused watermark and ignored barriers are shown, with what to do", () => {
+  const reply: GetStatusResponse = {
+    ...statusReply,
+    partitions: statusReply.partitions.map((p) => (p.partition === 1 ? { ...p, speedIgnoredBarriers: 2 } : p)),
+    watermarkRefused: { run: 1_000_000, reason: "run 1000000 is not in the run history", at: new Date(T0) },
+  };
+  const s = statusJson(reply, T0);
+  assert.deepEqual(s.watermarkRefused, { run: 1_000_000, reason: "run 1000000 is not in the run history", at: new Date(T0).toISOString() });
+  const text = renderStatus(s);
+  assert.match(text, /^watermark run\s+4$/m);
+  assert.match(text, /^refused watermark\s+run 1000000: run 1000000 is not in the run history; repair with lambdactl watermark rollback <good run>$/m);
+  assert.match(text, /^ignored barriers\s+partition 1: 2 \(no batch run wrote them\)$/m);
 });
 
 test("run progress: one line per phase with elapsed time; details compacted; detach names the run", () => {

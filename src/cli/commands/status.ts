@@ -27,6 +27,10 @@ const spec: CommandSpec = {
     "the coordinator drops it after 12 node timeouts. A live coordinator is the leader only if",
     "the leadership key names it and its lease holds, else a standby. Ages are by the NATS",
     "server's clock.",
+    "watermark run: the run the serving node answers at. refused watermark (shown only then): a",
+    "newer value of the watermark key that no batch run published; repair it with",
+    "lambdactl watermark rollback <good run>. ignored barriers (shown only then): barriers no",
+    "batch run wrote, passed over by the partition's speed actor (and the archiver).",
     "leader: the leadership key: the coordinator, its fencing epoch, and how long ago it renewed",
     "its lease; past the lease (LAMBDA_LEADER_LEASE_MS) a standby takes over.",
     "",
@@ -76,7 +80,15 @@ export interface StatusJson {
     readonly archiverLag: number;
     readonly speedEventsHeld: number;
     readonly speedSkippedInvalid: number;
+    /** Barriers the actor passed over since it started because no batch run wrote them. */
+    readonly speedIgnoredBarriers: number;
   }[];
+  /**
+   * The newest watermark value the serving node refused to answer at (no batch run published it,
+   * or its batch views are missing there); null when it answers at the newest. `watermarkRun` is
+   * then the last good run. Repair: `lambdactl watermark rollback <good run>`.
+   */
+  readonly watermarkRefused: { readonly run: number; readonly reason: string; readonly at: string | null } | null;
 }
 
 const ROLE_ORDER = ["coordinator", "executor", "speed", "archiver", "serving"];
@@ -100,6 +112,7 @@ export function statusJson(r: GetStatusResponse, nowMs: number): StatusJson {
     leader: r.leader ? { id: r.leader.id, epoch: r.leader.epoch, leaseAgeS: r.leader.leaseAgeS, leaseS: r.leader.leaseS } : null,
     members: sortedMembers(r.members).map((m) => ({ role: m.role, id: m.id, state: m.state, heartbeatAgeS: m.heartbeatAgeS })),
     partitions: [...r.partitions].sort((a, b) => a.partition - b.partition).map((p) => ({ ...p })),
+    watermarkRefused: r.watermarkRefused ? { run: r.watermarkRefused.run, reason: r.watermarkRefused.reason, at: r.watermarkRefused.at?.toISOString() ?? null } : null,
   };
 }
 
@@ -127,9 +140,16 @@ export function renderStatus(s: StatusJson): string {
     s.nextRunAt === null || s.nextRunInMs === null
       ? "none scheduled (runs on demand: lambdactl run)"
       : `${formatInstant(new Date(s.nextRunAt))} (${s.nextRunInMs >= 0 ? `in ${formatElapsed(s.nextRunInMs)}` : `overdue by ${formatElapsed(-s.nextRunInMs)}`})`;
+  const ignored = s.partitions.filter((p) => p.speedIgnoredBarriers > 0);
   const summary = keyValues([
     ["leader", leaderText(s.leader)],
     ["watermark run", s.watermarkRun === 0 ? "none yet (no batch run has published)" : s.watermarkRun],
+    ...(s.watermarkRefused
+      ? [["refused watermark", `run ${s.watermarkRefused.run}: ${s.watermarkRefused.reason}; repair with lambdactl watermark rollback <good run>`] as [string, string]]
+      : []),
+    ...(ignored.length > 0
+      ? [["ignored barriers", ignored.map((p) => `partition ${p.partition}: ${p.speedIgnoredBarriers}`).join(", ") + " (no batch run wrote them)"] as [string, string]]
+      : []),
     ["next run", next],
   ]);
   return [`members\n${members}`, `partitions\n${partitions}`, summary].join("\n");

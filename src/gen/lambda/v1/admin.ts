@@ -142,7 +142,24 @@ export interface GetStatusResponse {
   nextRunAt: Date | undefined;
   watermarkRun: number;
   /** The coordinator the leadership key names; unset when none holds it. */
-  leader: Leader | undefined;
+  leader:
+    | Leader
+    | undefined;
+  /**
+   * The newest value of the watermark key when this serving node refuses to answer at it (no
+   * batch run published it, or its batch views are missing here); unset when it answers at the
+   * newest. watermark_run is then the last good run it answers at.
+   */
+  watermarkRefused: WatermarkRefusal | undefined;
+}
+
+/** A watermark a serving node would not answer at, and why. */
+export interface WatermarkRefusal {
+  /** The run the refused value names (0 when it is not a watermark at all). */
+  run: number;
+  reason: string;
+  /** When this serving node refused it. */
+  at: Date | undefined;
 }
 
 /** The leading coordinator, from the leadership key (not from heartbeats). */
@@ -186,6 +203,11 @@ export interface PartitionStatus {
    * (and the archiver, which dead-letters them) since the actor started.
    */
   speedSkippedInvalid: number;
+  /**
+   * Barriers the speed actor passed over since it started because no batch run wrote them
+   * (the archiver ignores the same ones).
+   */
+  speedIgnoredBarriers: number;
 }
 
 export interface RunBatchRequest {
@@ -1790,7 +1812,14 @@ export const GetStatusRequest: MessageFns<GetStatusRequest> = {
 };
 
 function createBaseGetStatusResponse(): GetStatusResponse {
-  return { members: [], partitions: [], nextRunAt: undefined, watermarkRun: 0, leader: undefined };
+  return {
+    members: [],
+    partitions: [],
+    nextRunAt: undefined,
+    watermarkRun: 0,
+    leader: undefined,
+    watermarkRefused: undefined,
+  };
 }
 
 export const GetStatusResponse: MessageFns<GetStatusResponse> = {
@@ -1809,6 +1838,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     }
     if (message.leader !== undefined) {
       Leader.encode(message.leader, writer.uint32(42).fork()).join();
+    }
+    if (message.watermarkRefused !== undefined) {
+      WatermarkRefusal.encode(message.watermarkRefused, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1866,6 +1898,14 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
             message.leader = Leader.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.watermarkRefused = WatermarkRefusal.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1895,6 +1935,11 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
         ? globalThis.Number(object.watermark_run)
         : 0,
       leader: isSet(object.leader) ? Leader.fromJSON(object.leader) : undefined,
+      watermarkRefused: isSet(object.watermarkRefused)
+        ? WatermarkRefusal.fromJSON(object.watermarkRefused)
+        : isSet(object.watermark_refused)
+        ? WatermarkRefusal.fromJSON(object.watermark_refused)
+        : undefined,
     };
   },
 
@@ -1915,6 +1960,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     if (message.leader !== undefined) {
       obj.leader = Leader.toJSON(message.leader);
     }
+    if (message.watermarkRefused !== undefined) {
+      obj.watermarkRefused = WatermarkRefusal.toJSON(message.watermarkRefused);
+    }
     return obj;
   },
 
@@ -1930,6 +1978,110 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     message.leader = (object.leader !== undefined && object.leader !== null)
       ? Leader.fromPartial(object.leader)
       : undefined;
+    message.watermarkRefused = (object.watermarkRefused !== undefined && object.watermarkRefused !== null)
+      ? WatermarkRefusal.fromPartial(object.watermarkRefused)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseWatermarkRefusal(): WatermarkRefusal {
+  return { run: 0, reason: "", at: undefined };
+}
+
+export const WatermarkRefusal: MessageFns<WatermarkRefusal> = {
+  encode(message: WatermarkRefusal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.run !== 0) {
+      writer.uint32(8).uint64(message.run);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.at !== undefined) {
+      Timestamp.encode(toTimestamp(message.at), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatermarkRefusal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatermarkRefusal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.run = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.at = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatermarkRefusal {
+    return {
+      run: isSet(object.run) ? globalThis.Number(object.run) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      at: isSet(object.at) ? fromJsonTimestamp(object.at) : undefined,
+    };
+  },
+
+  toJSON(message: WatermarkRefusal): unknown {
+    const obj: any = {};
+    if (message.run !== 0) {
+      obj.run = Math.round(message.run);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.at !== undefined) {
+      obj.at = message.at.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatermarkRefusal>): WatermarkRefusal {
+    return WatermarkRefusal.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatermarkRefusal>): WatermarkRefusal {
+    const message = createBaseWatermarkRefusal();
+    message.run = object.run ?? 0;
+    message.reason = object.reason ?? "";
+    message.at = object.at ?? undefined;
     return message;
   },
 };
@@ -2192,6 +2344,7 @@ function createBasePartitionStatus(): PartitionStatus {
     archiverLag: 0,
     speedEventsHeld: 0,
     speedSkippedInvalid: 0,
+    speedIgnoredBarriers: 0,
   };
 }
 
@@ -2226,6 +2379,9 @@ export const PartitionStatus: MessageFns<PartitionStatus> = {
     }
     if (message.speedSkippedInvalid !== 0) {
       writer.uint32(80).uint64(message.speedSkippedInvalid);
+    }
+    if (message.speedIgnoredBarriers !== 0) {
+      writer.uint32(88).uint64(message.speedIgnoredBarriers);
     }
     return writer;
   },
@@ -2323,6 +2479,14 @@ export const PartitionStatus: MessageFns<PartitionStatus> = {
             message.speedSkippedInvalid = longToNumber(reader.uint64());
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.speedIgnoredBarriers = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2375,6 +2539,11 @@ export const PartitionStatus: MessageFns<PartitionStatus> = {
         : isSet(object.speed_skipped_invalid)
         ? globalThis.Number(object.speed_skipped_invalid)
         : 0,
+      speedIgnoredBarriers: isSet(object.speedIgnoredBarriers)
+        ? globalThis.Number(object.speedIgnoredBarriers)
+        : isSet(object.speed_ignored_barriers)
+        ? globalThis.Number(object.speed_ignored_barriers)
+        : 0,
     };
   },
 
@@ -2410,6 +2579,9 @@ export const PartitionStatus: MessageFns<PartitionStatus> = {
     if (message.speedSkippedInvalid !== 0) {
       obj.speedSkippedInvalid = Math.round(message.speedSkippedInvalid);
     }
+    if (message.speedIgnoredBarriers !== 0) {
+      obj.speedIgnoredBarriers = Math.round(message.speedIgnoredBarriers);
+    }
     return obj;
   },
 
@@ -2428,6 +2600,7 @@ export const PartitionStatus: MessageFns<PartitionStatus> = {
     message.archiverLag = object.archiverLag ?? 0;
     message.speedEventsHeld = object.speedEventsHeld ?? 0;
     message.speedSkippedInvalid = object.speedSkippedInvalid ?? 0;
+    message.speedIgnoredBarriers = object.speedIgnoredBarriers ?? 0;
     return message;
   },
 };
