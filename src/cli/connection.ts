@@ -10,6 +10,8 @@
  * 3. `.lambda/local-cluster.json` in the current directory, which the local
  *    cluster (`npm start`) writes while it runs;
  * 4. for prefix, partitions and catalog only: the runtime's own defaults.
+ * TLS, tokens and the admin API's address are resolved the same way in
+ * ./grpc_target.ts.
  *
  * This is the only CLI module that reads the environment, and it takes it as a
  * parameter so tests can pass a plain object.

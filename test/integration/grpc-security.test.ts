@@ -21,6 +21,7 @@ import { startTestCluster } from "../harness/cluster.js";
 import { bearer, extraServingNode, healthCheck, healthClient, newToken, tlsCredentials, writeGrpcSecrets } from "../harness/grpc_tls.js";
 import { keptLogger, type KeptLine } from "../harness/log.js";
 import { waitFor } from "../harness/wait.js";
+import { lambdactl } from "../harness/cli.js";
 
 const T = Date.UTC(2026, 5, 8, 14, 23, 0);
 const CALL_MS = 10_000;
@@ -78,7 +79,7 @@ test("gRPC security: TLS, mutual TLS, tokens, the admin API apart, certificate r
   const events = Array.from({ length: 4 }, (_, i) => ({ id: `e${i}`, article_id: "a-1", user_id: `u${i}`, ts: T + i }));
   assert.equal((await cluster.ingest.publishBatch("pageviews", events)).accepted, events.length);
 
-  await t.test("TLS and tokens, the admin API on its own port", async () => {
+  await t.test("TLS and tokens, the admin API on its own port; lambdactl with flags", async (t) => {
     const s = writeGrpcSecrets(dir, "tokens");
     const lines: KeptLine[] = [];
     const node = await extraServingNode(cluster, "secure-a", keptLogger(lines), {
@@ -123,6 +124,30 @@ test("gRPC security: TLS, mutual TLS, tokens, the admin API apart, certificate r
       // The admin API is not on the query port.
       await refused(getStatus(node.address, tls, s.adminToken), status.UNIMPLEMENTED);
 
+      // lambdactl with flags, as an operator runs it (a child process, no local cluster file).
+      const cwd = mkdtempSync(join(tmpdir(), "lambda-cli-tls-"));
+      t.after(() => rmSync(cwd, { recursive: true, force: true }));
+      const tlsFlags = ["--grpc", node.address, "--tls-ca", s.caFile];
+      const metrics = await lambdactl(["metrics", ...tlsFlags, "--token-file", s.tokenFile, "--json"], { cwd });
+      assert.equal(metrics.code, 0, metrics.stderr);
+      assert.ok(JSON.parse(metrics.stdout).metrics.some((m: { name: string }) => m.name === "article_views"));
+      const noToken = await lambdactl(["metrics", ...tlsFlags], { cwd });
+      assert.equal(noToken.code, 1);
+      assert.match(noToken.stderr, /UNAUTHENTICATED: .*\(no token sent/);
+      const plain = await lambdactl(["metrics", "--grpc", node.address, "--token-file", s.tokenFile], { cwd });
+      assert.match(plain.stderr, /UNAVAILABLE/, "plain text to a TLS node fails");
+      const denied = await lambdactl(["status", ...tlsFlags, "--admin-grpc", node.adminAddress, "--token", s.queryToken], { cwd });
+      assert.equal(denied.code, 1);
+      assert.match(denied.stderr, /PERMISSION_DENIED: .*\(token from --token\)/);
+      const cliStatus = await lambdactl(["status", ...tlsFlags, "--admin-grpc", node.adminAddress, "--token-file", s.adminTokenFile, "--json"], { cwd });
+      assert.equal(cliStatus.code, 0, cliStatus.stderr);
+      assert.equal(JSON.parse(cliStatus.stdout).watermarkRun, run - 1);
+      const viaEnv = await lambdactl(["status", "--json"], { cwd, env: { LAMBDA_GRPC_ADDR: node.address, LAMBDA_GRPC_ADMIN_ADDR: node.adminAddress, LAMBDA_GRPC_TLS_CA_FILE: s.caFile, LAMBDA_GRPC_ADMIN_TOKEN: s.adminToken } });
+      assert.equal(viaEnv.code, 0, viaEnv.stderr);
+      for (const r of [metrics, noToken, plain, denied, cliStatus, viaEnv]) {
+        for (const token of [s.queryToken, s.adminToken]) assert.ok(!(r.stdout + r.stderr).includes(token), "lambdactl echoed a token");
+      }
+
       // No token, in any form, reached the log (refusals included: they are logged at debug).
       assert.ok(lines.some((l) => l.message === "call refused"), "refusals were logged");
       const logged = JSON.stringify(lines);
@@ -132,7 +157,7 @@ test("gRPC security: TLS, mutual TLS, tokens, the admin API apart, certificate r
     }
   });
 
-  await t.test("mutual TLS: no certificate or another CA's is refused; the certificate's OU grants query or admin", async () => {
+  await t.test("mutual TLS: no certificate or another CA's is refused; the certificate's OU grants query or admin; lambdactl with --cert/--key", async (t) => {
     const s = writeGrpcSecrets(dir, "mtls");
     const node = await extraServingNode(cluster, "secure-b", keptLogger([]), { security: { tlsCertFile: s.certFile, tlsKeyFile: s.keyFile, tlsClientCaFile: s.caFile } });
     try {
@@ -145,6 +170,18 @@ test("gRPC security: TLS, mutual TLS, tokens, the admin API apart, certificate r
       await refused(getStatus(node.address, as("lambda-query")), status.PERMISSION_DENIED);
       assert.ok((await getStatus(node.address, as("lambda-admin"))) >= 1);
       assert.equal((await query(node.address, as("lambda-admin"))).metric, "article_views");
+
+      // lambdactl with a client certificate (--cert/--key) and no token.
+      const cwd = mkdtempSync(join(tmpdir(), "lambda-cli-mtls-"));
+      t.after(() => rmSync(cwd, { recursive: true, force: true }));
+      const admin = s.ca.issue({ commonName: "operator", usage: "client", unit: "lambda-admin" });
+      writeFileSync(join(cwd, "cert.pem"), admin.cert);
+      writeFileSync(join(cwd, "key.pem"), admin.key, { mode: 0o600 });
+      const mtls = ["--grpc", node.address, "--tls-ca", s.caFile, "--cert", join(cwd, "cert.pem"), "--key", join(cwd, "key.pem")];
+      const cliStatus = await lambdactl(["status", ...mtls, "--json"], { cwd });
+      assert.equal(cliStatus.code, 0, cliStatus.stderr);
+      const noCert = await lambdactl(["status", "--grpc", node.address, "--tls-ca", s.caFile], { cwd });
+      assert.match(noCert.stderr, /UNAVAILABLE/);
     } finally {
       await node.close();
     }
