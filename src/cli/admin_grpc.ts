@@ -1,6 +1,6 @@
 /**
  * The operator API (`lambda.v1.AdminService`, served on the serving node's
- * address) as lambdactl sees it: promise-returning unary calls, each with a
+ * address or on its own, with the admin token) as lambdactl sees it: promise-returning unary calls, each with a
  * deadline, and the two server streams (a batch run's progress, the watermark's
  * changes) as async iterables.
  *
@@ -11,7 +11,7 @@
  * on the command line becomes a {@link RunRefusedError} through
  * {@link namingRuns}, which lambdactl reports with exit 2.
  */
-import { credentials, Metadata, status, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { status, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import {
   AdminServiceClient,
   type DiffRunsResponse,
@@ -23,8 +23,9 @@ import {
   type WatchWatermarkResponse,
 } from "../gen/lambda/v1/admin.js";
 import type { RunNumber } from "../core/ids.js";
-import type { Sourced } from "./connection.js";
 import { GrpcCallError, isServiceError, toGrpcCallError } from "./grpc.js";
+import { grpcChannel } from "./grpc_channel.js";
+import type { GrpcTarget } from "./grpc_target.js";
 
 /** The admin API, promise- and iterator-shaped. */
 export interface AdminClient extends Disposable {
@@ -98,9 +99,13 @@ function aborted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
 }
 
-/** Opens a plaintext channel to the serving node at `target.value` (host:port). */
-export function createAdminClient(target: Sourced<string>, opts: AdminClientOptions): AdminClient {
-  const client = new AdminServiceClient(target.value, credentials.createInsecure());
+/**
+ * Opens a channel to the admin API `target` describes (address, TLS, admin token).
+ * @throws ConfigError when a TLS file cannot be read
+ */
+export function createAdminClient(target: GrpcTarget, opts: AdminClientOptions): AdminClient {
+  const channel = grpcChannel(target);
+  const client = new AdminServiceClient(target.address.value, channel.credentials, channel.options);
   const call = <T>(invoke: (cb: (err: ServiceError | null, res: T) => void) => void): Promise<T> =>
     new Promise((resolve, reject) => invoke((err, res) => (err ? reject(toGrpcCallError(err, target)) : resolve(res))));
   const options = () => ({ deadline: Date.now() + opts.timeoutMs });
@@ -110,7 +115,7 @@ export function createAdminClient(target: Sourced<string>, opts: AdminClientOpti
     const ready = new Promise<true>((resolve, reject) =>
       client.waitForReady(Date.now() + opts.timeoutMs, (err) => {
         if (!err) return resolve(true);
-        reject(new GrpcCallError(status.UNAVAILABLE, "UNAVAILABLE", `no connection within ${opts.timeoutMs} ms`, target, { cause: err }));
+        reject(new GrpcCallError(status.UNAVAILABLE, "UNAVAILABLE", `no connection within ${opts.timeoutMs} ms`, target.address, target.token?.from ?? null, { cause: err }));
       }),
     );
     ready.catch(() => undefined); // awaited below unless the signal wins the race; then its failure no longer matters
@@ -141,13 +146,13 @@ export function createAdminClient(target: Sourced<string>, opts: AdminClientOpti
     client.close();
   };
   return {
-    listRuns: (limit) => call<ListRunsResponse>((cb) => client.listRuns({ limit }, new Metadata(), options(), cb)),
-    diffRuns: (fromRun, toRun) => call<DiffRunsResponse>((cb) => client.diffRuns({ fromRun, toRun }, new Metadata(), options(), cb)),
-    verify: (run) => call<VerifyResponse>((cb) => client.verify({ run: run ?? 0 }, new Metadata(), options(), cb)),
-    rollback: (run) => call<RollbackResponse>((cb) => client.rollback({ run }, new Metadata(), options(), cb)),
-    getStatus: () => call<GetStatusResponse>((cb) => client.getStatus({}, new Metadata(), options(), cb)),
-    runBatch: (signal) => serverStream(signal, () => client.runBatch({}, new Metadata())),
-    watchWatermark: (signal) => serverStream(signal, () => client.watchWatermark({}, new Metadata())),
+    listRuns: (limit) => call<ListRunsResponse>((cb) => client.listRuns({ limit }, channel.metadata(), options(), cb)),
+    diffRuns: (fromRun, toRun) => call<DiffRunsResponse>((cb) => client.diffRuns({ fromRun, toRun }, channel.metadata(), options(), cb)),
+    verify: (run) => call<VerifyResponse>((cb) => client.verify({ run: run ?? 0 }, channel.metadata(), options(), cb)),
+    rollback: (run) => call<RollbackResponse>((cb) => client.rollback({ run }, channel.metadata(), options(), cb)),
+    getStatus: () => call<GetStatusResponse>((cb) => client.getStatus({}, channel.metadata(), options(), cb)),
+    runBatch: (signal) => serverStream(signal, () => client.runBatch({}, channel.metadata())),
+    watchWatermark: (signal) => serverStream(signal, () => client.watchWatermark({}, channel.metadata())),
     close,
     [Symbol.dispose]: close,
   };

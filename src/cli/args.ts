@@ -5,8 +5,9 @@
  * flags several commands share.
  */
 import { parseArgs } from "node:util";
-import type { ArgSpec, CommandSpec, FlagSpec, ParsedCommand } from "./command.js";
+import type { ArgSpec, CliContext, CommandSpec, FlagSpec, ParsedCommand } from "./command.js";
 import { ConnectionEnvVars, LOCAL_CLUSTER_FILE, type ConnectionFlagValues } from "./connection.js";
+import { GrpcSecurityEnvVars, resolveGrpcTarget, type GrpcApi, type GrpcSecurityFlagValues, type GrpcTarget } from "./grpc_target.js";
 import { parseTime } from "./time.js";
 import { formatSpan } from "./render.js";
 import { parseDuration, parseFieldValues, parsePositiveInt, parseQuantile, parseRunNumberText, type ValueParse } from "./values.js";
@@ -49,10 +50,24 @@ export function timeoutFlagSpec(defaultMs: number): FlagSpec {
   };
 }
 
-/** The flags of commands that call the serving node: where it is, and how long to wait for it. */
+/** The flags of commands that call the serving node: where it is, how to trust it and prove who we are, and how long to wait for it. */
 export const GRPC_FLAGS = {
   grpc: { type: "string", value: "<host:port>", description: `serving node gRPC address (else ${ConnectionEnvVars.grpc}, else ${LOCAL_CLUSTER_FILE})` },
+  "tls-ca": { type: "string", value: "<file>", description: `CA certificate (PEM) that signed the serving node's: use TLS (else ${GrpcSecurityEnvVars.tlsCa}, else the file's)` },
+  cert: { type: "string", value: "<file>", description: `client certificate (PEM) for mutual TLS, with --key (else ${GrpcSecurityEnvVars.cert})` },
+  key: { type: "string", value: "<file>", description: `private key (PEM) of --cert (else ${GrpcSecurityEnvVars.key})` },
+  "tls-server-name": { type: "string", value: "<name>", description: "name the serving node's certificate must carry, when it is not the address's host" },
+  token: { type: "string", value: "<token>", description: `bearer token to send (prefer --token-file: a flag shows in the process list) (else ${GrpcSecurityEnvVars.token})` },
+  "token-file": { type: "string", value: "<file>", description: `file holding the bearer token (else ${GrpcSecurityEnvVars.tokenFile}, else the file's)` },
   timeout: timeoutFlagSpec(DEFAULT_TIMEOUT_MS),
+} as const satisfies Record<string, FlagSpec>;
+
+/** The flags of commands that call the admin API: GRPC_FLAGS, and its own address; the token is the admin token. */
+export const ADMIN_GRPC_FLAGS = {
+  ...GRPC_FLAGS,
+  "admin-grpc": { type: "string", value: "<host:port>", description: `admin API address when it listens apart (else ${GrpcSecurityEnvVars.adminGrpc}, the file's, or --grpc)` },
+  token: { type: "string", value: "<token>", description: `admin bearer token to send (prefer --token-file) (else ${GrpcSecurityEnvVars.adminToken}, ${GrpcSecurityEnvVars.token})` },
+  "token-file": { type: "string", value: "<file>", description: `file holding the admin token (else ${GrpcSecurityEnvVars.adminTokenFile}, ${GrpcSecurityEnvVars.tokenFile}, else the file's)` },
 } as const satisfies Record<string, FlagSpec>;
 
 /** The flags that say where and how to publish to NATS. */
@@ -72,6 +87,27 @@ export function connectionFlags(parsed: ParsedCommand): ConnectionFlagValues {
     partitions: stringFlag(parsed, "partitions"),
     catalog: stringFlag(parsed, "catalog"),
   };
+}
+
+/** The gRPC security flags given on a parsed command line. */
+export function grpcSecurityFlags(parsed: ParsedCommand): GrpcSecurityFlagValues {
+  return {
+    adminGrpc: stringFlag(parsed, "admin-grpc"),
+    tlsCa: stringFlag(parsed, "tls-ca"),
+    tlsServerName: stringFlag(parsed, "tls-server-name"),
+    cert: stringFlag(parsed, "cert"),
+    key: stringFlag(parsed, "key"),
+    token: stringFlag(parsed, "token"),
+    tokenFile: stringFlag(parsed, "token-file"),
+  };
+}
+
+/**
+ * Where and how a command calls `api`: flags, then the environment, then the local cluster file (grpc_target.ts).
+ * @throws NotConfiguredError, ConfigError, LocalClusterFileError, StaleLocalClusterFileError
+ */
+export function grpcTarget(parsed: ParsedCommand, ctx: Pick<CliContext, "env" | "cwd">, api: GrpcApi): GrpcTarget {
+  return resolveGrpcTarget({ flags: connectionFlags(parsed), security: grpcSecurityFlags(parsed), env: ctx.env, cwd: ctx.cwd }, api);
 }
 
 /**

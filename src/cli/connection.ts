@@ -10,6 +10,8 @@
  * 3. `.lambda/local-cluster.json` in the current directory, which the local
  *    cluster (`npm start`) writes while it runs;
  * 4. for prefix, partitions and catalog only: the runtime's own defaults.
+ * TLS, tokens and the admin API's address are resolved the same way in
+ * ./grpc_target.ts.
  *
  * This is the only CLI module that reads the environment, and it takes it as a
  * parameter so tests can pass a plain object.
@@ -43,6 +45,14 @@ export interface LocalClusterFile {
   readonly natsNodes?: number;
   /** The chDB data directory (absent with LAMBDA_CLICKHOUSE_URL). */
   readonly chdbPath?: string;
+  /** The admin API's address when it listens apart from `grpc`. */
+  readonly grpcAdmin?: string;
+  /** The CA that signed the serving node's certificate; absent: plain text. */
+  readonly grpcTlsCa?: string;
+  /** File of the query token (absent: none). */
+  readonly grpcTokenFile?: string;
+  /** File of the admin token (absent: none). */
+  readonly grpcAdminTokenFile?: string;
 }
 
 /** The environment variable of each connection setting. */
@@ -132,7 +142,8 @@ export class NotConfiguredError extends Error {
 const NAME = /^[A-Za-z0-9_-]+$/;
 const MAX_PARTITIONS = 1024;
 
-function checkAddress(key: string, v: unknown): string {
+/** `v` if it is host:port. @throws ConfigError naming `key` */
+export function checkAddress(key: string, v: unknown): string {
   if (typeof v !== "string" || !/^(\[[0-9A-Fa-f:.]+\]|[^\s:/]+):\d{1,5}$/.test(v) || Number(v.slice(v.lastIndexOf(":") + 1)) > 65535) {
     throw new ConfigError(key, v, "host:port (e.g. 127.0.0.1:50051)");
   }
@@ -166,7 +177,7 @@ function checkPath(key: string, v: unknown): string {
 function checkLocalClusterFile(file: string, doc: unknown): LocalClusterFile {
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new ConfigError(file, doc, "a JSON object");
   const o = doc as Record<string, unknown>;
-  const known = ["grpc", "natsUrl", "prefix", "partitions", "catalog", "pid", "natsStoreDir", "natsNodes", "chdbPath"];
+  const known = ["grpc", "natsUrl", "prefix", "partitions", "catalog", "pid", "natsStoreDir", "natsNodes", "chdbPath", "grpcAdmin", "grpcTlsCa", "grpcTokenFile", "grpcAdminTokenFile"];
   for (const k of Object.keys(o)) if (!known.includes(k)) throw new ConfigError(`${file}: ${k}`, o[k], `a known key (${known.join(", ")})`);
   if (o.pid !== undefined && (typeof o.pid !== "number" || !Number.isSafeInteger(o.pid) || o.pid < 1)) throw new ConfigError(`${file}: pid`, o.pid, "a process id");
   if (o.natsNodes !== undefined && (typeof o.natsNodes !== "number" || !Number.isSafeInteger(o.natsNodes) || o.natsNodes < 1)) throw new ConfigError(`${file}: natsNodes`, o.natsNodes, "a number of nats-server processes");
@@ -180,6 +191,10 @@ function checkLocalClusterFile(file: string, doc: unknown): LocalClusterFile {
     ...(o.natsStoreDir === undefined ? {} : { natsStoreDir: checkPath(`${file}: natsStoreDir`, o.natsStoreDir) }),
     ...(o.natsNodes === undefined ? {} : { natsNodes: o.natsNodes as number }),
     ...(o.chdbPath === undefined ? {} : { chdbPath: checkPath(`${file}: chdbPath`, o.chdbPath) }),
+    ...(o.grpcAdmin === undefined ? {} : { grpcAdmin: checkAddress(`${file}: grpcAdmin`, o.grpcAdmin) }),
+    ...(o.grpcTlsCa === undefined ? {} : { grpcTlsCa: checkPath(`${file}: grpcTlsCa`, o.grpcTlsCa) }),
+    ...(o.grpcTokenFile === undefined ? {} : { grpcTokenFile: checkPath(`${file}: grpcTokenFile`, o.grpcTokenFile) }),
+    ...(o.grpcAdminTokenFile === undefined ? {} : { grpcAdminTokenFile: checkPath(`${file}: grpcAdminTokenFile`, o.grpcAdminTokenFile) }),
   };
 }
 
@@ -245,15 +260,23 @@ export interface ConnectionSources {
   readonly cwd: string;
 }
 
-/** Settings read lazily: the local cluster file is only opened when a flag and variable are both absent. */
-function sourcesFor(src: ConnectionSources) {
+/**
+ * The local cluster file in `cwd`, read when first asked for (then kept), or null when there is none.
+ * @throws LocalClusterFileError, StaleLocalClusterFileError
+ */
+export function lazyLocalClusterFile(cwd: string): () => LocalClusterFile | null {
   let file: LocalClusterFile | null | undefined;
-  const fileSettings = () => {
+  return () => {
     if (file !== undefined) return file;
-    file = readLocalClusterFile(src.cwd);
-    if (file && isStale(file)) throw new StaleLocalClusterFileError(localClusterFilePath(src.cwd), file.pid!, file.grpc, file.natsUrl);
+    file = readLocalClusterFile(cwd);
+    if (file && isStale(file)) throw new StaleLocalClusterFileError(localClusterFilePath(cwd), file.pid!, file.grpc, file.natsUrl);
     return file;
   };
+}
+
+/** Settings read lazily: the local cluster file is only opened when a flag and variable are both absent. */
+function sourcesFor(src: ConnectionSources) {
+  const fileSettings = lazyLocalClusterFile(src.cwd);
   return <T>(setting: Setting, check: (key: string, v: unknown) => T, fallback?: T): Sourced<T> => {
     const flag = src.flags[setting];
     if (flag !== undefined) return { value: check(ConnectionFlags[setting], flag), from: ConnectionFlags[setting] };

@@ -93,13 +93,17 @@ function grpcFailure(err: GrpcCallError): Failure {
   const where = err.unreachable
     ? ` (serving node ${err.target.value}, from ${err.target.from}${err.target.from === LOCAL_CLUSTER_FILE ? "; is `npm start` still running?" : ""})`
     : err.code === status.UNIMPLEMENTED
-      ? ` (the serving node at ${err.target.value} does not offer this call; is it an older version than lambdactl?)`
-      : "";
+      ? ` (the serving node at ${err.target.value} does not offer this call; is it an older version than lambdactl, or does the admin API listen apart (--admin-grpc)?)`
+      : err.code === status.UNAUTHENTICATED || err.code === status.PERMISSION_DENIED
+        ? err.tokenFrom
+          ? ` (token from ${err.tokenFrom})`
+          : " (no token sent: pass --token-file, or set LAMBDA_GRPC_TOKEN_FILE / LAMBDA_GRPC_ADMIN_TOKEN_FILE)"
+        : "";
   return {
     code: err.codeName,
     message: `${err.codeName}: ${err.details}${where}`,
     exitCode: ExitCodes.failure,
-    fields: { details: err.details, target: err.target.value, targetFrom: err.target.from, unreachable: err.unreachable },
+    fields: { details: err.details, target: err.target.value, targetFrom: err.target.from, unreachable: err.unreachable, ...(err.tokenFrom ? { tokenFrom: err.tokenFrom } : {}) },
   };
 }
 

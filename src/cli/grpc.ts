@@ -3,7 +3,7 @@
  * generated gRPC client, each with a deadline, and gRPC failures parsed once
  * into {@link GrpcCallError} (the status code's name and the server's details).
  */
-import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { status, type ServiceError } from "@grpc/grpc-js";
 import {
   LambdaServiceClient,
   type DescribeMetricResponse,
@@ -15,6 +15,8 @@ import {
   type TopKResponse,
 } from "../gen/lambda/v1/serving.js";
 import type { Sourced } from "./connection.js";
+import { grpcChannel } from "./grpc_channel.js";
+import type { GrpcTarget } from "./grpc_target.js";
 
 /** A gRPC call failed; `codeName` is the status name, e.g. "INVALID_ARGUMENT". */
 export class GrpcCallError extends Error {
@@ -26,6 +28,8 @@ export class GrpcCallError extends Error {
     readonly details: string,
     /** The address called and where it came from. */
     readonly target: Sourced<string>,
+    /** Where the bearer token sent came from (never the token); null when none was sent. */
+    readonly tokenFrom: string | null = null,
     options?: { cause?: unknown },
   ) {
     super(`${codeName}: ${details}`, options);
@@ -42,10 +46,10 @@ export function isServiceError(err: unknown): err is ServiceError {
   return err instanceof Error && typeof (err as Partial<ServiceError>).code === "number" && typeof (err as Partial<ServiceError>).details === "string";
 }
 
-/** A grpc-js call failure as a {@link GrpcCallError}; anything else unchanged. Parses foreign errors in one place. */
-export function toGrpcCallError(err: unknown, target: Sourced<string>): unknown {
+/** A grpc-js call failure to `target` as a {@link GrpcCallError}; anything else unchanged. Parses foreign errors in one place. */
+export function toGrpcCallError(err: unknown, target: GrpcTarget): unknown {
   if (!isServiceError(err)) return err;
-  return new GrpcCallError(err.code, status[err.code] ?? `code ${err.code}`, err.details, target, { cause: err });
+  return new GrpcCallError(err.code, status[err.code] ?? `code ${err.code}`, err.details, target.address, target.token?.from ?? null, { cause: err });
 }
 
 /** The serving node's API, promise-shaped. */
@@ -69,9 +73,13 @@ export interface ServingClientOptions {
   readonly timeoutMs: number;
 }
 
-/** Opens a plaintext channel to the serving node at `target.value` (host:port). */
-export function createServingClient(target: Sourced<string>, opts: ServingClientOptions): ServingClient {
-  const client = new LambdaServiceClient(target.value, credentials.createInsecure());
+/**
+ * Opens a channel to the serving node `target` describes (address, TLS, token).
+ * @throws ConfigError when a TLS file cannot be read
+ */
+export function createServingClient(target: GrpcTarget, opts: ServingClientOptions): ServingClient {
+  const channel = grpcChannel(target);
+  const client = new LambdaServiceClient(target.address.value, channel.credentials, channel.options);
   const call = <T>(invoke: (cb: (err: ServiceError | null, res: T) => void) => void): Promise<T> =>
     new Promise((resolve, reject) =>
       invoke((err, res) => (err ? reject(toGrpcCallError(err, target)) : resolve(res))),
@@ -84,11 +92,11 @@ export function createServingClient(target: Sourced<string>, opts: ServingClient
     client.close();
   };
   return {
-    query: (request) => call<QueryResponse>((cb) => client.query(request, new Metadata(), options(), cb)),
-    topK: (request) => call<TopKResponse>((cb) => client.topK(request, new Metadata(), options(), cb)),
-    getWatermark: () => call<GetWatermarkResponse>((cb) => client.getWatermark({}, new Metadata(), options(), cb)),
-    listMetrics: () => call<ListMetricsResponse>((cb) => client.listMetrics({}, new Metadata(), options(), cb)),
-    describeMetric: (metric) => call<DescribeMetricResponse>((cb) => client.describeMetric({ metric }, new Metadata(), options(), cb)),
+    query: (request) => call<QueryResponse>((cb) => client.query(request, channel.metadata(), options(), cb)),
+    topK: (request) => call<TopKResponse>((cb) => client.topK(request, channel.metadata(), options(), cb)),
+    getWatermark: () => call<GetWatermarkResponse>((cb) => client.getWatermark({}, channel.metadata(), options(), cb)),
+    listMetrics: () => call<ListMetricsResponse>((cb) => client.listMetrics({}, channel.metadata(), options(), cb)),
+    describeMetric: (metric) => call<DescribeMetricResponse>((cb) => client.describeMetric({ metric }, channel.metadata(), options(), cb)),
     close,
     [Symbol.dispose]: close,
   };

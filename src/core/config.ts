@@ -34,6 +34,10 @@ export const ARCHIVER_FLUSH_INTERVAL_MS = 200;
 export const ARCHIVER_FLUSH_ROWS = 20_000;
 /** Default gRPC port of a serving node. */
 export const GRPC_PORT = 50051;
+/** Default gRPC listen host: loopback, so nothing is reachable from outside until an operator says so. */
+export const GRPC_HOST = "127.0.0.1";
+/** How often the serving node reads its TLS certificate, key and client CA files again to pick up a renewal. */
+export const GRPC_TLS_RELOAD_MS = 60_000;
 /** Batch view versions kept behind the current one for readers still on them. */
 export const VIEW_VERSIONS_KEPT = 3;
 /** Local cluster: synthetic page views per second. */
@@ -130,6 +134,37 @@ export interface ResolvedConfig {
   chdbMinFreeMb: number;
   /** Fault matrix only: a directory whose files switch on faults in the ClickHouse adapter; empty: off (src/ch/insert_fault.ts). */
   faultDir: string;
+
+  // gRPC security (docs/security.md "gRPC"). Serving node side: empty = off.
+  /** PEM certificate chain the serving node presents; with `grpcTlsKeyFile` it switches TLS on. */
+  grpcTlsCertFile: string;
+  /** PEM private key of `grpcTlsCertFile`. */
+  grpcTlsKeyFile: string;
+  /** PEM CA bundle: when set, every client must present a certificate it signed (mutual TLS). */
+  grpcTlsClientCaFile: string;
+  /** Period of re-reading the three TLS files, ms (GRPC_TLS_RELOAD_MS). */
+  grpcTlsReloadMs: number;
+  /** File holding the bearer token of queries (lambda.v1.LambdaService, reflection); also what lambdactl sends. */
+  grpcTokenFile: string;
+  /** File holding the bearer token of the admin API (lambda.v1.AdminService; it may query too); also what lambdactl sends for admin commands. */
+  grpcAdminTokenFile: string;
+  /** Listen host of the admin API when it has its own port (GRPC_HOST). */
+  grpcAdminHost: string;
+  /** The admin API's own port (0: any free port); null: it is served on `grpcPort` beside the queries. */
+  grpcAdminPort: number | null;
+  // gRPC security, lambdactl side (roles ignore these).
+  /** Clients: host:port of the admin API when it listens apart; empty: `grpcAddr`. */
+  grpcAdminAddr: string;
+  /** Clients: the query bearer token itself (a secret: prefer `grpcTokenFile`). */
+  grpcToken: string;
+  /** Clients: the admin bearer token itself (a secret: prefer `grpcAdminTokenFile`). */
+  grpcAdminToken: string;
+  /** Clients: PEM CA bundle to verify the serving node with; set, it switches TLS on. */
+  grpcTlsCaFile: string;
+  /** Clients: PEM certificate presented to a serving node that wants one (mutual TLS). */
+  grpcTlsClientCertFile: string;
+  /** Clients: PEM private key of `grpcTlsClientCertFile`. */
+  grpcTlsClientKeyFile: string;
 }
 
 export type ConfigOverrides = Partial<ResolvedConfig>;
@@ -214,6 +249,20 @@ const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_SYNTHETIC_RATE: ["syntheticRate", int(0, 1_000_000)],
   LAMBDA_CHDB_MIN_FREE_MB: ["chdbMinFreeMb", int(0)],
   LAMBDA_FAULT_DIR: ["faultDir", str],
+  LAMBDA_GRPC_TLS_CERT_FILE: ["grpcTlsCertFile", str],
+  LAMBDA_GRPC_TLS_KEY_FILE: ["grpcTlsKeyFile", str],
+  LAMBDA_GRPC_TLS_CLIENT_CA_FILE: ["grpcTlsClientCaFile", str],
+  LAMBDA_GRPC_TLS_RELOAD_MS: ["grpcTlsReloadMs", int(10)],
+  LAMBDA_GRPC_TOKEN_FILE: ["grpcTokenFile", str],
+  LAMBDA_GRPC_ADMIN_TOKEN_FILE: ["grpcAdminTokenFile", str],
+  LAMBDA_GRPC_ADMIN_HOST: ["grpcAdminHost", str],
+  LAMBDA_GRPC_ADMIN_PORT: ["grpcAdminPort", int(0, 65535)],
+  LAMBDA_GRPC_ADMIN_ADDR: ["grpcAdminAddr", str],
+  LAMBDA_GRPC_TOKEN: ["grpcToken", str],
+  LAMBDA_GRPC_ADMIN_TOKEN: ["grpcAdminToken", str],
+  LAMBDA_GRPC_TLS_CA_FILE: ["grpcTlsCaFile", str],
+  LAMBDA_GRPC_TLS_CLIENT_CERT_FILE: ["grpcTlsClientCertFile", str],
+  LAMBDA_GRPC_TLS_CLIENT_KEY_FILE: ["grpcTlsClientKeyFile", str],
 };
 
 export function defaultConfig(): ResolvedConfig {
@@ -249,7 +298,7 @@ export function defaultConfig(): ResolvedConfig {
     prefix: DEFAULT_PREFIX,
     partitions: DEFAULT_PARTITIONS,
     catalogPath: "catalog/catalog.json",
-    grpcHost: "0.0.0.0",
+    grpcHost: GRPC_HOST,
     grpcPort: GRPC_PORT,
     batchIntervalMs: BATCH_INTERVAL_MS,
     heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
@@ -267,6 +316,20 @@ export function defaultConfig(): ResolvedConfig {
     syntheticRate: SYNTHETIC_RATE_PER_S,
     chdbMinFreeMb: CHDB_MIN_FREE_MB,
     faultDir: "",
+    grpcTlsCertFile: "",
+    grpcTlsKeyFile: "",
+    grpcTlsClientCaFile: "",
+    grpcTlsReloadMs: GRPC_TLS_RELOAD_MS,
+    grpcTokenFile: "",
+    grpcAdminTokenFile: "",
+    grpcAdminHost: GRPC_HOST,
+    grpcAdminPort: null,
+    grpcAdminAddr: "",
+    grpcToken: "",
+    grpcAdminToken: "",
+    grpcTlsCaFile: "",
+    grpcTlsClientCertFile: "",
+    grpcTlsClientKeyFile: "",
   };
 }
 
@@ -310,7 +373,17 @@ export function resolveConfig(
   if (cfg.leaderRenewMs >= cfg.leaderLeaseMs) {
     throw new ConfigError(envVarFor("leaderRenewMs")!, cfg.leaderRenewMs, `a renewal period below the leader lease (LAMBDA_LEADER_LEASE_MS = ${cfg.leaderLeaseMs})`);
   }
+  checkGrpcTls(cfg);
   return cfg;
+}
+
+/** The serving node's TLS files come as a pair, and a client CA needs TLS. @throws ConfigError naming the variable that is missing */
+function checkGrpcTls(cfg: ResolvedConfig): void {
+  if (cfg.grpcTlsCertFile && !cfg.grpcTlsKeyFile) throw new ConfigError("LAMBDA_GRPC_TLS_KEY_FILE", "", `the private key of LAMBDA_GRPC_TLS_CERT_FILE (${cfg.grpcTlsCertFile})`);
+  if (cfg.grpcTlsKeyFile && !cfg.grpcTlsCertFile) throw new ConfigError("LAMBDA_GRPC_TLS_CERT_FILE", "", `the certificate of LAMBDA_GRPC_TLS_KEY_FILE (${cfg.grpcTlsKeyFile})`);
+  if (cfg.grpcTlsClientCaFile && !cfg.grpcTlsCertFile) {
+    throw new ConfigError("LAMBDA_GRPC_TLS_CERT_FILE", "", `a server certificate (and LAMBDA_GRPC_TLS_KEY_FILE): LAMBDA_GRPC_TLS_CLIENT_CA_FILE (${cfg.grpcTlsClientCaFile}) asks for mutual TLS`);
+  }
 }
 
 /** Every environment variable the schema knows, for docs and manifests. */

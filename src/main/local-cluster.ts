@@ -7,7 +7,9 @@
  * chDB engine in a temporary directory (or LAMBDA_CHDB_PATH) unless
  * LAMBDA_CLICKHOUSE_URL is set, the coordinator, archiver and serving node in
  * this process, two speed nodes as child processes, and a synthetic page-view
- * feed. It prints where to query and stops everything on Ctrl-C.
+ * feed. It prints where to query and stops everything on Ctrl-C. The gRPC API
+ * is on TLS with tokens (local_grpc_secrets.ts), whose files lambdactl finds
+ * through `.lambda/local-cluster.json`.
  *
  * After a crash of this process (SIGKILL, OOM) nothing is left running: the
  * speed nodes stop when their IPC channel closes, and a watchdog process stops
@@ -35,6 +37,7 @@ import { startRoles, type RunningRoles } from "./roles.js";
 import { spawnNode, speedNodeEnv, type ChildNode } from "./spawn.js";
 import { restartCommand, shellWord, type ClusterData } from "./restart_command.js";
 import { startWatchdog } from "./watchdog.js";
+import { createLocalGrpcSecrets } from "./local_grpc_secrets.js";
 
 /** Speed node processes the local cluster starts. */
 export const LOCAL_SPEED_NODES = 2;
@@ -148,11 +151,11 @@ async function startLocalNats(cfg: ResolvedConfig, watch: (pid: number) => void)
   return { url: server.url, storeDir: server.storeDir, pids: [server.pid], close: () => server.close() };
 }
 
-function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, nats: LocalNats | undefined, data: ClusterData, temporary: boolean, nodes: ChildNode[]): string {
+function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, nats: LocalNats | undefined, data: ClusterData, temporary: boolean, nodes: ChildNode[], grpcSecretsDir: string): string {
   const lines = [
     "",
     "Lambda runtime: local cluster is up",
-    `  gRPC      ${grpc}    (grpcurl -plaintext ${grpc} list)`,
+    `  gRPC      ${grpc}    TLS + tokens; CA and token files in ${grpcSecretsDir} (lambdactl reads them from .lambda/local-cluster.json)`,
     `  NATS      ${natsUrl}    prefix ${cfg.prefix}, ${cfg.partitions} partitions` +
       (nats ? ` (nats-server ${nats.pids.length > 1 ? `cluster of ${nats.pids.length}, pids ${nats.pids.join(", ")}, R${cfg.natsReplicas || Math.min(3, nats.pids.length)}` : `pid ${nats.pids[0]}`}, store ${nats.storeDir})` : ""),
     `  ClickHouse ${cfg.clickhouseUrl ? redactUrl(cfg.clickhouseUrl) : `embedded chDB at ${data.chdbPath}`}`,
@@ -213,8 +216,11 @@ async function main() {
     }
     const nc = await connectNats(natsUrl, "local-cluster");
     cleanups.push(() => nc.close());
+    // Secure by default: TLS and tokens on the gRPC API, made for this run.
+    const grpcSecrets = createLocalGrpcSecrets(cfg);
+    cleanups.push(() => grpcSecrets.remove());
     let roles: RunningRoles;
-    const mainCfg = { ...cfg, natsUrl, chdbPath, catalogPath, roles: ["archiver", "coordinator", "executor", "serving"] as ResolvedConfig["roles"] };
+    const mainCfg = { ...cfg, ...grpcSecrets.config, natsUrl, chdbPath, catalogPath, roles: ["archiver", "coordinator", "executor", "serving"] as ResolvedConfig["roles"] };
     try {
       roles = await startRoles(mainCfg, nc, catalog, log);
     } catch (err) {
@@ -258,10 +264,14 @@ async function main() {
       ...(data.natsStoreDir ? { natsStoreDir: data.natsStoreDir } : {}),
       ...(data.natsNodes ? { natsNodes: data.natsNodes } : {}),
       ...(data.chdbPath ? { chdbPath: data.chdbPath } : {}),
+      ...(roles.serving!.adminAddress !== grpc ? { grpcAdmin: roles.serving!.adminAddress } : {}),
+      ...(grpcSecrets.caFile ? { grpcTlsCa: grpcSecrets.caFile } : {}),
+      grpcTokenFile: grpcSecrets.config.grpcTokenFile,
+      grpcAdminTokenFile: grpcSecrets.config.grpcAdminTokenFile,
     });
     cleanups.push(() => removeLocalClusterFile(process.cwd()));
     const temporary = !cfg.natsStoreDir && !process.env.LAMBDA_CHDB_PATH;
-    process.stdout.write(banner(cfg, grpc, natsUrl, nats, data, temporary, nodes));
+    process.stdout.write(banner(cfg, grpc, natsUrl, nats, data, temporary, nodes, grpcSecrets.dir));
     onShutdownSignal(log, cleanup);
     for (const n of nodes) {
       void n.exited.then((how) => {

@@ -20,6 +20,8 @@ export interface IssueOptions {
   readonly hosts?: readonly string[];
   /** What it may be used for; both by default. */
   readonly usage?: "server" | "client" | "both";
+  /** The subject's Organizational Unit, e.g. a client's role (`lambda-admin`, docs/security.md); none by default. */
+  readonly unit?: string;
 }
 
 export interface LocalCa {
@@ -72,9 +74,10 @@ export function createLocalCa(name = "lambda local CA"): LocalCa {
 
   return {
     ca,
-    issue({ commonName, hosts = [], usage = "both" }) {
+    issue({ commonName, hosts = [], usage = "both", unit }) {
       const keys = keyPair();
       const cert = newCertificate(keys.publicKey, commonName);
+      if (unit !== undefined) cert.setSubject([...cert.subject.attributes, { name: "organizationalUnitName", value: unit }]);
       cert.setIssuer(caCert.subject.attributes);
       const extensions: unknown[] = [
         { name: "basicConstraints", cA: false },

@@ -23,7 +23,7 @@ import { namesFor } from "../nats/names.js";
 import { followCatalog, seedCatalog, type CatalogFeed } from "../nats/catalog_store.js";
 import { agreeOnSettings } from "../nats/cluster_settings.js";
 import { ensureStreams, openBuckets, streamReplicas } from "../nats/setup.js";
-import { createServingNode, type ServingNode } from "../serving/index.js";
+import { createServingNode, type ServingNode, type ServingSecurityOptions } from "../serving/index.js";
 
 export interface RunningRoles extends Closeable {
   /** The cluster's catalog as this process follows it (nats/catalog_store). */
@@ -34,6 +34,18 @@ export interface RunningRoles extends Closeable {
   readonly executor?: Closeable;
   readonly serving?: ServingNode;
   readonly speed?: SpeedNode;
+}
+
+/** The serving node's TLS and token settings in `cfg`. */
+export function servingSecurity(cfg: ResolvedConfig): ServingSecurityOptions {
+  return {
+    tlsCertFile: cfg.grpcTlsCertFile,
+    tlsKeyFile: cfg.grpcTlsKeyFile,
+    tlsClientCaFile: cfg.grpcTlsClientCaFile,
+    tlsReloadMs: cfg.grpcTlsReloadMs,
+    tokenFile: cfg.grpcTokenFile,
+    adminTokenFile: cfg.grpcAdminTokenFile,
+  };
 }
 
 /**
@@ -119,7 +131,18 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
     if (ch && wants("serving")) {
       started.serving = await createServingNode(
         { nc, ch: await readOnlyClient(ch.client, { engine: ch.engine, log }), catalog, catalogFeed, names, log },
-        { host: cfg.grpcHost, port: cfg.grpcPort, partitions: cfg.partitions, database: cfg.database, nodeId: cfg.nodeId, heartbeatIntervalMs: cfg.heartbeatIntervalMs, nodeTimeoutMs: cfg.nodeTimeoutMs, viewVersionsKept: cfg.viewVersionsKept },
+        {
+          host: cfg.grpcHost,
+          port: cfg.grpcPort,
+          partitions: cfg.partitions,
+          database: cfg.database,
+          nodeId: cfg.nodeId,
+          heartbeatIntervalMs: cfg.heartbeatIntervalMs,
+          nodeTimeoutMs: cfg.nodeTimeoutMs,
+          viewVersionsKept: cfg.viewVersionsKept,
+          admin: cfg.grpcAdminPort === null ? null : { host: cfg.grpcAdminHost, port: cfg.grpcAdminPort },
+          security: servingSecurity(cfg),
+        },
       );
     }
   } catch (err) {

@@ -15,3 +15,9 @@ export function clientAddress(host: string, port: number): string {
   if (host === "::" || host === "[::]") return hostPort("::1", port);
   return hostPort(host, port);
 }
+
+/** True when `host` only accepts connections from this machine (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h);
+}

@@ -1,11 +1,12 @@
 /**
- * The serving node: the gRPC API (lambda.v1.LambdaService), the standard health
+ * The serving node: the gRPC API (lambda.v1.LambdaService), the operator API
+ * (lambda.v1.AdminService, on the same port or its own), the standard health
  * service and server reflection, so grpcurl and other stock tools work. It
  * follows the watermark bucket and answers every query at the newest watermark.
+ * TLS, tokens and client certificates: listeners.ts and docs/security.md.
  *
  * States: starting → serving → stopping → closed.
  */
-import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { ClickHouseClient } from "@clickhouse/client";
@@ -29,12 +30,10 @@ import { partitionRecordsAfter } from "../nats/partition_records.js";
 import type { Assignment } from "../core/records.js";
 import { checkServedWatermark } from "./view_check.js";
 import { guardService } from "./request_guard.js";
-import { addReflection } from "./reflection.js";
-import { clientAddress, hostPort } from "./address.js";
+import { startListeners, type ListenAt, type Listeners, type ServingSecurityOptions } from "./listeners.js";
 
 export const SERVICE_NAME = "lambda.v1.LambdaService";
 export const ADMIN_SERVICE_NAME = "lambda.v1.AdminService";
-const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
 
 export interface ServingOptions {
   host: string;
@@ -49,6 +48,10 @@ export interface ServingOptions {
   nodeTimeoutMs: number;
   /** Batch view versions the coordinator keeps (LAMBDA_VIEW_VERSIONS_KEPT). */
   viewVersionsKept: number;
+  /** The admin API's own listener (LAMBDA_GRPC_ADMIN_HOST/PORT). @default null: on `host`:`port` beside the queries */
+  admin?: ListenAt | null;
+  /** TLS and tokens. @default none: plain text, every call allowed */
+  security?: ServingSecurityOptions;
 }
 
 export interface ServingDeps {
@@ -67,6 +70,8 @@ export interface ServingNode extends Closeable {
   readonly port: number;
   /** host:port for clients. */
   readonly address: string;
+  /** host:port of the admin API: `address` unless it listens apart. */
+  readonly adminAddress: string;
   /** Hits and misses of the batch-view cache. */
   readonly batchCache: CachedBatchReader;
 }
@@ -102,39 +107,44 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
     log,
   });
 
-  const server = new Server();
-  server.addService(guardService(LambdaServiceService), impl);
-  server.addService(
-    guardService(AdminServiceService),
-    adminService({
-      nc: deps.nc,
-      ch: deps.ch,
-      get catalog() {
-        return feed.current();
-      },
-      names: deps.names,
-      buckets,
-      speed,
-      partitions: opts.partitions,
-      database: opts.database,
-      viewVersionsKept: opts.viewVersionsKept,
-      nodeTimeoutMs: opts.nodeTimeoutMs,
-      watermarks,
-      log,
-    }),
-  );
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING", [ADMIN_SERVICE_NAME]: "SERVING" });
-  health.addToServer(server);
-  // Reflection serves buf's descriptors as compiled (src/gen/descriptors.ts), not proto-loader's.
-  addReflection(server, [SERVICE_NAME, ADMIN_SERVICE_NAME, HEALTH_SERVICE_NAME]);
-
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(hostPort(opts.host, opts.port), ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  const bind = hostPort(opts.host, port);
-  const address = clientAddress(opts.host, port);
-  // bind is what the socket listens on; address is where a client on this machine connects.
-  log.info("serving node listening", { bind, address });
+  const admin = adminService({
+    nc: deps.nc,
+    ch: deps.ch,
+    get catalog() {
+      return feed.current();
+    },
+    names: deps.names,
+    buckets,
+    speed,
+    partitions: opts.partitions,
+    database: opts.database,
+    viewVersionsKept: opts.viewVersionsKept,
+    nodeTimeoutMs: opts.nodeTimeoutMs,
+    watermarks,
+    log,
+  });
+  let listeners: Listeners;
+  try {
+    listeners = await startListeners(
+      {
+        lambda: { name: SERVICE_NAME, definition: guardService(LambdaServiceService), implementation: impl },
+        admin: { name: ADMIN_SERVICE_NAME, definition: guardService(AdminServiceService), implementation: admin },
+        health,
+      },
+      { main: { host: opts.host, port: opts.port }, admin: opts.admin ?? null },
+      opts.security ?? {},
+      log,
+    );
+  } catch (err) {
+    // Nothing listens: undo what started before the listeners.
+    watermarks.stop();
+    assignmentWatch.stop();
+    await heartbeat.stop();
+    speed.close();
+    throw err;
+  }
+  const { main } = listeners;
 
   const lifecycle = closeable(async () => {
       health.setStatus("", "NOT_SERVING");
@@ -143,15 +153,9 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
       watermarks.stop();
       assignmentWatch.stop();
       await heartbeat.stop();
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.forceShutdown(), 5_000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      });
+      await listeners.shutdown();
       speed.close();
       log.info("serving node closed");
   });
-  return { port, address, batchCache, ...lifecycle };
+  return { port: main.port, address: main.address, adminAddress: listeners.admin.address, batchCache, ...lifecycle };
 }

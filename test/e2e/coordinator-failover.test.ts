@@ -125,7 +125,7 @@ async function startHaCluster(name: string, fastClock: readonly string[] = []) {
   const catalog = readCatalogFile(CATALOG).catalog;
   const ingest = createIngest({ nc, catalog, catalogFeed: fixedCatalog(catalog), names, partitions: 2, log: silentLogger });
   const grpc = new LambdaServiceClient(buckets.grpc, credentials.createInsecure());
-  const admin = createAdminClient({ value: buckets.grpc, from: "the test" }, { timeoutMs: 5_000 });
+  const admin = createAdminClient({ address: { value: buckets.grpc, from: "the test" }, tls: null, token: null }, { timeoutMs: 5_000 });
   let sent = 0;
   const counts = new Map<string, number>();
   /** Ingests `n` page views and remembers them for the recount. */

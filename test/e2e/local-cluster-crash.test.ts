@@ -9,11 +9,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { credentials } from "@grpc/grpc-js";
+import { credentials, Metadata, status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { processAlive } from "../../src/core/pid.js";
 import { localClusterFilePath, readLocalClusterFile, type LocalClusterFile } from "../../src/cli/index.js";
 import type { IngestJson } from "../../src/cli/commands/ingest.js";
@@ -81,6 +81,8 @@ test("a SIGKILLed local cluster leaves no process behind, and its printed restar
     const first = await startLocalCluster(cwd, base);
     running.push(first);
     kept.push(first.file.natsStoreDir!, first.file.chdbPath!);
+    // Its gRPC secrets stay too when it is killed (a clean stop removes them).
+    kept.push(dirname(first.file.grpcTokenFile!));
     assert.match(first.banner, /\bbatch\s+on demand only \(lambdactl run\)/, "interval 0 means on demand");
     const speedPids = /speed\s+\d+ nodes \(pids ([\d, ]+)\)/.exec(first.banner)![1]!.split(", ").map(Number);
     const natsPid = Number(/nats-server pid (\d+)/.exec(first.banner)![1]);
@@ -127,7 +129,25 @@ test("a SIGKILLed local cluster leaves no process behind, and its printed restar
 
     const run = await lambdactl(["run"], { cwd });
     assert.equal(run.code, 0, run.stderr);
-    const grpc = new LambdaServiceClient(second.file.grpc, credentials.createInsecure());
+    // npm start serves TLS with tokens: the file names the CA and the token files (mode 0600).
+    const { grpcTlsCa, grpcTokenFile, grpcAdminTokenFile } = second.file;
+    assert.ok(grpcTlsCa && grpcTokenFile && grpcAdminTokenFile, JSON.stringify(second.file));
+    for (const f of [grpcTokenFile, grpcAdminTokenFile]) assert.equal(statSync(f).mode & 0o777, 0o600, f);
+    const token = readFileSync(grpcTokenFile, "utf8").trim();
+    const bearerToken = credentials.createFromMetadataGenerator((_, done) => {
+      const m = new Metadata();
+      m.set("authorization", `Bearer ${token}`);
+      done(null, m);
+    });
+    const grpc = new LambdaServiceClient(second.file.grpc, credentials.combineChannelCredentials(credentials.createSsl(readFileSync(grpcTlsCa)), bearerToken));
+    const queried = await lambdactl(["query", "article_views", "a-0", "--from", "-2h", "--to", "+1m", "--json"], { cwd });
+    assert.equal(queried.code, 0, `lambdactl finds TLS and the token in the file: ${queried.stderr}`);
+    const plain = new LambdaServiceClient(second.file.grpc, credentials.createInsecure());
+    try {
+      await assert.rejects(query(plain, "article_views", "a-0", now - 3_600_000, now + 60_000), (err: ServiceError) => err.code === grpcStatus.UNAVAILABLE, "plain text is refused");
+    } finally {
+      plain.close();
+    }
     try {
       for (let k = 0; k < ARTICLES; k++) {
         const expected = events.filter((e) => e.article_id === `a-${k}`).length;

@@ -13,13 +13,17 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { equals, type JsonValue } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, type DescriptorProto, type FieldDescriptorProto, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { startTestCluster } from "../harness/cluster.js";
+import { extraServingNode, writeGrpcSecrets } from "../harness/grpc_tls.js";
+import { silentLogger } from "../../src/core/logger.js";
+import { writeLocalClusterFile } from "../../src/cli/index.js";
 import { callJson, callStreamJson, filesOfSet, openReflection, reflect, reflectedMethod, type Reflected, type ReflectionClient } from "../harness/reflection.js";
 
 const T = Date.UTC(2026, 5, 8, 14, 23, 0);
@@ -265,13 +269,19 @@ test("reflection serves buf's descriptors to strict clients (v1 and v1alpha); me
   const unary = [...registry.getService("lambda.v1.LambdaService")!.methods, ...registry.getService("lambda.v1.AdminService")!.methods].filter((m) => m.methodKind === "unary");
   assert.deepEqual(unary.map((m) => m.name).sort(), ["DescribeMetric", "DiffRuns", "GetStatus", "GetWatermark", "ListMetrics", "ListRuns", "Query", "Rollback", "TopK", "Verify"], "the unary methods this test covers (all but Rollback)");
 
-  // The README's grpcurl commands, with the address a local cluster would have.
+  // The README's grpcurl commands, with the address a local cluster would have: two lines that
+  // read the CA and the query token through .lambda/local-cluster.json, then the calls.
   const readme = readFileSync(join(process.cwd(), "README.md"), "utf8");
-  const block = /Any gRPC tool works too[^\n]*\n\n```sh\n([\s\S]*?)```/.exec(readme)?.[1];
+  const block = /Any gRPC tool works too[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)?.[1];
   assert.ok(block, "README has the grpcurl block");
-  const commands = block.replace(/\\\n\s*/g, "").trim().split("\n");
-  assert.equal(commands.length, 2, block);
-  assert.match(commands[0]!, /^grpcurl -plaintext 127\.0\.0\.1:50051 list$/);
+  const lines = block.replace(/\\\n\s*/g, "").trim().split("\n");
+  assert.equal(lines.length, 4, block);
+  const [setup, commands] = [lines.slice(0, 2), lines.slice(2)];
+  assert.match(setup[0]!, /^CA=\$\(node -p 'require\("\.\/\.lambda\/local-cluster\.json"\)\.grpcTlsCa'\)$/);
+  assert.match(setup[1]!, /^TOKEN=\$\(cat "\$\(node -p 'require\("\.\/\.lambda\/local-cluster\.json"\)\.grpcTokenFile'\)"\)$/);
+  const secure = 'grpcurl -cacert "$CA" -H "authorization: Bearer $TOKEN" ';
+  assert.equal(commands[0], `${secure}127.0.0.1:50051 list`);
+  assert.ok(commands[1]!.startsWith(`${secure}-d '`), commands[1]);
   const data = /-d '([^']+)'/.exec(commands[1]!)?.[1];
   assert.ok(data && commands[1]!.endsWith("127.0.0.1:50051 lambda.v1.LambdaService/Query"), commands[1]);
   const readmeQuery = JSON.parse(data) as Json;
@@ -282,14 +292,21 @@ test("reflection serves buf's descriptors to strict clients (v1 and v1alpha); me
   assert.equal(obj(arr(viaReadme.answers)[0], "answer").total, count("a-1"));
 
   await t.test("the README's grpcurl commands, run as written", async (t) => {
-    // Asynchronously: the serving node runs in this process and must answer meanwhile.
-    const sh = (cmd: string) => promisify(execFile)("bash", ["-c", cmd.replaceAll("127.0.0.1:50051", address)], { encoding: "utf8" });
     try {
       await promisify(execFile)("grpcurl", ["-version"]);
     } catch {
       t.skip("grpcurl is not installed (Debian bookworm does not package it); the emulation above covered the same steps");
       return;
     }
+    // A serving node as npm start runs it (TLS, tokens), and the local cluster file naming its CA and token.
+    const cwd = mkdtempSync(join(tmpdir(), "lambda-readme-"));
+    t.after(() => rmSync(cwd, { recursive: true, force: true }));
+    const s = writeGrpcSecrets(cwd);
+    const secureNode = await extraServingNode(cluster, "readme-secure", silentLogger, { security: { tlsCertFile: s.certFile, tlsKeyFile: s.keyFile, tokenFile: s.tokenFile, adminTokenFile: s.adminTokenFile } });
+    t.after(() => secureNode.close());
+    writeLocalClusterFile(cwd, { grpc: secureNode.address, natsUrl: cluster.nats.url, prefix: cluster.cfg.prefix, partitions: cluster.cfg.partitions, catalog: cluster.cfg.catalogPath, grpcTlsCa: s.caFile, grpcTokenFile: s.tokenFile });
+    // Asynchronously: the serving node runs in this process and must answer meanwhile.
+    const sh = (cmd: string) => promisify(execFile)("bash", ["-c", [...setup, cmd.replaceAll("127.0.0.1:50051", secureNode.address)].join("\n")], { encoding: "utf8", cwd });
     const listed = (await sh(commands[0]!)).stdout.trim().split("\n");
     assert.ok(listed.includes("lambda.v1.LambdaService"), listed.join(", "));
     const out = obj(JSON.parse((await sh(commands[1]!)).stdout) as JsonValue, "grpcurl output");

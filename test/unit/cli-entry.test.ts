@@ -57,16 +57,22 @@ printf '%s\\n' "\${COMPREPLY[@]}"`;
       assert.deepEqual(complete("lambdactl", "completion", ""), ["bash", "zsh"]);
     });
     await t.test("flags of the command or subcommand on the line", () => {
-      assert.deepEqual(complete("lambdactl", "watermark", "verify", "--"), ["--grpc", "--help", "--json", "--timeout"]);
+      const grpc = ["--cert", "--grpc", "--key", "--timeout", "--tls-ca", "--tls-server-name", "--token", "--token-file"];
+      assert.deepEqual(complete("lambdactl", "watermark", "verify", "--"), ["--admin-grpc", ...grpc, "--help", "--json"].sort());
+      assert.deepEqual(complete("lambdactl", "metrics", "--"), [...grpc, "--help", "--json"].sort());
       assert.deepEqual(complete("lambdactl", "watermark", "--w"), ["--watch"]);
       assert.deepEqual(complete("lambdactl", "top", "article_views", "-k", "3", "--w"), ["--where"]);
-      assert.deepEqual(complete("lambdactl", "query", "m", "--from", "-1h", "--t"), ["--timeout", "--to"]);
+      assert.deepEqual(complete("lambdactl", "query", "m", "--from", "-1h", "--ti"), ["--timeout"]);
+      assert.deepEqual(complete("lambdactl", "query", "m", "--from", "-1h", "--to"), ["--to", "--token", "--token-file"]);
     });
     await t.test("file names where an argument or a flag's value is a file; nothing for other values", () => {
       assert.deepEqual(complete("lambdactl", "catalog", "apply", "cat"), ["catalog-next.json"]);
       assert.deepEqual(complete("lambdactl", "ingest", "pageviews", "ev"), ["events.jsonl"]);
       assert.deepEqual(complete("lambdactl", "ingest", "pageviews", "--catalog", "cat"), ["catalog-next.json"]);
       assert.deepEqual(complete("lambdactl", "watermark", "timeline", "--out", "ev"), ["events.jsonl"]);
+      assert.deepEqual(complete("lambdactl", "query", "m", "--tls-ca", "ev"), ["events.jsonl"]);
+      assert.deepEqual(complete("lambdactl", "run", "--token-file", "ev"), ["events.jsonl"]);
+      assert.deepEqual(complete("lambdactl", "run", "--token", ""), [], "a token is not a file name");
       assert.deepEqual(complete("lambdactl", "query", "m", "--from", ""), []);
       // bash splits host:port at ":"; the value does not count as an argument.
       assert.deepEqual(complete("lambdactl", "ingest", "--nats-url", "nats", ":", "//h", "pageviews", "ev"), ["events.jsonl"]);

@@ -4,9 +4,8 @@
  * that metric in detail with its source's fields (DescribeMetric). The catalog
  * shown is the one the serving node runs with, which is what queries see.
  */
-import { booleanFlag, COMMON_FLAGS, connectionFlags, GRPC_FLAGS, timeoutMs } from "../args.js";
+import { booleanFlag, COMMON_FLAGS, GRPC_FLAGS, timeoutMs, grpcTarget } from "../args.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ParsedCommand } from "../command.js";
-import { resolveGrpcAddress } from "../connection.js";
 import { createServingClient } from "../grpc.js";
 import { metricFromInfo, renderMetricDetail, renderMetricsTable, type MetricJson } from "../metric_view.js";
 import type { DescribeMetricResponse, ListMetricsResponse } from "../../gen/lambda/v1/serving.js";
@@ -55,8 +54,8 @@ async function run(parsed: ParsedCommand, ctx: CliContext) {
   const name = parsed.args.metric;
   const json = booleanFlag(parsed, "json");
   const timeout = timeoutMs(spec.name, parsed);
-  const address = resolveGrpcAddress({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
-  using client = createServingClient(address, { timeoutMs: timeout });
+  const target = grpcTarget(parsed, ctx, "query");
+  using client = createServingClient(target, { timeoutMs: timeout });
   if (name === undefined) {
     const out = metricsJson(await client.listMetrics());
     ctx.stdout.write(json ? JSON.stringify(out, null, 2) + "\n" : out.metrics.length === 0 ? "no metrics in the catalog\n" : renderMetricsTable(out.metrics));

@@ -16,7 +16,7 @@
  * times (min/max of a timestamp field, shown as ISO 8601). `--json` prints the
  * values as the API gives them (times in epoch ms) and needs no second call.
  */
-import {
+import { grpcTarget,
   AGGREGATE_FLAGS,
   booleanFlag,
   COMMON_FLAGS,
@@ -53,7 +53,6 @@ import {
   type WindowJson,
 } from "../answers.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ParsedCommand } from "../command.js";
-import { resolveGrpcAddress } from "../connection.js";
 import { createServingClient } from "../grpc.js";
 import { formatTime } from "../render.js";
 import { TIME_FORMS } from "../time.js";
@@ -176,8 +175,8 @@ export function queryRequest(parsed: ParsedCommand, nowMs: number): QueryRequest
 async function run(parsed: ParsedCommand, ctx: CliContext) {
   const request = queryRequest(parsed, ctx.now());
   const timeout = timeoutMs(spec.name, parsed);
-  const address = resolveGrpcAddress({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
-  using client = createServingClient(address, { timeoutMs: timeout });
+  const target = grpcTarget(parsed, ctx, "query");
+  using client = createServingClient(target, { timeoutMs: timeout });
   const r = await client.query(request);
   const asked = { quantile: request.quantile, series: request.series };
   if (booleanFlag(parsed, "json")) {

@@ -6,10 +6,9 @@
  *
  * A run that fails prints why and exits 1.
  */
-import { booleanFlag, COMMON_FLAGS, connectionFlags, GRPC_FLAGS, timeoutMs } from "../args.js";
+import { booleanFlag, COMMON_FLAGS, ADMIN_GRPC_FLAGS, timeoutMs, grpcTarget } from "../args.js";
 import { createAdminClient } from "../admin_grpc.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ExitCode, type ParsedCommand } from "../command.js";
-import { resolveGrpcAddress } from "../connection.js";
 import { CommandFailedError, FailureCodes } from "../failure.js";
 import { formatElapsed } from "../render.js";
 import { renderWatermark, watermarkObjectJson, type WatermarkObjectJson } from "../watermark_view.js";
@@ -39,7 +38,7 @@ const spec: CommandSpec = {
   name: "run",
   summary: "run a batch now: follow its phases, then show the new watermark (Ctrl-C detaches)",
   args: [],
-  flags: { ...GRPC_FLAGS, ...COMMON_FLAGS },
+  flags: { ...ADMIN_GRPC_FLAGS, ...COMMON_FLAGS },
   notes: [
     "Each phase prints as the coordinator reports it, with the time since the command started.",
     "Ctrl-C detaches: the run continues on the coordinator (see `lambdactl watermark history`).",
@@ -127,8 +126,8 @@ export function detachedLine(run: number | undefined): string {
 
 async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
   const json = booleanFlag(parsed, "json");
-  const address = resolveGrpcAddress({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
-  using client = createAdminClient(address, { timeoutMs: timeoutMs(spec.name, parsed) });
+  const target = grpcTarget(parsed, ctx, "admin");
+  using client = createAdminClient(target, { timeoutMs: timeoutMs(spec.name, parsed) });
   const start = ctx.now();
   const detach = ctx.interrupted();
   const tty = ctx.stdout.isTTY === true;

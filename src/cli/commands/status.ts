@@ -6,10 +6,9 @@
  * the lag of each behind the head; the current watermark's run and the next
  * scheduled batch run.
  */
-import { booleanFlag, COMMON_FLAGS, connectionFlags, GRPC_FLAGS, timeoutMs } from "../args.js";
+import { booleanFlag, COMMON_FLAGS, ADMIN_GRPC_FLAGS, timeoutMs, grpcTarget } from "../args.js";
 import { createAdminClient } from "../admin_grpc.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ExitCode, type ParsedCommand } from "../command.js";
-import { resolveGrpcAddress } from "../connection.js";
 import { ABSENT, formatElapsed, formatInstant, keyValues, table } from "../render.js";
 import type { GetStatusResponse, Member } from "../../gen/lambda/v1/admin.js";
 
@@ -17,7 +16,7 @@ const spec: CommandSpec = {
   name: "status",
   summary: "members and heartbeats, partition owners and lag, the watermark run and the next run",
   args: [],
-  flags: { ...GRPC_FLAGS, ...COMMON_FLAGS },
+  flags: { ...ADMIN_GRPC_FLAGS, ...COMMON_FLAGS },
   notes: [
     "partitions: stream head is the partition's last stream sequence; applied is the speed actor's",
     "position, archived the archiver's flushed one; speed lag and archiver lag are the head minus",
@@ -157,8 +156,8 @@ export function renderStatus(s: StatusJson): string {
 
 async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
   const timeout = timeoutMs(spec.name, parsed);
-  const address = resolveGrpcAddress({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
-  using client = createAdminClient(address, { timeoutMs: timeout });
+  const target = grpcTarget(parsed, ctx, "admin");
+  using client = createAdminClient(target, { timeoutMs: timeout });
   const out = statusJson(await client.getStatus(), ctx.now());
   ctx.stdout.write(booleanFlag(parsed, "json") ? JSON.stringify(out, null, 2) + "\n" : renderStatus(out));
   return ExitCodes.ok;

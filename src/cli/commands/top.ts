@@ -9,7 +9,7 @@
  * Like `query`, the text output describes the metric to show times as times;
  * `--json` prints the values as the API gives them.
  */
-import {
+import { grpcTarget,
   AGGREGATE_FLAGS,
   booleanFlag,
   COMMON_FLAGS,
@@ -43,7 +43,6 @@ import {
   type PartitionJson,
 } from "../answers.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ParsedCommand } from "../command.js";
-import { resolveGrpcAddress } from "../connection.js";
 import { createServingClient } from "../grpc.js";
 import { TIME_FORMS } from "../time.js";
 import type { TopKRequest, TopKResponse } from "../../gen/lambda/v1/serving.js";
@@ -158,8 +157,8 @@ export function topRequest(parsed: ParsedCommand, nowMs: number): TopRequest {
 async function run(parsed: ParsedCommand, ctx: CliContext) {
   const request = topRequest(parsed, ctx.now());
   const timeout = timeoutMs(spec.name, parsed);
-  const address = resolveGrpcAddress({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
-  using client = createServingClient(address, { timeoutMs: timeout });
+  const target = grpcTarget(parsed, ctx, "query");
+  using client = createServingClient(target, { timeoutMs: timeout });
   const r = await client.topK(request);
   if (booleanFlag(parsed, "json")) {
     ctx.stdout.write(JSON.stringify(topJson(r, request), null, 2) + "\n");

@@ -13,10 +13,9 @@
  * The subcommands (history, diff, verify, rollback, timeline) live in their own
  * files and hang off this command.
  */
-import { booleanFlag, COMMON_FLAGS, connectionFlags, GRPC_FLAGS, timeoutMs } from "../args.js";
+import { booleanFlag, COMMON_FLAGS, ADMIN_GRPC_FLAGS, timeoutMs, grpcTarget } from "../args.js";
 import { createAdminClient } from "../admin_grpc.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ExitCode, type ParsedCommand } from "../command.js";
-import { resolveGrpcAddress } from "../connection.js";
 import { CommandFailedError, FailureCodes } from "../failure.js";
 import { createServingClient } from "../grpc.js";
 import { renderWatchFrame, renderWatermarkReply, watermarkJson } from "../watermark_view.js";
@@ -34,7 +33,7 @@ const spec: CommandSpec = {
   args: [],
   flags: {
     watch: { type: "boolean", short: "w", description: "keep running: redraw at every change of the watermark (Ctrl-C stops)" },
-    ...GRPC_FLAGS,
+    ...ADMIN_GRPC_FLAGS,
     ...COMMON_FLAGS,
   },
   notes: [
@@ -52,24 +51,24 @@ const spec: CommandSpec = {
 };
 
 async function watch(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
-  const address = resolveGrpcAddress({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
+  const target = grpcTarget(parsed, ctx, "admin");
   const json = booleanFlag(parsed, "json");
   const tty = ctx.stdout.isTTY === true && !json;
-  using client = createAdminClient(address, { timeoutMs: timeoutMs(spec.name, parsed) });
+  using client = createAdminClient(target, { timeoutMs: timeoutMs(spec.name, parsed) });
   const stop = ctx.interrupted();
   for await (const change of client.watchWatermark(stop)) {
     const now = ctx.now();
     ctx.stdout.write(json ? JSON.stringify(watermarkJson(change, now)) + "\n" : renderWatchFrame(change, now, tty));
   }
   if (stop.aborted) return ExitCodes.ok;
-  throw new CommandFailedError(FailureCodes.streamEnded, `the serving node at ${address.value} ended the watch (is it shutting down?)`, { target: address.value });
+  throw new CommandFailedError(FailureCodes.streamEnded, `the serving node at ${target.address.value} ended the watch (is it shutting down?)`, { target: target.address.value });
 }
 
 async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
   if (booleanFlag(parsed, "watch")) return watch(parsed, ctx);
   const timeout = timeoutMs(spec.name, parsed);
-  const address = resolveGrpcAddress({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
-  using client = createServingClient(address, { timeoutMs: timeout });
+  const target = grpcTarget(parsed, ctx, "query");
+  using client = createServingClient(target, { timeoutMs: timeout });
   const r = await client.getWatermark();
   const now = ctx.now();
   ctx.stdout.write(booleanFlag(parsed, "json") ? JSON.stringify(watermarkJson(r, now), null, 2) + "\n" : renderWatermarkReply(r, now));

@@ -7,10 +7,9 @@
  * Run numbers are checked here (positive integers, from not after to); whether
  * the runs exist is the serving node's to say, and its refusal exits 2.
  */
-import { booleanFlag, COMMON_FLAGS, connectionFlags, GRPC_FLAGS, requiredRunArg, timeoutMs, UsageError } from "../args.js";
+import { booleanFlag, COMMON_FLAGS, ADMIN_GRPC_FLAGS, requiredRunArg, timeoutMs, UsageError, grpcTarget } from "../args.js";
 import { createAdminClient, namingRuns } from "../admin_grpc.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ExitCode, type ParsedCommand } from "../command.js";
-import { resolveGrpcAddress } from "../connection.js";
 import { table } from "../render.js";
 import type { DiffRunsResponse } from "../../gen/lambda/v1/admin.js";
 
@@ -21,7 +20,7 @@ const spec: CommandSpec = {
     { name: "from", description: "the earlier run, e.g. 3 (see `lambdactl watermark history`)" },
     { name: "to", description: "the later run, e.g. 4" },
   ],
-  flags: { ...GRPC_FLAGS, ...COMMON_FLAGS },
+  flags: { ...ADMIN_GRPC_FLAGS, ...COMMON_FLAGS },
   notes: [
     "positions: stream positions between the two cuts (events, barriers, duplicate copies);",
     "events: the archived events among them. A metric's keys changed: keys with at least one",
@@ -87,8 +86,8 @@ async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
   const to = requiredRunArg(spec.name, parsed, "to");
   if (from > to) throw new UsageError(spec.name, `<from> must not be after <to> (from ${from}, to ${to}); did you mean \`lambdactl watermark diff ${to} ${from}\`?`);
   const timeout = timeoutMs(spec.name, parsed);
-  const address = resolveGrpcAddress({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
-  using client = createAdminClient(address, { timeoutMs: timeout });
+  const target = grpcTarget(parsed, ctx, "admin");
+  using client = createAdminClient(target, { timeoutMs: timeout });
   const out = diffJson(await namingRuns(spec.name, client.diffRuns(from, to)));
   ctx.stdout.write(booleanFlag(parsed, "json") ? JSON.stringify(out, null, 2) + "\n" : renderDiff(out));
   return ExitCodes.ok;

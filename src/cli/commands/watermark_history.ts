@@ -5,10 +5,9 @@
  * covers, when it started and how long it and each phase took, and which
  * coordinator ran it.
  */
-import { booleanFlag, COMMON_FLAGS, connectionFlags, GRPC_FLAGS, positiveIntFlag, timeoutMs } from "../args.js";
+import { booleanFlag, COMMON_FLAGS, ADMIN_GRPC_FLAGS, positiveIntFlag, timeoutMs, grpcTarget } from "../args.js";
 import { createAdminClient } from "../admin_grpc.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ExitCode, type ParsedCommand } from "../command.js";
-import { resolveGrpcAddress } from "../connection.js";
 import { renderRunsTable, runJson, type RunJson } from "../run_view.js";
 
 /** How many runs `watermark history` shows unless `--limit` says otherwise. */
@@ -20,7 +19,7 @@ const spec: CommandSpec = {
   args: [],
   flags: {
     limit: { type: "string", value: "<n>", description: `show at most this many runs, the newest (default ${DEFAULT_HISTORY_LIMIT})` },
-    ...GRPC_FLAGS,
+    ...ADMIN_GRPC_FLAGS,
     ...COMMON_FLAGS,
   },
   notes: [
@@ -44,8 +43,8 @@ export interface HistoryJson {
 async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
   const limit = positiveIntFlag(spec.name, parsed, "limit", DEFAULT_HISTORY_LIMIT);
   const timeout = timeoutMs(spec.name, parsed);
-  const address = resolveGrpcAddress({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
-  using client = createAdminClient(address, { timeoutMs: timeout });
+  const target = grpcTarget(parsed, ctx, "admin");
+  using client = createAdminClient(target, { timeoutMs: timeout });
   const { runs } = await client.listRuns(limit);
   const out: HistoryJson = { runs: runs.map(runJson) };
   ctx.stdout.write(booleanFlag(parsed, "json") ? JSON.stringify(out, null, 2) + "\n" : renderRunsTable(runs));

@@ -8,10 +8,9 @@
  * not before the current, and one whose events the stream or the master
  * dataset no longer holds.
  */
-import { booleanFlag, COMMON_FLAGS, connectionFlags, GRPC_FLAGS, requiredRunArg, timeoutFlagSpec, timeoutMs } from "../args.js";
+import { booleanFlag, COMMON_FLAGS, ADMIN_GRPC_FLAGS, requiredRunArg, timeoutFlagSpec, timeoutMs, grpcTarget } from "../args.js";
 import { createAdminClient, namingRuns } from "../admin_grpc.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ExitCode, type ParsedCommand } from "../command.js";
-import { resolveGrpcAddress } from "../connection.js";
 import { renderWatermark, watermarkObjectJson, type WatermarkObjectJson } from "../watermark_view.js";
 import type { RollbackResponse } from "../../gen/lambda/v1/admin.js";
 
@@ -22,7 +21,7 @@ const spec: CommandSpec = {
   name: "watermark rollback",
   summary: "answer at an older run again; speed actors rebuild above its cut (recorded in the history)",
   args: [{ name: "run", description: "the run to go back to, e.g. 3 (see `lambdactl watermark history`)" }],
-  flags: { ...GRPC_FLAGS, timeout: timeoutFlagSpec(ROLLBACK_TIMEOUT_MS), ...COMMON_FLAGS },
+  flags: { ...ADMIN_GRPC_FLAGS, timeout: timeoutFlagSpec(ROLLBACK_TIMEOUT_MS), ...COMMON_FLAGS },
   notes: [
     "The next batch run moves forward from there as usual. Refused (exit 2, with the serving",
     "node's reason) for an unknown run, a run not before the current one, or a run whose events",
@@ -57,8 +56,8 @@ export function renderRollback(r: RollbackResponse, nowMs: number): string {
 async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
   const to = requiredRunArg(spec.name, parsed, "run");
   const timeout = timeoutMs(spec.name, parsed, ROLLBACK_TIMEOUT_MS);
-  const address = resolveGrpcAddress({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
-  using client = createAdminClient(address, { timeoutMs: timeout });
+  const target = grpcTarget(parsed, ctx, "admin");
+  using client = createAdminClient(target, { timeoutMs: timeout });
   const r = await namingRuns(spec.name, client.rollback(to));
   const now = ctx.now();
   ctx.stdout.write(booleanFlag(parsed, "json") ? JSON.stringify(rollbackJson(r, now), null, 2) + "\n" : renderRollback(r, now));

@@ -7,10 +7,9 @@
  */
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { booleanFlag, COMMON_FLAGS, connectionFlags, GRPC_FLAGS, positiveIntFlag, stringFlag, timeoutMs, UsageError } from "../args.js";
+import { booleanFlag, COMMON_FLAGS, ADMIN_GRPC_FLAGS, positiveIntFlag, stringFlag, timeoutMs, UsageError, grpcTarget } from "../args.js";
 import { createAdminClient } from "../admin_grpc.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ExitCode, type ParsedCommand } from "../command.js";
-import { resolveGrpcAddress } from "../connection.js";
 import { buildTimelineSvg, type TimelineData } from "../timeline_svg.js";
 import type { GetStatusResponse, RunInfo } from "../../gen/lambda/v1/admin.js";
 
@@ -24,7 +23,7 @@ const spec: CommandSpec = {
   flags: {
     out: { type: "string", value: "<file.svg>", description: "the file to write (required; replaced if it exists)" },
     limit: { type: "string", value: "<n>", description: `show the cuts of at most this many runs, the newest (default ${DEFAULT_TIMELINE_LIMIT})` },
-    ...GRPC_FLAGS,
+    ...ADMIN_GRPC_FLAGS,
     ...COMMON_FLAGS,
   },
   notes: [
@@ -66,10 +65,10 @@ async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
   if (outFlag === undefined || outFlag.trim() === "") throw new UsageError(spec.name, "missing flag --out <file.svg> (where to write the picture)");
   const limit = positiveIntFlag(spec.name, parsed, "limit", DEFAULT_TIMELINE_LIMIT);
   const timeout = timeoutMs(spec.name, parsed);
-  const address = resolveGrpcAddress({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
-  using client = createAdminClient(address, { timeoutMs: timeout });
+  const target = grpcTarget(parsed, ctx, "admin");
+  using client = createAdminClient(target, { timeoutMs: timeout });
   const [status, { runs }] = await Promise.all([client.getStatus(), client.listRuns(limit)]);
-  const data = timelineData(status, runs, address.value, new Date(ctx.now()));
+  const data = timelineData(status, runs, target.address.value, new Date(ctx.now()));
   const out = resolve(ctx.cwd, outFlag);
   writeFileSync(out, buildTimelineSvg(data));
   const drawn = [...data.runs].map((r) => r.run).sort((a, b) => a - b);

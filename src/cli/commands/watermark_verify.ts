@@ -9,10 +9,9 @@
  * It ends with "exact" (exit 0) or "NOT exact: ..." naming each problem
  * (exit 1). A run the serving node does not know exits 2.
  */
-import { booleanFlag, COMMON_FLAGS, connectionFlags, GRPC_FLAGS, runArg, timeoutFlagSpec, timeoutMs } from "../args.js";
+import { booleanFlag, COMMON_FLAGS, ADMIN_GRPC_FLAGS, runArg, timeoutFlagSpec, timeoutMs, grpcTarget } from "../args.js";
 import { createAdminClient, namingRuns } from "../admin_grpc.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ExitCode, type ParsedCommand } from "../command.js";
-import { resolveGrpcAddress } from "../connection.js";
 import { failureJson, FailureCodes, type FailureJson } from "../failure.js";
 import { keyValues, table } from "../render.js";
 import type { VerifyResponse } from "../../gen/lambda/v1/admin.js";
@@ -24,7 +23,7 @@ const spec: CommandSpec = {
   name: "watermark verify",
   summary: "check that batch and speed meet exactly at a run's cut: gaps and overlaps per partition",
   args: [{ name: "run", optional: true, description: "the run to check (default: the current watermark's run)" }],
-  flags: { ...GRPC_FLAGS, timeout: timeoutFlagSpec(VERIFY_TIMEOUT_MS), ...COMMON_FLAGS },
+  flags: { ...ADMIN_GRPC_FLAGS, timeout: timeoutFlagSpec(VERIFY_TIMEOUT_MS), ...COMMON_FLAGS },
   notes: [
     "columns: below cut: distinct events below the cut, recounted from the master dataset;",
     "applied: the speed actor's applied stream position; above expected: distinct events in",
@@ -118,8 +117,8 @@ export function renderVerify(v: VerifyJson): string {
 async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
   const which = runArg(spec.name, parsed, "run");
   const timeout = timeoutMs(spec.name, parsed, VERIFY_TIMEOUT_MS);
-  const address = resolveGrpcAddress({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd });
-  using client = createAdminClient(address, { timeoutMs: timeout });
+  const target = grpcTarget(parsed, ctx, "admin");
+  using client = createAdminClient(target, { timeoutMs: timeout });
   // Only a run named on the command line makes a refusal a bad argument (exit 2).
   const call = client.verify(which);
   const out = verifyJson(await (which === undefined ? call : namingRuns(spec.name, call)));
