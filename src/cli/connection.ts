@@ -18,7 +18,8 @@
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { defaultConfig, DEFAULT_PARTITIONS, DEFAULT_PREFIX } from "../core/config.js";
+import { defaultConfig, DEFAULT_PARTITIONS, DEFAULT_PREFIX, envVarFor } from "../core/config.js";
+import { NATS_SECURITY_FIELDS, natsSecurityOf, type NatsSecurity, type NatsSecuritySettings } from "../nats/connect.js";
 import { ConfigError } from "../core/errors.js";
 import { processAlive } from "../core/pid.js";
 
@@ -53,6 +54,12 @@ export interface LocalClusterFile {
   readonly grpcTokenFile?: string;
   /** File of the admin token (absent: none). */
   readonly grpcAdminTokenFile?: string;
+  /** NATS: the seed file of lambdactl's user (absent: the server needs no credentials). */
+  readonly natsNkeySeedFile?: string;
+  /** NATS: the CA that signed the nats-server's certificate (absent: plain text). */
+  readonly natsTlsCa?: string;
+  /** NATS: the inbox prefix lambdactl's user may subscribe below. */
+  readonly natsInboxPrefix?: string;
 }
 
 /** The environment variable of each connection setting. */
@@ -90,6 +97,8 @@ export interface NatsTarget {
   readonly partitions: Sourced<number>;
   /** Absolute path of the catalog file. */
   readonly catalog: Sourced<string>;
+  /** Credentials and TLS for NATS. */
+  readonly security: NatsSecurity;
 }
 
 /** The local cluster file is there but unreadable or malformed. */
@@ -177,7 +186,7 @@ function checkPath(key: string, v: unknown): string {
 function checkLocalClusterFile(file: string, doc: unknown): LocalClusterFile {
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new ConfigError(file, doc, "a JSON object");
   const o = doc as Record<string, unknown>;
-  const known = ["grpc", "natsUrl", "prefix", "partitions", "catalog", "pid", "natsStoreDir", "natsNodes", "chdbPath", "grpcAdmin", "grpcTlsCa", "grpcTokenFile", "grpcAdminTokenFile"];
+  const known = ["grpc", "natsUrl", "prefix", "partitions", "catalog", "pid", "natsStoreDir", "natsNodes", "chdbPath", "grpcAdmin", "grpcTlsCa", "grpcTokenFile", "grpcAdminTokenFile", "natsNkeySeedFile", "natsTlsCa", "natsInboxPrefix"];
   for (const k of Object.keys(o)) if (!known.includes(k)) throw new ConfigError(`${file}: ${k}`, o[k], `a known key (${known.join(", ")})`);
   if (o.pid !== undefined && (typeof o.pid !== "number" || !Number.isSafeInteger(o.pid) || o.pid < 1)) throw new ConfigError(`${file}: pid`, o.pid, "a process id");
   if (o.natsNodes !== undefined && (typeof o.natsNodes !== "number" || !Number.isSafeInteger(o.natsNodes) || o.natsNodes < 1)) throw new ConfigError(`${file}: natsNodes`, o.natsNodes, "a number of nats-server processes");
@@ -195,6 +204,9 @@ function checkLocalClusterFile(file: string, doc: unknown): LocalClusterFile {
     ...(o.grpcTlsCa === undefined ? {} : { grpcTlsCa: checkPath(`${file}: grpcTlsCa`, o.grpcTlsCa) }),
     ...(o.grpcTokenFile === undefined ? {} : { grpcTokenFile: checkPath(`${file}: grpcTokenFile`, o.grpcTokenFile) }),
     ...(o.grpcAdminTokenFile === undefined ? {} : { grpcAdminTokenFile: checkPath(`${file}: grpcAdminTokenFile`, o.grpcAdminTokenFile) }),
+    ...(o.natsNkeySeedFile === undefined ? {} : { natsNkeySeedFile: checkPath(`${file}: natsNkeySeedFile`, o.natsNkeySeedFile) }),
+    ...(o.natsTlsCa === undefined ? {} : { natsTlsCa: checkPath(`${file}: natsTlsCa`, o.natsTlsCa) }),
+    ...(o.natsInboxPrefix === undefined ? {} : { natsInboxPrefix: checkPath(`${file}: natsInboxPrefix`, o.natsInboxPrefix) }),
   };
 }
 
@@ -310,5 +322,19 @@ export function resolveNatsTarget(src: ConnectionSources): NatsTarget {
   const prefix = get("prefix", checkPrefix, DEFAULT_PREFIX);
   const partitions = get("partitions", checkPartitions, DEFAULT_PARTITIONS);
   const catalog = get("catalog", checkPath, defaultConfig().catalogPath);
-  return { natsUrl, prefix, partitions, catalog: { value: resolve(src.cwd, catalog.value), from: catalog.from } };
+  return { natsUrl, prefix, partitions, catalog: { value: resolve(src.cwd, catalog.value), from: catalog.from }, security: natsSecurityFor(src, natsUrl) };
+}
+
+/**
+ * How lambdactl proves who it is to NATS: the local cluster's credentials when the URL came from
+ * its file (never sent to a server named elsewhere), else the LAMBDA_NATS_* variables.
+ * @throws NatsSecurityError for a secret file that cannot be read
+ */
+function natsSecurityFor(src: ConnectionSources, natsUrl: Sourced<string>): NatsSecurity {
+  if (natsUrl.from === LOCAL_CLUSTER_FILE) {
+    const f = lazyLocalClusterFile(src.cwd)();
+    return { nkeySeedFile: f?.natsNkeySeedFile, tlsCaFile: f?.natsTlsCa, inboxPrefix: f?.natsInboxPrefix };
+  }
+  const settings = Object.fromEntries(NATS_SECURITY_FIELDS.map((field) => [field, src.env[envVarFor(field)!] ?? ""])) as unknown as NatsSecuritySettings;
+  return natsSecurityOf(settings);
 }

@@ -11,7 +11,7 @@ import type { Catalog } from "../core/catalog.js";
 import { ensureError } from "../core/errors.js";
 import { silentLogger } from "../core/logger.js";
 import { createIngest, type Ingest } from "../ingest/index.js";
-import { connectNats, NatsUrlError } from "../nats/connect.js";
+import { connectNats, NatsSecurityError, NatsUrlError } from "../nats/connect.js";
 import { catalogOf, readStoredCatalog } from "../nats/catalog_store.js";
 import { checkSettings } from "../nats/cluster_settings.js";
 import { namesFor, type Names } from "../nats/names.js";
@@ -68,8 +68,8 @@ interface ClusterConnection {
  */
 async function connectCluster(target: NatsTarget, who: string): Promise<ClusterConnection> {
   const names = namesFor(target.prefix.value);
-  const nc = await connectNats(target.natsUrl.value, who).catch((err: unknown) => {
-    if (err instanceof NatsUrlError) throw err;
+  const nc = await connectNats(target.natsUrl.value, who, target.security).catch((err: unknown) => {
+    if (err instanceof NatsUrlError || err instanceof NatsSecurityError) throw err;
     throw new NatsUnreachableError(target.natsUrl.value, target.natsUrl.from, { cause: err });
   });
   let closing: Promise<void> | undefined;

@@ -27,17 +27,18 @@ import { ensureError } from "../core/errors.js";
 import { createProcessLogger, type Logger } from "../core/logger.js";
 import { createIngest } from "../ingest/index.js";
 import { createClickGenerator, createOrderGenerator, createPageViewGenerator } from "../ingest/synthetic.js";
-import { connectNats } from "../nats/connect.js";
+import { connectNats, natsSecurityOf, redactNatsUrl, type NatsSecuritySettings } from "../nats/connect.js";
 import { namesFor } from "../nats/names.js";
 import { startNatsCluster, startNatsServer } from "../nats/server_process.js";
 import { isStale, LocalClusterFileError, localClusterFilePath, readLocalClusterFile, removeLocalClusterFile, writeLocalClusterFile } from "../cli/index.js";
 import { ConfigError } from "../core/errors.js";
 import { logFatalErrors, onShutdownSignal } from "./process.js";
 import { startRoles, type RunningRoles } from "./roles.js";
-import { spawnNode, speedNodeEnv, type ChildNode } from "./spawn.js";
+import { natsSecurityEnv, spawnNode, speedNodeEnv, type ChildNode } from "./spawn.js";
 import { restartCommand, shellWord, type ClusterData } from "./restart_command.js";
 import { startWatchdog } from "./watchdog.js";
 import { createLocalGrpcSecrets } from "./local_grpc_secrets.js";
+import { createLocalNatsSecrets, type LocalNatsSecrets } from "./local_nats_secrets.js";
 
 /** Speed node processes the local cluster starts. */
 export const LOCAL_SPEED_NODES = 2;
@@ -131,13 +132,15 @@ interface LocalNats {
 }
 
 /** Starts `cfg.localNatsNodes` nats-servers (a cluster when more than one), each watched by `watch`. */
-async function startLocalNats(cfg: ResolvedConfig, watch: (pid: number) => void): Promise<LocalNats> {
+async function startLocalNats(cfg: ResolvedConfig, watch: (pid: number) => void, secrets: LocalNatsSecrets): Promise<LocalNats> {
   const storeDir = cfg.natsStoreDir ? resolve(cfg.natsStoreDir) : undefined;
   if (cfg.localNatsNodes > 1) {
     const pids: number[] = [];
     const cluster = await startNatsCluster({
       nodes: cfg.localNatsNodes,
       path: process.env.PATH ?? "",
+      args: ["-c", secrets.serverConfigFile],
+      probeSecurity: natsSecurityOf(secrets.settings("lambdactl-readonly")),
       ...(storeDir ? { storeDir } : {}),
       onProcess: (pid) => {
         pids.push(pid);
@@ -146,18 +149,24 @@ async function startLocalNats(cfg: ResolvedConfig, watch: (pid: number) => void)
     });
     return { url: cluster.url, storeDir: storeDir ?? dirname(cluster.nodes[0]!.storeDir), pids, close: () => cluster.close() };
   }
-  const server = await startNatsServer({ path: process.env.PATH ?? "", ...(storeDir ? { storeDir } : {}) });
+  const server = await startNatsServer({ path: process.env.PATH ?? "", args: ["-c", secrets.serverConfigFile], ...(storeDir ? { storeDir } : {}) });
   watch(server.pid);
   return { url: server.url, storeDir: server.storeDir, pids: [server.pid], close: () => server.close() };
 }
 
-function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, nats: LocalNats | undefined, data: ClusterData, temporary: boolean, nodes: ChildNode[], grpcSecretsDir: string): string {
+/** What lambdactl needs in the local cluster file to connect as `s` says. */
+function lambdactlNats(s: NatsSecuritySettings) {
+  return { natsNkeySeedFile: s.natsNkeySeedFile, natsTlsCa: s.natsTlsCaFile, natsInboxPrefix: s.natsInboxPrefix };
+}
+
+function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, nats: LocalNats | undefined, data: ClusterData, temporary: boolean, nodes: ChildNode[], grpcSecretsDir: string, natsSecretsDir: string | undefined): string {
   const lines = [
     "",
     "Lambda runtime: local cluster is up",
     `  gRPC      ${grpc}    TLS + tokens; CA and token files in ${grpcSecretsDir} (lambdactl reads them from .lambda/local-cluster.json)`,
-    `  NATS      ${natsUrl}    prefix ${cfg.prefix}, ${cfg.partitions} partitions` +
-      (nats ? ` (nats-server ${nats.pids.length > 1 ? `cluster of ${nats.pids.length}, pids ${nats.pids.join(", ")}, R${cfg.natsReplicas || Math.min(3, nats.pids.length)}` : `pid ${nats.pids[0]}`}, store ${nats.storeDir})` : ""),
+    `  NATS      ${redactNatsUrl(natsUrl)}    prefix ${cfg.prefix}, ${cfg.partitions} partitions` +
+      (nats ? ` (nats-server ${nats.pids.length > 1 ? `cluster of ${nats.pids.length}, pids ${nats.pids.join(", ")}, R${cfg.natsReplicas || Math.min(3, nats.pids.length)}` : `pid ${nats.pids[0]}`}, store ${nats.storeDir})` : "") +
+      (natsSecretsDir ? `\n            TLS + one least-privilege nkey user per process; CA, seeds and server config in ${natsSecretsDir}` : ""),
     `  ClickHouse ${cfg.clickhouseUrl ? redactUrl(cfg.clickhouseUrl) : `embedded chDB at ${data.chdbPath}`}`,
     `  speed     ${nodes.length} nodes (pids ${nodes.map((n) => n.pid).join(", ")})`,
     `  feed      ${cfg.syntheticRate} events/s of page views, orders and clicks (skewed popularity, some late and duplicate events)`,
@@ -201,12 +210,18 @@ async function main() {
     // Stops nats-server (not ours: it cannot watch us) if this process dies without a clean stop.
     const watchdog = startWatchdog();
     cleanups.push(() => watchdog.stop());
+    // Secure by default: the nats-server npm start runs takes TLS and least-privilege users only.
+    let natsSecrets: LocalNatsSecrets | undefined;
     if (!cfg.natsUrl) {
       if (cfg.natsStoreDir) mkdirSync(cfg.natsStoreDir, { recursive: true });
-      nats = await startLocalNats(cfg, (pid) => watchdog.watch(pid));
+      natsSecrets = createLocalNatsSecrets(namesFor(cfg.prefix), cfg.localNatsNodes > 1);
+      cleanups.push(() => natsSecrets!.remove());
+      nats = await startLocalNats(cfg, (pid) => watchdog.watch(pid), natsSecrets);
       cleanups.push(() => nats!.close());
     }
     const natsUrl = cfg.natsUrl || nats!.url;
+    // A server the operator named: the credentials the operator gave (LAMBDA_NATS_*).
+    const mainNats = natsSecurityOf(natsSecrets ? natsSecrets.settings("main") : cfg);
     let chdbPath = resolve(cfg.chdbPath);
     if (!cfg.clickhouseUrl && !process.env.LAMBDA_CHDB_PATH) {
       // A fresh stream needs a fresh master dataset: keep them together.
@@ -214,7 +229,7 @@ async function main() {
       cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
       chdbPath = dir;
     }
-    const nc = await connectNats(natsUrl, "local-cluster");
+    const nc = await connectNats(natsUrl, "local-cluster", mainNats);
     cleanups.push(() => nc.close());
     // Secure by default: TLS and tokens on the gRPC API, made for this run.
     const grpcSecrets = createLocalGrpcSecrets(cfg);
@@ -231,7 +246,7 @@ async function main() {
     }
     cleanups.push(() => roles.close());
 
-    const childEnv = speedNodeEnv(cfg, natsUrl, catalogPath, cfg.logLevel);
+    const childEnv = { ...speedNodeEnv(cfg, natsUrl, catalogPath, cfg.logLevel), ...natsSecurityEnv(natsSecrets ? natsSecrets.settings("speed") : cfg) };
     const nodes: ChildNode[] = [];
     for (let i = 1; i <= LOCAL_SPEED_NODES; i++) {
       const node = spawnNode(`speed-${i}`, childEnv);
@@ -268,10 +283,11 @@ async function main() {
       ...(grpcSecrets.caFile ? { grpcTlsCa: grpcSecrets.caFile } : {}),
       grpcTokenFile: grpcSecrets.config.grpcTokenFile,
       grpcAdminTokenFile: grpcSecrets.config.grpcAdminTokenFile,
+      ...(natsSecrets ? lambdactlNats(natsSecrets.settings("lambdactl")) : {}),
     });
     cleanups.push(() => removeLocalClusterFile(process.cwd()));
     const temporary = !cfg.natsStoreDir && !process.env.LAMBDA_CHDB_PATH;
-    process.stdout.write(banner(cfg, grpc, natsUrl, nats, data, temporary, nodes, grpcSecrets.dir));
+    process.stdout.write(banner(cfg, grpc, natsUrl, nats, data, temporary, nodes, grpcSecrets.dir, natsSecrets?.dir));
     onShutdownSignal(log, cleanup);
     for (const n of nodes) {
       void n.exited.then((how) => {

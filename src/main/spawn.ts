@@ -4,7 +4,8 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import type { ResolvedConfig } from "../core/config.js";
+import { envVarFor, type ResolvedConfig } from "../core/config.js";
+import { NATS_SECURITY_FIELDS, type NatsSecuritySettings } from "../nats/connect.js";
 
 /** How long a child node may take to report that it started. */
 export const NODE_START_TIMEOUT_MS = 30_000;
@@ -35,6 +36,11 @@ export function speedNodeEnv(cfg: ResolvedConfig, natsUrl: string, catalogPath: 
     LAMBDA_SNAPSHOT_INTERVAL_MS: String(cfg.snapshotIntervalMs),
     LAMBDA_DEDUPE_HORIZON_IDS: String(cfg.dedupeHorizonIds),
   };
+}
+
+/** The LAMBDA_NATS_* variables that carry `s` to a child (the set ones only). */
+export function natsSecurityEnv(s: NatsSecuritySettings): Record<string, string> {
+  return Object.fromEntries(NATS_SECURITY_FIELDS.filter((f) => s[f] !== "").map((f) => [envVarFor(f)!, s[f]]));
 }
 
 const NODE_ENTRY = fileURLToPath(new URL("./node.js", import.meta.url));

@@ -148,6 +148,9 @@ export interface NatsSecuritySettings {
   readonly natsInboxPrefix: string;
 }
 
+/** The config fields of NatsSecuritySettings, for callers that read them from elsewhere (lambdactl's environment). */
+export const NATS_SECURITY_FIELDS = ["natsUser", "natsPassword", "natsPasswordFile", "natsToken", "natsTokenFile", "natsNkeySeedFile", "natsCredsFile", "natsTlsCaFile", "natsTlsCertFile", "natsTlsKeyFile", "natsTlsServerName", "natsInboxPrefix"] as const satisfies readonly (keyof NatsSecuritySettings)[];
+
 /** A password or token given inline or in a file (not both); a file's trailing newline is not part of it. */
 function inlineOrFile(inline: string, file: string, setting: string): string | undefined {
   if (inline && file) throw new NatsSecurityError(`${setting} and ${setting}_FILE`, "are both set; set one");

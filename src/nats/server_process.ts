@@ -11,6 +11,7 @@ import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { MissingBinaryError } from "../core/errors.js";
+import { natsAuthOptions, type NatsSecurity } from "./connect.js";
 import { waitFor } from "../core/wait.js";
 
 export const NATS_SERVER_INSTALL_HINT =
@@ -200,6 +201,8 @@ export interface NatsClusterOptions {
    * index: the fault matrix puts nodes in network namespaces (`ip netns exec NS`) to cut them off.
    */
   placement?: (index: number) => { host: string; command?: readonly string[] } | undefined;
+  /** How the readiness probe connects, when the servers' config requires TLS or credentials. */
+  probeSecurity?: NatsSecurity;
 }
 
 /** Cluster name of every local cluster: the store directories remember it. */
@@ -308,7 +311,7 @@ async function startNodes(bin: string, count: number, root: string, ownDir: bool
     })());
   const url = nodes.map((n) => n.url).join(",");
   try {
-    await waitForJetStream(url, JETSTREAM_READY_TIMEOUT_MS);
+    await waitForJetStream(url, JETSTREAM_READY_TIMEOUT_MS, opts.probeSecurity);
   } catch (err) {
     await close();
     throw err;
@@ -324,8 +327,8 @@ export const JETSTREAM_READY_TIMEOUT_MS = 30_000;
  * meta leader first; until then requests time out or answer 503).
  * @throws Error naming the last answer when the deadline passes (core/wait)
  */
-export async function waitForJetStream(url: string, timeoutMs: number): Promise<void> {
-  const nc = await connect({ servers: url.split(","), name: "jetstream readiness probe" });
+export async function waitForJetStream(url: string, timeoutMs: number, security: NatsSecurity = {}): Promise<void> {
+  const nc = await connect({ servers: url.split(","), name: "jetstream readiness probe", ...natsAuthOptions(security) });
   try {
     await waitFor(
       `JetStream on ${url} to answer`,

@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -69,15 +69,17 @@ test("every role runs under its own least-privilege user; forbidden actions and 
   let serverLog = "";
   const server = await startNatsServer({ path: process.env.PATH ?? "", args: ["-c", join(dir, "nats.conf")], onLog: (chunk) => (serverLog += chunk) });
   const url = server.url;
-  const base = { LAMBDA_PARTITIONS: String(PARTITIONS), LAMBDA_CATALOG: CATALOG, LAMBDA_LOG_LEVEL: "warn", LAMBDA_HEARTBEAT_INTERVAL_MS: "200", LAMBDA_NODE_TIMEOUT_MS: "3000", LAMBDA_BATCH_INTERVAL_MS: "0" };
+  const base = { LAMBDA_PARTITIONS: String(PARTITIONS), LAMBDA_CATALOG: CATALOG, LAMBDA_LOG_LEVEL: "debug", LAMBDA_HEARTBEAT_INTERVAL_MS: "200", LAMBDA_NODE_TIMEOUT_MS: "3000", LAMBDA_BATCH_INTERVAL_MS: "0" };
   const nodes = [] as ReturnType<typeof spawnNode>[];
   const conns: NatsConnection[] = [];
   try {
     // The coordinator first: only it may create the streams and buckets.
-    nodes.push(spawnNode("coord", { ...base, ...envOf(url, users.coordinator), LAMBDA_ROLES: "coordinator" }, "ignore"));
+    // Every role's log output goes to one file, to look for secrets in it at the end (debug level: the most it says).
+    const logFd = openSync(join(dir, "roles.log"), "a");
+    nodes.push(spawnNode("coord", { ...base, ...envOf(url, users.coordinator), LAMBDA_ROLES: "coordinator" }, logFd));
     await nodes[0]!.ready;
-    nodes.push(spawnNode("sp1", { ...base, ...envOf(url, users.speed), LAMBDA_ROLES: "speed" }, "ignore"));
-    nodes.push(spawnNode("data", { ...base, ...envOf(url, users.data), LAMBDA_ROLES: "archiver,executor,serving", LAMBDA_CHDB_PATH: join(dir, "chdb"), LAMBDA_GRPC_HOST: "127.0.0.1", LAMBDA_GRPC_PORT: "0" }, "ignore"));
+    nodes.push(spawnNode("sp1", { ...base, ...envOf(url, users.speed), LAMBDA_ROLES: "speed" }, logFd));
+    nodes.push(spawnNode("data", { ...base, ...envOf(url, users.data), LAMBDA_ROLES: "archiver,executor,serving", LAMBDA_CHDB_PATH: join(dir, "chdb"), LAMBDA_GRPC_HOST: "127.0.0.1", LAMBDA_GRPC_PORT: "0" }, logFd));
     const [, data] = await Promise.all([nodes[1]!.ready, nodes[2]!.ready]);
     const grpc = new LambdaServiceClient(data.grpc!, credentials.createInsecure());
 
@@ -140,6 +142,11 @@ test("every role runs under its own least-privilege user; forbidden actions and 
     assert.ok(violations.some((l) => /Subscription Violation - User "ingest", Subject "_INBOX\.data\.>"/.test(l)), "the server refused the ingest user another user's inbox");
     const byRoles = violations.filter((l) => /nats\.js:lambda-node/.test(l));
     assert.deepEqual(byRoles, [], "the roles hit no permission violation");
+
+    // No role wrote a password into its log, though each logged at debug level.
+    const roleLog = readFileSync(join(dir, "roles.log"), "utf8");
+    assert.ok(roleLog.length > 0, "the roles logged something");
+    for (const u of Object.values(users)) assert.ok(!roleLog.includes(u.password), `${u.name}'s password is not in the roles' log`);
   } finally {
     for (const c of conns) await c.close().catch(() => undefined);
     for (const n of nodes) await n.stop();
