@@ -13,6 +13,7 @@ import { ExitCodes, type CliContext, type Command, type ExitCode } from "./comma
 import { catalogCommand } from "./commands/catalog.js";
 import { ingestCommand } from "./commands/ingest.js";
 import { metricsCommand } from "./commands/metrics.js";
+import { natsUsersCommand } from "./commands/nats_users.js";
 import { queryCommand } from "./commands/query.js";
 import { runCommand } from "./commands/run.js";
 import { statusCommand } from "./commands/status.js";
@@ -35,6 +36,7 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map(
     runCommand,
     ingestCommand,
     catalogCommand,
+    natsUsersCommand,
     completionCommand(() => [...COMMANDS.values()]),
   ].map((c) => [c.spec.name, c]),
 );

@@ -213,23 +213,55 @@ export interface NatsUserSpec {
 
 const quote = (s: string) => JSON.stringify(s);
 
+/** One user of the server's authorization, as nats-server's config (and the NATS Helm chart's values) spell it. */
+export interface NatsServerUser {
+  readonly nkey?: string;
+  readonly user?: string;
+  readonly password?: string;
+  readonly permissions: { readonly publish: { readonly allow: readonly string[] }; readonly subscribe: { readonly allow: readonly string[] } };
+}
+
+/** The users of `natsAuthorizationConfig`, as data. */
+export function natsServerUsers(names: Names, users: readonly NatsUserSpec[]): NatsServerUser[] {
+  return users.map((u) => {
+    const perms = natsPermissions(names, u.principals, u.name);
+    return { ...("nkey" in u.auth ? { nkey: u.auth.nkey } : { user: u.name, password: u.auth.password }), permissions: { publish: { allow: perms.publish }, subscribe: { allow: perms.subscribe } } };
+  });
+}
+
 /**
  * A nats-server `authorization { users = [...] }` block: every user with its allow-lists. A
  * client not listed (an anonymous one included) cannot connect.
  */
 export function natsAuthorizationConfig(names: Names, users: readonly NatsUserSpec[]): string {
   const lines = ["authorization {", "  users = ["];
-  for (const u of users) {
-    const perms = natsPermissions(names, u.principals, u.name);
-    const who = "nkey" in u.auth ? `nkey: ${quote(u.auth.nkey)}` : `user: ${quote(u.name)}, password: ${quote(u.auth.password)}`;
+  natsServerUsers(names, users).forEach((s, i) => {
+    const u = users[i]!;
+    const who = s.nkey !== undefined ? `nkey: ${quote(s.nkey)}` : `user: ${quote(s.user!)}, password: ${quote(s.password!)}`;
     lines.push(`    # ${u.name}: ${u.principals.join(", ")}`);
     lines.push(`    { ${who}`);
     lines.push(`      permissions: {`);
-    lines.push(`        publish: { allow: [${perms.publish.map(quote).join(", ")}] }`);
-    lines.push(`        subscribe: { allow: [${perms.subscribe.map(quote).join(", ")}] }`);
+    lines.push(`        publish: { allow: [${s.permissions.publish.allow.map(quote).join(", ")}] }`);
+    lines.push(`        subscribe: { allow: [${s.permissions.subscribe.allow.map(quote).join(", ")}] }`);
     lines.push(`      }`);
     lines.push(`    }`);
-  }
+  });
   lines.push("  ]", "}");
+  return `${lines.join("\n")}\n`;
+}
+
+/** The same users as values of the official NATS Helm chart (`config.merge.authorization`), in YAML. */
+export function natsHelmValues(names: Names, users: readonly NatsUserSpec[]): string {
+  const lines = ["config:", "  merge:", "    authorization:", "      users:"];
+  natsServerUsers(names, users).forEach((s, i) => {
+    const u = users[i]!;
+    lines.push(`        # ${u.name}: ${u.principals.join(", ")} (LAMBDA_NATS_INBOX_PREFIX=${inboxPrefixFor(u.name)})`);
+    lines.push(s.nkey !== undefined ? `        - nkey: ${quote(s.nkey)}` : `        - user: ${quote(s.user!)}\n          password: ${quote(s.password!)}`);
+    lines.push("          permissions:");
+    for (const dir of ["publish", "subscribe"] as const) {
+      lines.push(`            ${dir}:`, "              allow:");
+      for (const subject of s.permissions[dir].allow) lines.push(`                - ${quote(subject)}`);
+    }
+  });
   return `${lines.join("\n")}\n`;
 }

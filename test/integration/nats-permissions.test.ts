@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,7 +23,9 @@ import { encode, encodeBarrier } from "../../src/nats/codec.js";
 import { connectNats } from "../../src/nats/connect.js";
 import { namesFor, WATERMARK_KEY } from "../../src/nats/names.js";
 import { readWatermark } from "../../src/nats/watermark_store.js";
-import { inboxPrefixFor, natsAuthorizationConfig, type NatsPrincipal, type NatsUserSpec } from "../../src/nats/permissions.js";
+import { inboxPrefixFor, natsAuthorizationConfig, NatsPrincipals, type NatsPrincipal, type NatsUserSpec } from "../../src/nats/permissions.js";
+import type { NatsUsersJson } from "../../src/cli/commands/nats_users.js";
+import { lambdactl, parseJson } from "../harness/cli.js";
 import { startNatsServer } from "../../src/nats/server_process.js";
 import { spawnNode } from "../../src/main/spawn.js";
 import { getWatermark, query } from "../harness/grpc.js";
@@ -151,6 +153,41 @@ test("every role runs under its own least-privilege user; forbidden actions and 
     for (const c of conns) await c.close().catch(() => undefined);
     for (const n of nodes) await n.stop();
     await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("lambdactl nats-users: the seeds it writes and the server config it writes let each role in, with its permissions", { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "lambda-nats-users-"));
+  try {
+    const r = await lambdactl(["nats-users", "--out", "users", "--json"], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    const out = parseJson<NatsUsersJson>(r);
+    assert.deepEqual(out.users.map((u) => u.name).sort(), Object.values(NatsPrincipals).sort());
+    for (const u of out.users) assert.equal(statSync(u.seedFile).mode & 0o777, 0o600, `${u.seedFile} is private`);
+    // The Helm values and the server config name the same keys.
+    const helm = readFileSync(out.helmValues, "utf8");
+    for (const u of out.users) assert.ok(helm.includes(u.nkey), `${u.name} in the Helm values`);
+    // A second run into the same directory keeps the first one's seeds.
+    const again = await lambdactl(["nats-users", "--out", "users"], { cwd: dir });
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /exists; give a new directory/);
+
+    const server = await startNatsServer({ path: process.env.PATH ?? "", args: ["-c", out.serverConfig] });
+    try {
+      const ingest = out.users.find((u) => u.name === "ingest")!;
+      const nc = await connectNats(server.url, "nats-users test", { nkeySeedFile: ingest.seedFile, inboxPrefix: ingest.inboxPrefix });
+      try {
+        // In, and held to its allow-list: $JS.API.INFO yes, the watermark bucket no.
+        await nc.request("$JS.API.INFO", undefined, { timeout: 5_000 });
+        await assert.rejects(nc.request(`$KV.${names.watermarkBucket}.${WATERMARK_KEY}`, encode({ run: 1 }), { timeout: 5_000 }), /permission/i);
+      } finally {
+        await nc.close();
+      }
+    } finally {
+      await server.close();
+    }
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -46,7 +46,7 @@ printf '%s\\n' "\${COMPREPLY[@]}"`;
       return out.split("\n").filter((l) => l !== "").sort();
     };
     await t.test("the first word: every command", () => {
-      assert.deepEqual(complete("lambdactl", ""), ["catalog", "completion", "help", "ingest", "metrics", "query", "run", "status", "top", "watermark"]);
+      assert.deepEqual(complete("lambdactl", ""), ["catalog", "completion", "help", "ingest", "metrics", "nats-users", "query", "run", "status", "top", "watermark"]);
       assert.deepEqual(complete("lambdactl", "wa"), ["watermark"]);
       assert.deepEqual(complete("lambdactl", "--"), ["--help", "--version"]);
     });
