@@ -13,7 +13,7 @@
  * Only the coordinator creates streams and buckets; every other role binds to what exists.
  */
 import type { Names } from "./names.js";
-import { CATALOG_KEY, CLUSTER_SETTINGS_KEY, LEADER_KEY, RUN_COUNTER_KEY, WATERMARK_KEY } from "./names.js";
+import { CATALOG_KEY, CLUSTER_SETTINGS_KEY, LEADER_KEY } from "./names.js";
 
 /** Who connects: the runtime's roles, the ingest library, and lambdactl read-only or as admin. */
 export const NatsPrincipals = {
@@ -181,7 +181,7 @@ function permissionsOf(n: Names, who: NatsPrincipal): { publish: string[]; subsc
       };
     case "lambdactl-admin":
       return {
-        publish: [...permissionsOf(n, "lambdactl").publish, ...permissionsOf(n, "ingest").publish, ...kvWrite(n.catalogBucket, [CATALOG_KEY]), ...kvWrite(n.watermarkBucket, [WATERMARK_KEY]), ...kvRead(n.coordinatorBucket, [RUN_COUNTER_KEY])],
+        publish: [...permissionsOf(n, "lambdactl").publish, ...permissionsOf(n, "ingest").publish, ...kvWrite(n.catalogBucket, [CATALOG_KEY])],
         subscribe: [],
       };
   }
