@@ -524,7 +524,7 @@ test("lambdactl against a running cluster", async (t) => {
         return out.error;
       };
       // Bad command lines, exit 2.
-      assert.deepEqual(await failing(["frobnicate"], {}, 2), { code: "USAGE", command: null, message: 'unknown command "frobnicate"; commands: query, top, metrics, watermark, status, run, ingest, catalog, completion' });
+      assert.deepEqual(await failing(["frobnicate"], {}, 2), { code: "USAGE", command: null, message: 'unknown command "frobnicate"; commands: query, top, metrics, watermark, status, run, ingest, catalog, nats-users, completion' });
       const badTimeout = await failing(["query", "article_views", "a-1", "--from", "-1h", "--timeout", "soon", ...grpc], {}, 2);
       assert.equal(badTimeout.code, "USAGE");
       assert.equal(badTimeout.command, "query");
