@@ -23,7 +23,7 @@ import { encode, encodeBarrier } from "../../src/nats/codec.js";
 import { connectNats } from "../../src/nats/connect.js";
 import { namesFor, WATERMARK_KEY } from "../../src/nats/names.js";
 import { readWatermark } from "../../src/nats/watermark_store.js";
-import { inboxPrefixFor, natsAuthorizationConfig, NatsPrincipals, type NatsPrincipal, type NatsUserSpec } from "../../src/nats/permissions.js";
+import { inboxPrefixFor, natsAuthorizationConfig, type NatsPrincipal, type NatsUserSpec } from "../../src/nats/permissions.js";
 import type { NatsUsersJson } from "../../src/cli/commands/nats_users.js";
 import { lambdactl, parseJson } from "../harness/cli.js";
 import { startNatsServer } from "../../src/nats/server_process.js";
@@ -163,7 +163,8 @@ test("lambdactl nats-users: the seeds it writes and the server config it writes 
     const r = await lambdactl(["nats-users", "--out", "users", "--json"], { cwd: dir });
     assert.equal(r.code, 0, r.stderr);
     const out = parseJson<NatsUsersJson>(r);
-    assert.deepEqual(out.users.map((u) => u.name).sort(), Object.values(NatsPrincipals).sort());
+    assert.deepEqual(out.users.map((u) => u.name).sort(), ["archiver", "coordinator", "executor", "ingest", "lambdactl", "lambdactl-readonly", "serving", "speed"]);
+    assert.deepEqual(out.users.find((u) => u.name === "lambdactl")?.roles, ["lambdactl-admin"]);
     for (const u of out.users) assert.equal(statSync(u.seedFile).mode & 0o777, 0o600, `${u.seedFile} is private`);
     // The Helm values and the server config name the same keys.
     const helm = readFileSync(out.helmValues, "utf8");

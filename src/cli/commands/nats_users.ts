@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import { createUser } from "@nats-io/nkeys";
 import { DEFAULT_PREFIX } from "../../core/config.js";
 import { namesFor } from "../../nats/names.js";
-import { inboxPrefixFor, natsAuthorizationConfig, natsHelmValues, NatsPrincipals, type NatsPrincipal, type NatsUserSpec } from "../../nats/permissions.js";
+import { inboxPrefixFor, natsAuthorizationConfig, natsHelmValues, type NatsPrincipal, type NatsUserSpec } from "../../nats/permissions.js";
 import { booleanFlag, COMMON_FLAGS, stringFlag, UsageError } from "../args.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ParsedCommand } from "../command.js";
 import { table } from "../render.js";
@@ -43,23 +43,32 @@ export interface NatsUsersJson {
   readonly helmValues: string;
 }
 
+/**
+ * One user per role, named after it; lambdactl's two as the local cluster names them (its
+ * admin user is the one an operator uses, the read-only one is for looking).
+ */
+const NATS_USERS: readonly { readonly name: string; readonly principals: readonly NatsPrincipal[] }[] = [
+  ...(["coordinator", "archiver", "executor", "serving", "speed", "ingest"] as const).map((p) => ({ name: p, principals: [p] })),
+  { name: "lambdactl", principals: ["lambdactl-admin"] },
+  { name: "lambdactl-readonly", principals: ["lambdactl"] },
+];
+
 async function run(parsed: ParsedCommand, ctx: CliContext) {
   const out = stringFlag(parsed, "out");
   if (out === undefined) throw new UsageError(spec.name, "--out <dir> is required: the seeds are written there");
   const prefix = stringFlag(parsed, "prefix") ?? DEFAULT_PREFIX;
   if (!/^[A-Za-z0-9_-]+$/.test(prefix)) throw new UsageError(spec.name, `--prefix ${JSON.stringify(prefix)}: letters, digits, '_' or '-'`);
   const dir = resolve(ctx.cwd, out);
-  const principals = Object.values(NatsPrincipals);
-  const files = [...principals.map((p) => `${p}.nk`), "nats-server.conf", "helm-values.yaml"].map((f) => join(dir, f));
+  const files = [...NATS_USERS.map((u) => `${u.name}.nk`), "nats-server.conf", "helm-values.yaml"].map((f) => join(dir, f));
   const existing = files.filter((f) => existsSync(f));
   if (existing.length > 0) throw new UsageError(spec.name, `${existing[0]} exists; give a new directory (old seeds are kept for a rotation)`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
 
-  const users: (NatsUserSpec & { seedFile: string; nkey: string })[] = principals.map((p) => {
+  const users: (NatsUserSpec & { seedFile: string; nkey: string })[] = NATS_USERS.map((u) => {
     const kp = createUser();
-    const seedFile = join(dir, `${p}.nk`);
+    const seedFile = join(dir, `${u.name}.nk`);
     writeFileSync(seedFile, kp.getSeed(), { mode: 0o600, flag: "wx" });
-    return { name: p, principals: [p], auth: { nkey: kp.getPublicKey() }, seedFile, nkey: kp.getPublicKey() };
+    return { ...u, auth: { nkey: kp.getPublicKey() }, seedFile, nkey: kp.getPublicKey() };
   });
   const names = namesFor(prefix);
   const serverConfig = natsAuthorizationConfig(names, users);
