@@ -169,6 +169,10 @@ test("lambdactl nats-users: the seeds it writes and the server config it writes 
     // The Helm values and the server config name the same keys.
     const helm = readFileSync(out.helmValues, "utf8");
     for (const u of out.users) assert.ok(helm.includes(u.nkey), `${u.name} in the Helm values`);
+    // --format prints the server side for a pipe.
+    const conf = await lambdactl(["nats-users", "--out", "users2", "--format", "conf"], { cwd: dir });
+    assert.equal(conf.code, 0, conf.stderr);
+    assert.equal(conf.stdout, readFileSync(join(dir, "users2", "nats-server.conf"), "utf8"));
     // A second run into the same directory keeps the first one's seeds.
     const again = await lambdactl(["nats-users", "--out", "users"], { cwd: dir });
     assert.equal(again.code, 2);

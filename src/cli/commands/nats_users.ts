@@ -22,6 +22,7 @@ const spec: CommandSpec = {
   flags: {
     out: { type: "string", value: "<dir>", description: "directory for the seeds and the server side (created; existing files are never overwritten)" },
     prefix: { type: "string", value: "<name>", description: `subject/stream prefix of the cluster (default "${DEFAULT_PREFIX}")` },
+    format: { type: "string", value: "table|conf|helm", description: "what to print: the users (default), the server's authorization block, or the Helm values (both are written to <dir> either way)" },
     ...COMMON_FLAGS,
   },
   notes: [
@@ -31,8 +32,9 @@ const spec: CommandSpec = {
     "_INBOX.<user>; docs/security.md has the permissions table. To rotate, make a new directory,",
     "roll the servers' config, then the roles.",
     "",
-    "example:",
+    "examples:",
     "  lambdactl nats-users --out ./nats-users",
+    "  lambdactl nats-users --out ./nats-users --format helm > nats-users.yaml",
   ].join("\n"),
 };
 
@@ -57,6 +59,8 @@ async function run(parsed: ParsedCommand, ctx: CliContext) {
   const out = stringFlag(parsed, "out");
   if (out === undefined) throw new UsageError(spec.name, "--out <dir> is required: the seeds are written there");
   const prefix = stringFlag(parsed, "prefix") ?? DEFAULT_PREFIX;
+  const asked = stringFlag(parsed, "format");
+  if (asked !== undefined && !["table", "conf", "helm"].includes(asked)) throw new UsageError(spec.name, `--format ${JSON.stringify(asked)}: one of table, conf, helm`);
   if (!/^[A-Za-z0-9_-]+$/.test(prefix)) throw new UsageError(spec.name, `--prefix ${JSON.stringify(prefix)}: letters, digits, '_' or '-'`);
   const dir = resolve(ctx.cwd, out);
   const files = [...NATS_USERS.map((u) => `${u.name}.nk`), "nats-server.conf", "helm-values.yaml"].map((f) => join(dir, f));
@@ -76,6 +80,11 @@ async function run(parsed: ParsedCommand, ctx: CliContext) {
   writeFileSync(join(dir, "nats-server.conf"), serverConfig, { flag: "wx" });
   writeFileSync(join(dir, "helm-values.yaml"), helmValues, { flag: "wx" });
 
+  const format = stringFlag(parsed, "format") ?? "table";
+  if (format === "conf" || format === "helm") {
+    ctx.stdout.write(format === "conf" ? serverConfig : helmValues);
+    return ExitCodes.ok;
+  }
   if (booleanFlag(parsed, "json")) {
     const json: NatsUsersJson = {
       users: users.map((u) => ({ name: u.name, roles: u.principals, nkey: u.nkey, seedFile: u.seedFile, inboxPrefix: inboxPrefixFor(u.name) })),
