@@ -30,7 +30,7 @@ import { DeadLetterStages, deadLetterMsgId, type DeadLetter } from "../core/dead
 import type { FieldProblem } from "../core/errors.js";
 import type { MasterRow } from "../ch/master_insert.js";
 import { ensureSchema } from "../ch/schema.js";
-import { encodeDeadLetter } from "../nats/codec.js";
+import { encodeDeadLetter, eventMsgId } from "../nats/codec.js";
 import { createStreamChecker, describeProblems, skipReporter } from "../nats/stream_check.js";
 import { recordArchiverProgress } from "../nats/archiver_progress.js";
 import { createBarrierCheck, type BarrierSeen, type BarrierVerdict } from "../nats/barrier_check.js";
@@ -38,6 +38,7 @@ import { startHeartbeat } from "../nats/members.js";
 import type { Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
 import { consumePartition, type PartitionConsumer } from "../nats/consumer_health.js";
+import { streamPositionReader, type PositionReader } from "../nats/stream_position.js";
 import { archivedHeadsSql } from "./sql.js";
 
 export interface ArchiverOptions {
@@ -54,6 +55,8 @@ export interface ArchiverOptions {
 
 export interface ArchiverDeps {
   nc: NatsConnection;
+  /** Where the stream's leader holds a sequence (nats/stream_position.ts); tests replace it to make a wrong history. */
+  positions?: PositionReader;
   /** Reads the heads through `ch.client`, inserts through `ch.master`. */
   ch: ChHandle;
   /** The catalog at start. */
@@ -75,6 +78,8 @@ export interface ArchiverStats {
   readonly rowsRefused: number;
   /** Barriers passed over because no batch run wrote them (nats/barrier_check.ts): no progress is recorded at them. */
   readonly barriersIgnored: number;
+  /** Flushes of a partition held back because the stream holds its events at other positions than the consumer said; read again. */
+  readonly historyMismatches: number;
   /** Highest archived sequence per source table and partition. */
   readonly heads: Readonly<Record<string, readonly number[]>>;
 }
@@ -154,6 +159,10 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
 
   let buffer = new Map<string, MasterRow[]>();
   let buffered = 0;
+  /** Per partition: the last sequence read, and a generation that a history found wrong moves on. */
+  const readers = Array.from({ length: opts.partitions }, () => ({ handled: 0, generation: 0, droppedSerial: 0 }));
+  const positions = deps.positions ?? streamPositionReader(deps.nc, deps.names.eventStream);
+  let historyMismatches = 0;
   let barriers: PendingBarrier[] = [];
   let rowsArchived = 0;
   let rowsSkipped = 0;
@@ -246,6 +255,66 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
 
   const recordBarrier = (b: PendingBarrier) => recordArchiverProgress(buckets.archiver, { partition: b.partition, run: b.run, barrierSeq: b.seq, atMs: Date.now() });
 
+  /**
+   * The partitions of `batch` whose first or last row the stream's leader holds elsewhere (or
+   * cannot say, which holds the rows back too): a consumer delivered a history that is not the
+   * stream's. Checking both ends of each partition's part catches a shifted history at two reads
+   * per partition and flush, not one per event.
+   */
+  const wrongHistories = async (batch: Map<string, MasterRow[]>): Promise<Map<number, string>> => {
+    const ends = new Map<number, { first: [string, MasterRow]; last: [string, MasterRow] }>();
+    for (const [source, rows] of batch) {
+      for (const r of rows) {
+        const e = ends.get(r.partition);
+        if (!e) ends.set(r.partition, { first: [source, r], last: [source, r] });
+        else {
+          if (r.seq < e.first[1].seq) e.first = [source, r];
+          if (r.seq > e.last[1].seq) e.last = [source, r];
+        }
+      }
+    }
+    const wrong = new Map<number, string>();
+    await Promise.all(
+      [...ends].map(async ([p, e]) => {
+        for (const [source, row] of e.first[1] === e.last[1] ? [e.first] : [e.first, e.last]) {
+          let reason: string | null;
+          try {
+            const at = await positions(row.seq);
+            const expected = eventMsgId(source, row.id);
+            reason =
+              at === null ? `the stream holds nothing at sequence ${row.seq}` : at.subject !== deps.names.eventSubject(p) || at.msgId !== expected ? `the stream holds ${at.msgId ?? "a record"} on ${at.subject} at sequence ${row.seq}, the consumer delivered ${expected}` : null;
+          } catch (err) {
+            reason = `cannot read sequence ${row.seq} from the stream's leader: ${ensureError(err).message}`;
+          }
+          if (reason) return void wrong.set(p, reason);
+        }
+      }),
+    );
+    return wrong;
+  };
+
+  /**
+   * Drops what partition `p`'s consumer delivered past the archived head, and reads it again
+   * with a new consumer from there: rows are only archived where the stream holds them.
+   */
+  const readAgain = (p: number, reason: string) => {
+    historyMismatches++;
+    const from = Math.min(...Object.values(heads).map((h) => h[p]!));
+    log.error("the stream holds partition's events at other positions than its consumer delivered them; reading it again from the archived head", { partition: p, from, reason });
+    const r = readers[p]!;
+    r.generation++;
+    r.handled = from;
+    // What the current consumer still hands over is from the wrong history too.
+    r.droppedSerial = consumers[p]?.serial() ?? 0;
+    for (const [source, rows] of buffer) {
+      const kept = rows.filter((row) => row.partition !== p);
+      buffered -= rows.length - kept.length;
+      buffer.set(source, kept);
+    }
+    barriers = barriers.filter((b) => b.partition !== p);
+    consumers[p]?.restart(`its history differs from the stream's (${reason})`);
+  };
+
   let flushing: Promise<void> = Promise.resolve();
   // At most one flush waits behind the running one: it takes whatever has accumulated by the
   // time it starts, so inserts stay large instead of one small insert per arriving event.
@@ -255,11 +324,17 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
     queued = flushing = flushing.then(async () => {
       queued = undefined;
       if (buffered === 0 && barriers.length === 0) return;
-      const batch = buffer;
-      const done = barriers;
+      let batch = buffer;
+      let done = barriers;
       buffer = new Map();
       buffered = 0;
       barriers = [];
+      const wrong = await wrongHistories(batch);
+      if (wrong.size > 0) {
+        for (const [p, reason] of wrong) readAgain(p, reason);
+        batch = new Map([...batch].map(([source, rows]) => [source, rows.filter((r) => !wrong.has(r.partition))]));
+        done = done.filter((b) => !wrong.has(b.partition));
+      }
       for (const [source, rows] of batch) {
         // Stopped part-way: heads and barriers stay where they were; a restart reads these rows again.
         if (!(await insertRows(source, rows))) return;
@@ -291,12 +366,13 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
   const loops: Promise<void>[] = [];
   for (let p = 0; p < opts.partitions; p++) {
     // Every source's head is archived up to here; a replaced consumer starts after the last record read.
-    let handled = Math.min(...Object.values(heads).map((h) => h[p]!));
+    const reader = readers[p]!;
+    reader.handled = Math.min(...Object.values(heads).map((h) => h[p]!));
     const consumer = consumePartition({
       js,
       stream: deps.names.eventStream,
       subject: deps.names.eventSubject(p),
-      handledSeq: () => handled,
+      handledSeq: () => reader.handled,
       batch: { max_messages: ARCHIVER_PULL_MESSAGES, threshold_messages: ARCHIVER_PULL_MESSAGES / 2 },
       log: log.child({ partition: p }),
       what: "archiver",
@@ -305,8 +381,11 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
     loops.push(
       (async () => {
         for await (const m of consumer.messages) {
-          if (m.seq <= handled) continue; // again after a replaced consumer
-          handled = m.seq;
+          if (consumer.serial() <= reader.droppedSerial) continue; // from a consumer whose history was wrong
+          if (m.seq <= reader.handled) continue; // again after a replaced consumer
+          reader.handled = m.seq;
+          // A history found wrong while this record was checked: it is read again, from the new consumer.
+          const generation = reader.generation;
           const checked0 = checkRecord(m.data, p);
           const checked = checked0 instanceof Promise ? await checked0 : checked0;
           // A refresh cut short by close() proves nothing about the record: leave it for the next start.
@@ -325,6 +404,7 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
               barriersIgnored++;
               continue;
             }
+            if (reader.generation !== generation) continue;
             barriers.push({ partition: p, run: checked.run, seq: m.seq });
             void flush();
             continue;
@@ -335,6 +415,7 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
             rowsSkipped++;
             continue;
           }
+          if (reader.generation !== generation) continue;
           const row: MasterRow = { partition: p, seq: m.seq, id: event.id, fields: event.fields };
           let rows = buffer.get(event.source);
           if (!rows) buffer.set(event.source, (rows = []));
@@ -365,7 +446,7 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
       log.info("archiver closed", { rowsArchived });
   });
   return {
-    stats: () => ({ rowsArchived: rowsArchived - rowsRefused, rowsSkipped, recordsInvalid, rowsRefused, barriersIgnored, heads: Object.fromEntries(Object.entries(heads).map(([s, h]) => [s, [...h]])) }),
+    stats: () => ({ rowsArchived: rowsArchived - rowsRefused, rowsSkipped, recordsInvalid, rowsRefused, barriersIgnored, historyMismatches, heads: Object.fromEntries(Object.entries(heads).map(([s, h]) => [s, [...h]])) }),
     ...lifecycle,
   };
 }

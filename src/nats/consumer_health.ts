@@ -67,6 +67,17 @@ export interface PartitionConsumer {
   readonly messages: AsyncIterable<JsMsg>;
   /** True while the consumer delivers nothing though the stream holds messages for it (or cannot say). */
   stalled(): boolean;
+  /**
+   * Drops the consumer and what it has delivered but `messages` has not yielded yet, and goes on
+   * with a new consumer after `handledSeq()`: for a reader that found the delivered history
+   * wrong (the archiver's position check). Messages yielded after this call come from the new one.
+   */
+  restart(reason: string): void;
+  /**
+   * How many consumers it has made so far: read right after a message arrives, the number of the
+   * consumer that delivered it (the reader asks for the next one before another is made).
+   */
+  serial(): number;
   /** Ends `messages` (after the message being read) and the checks. Idempotent. */
   stop(): Promise<void>;
 }
@@ -101,7 +112,9 @@ export function consumePartition(o: PartitionConsumerOptions): PartitionConsumer
   let lastProgress = performance.now();
   let current: { info: () => Promise<ConsumerInfo>; messages: ConsumerMessages } | null = null;
   let replacing = false;
+  let restartRequested = false;
   let checking = false;
+  let serial = 0;
 
   const setStalled = (next: boolean, fields: Record<string, unknown>) => {
     if (next === (stalledSince !== null)) return;
@@ -145,6 +158,7 @@ export function consumePartition(o: PartitionConsumerOptions): PartitionConsumer
           ...(after > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 } : { deliver_policy: DeliverPolicy.All }),
         });
         messages = await consumer.consume(consumeOptions(o.batch));
+        serial++;
         current = { info: () => consumer.info(), messages };
         logConsumerStatus(messages, o.log, o.what);
       } catch (err) {
@@ -159,6 +173,8 @@ export function consumePartition(o: PartitionConsumerOptions): PartitionConsumer
       lastProgress = performance.now();
       try {
         for await (const m of messages) {
+          // Asked to start over: nothing more from this consumer.
+          if (restartRequested) break;
           lastProgress = performance.now();
           if (stalledSince !== null) setStalled(false, { seq: m.seq });
           yield m;
@@ -169,7 +185,12 @@ export function consumePartition(o: PartitionConsumerOptions): PartitionConsumer
         continue;
       }
       if (stopped) return;
-      if (!replacing) throw new Error(`${o.what}: the consumer of ${o.subject} stopped delivering messages`);
+      if (restartRequested) {
+        await messages.close().catch(() => undefined); // best effort: the consumer is ephemeral
+        restartRequested = false;
+      } else if (!replacing) {
+        throw new Error(`${o.what}: the consumer of ${o.subject} stopped delivering messages`);
+      }
       replacing = false;
     }
   }
@@ -177,6 +198,13 @@ export function consumePartition(o: PartitionConsumerOptions): PartitionConsumer
   return {
     messages: read(),
     stalled: () => stalledSince !== null,
+    serial: () => serial,
+    restart(reason) {
+      if (stopped || restartRequested) return;
+      restartRequested = true;
+      o.log.warn(`${o.what}: starting over with a new consumer: ${reason}`, { after: o.handledSeq() });
+      void current?.messages.close().catch(() => undefined); // ends the iteration below if it waits
+    },
     async stop() {
       stopped = true;
       clearInterval(timer);

@@ -6,6 +6,7 @@ import { queryRows } from "../../src/ch/client.js";
 import type { MasterInserter } from "../../src/ch/master_insert.js";
 import { masterTable } from "../../src/ch/schema.js";
 import { silentLogger } from "../../src/core/logger.js";
+import { streamPositionReader, type PositionReader } from "../../src/nats/stream_position.js";
 import { deadLetters } from "../harness/dead_letters.js";
 import { startTestCluster } from "../harness/cluster.js";
 import { waitFor } from "../harness/wait.js";
@@ -163,5 +164,47 @@ test("close() returns promptly while inserts keep failing; the rows are archived
     assert.deepEqual([Number(s!.rows), Number(s!.ids)], [300, 300]);
   } finally {
     await second.close();
+  }
+});
+
+test("a history the stream does not hold is not archived: the partition is read again from its archived head", { timeout: 60_000 }, async () => {
+  await using cluster = await startTestCluster({ partitions: 3, speedNodes: 1 });
+  const handle = cluster.roles.ch!;
+  const table = masterTable(cluster.cfg.database, "pageviews");
+  // The cluster's own archiver checked every flush against the stream and found nothing wrong.
+  await cluster.ingest.publishBatch("pageviews", events(0, 200));
+  await waitFor("200 archived rows", () => cluster.roles.archiver!.stats().rowsArchived >= 200);
+  assert.equal(cluster.roles.archiver!.stats().historyMismatches, 0);
+  await cluster.roles.archiver!.close();
+
+  // Now the stream's leader "holds" something else at the first positions asked about, as after
+  // replica drift (docs/reliability.md, F12): those flushes must be held back and read again.
+  const real = streamPositionReader(cluster.nc, cluster.names.eventStream);
+  let lies = 3;
+  const drifted: PositionReader = async (seq) => {
+    const at = await real(seq);
+    if (at && lies > 0) {
+      lies--;
+      return { ...at, msgId: `pageviews:not-${at.msgId}` };
+    }
+    return at;
+  };
+  await cluster.ingest.publishBatch("pageviews", events(200, 400));
+  const archiver = await createArchiver(
+    { nc: cluster.nc, ch: handle, positions: drifted, catalog: cluster.catalog, names: cluster.names, log: silentLogger },
+    { nodeId: "checking-archiver", heartbeatIntervalMs: 200, partitions: cluster.cfg.partitions, database: cluster.cfg.database, flushIntervalMs: 50, flushRows: 100 },
+  );
+  try {
+    await waitFor("the other 400 archived", () => archiver.stats().rowsArchived >= 400);
+    assert.ok(archiver.stats().historyMismatches >= 1, "the wrong history was noticed");
+    const rows = await queryRows<{ seq: number | string; id: string }>(handle.client, `SELECT _seq AS seq, _id AS id FROM ${table} ORDER BY _seq`);
+    assert.equal(rows.length, 600, "every event once");
+    assert.equal(new Set(rows.map((r) => r.id)).size, 600);
+    // Each row sits where the stream holds its event.
+    for (const r of rows) assert.equal((await real(Number(r.seq)))?.msgId, `pageviews:${r.id}`, `sequence ${r.seq}`);
+    const wm = await cluster.roles.coordinator!.runNow();
+    assert.equal(wm.eventsCovered, 600);
+  } finally {
+    await archiver.close();
   }
 });
