@@ -280,9 +280,10 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
           let reason: string | null;
           try {
             const at = await positions(row.seq);
-            const expected = eventMsgId(source, row.id);
+            const delivered = eventMsgId(source, row.id);
+            const held = at?.event ? eventMsgId(at.event.source, at.event.id) : "a record that is no event";
             reason =
-              at === null ? `the stream holds nothing at sequence ${row.seq}` : at.subject !== deps.names.eventSubject(p) || at.msgId !== expected ? `the stream holds ${at.msgId ?? "a record"} on ${at.subject} at sequence ${row.seq}, the consumer delivered ${expected}` : null;
+              at === null ? `the stream holds nothing at sequence ${row.seq}` : at.subject !== deps.names.eventSubject(p) || held !== delivered ? `the stream holds ${held} on ${at.subject} at sequence ${row.seq}, the consumer delivered ${delivered}` : null;
           } catch (err) {
             reason = `cannot read sequence ${row.seq} from the stream's leader: ${ensureError(err).message}`;
           }

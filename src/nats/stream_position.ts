@@ -7,11 +7,15 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { decodeRecord } from "./codec.js";
 
-/** The subject and message id (Nats-Msg-Id) stored at a sequence; null when nothing is stored there. */
+/**
+ * What is stored at a sequence: its subject, and the event's source and id when it is an event
+ * (by its content: a copy republished past the duplicate window carries another message id).
+ */
 export interface StoredPosition {
   readonly subject: string;
-  readonly msgId: string | null;
+  readonly event: { readonly source: string; readonly id: string } | null;
 }
 
 export type PositionReader = (seq: number) => Promise<StoredPosition | null>;
@@ -22,6 +26,7 @@ export function streamPositionReader(nc: NatsConnection, stream: string): Positi
   return async (seq) => {
     const m = await (await (jsm ??= jetstreamManager(nc))).streams.getMessage(stream, { seq });
     if (!m) return null;
-    return { subject: m.subject, msgId: m.header?.get("Nats-Msg-Id") || null };
+    const r = decodeRecord(m.data);
+    return { subject: m.subject, event: r?.k === "e" ? { source: r.s, id: r.id } : null };
   };
 }

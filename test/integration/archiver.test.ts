@@ -185,7 +185,7 @@ test("a history the stream does not hold is not archived: the partition is read 
     const at = await real(seq);
     if (at && lies > 0) {
       lies--;
-      return { ...at, msgId: `pageviews:not-${at.msgId}` };
+      return { ...at, event: { source: "pageviews", id: `not-${at.event?.id}` } };
     }
     return at;
   };
@@ -201,7 +201,7 @@ test("a history the stream does not hold is not archived: the partition is read 
     assert.equal(rows.length, 600, "every event once");
     assert.equal(new Set(rows.map((r) => r.id)).size, 600);
     // Each row sits where the stream holds its event.
-    for (const r of rows) assert.equal((await real(Number(r.seq)))?.msgId, `pageviews:${r.id}`, `sequence ${r.seq}`);
+    for (const r of rows) assert.equal((await real(Number(r.seq)))?.event?.id, r.id, `sequence ${r.seq}`);
     const wm = await cluster.roles.coordinator!.runNow();
     assert.equal(wm.eventsCovered, 600);
   } finally {
