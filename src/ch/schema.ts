@@ -8,6 +8,7 @@ import type { Catalog, FieldDef, FieldType, MetricDef, SourceDef } from "../core
 import { metricFingerprint } from "../core/catalog.js";
 import type { Logger } from "../core/logger.js";
 import { waitFor } from "../core/wait.js";
+import { queryRows } from "./client.js";
 import { stateColumns, stateColumnTypes } from "./view_columns.js";
 
 const CH_TYPES: Record<FieldType, string> = {
@@ -114,8 +115,7 @@ export async function ensureSchema(client: ClickHouseClient, db: string, catalog
  * run diffs) and the view table of every metric's definition, each as `db`.`table`.
  */
 export async function missingServingTables(client: ClickHouseClient, db: string, catalog: Catalog): Promise<string[]> {
-  const rows = await client.query({ query: "SELECT name FROM system.tables WHERE database = {db:String}", query_params: { db }, format: "JSONEachRow" });
-  const have = new Set((await rows.json<{ name: string }>()).map((r) => r.name));
+  const have = new Set((await queryRows<{ name: string }>(client, "SELECT name FROM system.tables WHERE database = {db:String}", { db })).map((r) => r.name));
   const needed = [...[...catalog.sources.values()].map((s) => masterName(s.name)), ...[...catalog.metrics.values()].map(viewTableName)];
   return needed.filter((t) => !have.has(t)).map((t) => `${ident(db)}.${ident(t)}`);
 }

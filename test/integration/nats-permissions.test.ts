@@ -13,13 +13,14 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { credentials } from "@grpc/grpc-js";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { readCatalogFile } from "../../src/core/catalog.js";
 import { createLogger } from "../../src/core/logger.js";
 import { LambdaServiceClient } from "../../src/gen/lambda/v1/serving.js";
 import { createIngest } from "../../src/ingest/index.js";
 import { encode, encodeBarrier } from "../../src/nats/codec.js";
+import { requestRun } from "../../src/nats/coordinator_control.js";
 import { connectNats } from "../../src/nats/connect.js";
 import { namesFor, WATERMARK_KEY } from "../../src/nats/names.js";
 import { readWatermark } from "../../src/nats/watermark_store.js";
@@ -54,6 +55,17 @@ async function refused(what: string, action: () => Promise<unknown>): Promise<Er
     return err as Error;
   }
   assert.fail(`${what} was allowed`);
+}
+
+/** Asks the leader for a batch run as `nc`'s user and resolves when its watermark is published. */
+async function runBatch(nc: NatsConnection): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const r = requestRun(nc, names, (reply) => {
+      if (reply instanceof Error) return (r.stop(), reject(reply));
+      if (reply.kind === "published") return (r.stop(), resolve(reply.watermark.run));
+      if (reply.kind === "failed") return (r.stop(), reject(new Error(reply.error)));
+    });
+  });
 }
 
 test("every role runs under its own least-privilege user; forbidden actions and strangers are refused", { timeout: 240_000 }, async () => {
@@ -100,14 +112,7 @@ test("every role runs under its own least-privilege user; forbidden actions and 
     const admin = await connectAs(url, users.data);
     conns.push(admin);
     await waitFor("serving answers", async () => (await getWatermark(grpc).then(() => true, () => false)) || undefined, { timeoutMs: 30_000 });
-    const { requestRun } = await import("../../src/nats/coordinator_control.js");
-    await new Promise<void>((resolve, reject) => {
-      const r = requestRun(admin, names, (reply) => {
-        if (reply instanceof Error) return (r.stop(), reject(reply));
-        if (reply.kind === "published") return (r.stop(), resolve());
-        if (reply.kind === "failed") return (r.stop(), reject(new Error(reply.error)));
-      });
-    });
+    await runBatch(admin);
     for (const [key, n] of expected) {
       const a = await query(grpc, "article_views", key, t - 3600_000, t + 3600_000);
       assert.equal(a.total, n, `article_views ${key}`);
@@ -125,7 +130,7 @@ test("every role runs under its own least-privilege user; forbidden actions and 
     conns.push(readerNc);
     await refused("the read-only lambdactl user writing the catalog", async () => (await new Kvm(readerNc).open(names.catalogBucket)).put("current", encode({}), { timeout: 3_000 } as never));
     await refused("the read-only lambdactl user publishing an event", () => jetstream(readerNc).publish(names.eventSubject(0), encode({ k: "e" }), { timeout: 3_000 }));
-    await refused("the ingest user creating a stream", async () => (await import("@nats-io/jetstream")).jetstreamManager(ingestNc, { timeout: 3_000 }).then((m) => m.streams.add({ name: "STRANGER", subjects: ["stranger.>"] })));
+    await refused("the ingest user creating a stream", async () => jetstreamManager(ingestNc, { timeout: 3_000 }).then((m) => m.streams.add({ name: "STRANGER", subjects: ["stranger.>"] })));
     await refused("the ingest user reading another user's replies", async () => {
       const sub = ingestNc.subscribe(`${inboxPrefixFor(users.data.name)}.>`);
       await sub.closed;
@@ -196,18 +201,6 @@ test("lambdactl nats-users: the seeds it writes and the server config it writes 
     rmSync(dir, { recursive: true, force: true });
   }
 });
-
-/** Asks the leader for a batch run as `nc`'s user and resolves when its watermark is published. */
-async function runBatch(nc: NatsConnection): Promise<number> {
-  const { requestRun } = await import("../../src/nats/coordinator_control.js");
-  return new Promise<number>((resolve, reject) => {
-    const r = requestRun(nc, names, (reply) => {
-      if (reply instanceof Error) return (r.stop(), reject(reply));
-      if (reply.kind === "published") return (r.stop(), resolve(reply.watermark.run));
-      if (reply.kind === "failed") return (r.stop(), reject(new Error(reply.error)));
-    });
-  });
-}
 
 test("archiver, executor and serving each alone under its own user (as on a ClickHouse server): the protocol runs without a violation", { timeout: 240_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "lambda-perms-alone-"));
