@@ -15,6 +15,7 @@ import { createStreamChecker, describeProblems, skipReporter } from "../nats/str
 import type { Names } from "../nats/names.js";
 import type { BarrierCheck } from "../nats/barrier_check.js";
 import { consumePartition } from "../nats/consumer_health.js";
+import { checkPosition, type DeliveredPosition, type PositionCheck, type PositionReader } from "../nats/stream_position.js";
 import type { ActorPhase, RestoredFrom, SpeedQuery, SpeedQueryReply, SpeedStatus } from "./protocol.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
 import { SnapshotFencedError, type SnapshotStore } from "./snapshot_store.js";
@@ -46,10 +47,16 @@ export interface ActorDeps {
   /** Reads the newest stored catalog (nats/catalog_store refresh), before a record of an unknown source or field is called invalid. */
   refreshCatalog?(): Promise<void>;
   /**
-   * Called once when the consume loop dies: the actor has stopped answering already and must be
-   * stopped and replaced (the node restarts it from its snapshot).
+   * What the stream's leader holds at a sequence (nats/stream_position.ts): answers and snapshots
+   * go out only once the last position they count is the stream's.
    */
-  onFailure(err: Error): void;
+  positions: PositionReader;
+  /**
+   * Called once when the consume loop dies, or when the consumer delivered a history the stream
+   * does not hold: the actor has stopped answering already and must be stopped and replaced,
+   * from its snapshot or, with `rebuildFromCut`, from the cut (its state holds the wrong history).
+   */
+  onFailure(err: Error, rebuildFromCut: boolean): void;
   log: Logger;
 }
 
@@ -133,6 +140,34 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
 
   const identity = () => ({ partition: p, node: opts.nodeId, generation: opts.generation, appliedSeq: state.appliedSeq });
 
+  // A consumer on a replica that drifted hands out events at positions the stream does not hold
+  // them at (F12, docs/reliability.md): answers and snapshots go out only once the stream's
+  // leader holds what the state counts last. One read confirms every answer up to that position
+  // (a drift shifts what follows it), so answers on a quiet partition read nothing.
+  const subject = deps.names.eventSubject(p);
+  // What the state counts last; a restored position was confirmed before its snapshot was written.
+  let counted: DeliveredPosition = { seq: state.appliedSeq, subject };
+  let confirmedSeq = state.appliedSeq;
+  let confirming: { seq: number; result: Promise<PositionCheck> } | undefined;
+  let wrongHistory: Extract<PositionCheck, { kind: "differs" }> | undefined;
+  /** Null when `at` is confirmed already; otherwise the check, shared with every caller up to a later position. */
+  const confirm = (at: DeliveredPosition): Promise<PositionCheck> | null => {
+    if (wrongHistory) return Promise.resolve(wrongHistory);
+    if (at.seq <= confirmedSeq) return null;
+    if (confirming && confirming.seq >= at.seq) return confirming.result;
+    const check: { seq: number; result: Promise<PositionCheck> } = {
+      seq: at.seq,
+      result: checkPosition(deps.positions, at).then((c) => {
+        if (confirming === check) confirming = undefined;
+        if (c.kind === "same") confirmedSeq = Math.max(confirmedSeq, at.seq);
+        else if (c.kind === "differs") onWrongHistory(c);
+        return c;
+      }),
+    };
+    confirming = check;
+    return check.result;
+  };
+
   let fenced = false;
   // The partition was assigned elsewhere: answers stop at once, ahead of stop().
   let superseded = false;
@@ -149,7 +184,17 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
       .then(async () => {
         if (!dirty || fenced || failed) return;
         dirty = false;
-        await deps.snapshots.write(p, opts.generation, encodeSnapshot(state, { partition: p, generation: opts.generation, catalog }));
+        const at = counted;
+        const blob = encodeSnapshot(state, { partition: p, generation: opts.generation, catalog });
+        // A restart trusts its snapshot's history: write only one whose last position is the stream's.
+        const check = await confirm(at);
+        if (check && check.kind !== "same") {
+          dirty = !failed;
+          if (check.kind === "unknown") log.warn("snapshot not written: the stream's leader could not confirm its last position; will retry on the next interval", { seq: at.seq, reason: check.reason });
+          return;
+        }
+        if (failed) return;
+        await deps.snapshots.write(p, opts.generation, blob);
       })
       .catch((err) => {
         if (err instanceof SnapshotFencedError) {
@@ -172,22 +217,31 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
     deps.nc.subscribe(deps.names.speedQuerySubject(p), {
       callback: (err, msg) => {
         if (err) return;
+        // Who answered, as of the state the reply is made from (its applied sequence).
+        const who = identity();
         let reply: SpeedQueryReply;
+        let check: Promise<PositionCheck> | null = null;
         try {
           const q = decode<SpeedQuery>(msg.data);
-          if (superseded || (q.generation ?? 0) > opts.generation) reply = { ...identity(), kind: "not_owner" };
+          if (superseded || (q.generation ?? 0) > opts.generation) reply = { ...who, kind: "not_owner" };
           else {
             const a = querySpeed(state, catalog, q);
-            reply = a.kind === "value" ? { ...identity(), ...a, heldEvents: heldEvents(state), phase: phase(), ...(events.stalled() ? { stalled: true } : {}) } : { ...identity(), ...a };
+            reply = a.kind === "value" ? { ...who, ...a, heldEvents: heldEvents(state), phase: phase(), ...(events.stalled() ? { stalled: true } : {}) } : { ...who, ...a };
+            if (a.kind === "value") check = confirm(counted);
           }
         } catch (e) {
           reply = { kind: "error", message: ensureError(e).message };
         }
-        let data = encode(reply);
-        // A reply past max_payload would be refused by the client library and never arrive: say so instead.
-        const limitBytes = deps.nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
-        if (data.length > limitBytes) data = encode({ ...identity(), kind: "too_large", bytes: data.length, limitBytes } satisfies SpeedQueryReply);
-        msg.respond(data);
+        const respond = (r: SpeedQueryReply) => {
+          let data = encode(r);
+          // A reply past max_payload would be refused by the client library and never arrive: say so instead.
+          const limitBytes = deps.nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
+          if (data.length > limitBytes) data = encode({ ...who, kind: "too_large", bytes: data.length, limitBytes } satisfies SpeedQueryReply);
+          msg.respond(data);
+        };
+        if (!check) return respond(reply);
+        const answer = reply;
+        void check.then((c) => respond(c.kind === "same" ? answer : { ...who, kind: "unconfirmed", historyDiffers: c.kind === "differs", reason: c.reason }));
       },
     }),
   );
@@ -206,6 +260,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
           restoredFrom: from,
           phase: phase(),
           stalled: events.stalled(),
+          confirmedSeq,
         };
         msg.respond(encode(status));
       },
@@ -225,6 +280,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
         // The archiver skips it too (and dead-letters it): move past it, count it, answer on.
         if (m.seq > state.appliedSeq) {
           state.appliedSeq = m.seq;
+          counted = { seq: m.seq, subject };
           skippedInvalid++;
           dirty = true;
           reportSkip({ seq: m.seq, source: checked.source, reason: describeProblems(checked.problems), skippedInvalid });
@@ -239,6 +295,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
         if (verdict.kind === "ignored") {
           // Passed over like an invalid record: the archiver ignores it too, so the seam stays exact.
           state.appliedSeq = m.seq;
+          counted = { seq: m.seq, subject, event: null };
           ignoredBarriers++;
           dirty = true;
           continue;
@@ -246,6 +303,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
       }
       const outcome = applyRecord(state, m.seq, record, catalog);
       if (outcome === "redelivered") continue;
+      counted = { seq: m.seq, subject, event: record.k === "e" ? { source: record.s, id: record.id } : null };
       dirty = true;
       if (outcome === "barrier") {
         log.debug("segment closed by barrier", { run: record.k === "b" ? record.r : undefined, seq: m.seq });
@@ -255,15 +313,26 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
     // The messages end only when stop() ends them: an end otherwise leaves the state behind the stream.
     if (!stopped) throw new Error(`the consumer of partition ${p} stopped delivering messages`);
   })().catch((err) => {
-    if (stopped) return;
+    if (stopped || failed) return;
     const error = ensureError(err);
-    // Stop answering at once: serving must get no speed part from a state that stopped moving.
+    log.error("speed actor consume loop failed; the actor stops answering and its node restarts it", { appliedSeq: state.appliedSeq, err: error });
+    fail(error, false);
+  });
+
+  /** Stops answering at once: serving must get no speed part from a state that stopped moving, or counts a wrong history. */
+  function fail(error: Error, rebuildFromCut: boolean): void {
     failed = true;
     void events.stop();
     for (const s of subs) s.unsubscribe();
-    log.error("speed actor consume loop failed; the actor stops answering and its node restarts it", { appliedSeq: state.appliedSeq, err: error });
-    deps.onFailure(error);
-  });
+    deps.onFailure(error, rebuildFromCut);
+  }
+
+  function onWrongHistory(c: Extract<PositionCheck, { kind: "differs" }>): void {
+    if (wrongHistory || stopped || failed) return;
+    wrongHistory = c;
+    log.error("the stream holds other records than this actor's consumer delivered; it stops answering and rebuilds from the cut", { appliedSeq: state.appliedSeq, reason: c.reason });
+    fail(new Error(`the consumer of partition ${p} delivered a history the stream does not hold: ${c.reason}`), true);
+  }
 
   const timer = setInterval(() => void writeSnapshot(), opts.snapshotIntervalMs);
   timer.unref();

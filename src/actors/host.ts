@@ -19,6 +19,7 @@ import { startHeartbeat } from "../nats/members.js";
 import type { Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
 import { createBarrierCheck } from "../nats/barrier_check.js";
+import { streamPositionReader, type PositionReader } from "../nats/stream_position.js";
 import { followWatermark } from "../nats/watermark_store.js";
 import { checkWatermark } from "../nats/watermark_trust.js";
 import type { CatalogFeed } from "../nats/catalog_store.js";
@@ -49,7 +50,15 @@ export interface SpeedNodeDeps {
   catalogFeed?: CatalogFeed;
   names: Names;
   log: Logger;
+  /** Where the stream's leader holds a sequence (nats/stream_position.ts); tests replace it to make a drifted history. */
+  positions?: PositionReader;
 }
+
+/**
+ * How long an actor waits for the stream's leader to confirm a position before it leaves its
+ * partition out of an answer: within serving's wait for the actor (SPEED_REQUEST_TIMEOUT_MS).
+ */
+export const POSITION_CHECK_TIMEOUT_MS = 1_000;
 
 export type SpeedNodeState = "starting" | "running" | "stopping" | "closed";
 
@@ -95,6 +104,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   );
   // One check for every actor of the node, so a run's record is read once for all of them.
   const barriers = createBarrierCheck(buckets, log);
+  const positions = deps.positions ?? streamPositionReader(deps.nc, deps.names.eventStream, POSITION_CHECK_TIMEOUT_MS);
   let catalog = speedCatalog(activeDefinitions(nodeCatalog, watermark));
 
   const actors = new Map<number, RunningActor>();
@@ -137,17 +147,18 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   };
 
   /**
-   * The consume loop of `actor` died; it already stopped answering. Restart it from its snapshot
-   * after a backoff, while the partition is still ours. A loop that keeps dying keeps the
-   * partition unanswered (serving then fails the query) rather than answering stale state.
+   * The consume loop of `actor` died, or its consumer delivered a history the stream does not
+   * hold; it already stopped answering. Restart it from its snapshot (or, for a wrong history,
+   * from the cut) after a backoff, while the partition is still ours. A loop that keeps dying
+   * keeps the partition unanswered (serving then fails the query) rather than answering stale state.
    */
-  const onActorFailure = (actor: RunningActor, err: Error) => {
+  const onActorFailure = (actor: RunningActor, err: Error, rebuildFromCut: boolean) => {
     reconciling = reconciling.then(async () => {
       if (actors.get(actor.partition) === actor) actors.delete(actor.partition);
       await actor.stop(false);
     });
-    const retry = startLater(actor.partition, actor.generation, opts.forceReplay ?? false, ACTOR_RESTART_MAX_MS);
-    log.error("speed actor failed; restarting it from its snapshot after a backoff", { partition: actor.partition, generation: actor.generation, ...retry, err });
+    const retry = startLater(actor.partition, actor.generation, rebuildFromCut || (opts.forceReplay ?? false), ACTOR_RESTART_MAX_MS);
+    log.error(`speed actor failed; restarting it from its ${rebuildFromCut ? "cut" : "snapshot"} after a backoff`, { partition: actor.partition, generation: actor.generation, ...retry, err });
   };
 
   const start = async (partition: number, generation: number, forceReplay: boolean) => {
@@ -164,7 +175,8 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
           sourceCatalog: () => nodeCatalog,
           refreshCatalog,
           // The loop can only fail after startActor returned: `started` is set by then.
-          onFailure: (err) => onActorFailure(started!, err),
+          positions,
+          onFailure: (err, rebuildFromCut) => onActorFailure(started!, err, rebuildFromCut),
           log,
         },
         { nodeId: opts.nodeId, partition, generation, dedupeHorizonIds: opts.dedupeHorizonIds, partitions: opts.partitions, warmUpPositions: opts.dedupeHorizonIds * opts.partitions, snapshotIntervalMs: opts.snapshotIntervalMs, forceReplay },

@@ -54,6 +54,12 @@ export type SpeedQueryReply =
   | (ActorIdentity & { readonly kind: "moved_on"; readonly run: number })
   /** The actor does not compute that definition: it is rebuilding to, or its node runs another catalog. */
   | (ActorIdentity & { readonly kind: "missing_definition"; readonly definition: string })
+  /**
+   * The stream's leader could not confirm that it holds what the actor's state counts last (NATS
+   * trouble), or holds something else there (`historyDiffers`: the actor's consumer delivered a
+   * drifted history; it stops and rebuilds from the cut). Its state is not in any answer.
+   */
+  | (ActorIdentity & { readonly kind: "unconfirmed"; readonly historyDiffers: boolean; readonly reason: string })
   | { readonly kind: "error"; readonly message: string };
 
 /** snapshot: a snapshot written by generation `generation`; cut: replayed from the barrier of watermark `run`; start: the stream's beginning. */
@@ -76,6 +82,8 @@ export interface SpeedStatus extends ActorIdentity {
   readonly phase: ActorPhase;
   /** Its consumer delivers nothing though the stream holds messages for it (nats/consumer_health.ts). */
   readonly stalled: boolean;
+  /** Up to here the stream's leader confirmed the history the actor counts (answers wait for it). */
+  readonly confirmedSeq: number;
 }
 
 /** How long a serving node waits for one actor reply. */

@@ -38,7 +38,7 @@ import { startHeartbeat } from "../nats/members.js";
 import type { Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
 import { consumePartition, type PartitionConsumer } from "../nats/consumer_health.js";
-import { streamPositionReader, type PositionReader } from "../nats/stream_position.js";
+import { checkPosition, streamPositionReader, type PositionReader } from "../nats/stream_position.js";
 import { archivedHeadsSql } from "./sql.js";
 
 export interface ArchiverOptions {
@@ -277,16 +277,9 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
     await Promise.all(
       [...ends].map(async ([p, e]) => {
         for (const [source, row] of e.first[1] === e.last[1] ? [e.first] : [e.first, e.last]) {
-          let reason: string | null;
-          try {
-            const at = await positions(row.seq);
-            const delivered = eventMsgId(source, row.id);
-            const held = at?.event ? eventMsgId(at.event.source, at.event.id) : "a record that is no event";
-            reason =
-              at === null ? `the stream holds nothing at sequence ${row.seq}` : at.subject !== deps.names.eventSubject(p) || held !== delivered ? `the stream holds ${held} on ${at.subject} at sequence ${row.seq}, the consumer delivered ${delivered}` : null;
-          } catch (err) {
-            reason = `cannot read sequence ${row.seq} from the stream's leader: ${ensureError(err).message}`;
-          }
+          // A position its leader cannot confirm holds the rows back too.
+          const check = await checkPosition(positions, { seq: row.seq, subject: deps.names.eventSubject(p), event: { source, id: row.id } });
+          const reason = check.kind === "same" ? null : check.reason;
           if (reason) return void wrong.set(p, reason);
         }
       }),

@@ -81,6 +81,8 @@ export const MissingReasons = {
   replaying: "replaying",
   /** Its actor's consumer stopped receiving (missed heartbeats): in the answer up to its applied sequence. */
   stalled: "stalled",
+  /** The stream's leader could not confirm the history its actor counts (NATS trouble): left out. */
+  unconfirmed: "unconfirmed",
 } as const;
 export type MissingReason = (typeof MissingReasons)[keyof typeof MissingReasons];
 
@@ -160,8 +162,8 @@ type SpeedOutcome = { readonly kind: "reply"; readonly reply: SpeedQueryReply } 
 
 /**
  * One partition's speed answer, asked again with a growing pause while its actor is briefly
- * away: nobody listens (the partition is moving), a former owner says not_owner, or the actor
- * does not compute the definition yet. Past the retry time, or when the actor does not answer
+ * away: nobody listens (the partition is moving), a former owner says not_owner, the actor
+ * does not compute the definition yet, or the stream's leader did not confirm its history. Past the retry time, or when the actor does not answer
  * in time (asking again would wait as long once more), the partition is away.
  */
 async function askSpeed(deps: QueryDeps, partition: number, q: SpeedQuery): Promise<SpeedOutcome> {
@@ -173,6 +175,11 @@ async function askSpeed(deps: QueryDeps, partition: number, q: SpeedQuery): Prom
       const r = await deps.speed.query(partition, q);
       if (r.kind === "not_owner") away = { reason: MissingReasons.moving, detail: `its former owner ${r.node} (generation ${r.generation}) no longer answers and no newer owner did` };
       else if (r.kind === "missing_definition") away = { reason: MissingReasons.rebuilding, detail: `its actor on ${r.node} does not compute ${q.metric} as batch run ${q.run} defined it (${r.definition}) yet: it is rebuilding from the cut, or its node runs another catalog` };
+      else if (r.kind === "unconfirmed") {
+        away = r.historyDiffers
+          ? { reason: MissingReasons.rebuilding, detail: `its actor on ${r.node} was handed a history the stream does not hold (${r.reason}): it is rebuilding from the cut` }
+          : { reason: MissingReasons.unconfirmed, detail: `the stream's leader could not confirm the history its actor on ${r.node} counts (${r.reason})` };
+      }
       else return { kind: "reply", reply: r };
     } catch (err) {
       if (!(err instanceof SpeedActorUnavailableError)) throw err;

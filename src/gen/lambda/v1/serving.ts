@@ -106,7 +106,9 @@ export interface MissingSpeedPart {
    * replaced); timeout: its actor did not answer in time (node paused or overloaded);
    * rebuilding: its actor does not compute this definition yet (rebuilding from the cut);
    * replaying: its new owner is still replaying the stream; stalled: its actor's consumer
-   * stopped receiving (NATS trouble). The last two are in the answer up to counted_through_seq.
+   * stopped receiving (NATS trouble). These two are in the answer up to counted_through_seq.
+   * unconfirmed: the stream's leader could not confirm the history its actor counts (NATS
+   * trouble); left out like the first three.
    */
   reason: string;
   /**
