@@ -15,6 +15,7 @@ import { createStreamChecker, describeProblems, skipReporter } from "../nats/str
 import type { Names } from "../nats/names.js";
 import type { BarrierCheck } from "../nats/barrier_check.js";
 import { consumePartition } from "../nats/consumer_health.js";
+import { extractTraceContext, startSpan } from "../core/tracing.js";
 import { checkPosition, type DeliveredPosition, type PositionCheck, type PositionReader } from "../nats/stream_position.js";
 import type { ActorPhase, RestoredFrom, SpeedQuery, SpeedQueryReply, SpeedStatus } from "./protocol.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
@@ -80,6 +81,8 @@ export interface ActorOptions {
 export interface RunningActor {
   readonly partition: number;
   readonly generation: number;
+  /** What the actor answers on its status subject (lambdactl status, the node's metrics). */
+  status(): SpeedStatus;
   /** Applies a watermark the node has seen. */
   onWatermark(w: Watermark): void;
   /**
@@ -219,6 +222,8 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
         if (err) return;
         // Who answered, as of the state the reply is made from (its applied sequence).
         const who = identity();
+        // Only a query that brought a trace context is traced (core/tracing.ts).
+        const span = msg.headers ? startSpan("speed.answer", { "lambda.partition": p, "lambda.applied_seq": who.appliedSeq }, extractTraceContext(msg.headers)) : undefined;
         let reply: SpeedQueryReply;
         let check: Promise<PositionCheck> | null = null;
         try {
@@ -238,6 +243,8 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
           const limitBytes = deps.nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
           if (data.length > limitBytes) data = encode({ ...who, kind: "too_large", bytes: data.length, limitBytes } satisfies SpeedQueryReply);
           msg.respond(data);
+          span?.setAttribute("lambda.reply", r.kind);
+          span?.end();
         };
         if (!check) return respond(reply);
         const answer = reply;
@@ -245,28 +252,27 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
       },
     }),
   );
+  const status = (): SpeedStatus => ({
+    ...identity(),
+    watermarkRun: state.watermarkRun,
+    heldEvents: heldEvents(state),
+    skippedDuplicates: state.skippedDuplicates,
+    skippedInvalid,
+    ignoredBarriers,
+    segments: state.segments.map(({ states: _s, ...info }) => info),
+    restoredFrom: from,
+    phase: phase(),
+    stalled: events.stalled(),
+    confirmedSeq,
+  });
   subs.push(
     deps.nc.subscribe(deps.names.speedStatusSubject(p), {
       callback: (err, msg) => {
         if (err) return;
-        const status: SpeedStatus = {
-          ...identity(),
-          watermarkRun: state.watermarkRun,
-          heldEvents: heldEvents(state),
-          skippedDuplicates: state.skippedDuplicates,
-          skippedInvalid,
-          ignoredBarriers,
-          segments: state.segments.map(({ states: _s, ...info }) => info),
-          restoredFrom: from,
-          phase: phase(),
-          stalled: events.stalled(),
-          confirmedSeq,
-        };
-        msg.respond(encode(status));
+        msg.respond(encode(status()));
       },
     }),
   );
-
 
   const checkRecord = createStreamChecker({ catalog: deps.sourceCatalog, refresh: deps.refreshCatalog, partitions: opts.partitions });
   const reportSkip = skipReporter(log);
@@ -341,6 +347,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
   return {
     partition: p,
     generation: opts.generation,
+    status,
     isBehind: (w) => w.run < state.watermarkRun,
     lacks: (next) => missingDefinitions(catalog, next),
     fence() {

@@ -21,6 +21,8 @@ import { openBuckets } from "../nats/setup.js";
 import { createBarrierCheck } from "../nats/barrier_check.js";
 import { streamPositionReader, type PositionReader } from "../nats/stream_position.js";
 import { followWatermark } from "../nats/watermark_store.js";
+import { failHealthOnEnd } from "../nats/kv.js";
+import { watermarkGauges, type Observability } from "../core/metrics.js";
 import { checkWatermark } from "../nats/watermark_trust.js";
 import type { CatalogFeed } from "../nats/catalog_store.js";
 import { createSnapshotStore } from "./snapshot_store.js";
@@ -52,6 +54,8 @@ export interface SpeedNodeDeps {
   log: Logger;
   /** Where the stream's leader holds a sequence (nats/stream_position.ts); tests replace it to make a drifted history. */
   positions?: PositionReader;
+  /** The process's metrics and readiness: actor gauges per partition, and "speed partitions" ready once every partition here is restored. */
+  observe?: Observability;
 }
 
 /**
@@ -254,11 +258,16 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   // A watermark that arrived while the assignments were read is applied now.
   reconcile(watermark);
 
+  const unobserve = deps.observe ? observeSpeedNode(deps.observe, { actors: () => [...actors.values()], mine: () => [...assigned.values()].filter((a) => a.node === opts.nodeId).map((a) => a.partition), watermark: () => watermarks.current() }) : () => {};
+  failHealthOnEnd(watermarks.ended, deps.observe?.health, "watermark watch", "the watermark");
+  failHealthOnEnd(assignmentWatch.ended, deps.observe?.health, "assignment watch", "assignments");
+
   state = "running";
   log.info("speed node running");
 
   const lifecycle = closeable(async () => {
       state = "stopping";
+      unobserve();
       for (const t of restartTimers) clearTimeout(t);
       restartTimers.clear();
       unsubscribe?.();
@@ -277,5 +286,37 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
     state: () => state,
     partitions: () => [...actors.keys()].sort((a, b) => a - b),
     ...lifecycle,
+  };
+}
+
+/**
+ * The node's actors in its metrics (per partition: applied and confirmed sequence, held events,
+ * segments; actors per phase), from the status each actor answers lambdactl with, and its
+ * readiness: every partition assigned here has an actor that has caught up.
+ */
+function observeSpeedNode(o: Observability, node: { actors(): RunningActor[]; mine(): number[]; watermark(): Watermark | null }): () => void {
+  const m = o.metrics;
+  const stopScrape = m.onScrape(() => {
+    for (const g of [m.speedAppliedSequence, m.speedConfirmedSequence, m.speedHeldEvents, m.speedSegments, m.speedActors]) g.reset();
+    for (const a of node.actors()) {
+      const s = a.status();
+      const partition = String(s.partition);
+      m.speedAppliedSequence.set({ partition }, s.appliedSeq);
+      m.speedConfirmedSequence.set({ partition }, s.confirmedSeq);
+      m.speedHeldEvents.set({ partition }, s.heldEvents);
+      m.speedSegments.set({ partition }, s.segments.length);
+      m.speedActors.inc({ phase: s.stalled ? "stalled" : s.phase });
+    }
+  });
+  const stopWatermark = watermarkGauges(m, node.watermark);
+  const stopCheck = o.health.addCheck("speed partitions", () => {
+    const running = new Map(node.actors().map((a) => [a.partition, a.status()]));
+    const behind = node.mine().filter((p) => running.get(p)?.phase !== "live");
+    return behind.length === 0 ? null : `partitions not restored yet: ${behind.sort((a, b) => a - b).map((p) => `${p} (${running.get(p)?.phase ?? "starting"})`).join(", ")}`;
+  });
+  return () => {
+    stopScrape();
+    stopWatermark();
+    stopCheck();
   };
 }

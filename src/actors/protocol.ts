@@ -2,7 +2,8 @@
  * What speed actors answer over NATS request-reply, and the client that asks
  * them (used by serving nodes, tests and lambdactl).
  */
-import type { NatsConnection } from "@nats-io/transport-node";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
+import { injectTraceContext, tracing } from "../core/tracing.js";
 import { UnavailableError } from "../core/errors.js";
 import { decode, encode } from "../nats/codec.js";
 import type { Names } from "../nats/names.js";
@@ -131,7 +132,10 @@ export function createSpeedClient(nc: NatsConnection, names: Names): SpeedClient
   const request = async <T>(kind: "query" | "status", subject: string, body: unknown, partition: number, timeoutMs: number): Promise<T> => {
     const sentAtMs = Date.now();
     const data = encode(body);
-    const m = await inbox.request((reply) => nc.publish(subject, data, { reply }), {
+    // A recording span's context goes along (core/tracing.ts): the actor's span joins the query's trace.
+    const traced = tracing() ? headers() : undefined;
+    if (traced) injectTraceContext(traced);
+    const m = await inbox.request((reply) => nc.publish(subject, data, traced ? { reply, headers: traced } : { reply }), {
       timeoutMs,
       timeoutError: (waitedMs) => new SpeedActorUnavailableError(partition, kind, SpeedUnavailableReasons.timeout, waitedMs),
     });

@@ -40,6 +40,7 @@ import { openBuckets } from "../nats/setup.js";
 import { consumePartition, type PartitionConsumer } from "../nats/consumer_health.js";
 import { checkPosition, streamPositionReader, type PositionReader } from "../nats/stream_position.js";
 import { archivedHeadsSql } from "./sql.js";
+import type { Observability } from "../core/metrics.js";
 
 export interface ArchiverOptions {
   /** Member id for the heartbeat. */
@@ -65,6 +66,8 @@ export interface ArchiverDeps {
   catalogFeed?: CatalogFeed;
   names: Names;
   log: Logger;
+  /** The process's metrics (archived sequence per partition, rows by outcome) and readiness (a consume loop that died). */
+  observe?: Observability;
 }
 
 export interface ArchiverStats {
@@ -419,19 +422,32 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
         // The messages end only when close() stops them: an end otherwise leaves the partition unarchived.
         if (!stopping) throw new Error(`the consumer of partition ${p} stopped delivering messages`);
       })().catch((err) => {
-        if (!stopping) log.error("archiver consume loop failed", { partition: p, err: ensureError(err) });
+        if (stopping) return;
+        log.error("archiver consume loop failed; the partition is not archived until the archiver restarts", { partition: p, err: ensureError(err) });
+        deps.observe?.health.fail(`archiver partition ${p}`, `its consume loop failed: ${ensureError(err).message}`);
       }),
     );
   }
-  // The heartbeat carries how far the archiver got per partition, for lag in `lambdactl status`.
+  const stats = (): ArchiverStats => ({ rowsArchived: rowsArchived - rowsRefused, rowsSkipped, recordsInvalid, rowsRefused, barriersIgnored, historyMismatches, heads: Object.fromEntries(Object.entries(heads).map(([s, h]) => [s, [...h]])) });
+  // The heartbeat carries how far the archiver got per partition, for lag in `lambdactl status` (and the metrics).
   const archivedHeads = () => Array.from({ length: opts.partitions }, (_, p) => Math.max(0, ...Object.values(heads).map((h) => h[p]!)));
   const heartbeat = await startHeartbeat(buckets.members, "archiver", opts.nodeId, opts.heartbeatIntervalMs, log, () => ({ archived: archivedHeads() }));
   log.info("archiver running", { partitions: opts.partitions });
+  const m = deps.observe?.metrics;
+  const unobserve = m?.onScrape(() => {
+    archivedHeads().forEach((seq, p) => m.archiverFlushedSequence.set({ partition: String(p) }, seq));
+    const s = stats();
+    m.archiverRows.set({ outcome: "archived" }, s.rowsArchived);
+    m.archiverRows.set({ outcome: "skipped" }, s.rowsSkipped);
+    m.archiverRows.set({ outcome: "invalid" }, s.recordsInvalid);
+    m.archiverRows.set({ outcome: "refused" }, s.rowsRefused);
+  });
 
   const lifecycle = closeable(async () => {
       stopping = true;
       stop.abort();
       unsubscribe?.();
+      unobserve?.();
       clearInterval(timer);
       await Promise.all(consumers.map((c) => c.stop()));
       await Promise.all(loops);
@@ -439,8 +455,5 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
       await heartbeat.stop();
       log.info("archiver closed", { rowsArchived });
   });
-  return {
-    stats: () => ({ rowsArchived: rowsArchived - rowsRefused, rowsSkipped, recordsInvalid, rowsRefused, barriersIgnored, historyMismatches, heads: Object.fromEntries(Object.entries(heads).map(([s, h]) => [s, [...h]])) }),
-    ...lifecycle,
-  };
+  return { stats, ...lifecycle };
 }

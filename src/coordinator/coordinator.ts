@@ -20,7 +20,8 @@ import type { Assignment } from "../core/records.js";
 import type { Watermark } from "../core/watermark.js";
 import { readAssignments, writeAssignment } from "../nats/assignments_store.js";
 import { QUEUED_PHASE, serveRollbackRequests, serveRunRequests, type QueuedDetail, type RollbackReply } from "../nats/coordinator_control.js";
-import { FencedError } from "../nats/kv.js";
+import { FencedError, failHealthOnEnd } from "../nats/kv.js";
+import type { Observability } from "../core/metrics.js";
 import { NotLeaderError, startLeadership } from "../nats/leadership.js";
 import { dropMember, startHeartbeat, watchMembers } from "../nats/members.js";
 import type { Names } from "../nats/names.js";
@@ -31,6 +32,7 @@ import { runBatch, type RunProgress } from "./batch_run.js";
 import { MEMBER_DROP_AFTER_NODE_TIMEOUTS, MembershipTracker } from "./membership.js";
 import { RollbackRefusedError, rollbackTo } from "./rollback.js";
 import { takeOver } from "./takeover.js";
+import { coordinatorGauges, timedRun } from "./observe.js";
 
 /** How long a batch run waits for the archiver by default. */
 export const ARCHIVER_TIMEOUT_MS = 120_000;
@@ -68,6 +70,8 @@ export interface CoordinatorDeps {
   catalogFeed?: CatalogFeed;
   names: Names;
   log: Logger;
+  /** The process's metrics (leading, batch runs, the stream's size and heads) and readiness (the members watch). */
+  observe?: Observability;
 }
 
 export interface Coordinator extends Closeable {
@@ -180,16 +184,18 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
     return enqueue(
       { busyWith: 0, busyPhase: "starting" },
       () =>
-        runBatch(
-          { nc: deps.nc, catalog, names: deps.names, buckets, confirmLeader, signal: dutySignal(), log },
-          {
-            partitions: opts.partitions,
-            coordinatorId: opts.coordinatorId,
-            archiverTimeoutMs: opts.archiverTimeoutMs ?? ARCHIVER_TIMEOUT_MS,
-            executorTimeoutMs: opts.executorTimeoutMs ?? EXECUTOR_TIMEOUT_MS,
-            viewVersionsKept: opts.viewVersionsKept,
-          },
-          tracked,
+        timedRun(deps.observe?.metrics, () =>
+          runBatch(
+            { nc: deps.nc, catalog, names: deps.names, buckets, confirmLeader, signal: dutySignal(), log },
+            {
+              partitions: opts.partitions,
+              coordinatorId: opts.coordinatorId,
+              archiverTimeoutMs: opts.archiverTimeoutMs ?? ARCHIVER_TIMEOUT_MS,
+              executorTimeoutMs: opts.executorTimeoutMs ?? EXECUTOR_TIMEOUT_MS,
+              viewVersionsKept: opts.viewVersionsKept,
+            },
+            tracked,
+          ),
         ),
       onStart,
     );
@@ -307,9 +313,12 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
     return epoch !== null ? { state: "leader", epoch, nextRunAtMs } : { state: "standby", epoch: leadership.observed()?.epoch ?? 0 };
   });
   log.info("coordinator running", { leading: epochNow() !== null, leaseMs: opts.leaderLeaseMs });
+  const unobserve = deps.observe ? coordinatorGauges(deps.observe.metrics, { leading: () => epochNow() !== null, nc: deps.nc, names: deps.names, partitions: opts.partitions }) : () => {};
+  failHealthOnEnd(memberWatch.ended, deps.observe?.health, "members watch", "the members");
 
   const lifecycle = closeable(async () => {
     stopping = true;
+    unobserve();
     unsubscribe?.();
     standBy();
     await ticking;

@@ -36,6 +36,10 @@ export const ARCHIVER_FLUSH_ROWS = 20_000;
 export const GRPC_PORT = 50051;
 /** Default gRPC listen host: loopback, so nothing is reachable from outside until an operator says so. */
 export const GRPC_HOST = "127.0.0.1";
+/** Default port of a process's metrics and health listener (/metrics, /livez, /readyz). */
+export const METRICS_PORT = 9464;
+/** Default listen host of the metrics and health listener: loopback, as gRPC (Kubernetes sets 0.0.0.0). */
+export const METRICS_HOST = "127.0.0.1";
 /** How often the serving node reads its TLS certificate, key and client CA files again to pick up a renewal. */
 export const GRPC_TLS_RELOAD_MS = 60_000;
 /** Batch view versions kept behind the current one for readers still on them. */
@@ -112,6 +116,10 @@ export interface ResolvedConfig {
   catalogPath: string;
   grpcHost: string;
   grpcPort: number;
+  /** Listen host of the metrics and health listener (METRICS_HOST). */
+  metricsHost: string;
+  /** Port of the metrics and health listener (METRICS_PORT; 0: any free port). */
+  metricsPort: number;
   batchIntervalMs: number;
   heartbeatIntervalMs: number;
   nodeTimeoutMs: number;
@@ -233,6 +241,8 @@ const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_CATALOG: ["catalogPath", str],
   LAMBDA_GRPC_HOST: ["grpcHost", str],
   LAMBDA_GRPC_PORT: ["grpcPort", int(0, 65535)],
+  LAMBDA_METRICS_HOST: ["metricsHost", str],
+  LAMBDA_METRICS_PORT: ["metricsPort", int(0, 65535)],
   LAMBDA_BATCH_INTERVAL_MS: ["batchIntervalMs", int(0)],
   LAMBDA_HEARTBEAT_INTERVAL_MS: ["heartbeatIntervalMs", int(50)],
   LAMBDA_NODE_TIMEOUT_MS: ["nodeTimeoutMs", int(100)],
@@ -300,6 +310,8 @@ export function defaultConfig(): ResolvedConfig {
     catalogPath: "catalog/catalog.json",
     grpcHost: GRPC_HOST,
     grpcPort: GRPC_PORT,
+    metricsHost: METRICS_HOST,
+    metricsPort: METRICS_PORT,
     batchIntervalMs: BATCH_INTERVAL_MS,
     heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
     nodeTimeoutMs: NODE_TIMEOUT_MS,

@@ -15,6 +15,7 @@ import { inFlightWindow } from "../core/in_flight.js";
 import type { Logger } from "../core/logger.js";
 import { encodeDeadLetter, encodeEvent, eventMsgId } from "../nats/codec.js";
 import { createAckPublisher, oversizeBytes, type PubAck } from "./ack_publisher.js";
+import type { Metrics } from "../core/metrics.js";
 import type { Names } from "../nats/names.js";
 
 /** Publishes kept in flight at once by `publishBatch`. */
@@ -55,6 +56,8 @@ export interface IngestDeps {
   names: Names;
   partitions: number;
   log: Logger;
+  /** Counts what was offered by source and outcome (lambda_ingest_events_total). */
+  metrics?: Metrics;
 }
 
 export type { DeadLetter } from "../core/dead_letter.js";
@@ -153,16 +156,25 @@ export function createIngest(deps: IngestDeps): Ingest {
     };
   };
 
+  /** Counts outcomes of `source`; a source the catalog does not know is counted as "unknown", so callers cannot grow the label set. */
+  const count = (source: string, outcome: "accepted" | "duplicate" | "refused", n = 1) => {
+    if (!deps.metrics || n === 0) return;
+    const known = (deps.catalogFeed?.current() ?? deps.catalog).sources.has(source);
+    deps.metrics.ingestEvents.inc({ source: known ? source : "unknown", outcome }, n);
+  };
+
   return {
     async publish(source, raw) {
       const checked = validator()(source, raw);
       const v = checked instanceof Promise ? await checked : checked;
       const ready = v instanceof InvalidEventError ? v : prepare(v);
       if (ready instanceof InvalidEventError) {
+        count(source, "refused");
         await deadLetter(source, raw, ready);
         throw ready;
       }
       const { p, ack } = await toStream(ready);
+      count(source, ack.duplicate ? "duplicate" : "accepted");
       return { partition: p, seq: ack.seq, duplicate: ack.duplicate };
     },
 
@@ -201,6 +213,9 @@ export function createIngest(deps: IngestDeps): Ingest {
         toStream(v).then(onAck, onFailure);
       }
       await window.drained();
+      count(source, "accepted", accepted);
+      count(source, "duplicate", duplicates);
+      count(source, "refused", refused.length);
       if (failure) {
         log.error("ingest batch stopped on a publish failure; events after it were not sent", { err: failure, accepted });
         throw new Error(`publish failed after ${accepted} accepted events: ${failure.message}`, { cause: failure });

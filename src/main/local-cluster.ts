@@ -34,6 +34,9 @@ import { isStale, LocalClusterFileError, localClusterFilePath, readLocalClusterF
 import { ConfigError } from "../core/errors.js";
 import { logFatalErrors, onShutdownSignal } from "./process.js";
 import { startRoles, type RunningRoles } from "./roles.js";
+import { startObserveListener } from "./observe_http.js";
+import { createMetrics } from "../core/metrics.js";
+import { createHealth } from "../core/health.js";
 import { natsSecurityEnv, spawnNode, speedNodeEnv, type ChildNode } from "./spawn.js";
 import { restartCommand, shellWord, type ClusterData } from "./restart_command.js";
 import { startWatchdog } from "./watchdog.js";
@@ -159,7 +162,7 @@ function lambdactlNats(s: NatsSecuritySettings) {
   return { natsNkeySeedFile: s.natsNkeySeedFile, natsTlsCa: s.natsTlsCaFile, natsInboxPrefix: s.natsInboxPrefix };
 }
 
-function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, nats: LocalNats | undefined, data: ClusterData, temporary: boolean, nodes: ChildNode[], grpcSecretsDir: string, natsSecretsDir: string | undefined): string {
+function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, nats: LocalNats | undefined, data: ClusterData, temporary: boolean, nodes: ChildNode[], grpcSecretsDir: string, natsSecretsDir: string | undefined, metricsAt: string[]): string {
   const lines = [
     "",
     "Lambda runtime: local cluster is up",
@@ -171,6 +174,7 @@ function banner(cfg: ResolvedConfig, grpc: string, natsUrl: string, nats: LocalN
     `  speed     ${nodes.length} nodes (pids ${nodes.map((n) => n.pid).join(", ")})`,
     `  feed      ${cfg.syntheticRate} events/s of page views, orders and clicks (skewed popularity, some late and duplicate events)`,
     `  batch     ${cfg.batchIntervalMs > 0 ? `a run every ${cfg.batchIntervalMs / 1000} s` : "on demand only (lambdactl run)"}`,
+    `  metrics   /metrics, /livez, /readyz on ${metricsAt.join(", ")}`,
     "",
     "Try, in another terminal:",
     "  npm run lambdactl -- watermark",
@@ -236,13 +240,21 @@ async function main() {
     cleanups.push(() => grpcSecrets.remove());
     let roles: RunningRoles;
     const mainCfg = { ...cfg, ...grpcSecrets.config, natsUrl, chdbPath, catalogPath, roles: ["archiver", "coordinator", "executor", "serving"] as ResolvedConfig["roles"] };
+    const observe = { metrics: createMetrics(), health: createHealth() };
+    const metricsListener = await startObserveListener(cfg.metricsHost, cfg.metricsPort, observe.metrics, observe.health, log).catch((err) => {
+      // The default port may be taken by another cluster: fall back to a free one.
+      if (!/EADDRINUSE/.test(ensureError(err).message) || process.env.LAMBDA_METRICS_PORT) throw err;
+      log.warn("metrics port taken; using a free port instead (set LAMBDA_METRICS_PORT to choose)", { port: cfg.metricsPort });
+      return startObserveListener(cfg.metricsHost, 0, observe.metrics, observe.health, log);
+    });
+    cleanups.push(() => metricsListener.close());
     try {
-      roles = await startRoles(mainCfg, nc, catalog, log);
+      roles = await startRoles(mainCfg, nc, catalog, log, observe);
     } catch (err) {
       // The default port may be taken by another cluster: fall back to a free one.
       if (!/EADDRINUSE|No address added/.test(ensureError(err).message) || process.env.LAMBDA_GRPC_PORT) throw err;
       log.warn("gRPC port taken; using a free port instead (set LAMBDA_GRPC_PORT to choose)", { port: cfg.grpcPort });
-      roles = await startRoles({ ...mainCfg, grpcPort: 0 }, nc, catalog, log);
+      roles = await startRoles({ ...mainCfg, grpcPort: 0 }, nc, catalog, log, observe);
     }
     cleanups.push(() => roles.close());
 
@@ -254,9 +266,10 @@ async function main() {
       nodes.push(node);
       cleanups.push(() => node.stop());
     }
-    await Promise.all(nodes.map((n) => n.ready));
+    const started = await Promise.all(nodes.map((n) => n.ready));
+    const metricsAt = [`${cfg.metricsHost}:${metricsListener.port} (this process)`, ...started.map((r, i) => `${cfg.metricsHost}:${r.metricsPort} (${nodes[i]!.nodeId})`)];
 
-    const ingest = createIngest({ nc, catalog: roles.catalogFeed.current(), catalogFeed: roles.catalogFeed, names: namesFor(cfg.prefix), partitions: cfg.partitions, log });
+    const ingest = createIngest({ nc, catalog: roles.catalogFeed.current(), catalogFeed: roles.catalogFeed, names: namesFor(cfg.prefix), partitions: cfg.partitions, log, metrics: observe.metrics });
     const stopFeeder = startFeeder((source, batch) => ingest.publishBatch(source, batch), cfg.syntheticRate, log);
     cleanups.push(stopFeeder);
 
@@ -287,7 +300,7 @@ async function main() {
     });
     cleanups.push(() => removeLocalClusterFile(process.cwd()));
     const temporary = !cfg.natsStoreDir && !process.env.LAMBDA_CHDB_PATH;
-    process.stdout.write(banner(cfg, grpc, natsUrl, nats, data, temporary, nodes, grpcSecrets.dir, natsSecrets?.dir));
+    process.stdout.write(banner(cfg, grpc, natsUrl, nats, data, temporary, nodes, grpcSecrets.dir, natsSecrets?.dir, metricsAt));
     onShutdownSignal(log, cleanup);
     for (const n of nodes) {
       void n.exited.then((how) => {

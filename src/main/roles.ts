@@ -20,6 +20,9 @@ import { readOnlyClient } from "../ch/read_only.js";
 import { awaitServingSchema, ensureSchema } from "../ch/schema.js";
 import { createCoordinator, type Coordinator } from "../coordinator/index.js";
 import { namesFor } from "../nats/names.js";
+import { watchNatsConnection } from "../nats/connection_watch.js";
+import { checkClickHouseReachable, countClickHouseErrors } from "../ch/observe.js";
+import type { Observability } from "../core/metrics.js";
 import { followCatalog, seedCatalog, type CatalogFeed } from "../nats/catalog_store.js";
 import { agreeOnSettings } from "../nats/cluster_settings.js";
 import { ensureStreams, openBuckets, streamReplicas } from "../nats/setup.js";
@@ -58,8 +61,9 @@ export function servingSecurity(cfg: ResolvedConfig): ServingSecurityOptions {
  * @throws ClusterSettingsError when the cluster was started with another partition count
  * @throws CatalogRefusedError when a coordinator's file changed in a way the running catalog cannot take
  */
-export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: CatalogFile, log: Logger): Promise<RunningRoles> {
+export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: CatalogFile, log: Logger, observe?: Observability): Promise<RunningRoles> {
   const names = namesFor(cfg.prefix);
+  const unwatchNats = watchNatsConnection(nc, observe ?? {}, log);
   // Every process creates what is missing with the same replica count (one decision: nats/setup.ts).
   const replicas = streamReplicas(nc, cfg.natsReplicas);
   await ensureStreams(nc, names, { duplicateWindowMs: cfg.duplicateWindowMs, replicas, log });
@@ -72,9 +76,11 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
   // Only the archiver and the batch executor write ClickHouse; serving alone works with a read-only user.
   const writesCh = wants("archiver") || wants("executor");
   const needsCh = writesCh || wants("serving");
-  const ch = needsCh
+  const opened = needsCh
     ? withFaultSeams(withDiskGuard(await openClickHouse(chOptionsOf(cfg), { log }), cfg.chdbPath, cfg.chdbMinFreeMb), cfg.faultDir)
     : undefined;
+  const ch = opened && observe ? countClickHouseErrors(opened, observe.metrics) : opened;
+  const unwatchCh = ch && observe ? checkClickHouseReachable(ch.client, observe.health) : () => {};
   const started: { archiver?: Archiver; coordinator?: Coordinator; executor?: Closeable; serving?: ServingNode; speed?: SpeedNode } = {};
   const shutdown = async () => {
     await started.serving?.close();
@@ -84,13 +90,15 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
     await started.speed?.close();
     await ch?.close();
     catalogFeed.stop();
+    unwatchCh();
+    unwatchNats();
   };
   try {
     if (ch && writesCh) await ensureSchema(ch.client, cfg.database, catalog);
     else if (ch) await awaitServingSchema(ch.client, cfg.database, catalog, { timeoutMs: cfg.clickhouseSchemaWaitMs, log });
     if (ch && wants("archiver")) {
       started.archiver = await createArchiver(
-        { nc, ch, catalog, catalogFeed, names, log },
+        { nc, ch, catalog, catalogFeed, names, log, observe },
         {
           nodeId: cfg.nodeId,
           heartbeatIntervalMs: cfg.heartbeatIntervalMs,
@@ -109,7 +117,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
     }
     if (wants("coordinator")) {
       started.coordinator = await createCoordinator(
-        { nc, catalog, catalogFeed, names, log },
+        { nc, catalog, catalogFeed, names, log, observe },
         {
           coordinatorId: cfg.nodeId,
           partitions: cfg.partitions,
@@ -124,13 +132,13 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
     }
     if (wants("speed")) {
       started.speed = await createSpeedNode(
-        { nc, catalog, catalogFeed, names, log },
+        { nc, catalog, catalogFeed, names, log, observe },
         { nodeId: cfg.nodeId, heartbeatIntervalMs: cfg.heartbeatIntervalMs, snapshotIntervalMs: cfg.snapshotIntervalMs, dedupeHorizonIds: cfg.dedupeHorizonIds, partitions: cfg.partitions },
       );
     }
     if (ch && wants("serving")) {
       started.serving = await createServingNode(
-        { nc, ch: await readOnlyClient(ch.client, { engine: ch.engine, log }), catalog, catalogFeed, names, log },
+        { nc, ch: await readOnlyClient(ch.client, { engine: ch.engine, log }), catalog, catalogFeed, names, log, observe },
         {
           host: cfg.grpcHost,
           port: cfg.grpcPort,

@@ -14,7 +14,8 @@ export interface ChildNode {
   readonly pid: number;
   readonly nodeId: string;
   /** Resolves when the child reported it started (with its serving node's address, if it runs one); rejects if it exited first. */
-  readonly ready: Promise<{ grpc: string | null }>;
+  /** Resolves once the node started its roles: its gRPC address (serving) and metrics port. */
+  readonly ready: Promise<{ grpc: string | null; metricsPort: number | null }>;
   /** Resolves with the exit code or signal once the process is gone. */
   readonly exited: Promise<number | NodeJS.Signals>;
   /** Sends SIGTERM (clean stop) and waits for the exit. */
@@ -53,20 +54,21 @@ const NODE_ENTRY = fileURLToPath(new URL("./node.js", import.meta.url));
  */
 export function spawnNode(nodeId: string, env: Record<string, string>, output: "inherit" | "ignore" | number = "inherit", command: readonly string[] = []): ChildNode {
   const child: ChildProcess = fork(NODE_ENTRY, [], {
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env, LAMBDA_NODE_ID: nodeId },
+    // Many nodes on one machine: each takes a free metrics port unless told one.
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", LAMBDA_METRICS_PORT: "0", ...env, LAMBDA_NODE_ID: nodeId },
     stdio: ["ignore", output, output, "ipc"],
     ...(command.length > 0 ? { execPath: command[0], execArgv: [...command.slice(1), process.execPath, "--enable-source-maps"] } : { execArgv: ["--enable-source-maps"] }),
     // Its own process group: the parent decides the stop order on Ctrl-C.
     detached: true,
   });
   const exited = new Promise<number | NodeJS.Signals>((resolve) => child.once("exit", (code, signal) => resolve(signal ?? code ?? 0)));
-  const ready = new Promise<{ grpc: string | null }>((resolve, reject) => {
+  const ready = new Promise<{ grpc: string | null; metricsPort: number | null }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`node ${nodeId} did not start within ${NODE_START_TIMEOUT_MS} ms`)), NODE_START_TIMEOUT_MS);
     child.on("message", (m: unknown) => {
-      const msg = m as { kind?: string; grpc?: unknown };
+      const msg = m as { kind?: string; grpc?: unknown; metricsPort?: unknown };
       if (msg?.kind === "ready") {
         clearTimeout(timer);
-        resolve({ grpc: typeof msg.grpc === "string" ? msg.grpc : null });
+        resolve({ grpc: typeof msg.grpc === "string" ? msg.grpc : null, metricsPort: typeof msg.metricsPort === "number" ? msg.metricsPort : null });
       }
     });
     void exited.then((how) => {

@@ -6,6 +6,7 @@
  * boundary, and a malformed one is a MalformedValueError naming bucket, key and
  * revision, never a value cast to a type it does not have.
  */
+import type { Health } from "../core/health.js";
 import type { KV, KvEntry, KvWatchEntry } from "@nats-io/kv";
 import { ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
@@ -270,4 +271,13 @@ export const fields = {
 function describe(v: unknown): string {
   const s = JSON.stringify(v);
   return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 80)}…` : s;
+}
+
+/** Marks `name` failed on `health` when a watch ends other than by stop(): the role no longer follows what it watched. */
+export function failHealthOnEnd(ended: Promise<WatchEnd>, health: Health | undefined, name: string, what: string): void {
+  if (!health) return;
+  void ended.then((end) => {
+    if (end.kind === "ended") health.fail(name, `the watch of ${what} ended`);
+    else if (end.kind === "failed") health.fail(name, `the watch of ${what} failed: ${end.error.message}`);
+  });
 }

@@ -3,6 +3,7 @@
  * Every failure goes through toServiceError, the one place errors become
  * gRPC statuses.
  */
+import { inSpan } from "../core/tracing.js";
 import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
 import type { Catalog, SourceDef } from "../core/catalog.js";
 import { standingOf, standings, type MetricStanding } from "../core/definitions.js";
@@ -108,7 +109,7 @@ export function lambdaService(deps: HandlerDeps): LambdaServiceServer {
       respond(log, call, cb, async (req): Promise<QueryResponse> => {
         const fromMs = timeField(req.from, "from");
         const toMs = timeField(req.to, "to");
-        const r = await answerQuery(deps, {
+        const r = await inSpan("lambda.Query", { "lambda.metric": req.metric }, () => answerQuery(deps, {
           metric: req.metric,
           key: req.key,
           keys: req.keys,
@@ -119,7 +120,7 @@ export function lambdaService(deps: HandlerDeps): LambdaServiceServer {
           fromMs,
           toMs,
           strict: req.strict,
-        });
+        }));
         return {
           metric: r.metric,
           aggregate: r.aggregate,
@@ -135,7 +136,7 @@ export function lambdaService(deps: HandlerDeps): LambdaServiceServer {
       }),
     topK: (call, cb) =>
       respond(log, call, cb, async (req) => {
-        const r = await answerTopK(deps, {
+        const r = await inSpan("lambda.TopK", { "lambda.metric": req.metric }, () => answerTopK(deps, {
           metric: req.metric,
           k: req.k,
           aggregate: req.aggregate,
@@ -144,7 +145,7 @@ export function lambdaService(deps: HandlerDeps): LambdaServiceServer {
           fromMs: timeField(req.from, "from"),
           toMs: timeField(req.to, "to"),
           strict: req.strict,
-        });
+        }));
         return {
           metric: r.metric,
           aggregate: r.aggregate,

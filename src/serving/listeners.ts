@@ -8,6 +8,8 @@
  */
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { HealthImplementation } from "grpc-health-check";
+import type { Metrics } from "../core/metrics.js";
+import { callMetricsInterceptor } from "./call_metrics.js";
 import type { Logger } from "../core/logger.js";
 import { GRPC_TLS_RELOAD_MS } from "../core/config.js";
 import { readTokenFile } from "../core/bearer_token.js";
@@ -109,6 +111,7 @@ export async function startListeners(
   at: { readonly main: ListenAt; readonly admin: ListenAt | null },
   security: ServingSecurityOptions,
   log: Logger,
+  metrics?: Metrics,
 ): Promise<Listeners> {
   const clientCa = security.tlsClientCaFile ?? "";
   const policy = accessPolicy(readTokenFile("LAMBDA_GRPC_TOKEN_FILE", security.tokenFile ?? ""), readTokenFile("LAMBDA_GRPC_ADMIN_TOKEN_FILE", security.adminTokenFile ?? ""), clientCa !== "");
@@ -116,7 +119,8 @@ export async function startListeners(
     ? servingTls({ certFile: security.tlsCertFile, keyFile: security.tlsKeyFile ?? "", clientCaFile: clientCa, reloadMs: security.tlsReloadMs ?? GRPC_TLS_RELOAD_MS }, log)
     : undefined;
   const creds = tls?.credentials ?? ServerCredentials.createInsecure();
-  const interceptors = [accessInterceptor(policy, log)];
+  // Timing first, so a call the access policy refuses is counted with its code too.
+  const interceptors = [...(metrics ? [callMetricsInterceptor(metrics)] : []), accessInterceptor(policy, log)];
 
   const make = (served: readonly ServedService[]): Server => {
     const server = new Server({ interceptors });

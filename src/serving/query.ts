@@ -7,6 +7,7 @@
  * the query: the answer leaves its speed part out (or has it up to where the
  * actor is) and says so, with how many records that is; strict queries fail.
  */
+import { inSpan } from "../core/tracing.js";
 import { decodeState, keyOfValues, mergeState, type AggState } from "../core/aggregate.js";
 import { aggregateOf, type Catalog, type MetricDef } from "../core/catalog.js";
 import { definitionAt, type Definition } from "../core/definitions.js";
@@ -380,11 +381,12 @@ async function gather<P extends Reading>(deps: QueryDeps, name: string, fromMs: 
     const budget = deps.maxPayloadBytes() * SPEED_KEYS_PAYLOAD_SHARE;
     const asks = [...partitionsFor(deps.catalog, metric, keys, deps.partitions)].flatMap(([partition, ks]) => keyChunks(ks, budget).map((chunk) => ({ partition, keys: chunk })));
     const [batch, outcomes] = await Promise.all([
-      w ? deps.readBatch(metric, w.viewVersion, keys, fromMs, toMs) : Promise.resolve<BatchStates>(new Map()),
+      w ? inSpan("clickhouse.read_batch", { "lambda.metric": metric.name, "lambda.view_version": w.viewVersion }, () => deps.readBatch(metric, w!.viewVersion, keys, fromMs, toMs)) : Promise.resolve<BatchStates>(new Map()),
       Promise.all(
         asks.map(async (a) => {
           const q: SpeedQuery = { run, metric: metric.name, definition: definition.fingerprint, keys: a.keys, fromMs, toMs, series, generation: deps.assignmentOf?.(a.partition)?.generation ?? 0 };
-          return (await askPartition(deps, a.partition, q)).map((outcome) => ({ partition: a.partition, outcome }));
+          const outcomes = await inSpan("speed.ask", { "lambda.partition": a.partition }, () => askPartition(deps, a.partition, q));
+          return outcomes.map((outcome) => ({ partition: a.partition, outcome }));
         }),
       ).then((xs) => xs.flat()),
     ]);

@@ -30,6 +30,10 @@ import { partitionRecordsAfter } from "../nats/partition_records.js";
 import type { Assignment } from "../core/records.js";
 import { checkServedWatermark } from "./view_check.js";
 import { guardService } from "./request_guard.js";
+import { counterFollower, watermarkGauges, type Observability } from "../core/metrics.js";
+import type { Watermark } from "../core/watermark.js";
+import { failHealthOnEnd } from "../nats/kv.js";
+import { ensureError } from "../core/errors.js";
 import { startListeners, type ListenAt, type Listeners, type ServingSecurityOptions } from "./listeners.js";
 
 export const SERVICE_NAME = "lambda.v1.LambdaService";
@@ -63,7 +67,15 @@ export interface ServingDeps {
   catalogFeed?: CatalogFeed;
   names: Names;
   log: Logger;
+  /**
+   * The process's metrics (call latency by method and code, batch cache, the watermark) and
+   * readiness; with it the gRPC health service follows the process's readiness (/readyz).
+   */
+  observe?: Observability;
 }
+
+/** How often the gRPC health status is brought in line with the process's readiness. */
+export const HEALTH_SYNC_MS = 1_000;
 
 export interface ServingNode extends Closeable {
   /** The port the server listens on (the real one when 0 was asked). */
@@ -135,6 +147,7 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
       { main: { host: opts.host, port: opts.port }, admin: opts.admin ?? null },
       opts.security ?? {},
       log,
+      deps.observe?.metrics,
     );
   } catch (err) {
     // Nothing listens: undo what started before the listeners.
@@ -145,8 +158,12 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
     throw err;
   }
   const { main } = listeners;
+  const unobserve = deps.observe ? observeServing(deps.observe, health, batchCache, () => watermarks.current(), log) : () => {};
+  failHealthOnEnd(watermarks.ended, deps.observe?.health, "watermark watch", "the watermark");
+  failHealthOnEnd(assignmentWatch.ended, deps.observe?.health, "assignment watch", "assignments");
 
   const lifecycle = closeable(async () => {
+      unobserve();
       health.setStatus("", "NOT_SERVING");
       health.setStatus(SERVICE_NAME, "NOT_SERVING");
       health.setStatus(ADMIN_SERVICE_NAME, "NOT_SERVING");
@@ -158,4 +175,49 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
       log.info("serving node closed");
   });
   return { port: main.port, address: main.address, adminAddress: listeners.admin.address, batchCache, ...lifecycle };
+}
+
+/**
+ * The serving node in its process's metrics (batch cache hits and misses, the watermark it
+ * answers at), and its gRPC health following the process's readiness: NOT_SERVING while NATS
+ * or ClickHouse does not answer, or a watch this node needs has ended.
+ */
+function observeServing(o: Observability, health: HealthImplementation, cache: CachedBatchReader, watermark: () => Watermark | null, log: Logger): () => void {
+  const follow = counterFollower(o.metrics.batchCacheRequests);
+  const stopScrape = o.metrics.onScrape(() => {
+    const { hits, misses } = cache.stats();
+    follow({ result: "hit" }, hits);
+    follow({ result: "miss" }, misses);
+  });
+  const stopWatermark = watermarkGauges(o.metrics, watermark);
+  let serving = true;
+  let syncing = false;
+  let stopped = false;
+  const sync = async () => {
+    if (syncing) return;
+    syncing = true;
+    try {
+      const r = await o.health.readiness();
+      // Stopping sets NOT_SERVING for good: a check that ends after it must not undo that.
+      if (stopped || r.ready === serving) return;
+      serving = r.ready;
+      const next = serving ? "SERVING" : "NOT_SERVING";
+      for (const service of ["", SERVICE_NAME, ADMIN_SERVICE_NAME]) health.setStatus(service, next);
+      if (serving) log.info("gRPC health: SERVING again (the process is ready)");
+      else log.warn("gRPC health: NOT_SERVING (the process is not ready)", { failing: r.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`) });
+    } catch (err) {
+      log.error("could not check readiness for gRPC health", { err: ensureError(err) });
+    } finally {
+      syncing = false;
+    }
+  };
+  const timer = setInterval(() => void sync(), HEALTH_SYNC_MS);
+  timer.unref();
+  void sync();
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+    stopScrape();
+    stopWatermark();
+  };
 }

@@ -95,6 +95,7 @@ test("a serving-only role process logs in with the file's password, fails its st
       env: {
         PATH: process.env.PATH ?? "",
         HOME: process.env.HOME ?? "",
+        LAMBDA_METRICS_PORT: "0",
         LAMBDA_NATS_URL: nats.url,
         LAMBDA_PREFIX: `cred${process.pid}`,
         LAMBDA_DATABASE: `cred${process.pid}`,

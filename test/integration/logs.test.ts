@@ -39,7 +39,7 @@ function records(stderr: string): LogRecord[] {
 
 /** Runs lambda-node with `env`, stderr a pipe (not a terminal, so JSON). */
 function startNode(env: Record<string, string>) {
-  const child = fork(NODE_ENTRY, [], { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env }, stdio: ["ignore", "pipe", "pipe", "ipc"] });
+  const child = fork(NODE_ENTRY, [], { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", LAMBDA_METRICS_PORT: "0", ...env }, stdio: ["ignore", "pipe", "pipe", "ipc"] });
   let stderr = "";
   let stdout = "";
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));

@@ -20,7 +20,6 @@ import { createLogger } from "../../src/core/logger.js";
 import { LambdaServiceClient } from "../../src/gen/lambda/v1/serving.js";
 import { createIngest } from "../../src/ingest/index.js";
 import { encode, encodeBarrier } from "../../src/nats/codec.js";
-import { requestRun } from "../../src/nats/coordinator_control.js";
 import { connectNats } from "../../src/nats/connect.js";
 import { namesFor, WATERMARK_KEY } from "../../src/nats/names.js";
 import { readWatermark } from "../../src/nats/watermark_store.js";
@@ -31,6 +30,7 @@ import { startNatsServer } from "../../src/nats/server_process.js";
 import { spawnNode } from "../../src/main/spawn.js";
 import { getWatermark, query } from "../harness/grpc.js";
 import { waitFor } from "../harness/wait.js";
+import { runBatchOver } from "../harness/batch_run.js";
 
 const CATALOG = fileURLToPath(new URL("../../../catalog/catalog.json", import.meta.url));
 const PARTITIONS = 4;
@@ -55,17 +55,6 @@ async function refused(what: string, action: () => Promise<unknown>): Promise<Er
     return err as Error;
   }
   assert.fail(`${what} was allowed`);
-}
-
-/** Asks the leader for a batch run as `nc`'s user and resolves when its watermark is published. */
-async function runBatch(nc: NatsConnection): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const r = requestRun(nc, names, (reply) => {
-      if (reply instanceof Error) return (r.stop(), reject(reply));
-      if (reply.kind === "published") return (r.stop(), resolve(reply.watermark.run));
-      if (reply.kind === "failed") return (r.stop(), reject(new Error(reply.error)));
-    });
-  });
 }
 
 test("every role runs under its own least-privilege user; forbidden actions and strangers are refused", { timeout: 240_000 }, async () => {
@@ -112,7 +101,7 @@ test("every role runs under its own least-privilege user; forbidden actions and 
     const admin = await connectAs(url, users.data);
     conns.push(admin);
     await waitFor("serving answers", async () => (await getWatermark(grpc).then(() => true, () => false)) || undefined, { timeoutMs: 30_000 });
-    await runBatch(admin);
+    await runBatchOver(admin, names);
     for (const [key, n] of expected) {
       const a = await query(grpc, "article_views", key, t - 3600_000, t + 3600_000);
       assert.equal(a.total, n, `article_views ${key}`);
@@ -236,7 +225,7 @@ test("archiver, executor and serving each alone under its own user (as on a Clic
     // A batch run asked for as serving's user goes through: barriers, archiver progress, recompute, watermark.
     const servingNc = await connectAs(url, users.serving);
     conns.push(servingNc);
-    assert.ok((await runBatch(servingNc)) >= 1);
+    assert.ok((await runBatchOver(servingNc, names)) >= 1);
     // Serving asked the speed actor: the answer came back (its batch views are in another directory here,
     // so it refuses the watermark; what counts is that every NATS step was allowed).
     await waitFor("serving to answer a query", () => getWatermark(grpc).then(() => true, () => false));

@@ -102,6 +102,7 @@ test("a serving-only node on its own empty chDB directory never starts answering
     env: {
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? "",
+      LAMBDA_METRICS_PORT: "0",
       LAMBDA_NATS_URL: cluster.cfg.natsUrl,
       LAMBDA_PREFIX: cluster.cfg.prefix,
       LAMBDA_DATABASE: cluster.cfg.database,
