@@ -111,8 +111,8 @@ export const ARCHIVER_PULL_MESSAGES = 2_000;
 export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions): Promise<Archiver> {
   const log = deps.log.child({ component: "archiver" });
   let catalog = deps.catalog;
-  const { client: ch, master } = deps.ch;
-  await ensureSchema(ch, opts.database, catalog);
+  const { client: ch, master, layout } = deps.ch;
+  await ensureSchema(ch, opts.database, catalog, layout);
   const buckets = await openBuckets(deps.nc, deps.names);
   const js = jetstream(deps.nc);
 
@@ -131,7 +131,7 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
   const adopt = (next: Catalog) => {
     const step = adopting.then(async () => {
       if (next === catalog) return;
-      await ensureSchema(ch, opts.database, next);
+      await ensureSchema(ch, opts.database, next, layout);
       for (const [name, def] of next.sources) if (!heads[name]) await loadHeads(name, def);
       catalog = next;
     });

@@ -12,6 +12,7 @@ import type { KV } from "@nats-io/kv";
 import { catalogFingerprint } from "../core/catalog.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
+import { SINGLE_LAYOUT, type ChLayout } from "../ch/layout.js";
 import { ensureSchema } from "../ch/schema.js";
 import type { CatalogFeed } from "../nats/catalog_store.js";
 import { startHeartbeat } from "../nats/members.js";
@@ -32,7 +33,18 @@ export interface BatchExecutorDeps {
   readonly log: Logger;
 }
 
-export async function startBatchExecutor(deps: BatchExecutorDeps, opts: { database: string; nodeId: string; heartbeatIntervalMs: number }): Promise<Closeable> {
+/** Options of {@link startBatchExecutor}. */
+export interface BatchExecutorOptions {
+  readonly database: string;
+  readonly nodeId: string;
+  /** Heartbeat period, in ms. */
+  readonly heartbeatIntervalMs: number;
+  /** Where the tables live: one server (or chDB), or a cluster (ch/layout.ts). @default one server */
+  readonly layout?: ChLayout;
+}
+
+export async function startBatchExecutor(deps: BatchExecutorDeps, opts: BatchExecutorOptions): Promise<Closeable> {
+  const layout = opts.layout ?? SINGLE_LAYOUT;
   const log = deps.log.child({ component: "batch-executor" });
   let queue: Promise<unknown> = Promise.resolve();
   /** What it works on now, for its heartbeat's state: "run 7", "dropping views", or "" when idle. */
@@ -53,7 +65,7 @@ export async function startBatchExecutor(deps: BatchExecutorDeps, opts: { databa
     }
     let catalog = deps.catalogFeed.current();
     if (req.kind === "drop_views") {
-      await dropViewsBefore(deps.ch, catalog, opts.database, req.keepFrom);
+      await dropViewsBefore(deps.ch, catalog, opts.database, req.keepFrom, layout);
       return { eventsCovered: 0, coveredFromMs: null, coveredToMs: null };
     }
     // The coordinator may have adopted a catalog version this process has not seen yet.
@@ -61,10 +73,10 @@ export async function startBatchExecutor(deps: BatchExecutorDeps, opts: { databa
     if (catalogFingerprint(catalog) !== req.catalogFingerprint) {
       return { refused: `the coordinator computes with catalog ${req.catalogFingerprint}, this executor has ${catalogFingerprint(catalog)} (version ${deps.catalogFeed.version()})` };
     }
-    await ensureSchema(deps.ch, opts.database, catalog);
+    await ensureSchema(deps.ch, opts.database, catalog, layout);
     const t0 = performance.now();
     working = `run ${req.run}`;
-    const r = await recomputeViews(deps.ch, catalog, opts.database, { run: req.run, cuts: req.cuts, onStep: progress }).finally(() => (working = ""));
+    const r = await recomputeViews(deps.ch, catalog, opts.database, { run: req.run, cuts: req.cuts, onStep: progress }, layout).finally(() => (working = ""));
     log.info("batch views recomputed", { run: req.run, epoch: req.epoch, eventsCovered: r.eventsCovered, ms: Math.round(performance.now() - t0) });
     return { eventsCovered: r.eventsCovered, coveredFromMs: r.coveredFromMs, coveredToMs: r.coveredToMs };
   };

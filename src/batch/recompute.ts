@@ -9,6 +9,7 @@
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Catalog } from "../core/catalog.js";
 import { queryRows } from "../ch/client.js";
+import { dropTableSql, SINGLE_LAYOUT, type ChLayout } from "../ch/layout.js";
 import { ident, repeatedTable, viewTable } from "../ch/schema.js";
 import { markViewVersion } from "../ch/views.js";
 import { belowCutRowsSql, checkCuts, coverageSql, recomputeMetricSql, repeatedFirstCopiesSql, type RecomputeParams } from "./sql.js";
@@ -30,15 +31,21 @@ export interface RecomputeRequest {
   readonly onStep?: (step: string, done: number, total: number) => void;
 }
 
+/**
+ * Drops a run's partition. In a cluster too without ON CLUSTER: the tables are replicated, so
+ * Keeper carries the drop to every replica (alter_sync 2 waits for them, ch/layout.ts), and ON
+ * CLUSTER would only repeat it once per shard.
+ */
 const dropPartition = (client: ClickHouseClient, table: string, run: number) =>
   client.command({ query: `ALTER TABLE ${table} DROP PARTITION ${Number(run)}` });
 
 /**
  * Recomputes every metric of `catalog` below `req.cuts` into view version `req.run`.
- * Rerunning a run replaces its views, never doubles them.
+ * Rerunning a run replaces its views, never doubles them. `layout` says where the tables live
+ * (one server or a cluster, ch/layout.ts); the SQL differs only where the master is sharded.
  * @throws RangeError when a cut is not an integer in 0..2^53-1
  */
-export async function recomputeViews(client: ClickHouseClient, catalog: Catalog, db: string, req: RecomputeRequest): Promise<RecomputeResult> {
+export async function recomputeViews(client: ClickHouseClient, catalog: Catalog, db: string, req: RecomputeRequest, layout: ChLayout = SINGLE_LAYOUT): Promise<RecomputeResult> {
   const params: RecomputeParams = { run: req.run };
   const { cuts } = req;
   checkCuts(cuts);
@@ -58,8 +65,8 @@ export async function recomputeViews(client: ClickHouseClient, catalog: Catalog,
     const anyBelow = Number(below?.rows ?? 0) > 0;
     let n = 0;
     if (anyBelow) {
-      await client.command({ query: repeatedFirstCopiesSql(db, source, cuts), query_params: { ...params } });
-      const [row] = await queryRows<{ events: number | string; from_ms: number | string; to_ms: number | string }>(client, coverageSql(db, source, cuts), { ...params });
+      await client.command({ query: repeatedFirstCopiesSql(db, source, cuts, layout), query_params: { ...params } });
+      const [row] = await queryRows<{ events: number | string; from_ms: number | string; to_ms: number | string }>(client, coverageSql(db, source, cuts, layout), { ...params });
       n = Number(row?.events ?? 0);
       if (n > 0) {
         eventsCovered += n;
@@ -76,7 +83,7 @@ export async function recomputeViews(client: ClickHouseClient, catalog: Catalog,
       // No event of the source below the cut: the view version is empty, no query needed.
       if (n > 0) {
         const metricParams: Record<string, unknown> = {};
-        const sql = recomputeMetricSql(db, metric, source, cuts, metricParams);
+        const sql = recomputeMetricSql(db, metric, source, cuts, metricParams, layout);
         await client.command({ query: sql, query_params: { ...params, ...metricParams } });
       }
       // Even an empty version is marked: serving tells it from a version this ClickHouse lacks (ch/views.ts).
@@ -92,9 +99,10 @@ export async function recomputeViews(client: ClickHouseClient, catalog: Catalog,
 /**
  * Drops view versions older than `keepFrom` from every view table of the database, whichever
  * definition it holds: a redefined or removed metric's old table too. A table left empty whose
- * definition the catalog no longer has is dropped (no kept run can answer with it).
+ * definition the catalog no longer has is dropped (no kept run can answer with it); in a
+ * cluster on every node (`layout`).
  */
-export async function dropViewsBefore(client: ClickHouseClient, catalog: Catalog, db: string, keepFrom: number): Promise<void> {
+export async function dropViewsBefore(client: ClickHouseClient, catalog: Catalog, db: string, keepFrom: number, layout: ChLayout = SINGLE_LAYOUT): Promise<void> {
   if (keepFrom <= 1) return;
   const current = new Set([...catalog.metrics.values()].map((m) => viewTable(db, m)));
   const tables = await queryRows<{ name: string }>(client, `SELECT name FROM system.tables WHERE database = {db:String} AND startsWith(name, 'view_')`, { db });
@@ -104,6 +112,6 @@ export async function dropViewsBefore(client: ClickHouseClient, catalog: Catalog
     for (const r of rows) await dropPartition(client, table, Number(r.run));
     if (current.has(table)) continue;
     const [left] = await queryRows<{ n: number | string }>(client, `SELECT count() AS n FROM ${table}`);
-    if (Number(left?.n ?? 0) === 0) await client.command({ query: `DROP TABLE IF EXISTS ${table}` });
+    if (Number(left?.n ?? 0) === 0) await client.command({ query: dropTableSql(layout, table) });
   }
 }

@@ -21,6 +21,7 @@ import type { AggregateDef, MetricDef, SourceDef } from "../core/catalog.js";
 import type { FieldValue } from "../core/events.js";
 import { filterFields, type Filter } from "../core/filter.js";
 import { hllSqlState, quantileSqlState } from "../core/sketch.js";
+import { globalIn, SINGLE_LAYOUT, type ChLayout } from "../ch/layout.js";
 import { ident, masterTable, repeatedTable, viewTable } from "../ch/schema.js";
 import { stateColumns } from "../ch/view_columns.js";
 
@@ -69,7 +70,7 @@ export function belowCutRowsSql(db: string, source: SourceDef, cuts: readonly nu
  * is exact either way.
  * @throws RangeError for a cut that is not an integer (see {@link belowCutSql})
  */
-export function repeatedFirstCopiesSql(db: string, source: SourceDef, cuts: readonly number[]): string {
+export function repeatedFirstCopiesSql(db: string, source: SourceDef, cuts: readonly number[], layout: ChLayout = SINGLE_LAYOUT): string {
   const fields = Object.keys(source.fields).map(ident).join(", ");
   const n = Object.keys(source.fields).length;
   const master = masterTable(db, source.name);
@@ -78,7 +79,7 @@ export function repeatedFirstCopiesSql(db: string, source: SourceDef, cuts: read
     `INSERT INTO ${repeatedTable(db, source.name)} (_run, _id, _rows, ${fields}) ` +
     `SELECT {run:UInt64}, _id, _rows, ${Array.from({ length: n }, (_, i) => `tupleElement(t, ${i + 1})`).join(", ")} ` +
     `FROM (SELECT _id, groupArray((_partition, _seq)) AS _rows, argMin(tuple(${fields}), (_seq, _partition)) AS t FROM ${master} ` +
-    `WHERE ${below} AND cityHash64(_id) IN (SELECT cityHash64(_id) AS h FROM ${master} WHERE ${below} GROUP BY h HAVING count() > 1) GROUP BY _id)`
+    `WHERE ${below} AND cityHash64(_id) ${globalIn(layout)}IN (SELECT cityHash64(_id) AS h FROM ${master} WHERE ${below} GROUP BY h HAVING count() > 1) GROUP BY _id)`
   );
 }
 
@@ -90,12 +91,12 @@ export function repeatedFirstCopiesSql(db: string, source: SourceDef, cuts: read
  * (partition, sequence), the master table's key, which is read for the cut
  * anyway: cheaper than looking up every row's id.
  */
-export function firstCopiesSql(db: string, source: SourceDef, cuts: readonly number[], fields: readonly string[]): string {
+export function firstCopiesSql(db: string, source: SourceDef, cuts: readonly number[], fields: readonly string[], layout: ChLayout = SINGLE_LAYOUT): string {
   const cols = fields.map(ident).join(", ");
   const repeated = repeatedTable(db, source.name);
   return (
     `(SELECT ${cols} FROM ${masterTable(db, source.name)} WHERE ${belowCutSql(cuts)} ` +
-    `AND (_partition, _seq) NOT IN (SELECT r.1, r.2 FROM ${repeated} ARRAY JOIN _rows AS r WHERE _run = {run:UInt64}) ` +
+    `AND (_partition, _seq) ${globalIn(layout)}NOT IN (SELECT r.1, r.2 FROM ${repeated} ARRAY JOIN _rows AS r WHERE _run = {run:UInt64}) ` +
     `UNION ALL SELECT ${cols} FROM ${repeated} WHERE _run = {run:UInt64})`
   );
 }
@@ -193,7 +194,7 @@ function metricFields(metric: MetricDef, source: SourceDef): string[] {
  * splits it back.
  * @throws RangeError for a cut that is not an integer (see {@link belowCutSql})
  */
-export function recomputeMetricSql(db: string, metric: MetricDef, source: SourceDef, cuts: readonly number[], params: Record<string, unknown>): string {
+export function recomputeMetricSql(db: string, metric: MetricDef, source: SourceDef, cuts: readonly number[], params: Record<string, unknown>, layout: ChLayout = SINGLE_LAYOUT): string {
   const t = ident(source.timeField);
   const cols = metric.aggregates.flatMap(stateColumns);
   const states = metric.aggregates.map((a, i) => stateSql(a, source, `_a${i}`));
@@ -203,7 +204,7 @@ export function recomputeMetricSql(db: string, metric: MetricDef, source: Source
   const perWindow =
     `SELECT ${metric.groupBy.length === 0 ? window : `concat(${window}, ${keySql(metric)})`} AS _kw, count() AS _n` +
     states.flatMap((s) => s.inner.map((e) => `, ${e}`)).join("") +
-    ` FROM ${firstCopiesSql(db, source, cuts, metricFields(metric, source))}${where} GROUP BY _kw`;
+    ` FROM ${firstCopiesSql(db, source, cuts, metricFields(metric, source), layout)}${where} GROUP BY _kw`;
   return (
     `INSERT INTO ${viewTable(db, metric)} (run, key, window_start, n${cols.map((c) => `, ${ident(c)}`).join("")}) ` +
     `SELECT {run:UInt64}, substring(_kw, 9), fromUnixTimestamp64Milli(reinterpretAsInt64(substring(_kw, 1, 8)), 'UTC'), _n` +
@@ -213,11 +214,11 @@ export function recomputeMetricSql(db: string, metric: MetricDef, source: Source
 }
 
 /** Distinct events of `source` below `cuts` (run {run}) and their event-time range (epoch ms). */
-export function coverageSql(db: string, source: SourceDef, cuts: readonly number[]): string {
+export function coverageSql(db: string, source: SourceDef, cuts: readonly number[], layout: ChLayout = SINGLE_LAYOUT): string {
   const t = ident(source.timeField);
   return (
     `SELECT count() AS events, toUnixTimestamp64Milli(min(${t})) AS from_ms, toUnixTimestamp64Milli(max(${t})) AS to_ms ` +
-    `FROM ${firstCopiesSql(db, source, cuts, [source.timeField])}`
+    `FROM ${firstCopiesSql(db, source, cuts, [source.timeField], layout)}`
   );
 }
 

@@ -8,8 +8,10 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { ClickHouseLogLevel, createClient, type ClickHouseClient, type Logger as ChLogger, type LogParams } from "@clickhouse/client";
+import { ConfigError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { ignoredByChdb, serverConnection, type ChOptions } from "./connection_options.js";
+import { SINGLE_LAYOUT, type ChLayout } from "./layout.js";
 import { chdbFileMasterInserter, jsonMasterInserter, type MasterInserter } from "./master_insert.js";
 
 export type { ChOptions } from "./connection_options.js";
@@ -18,6 +20,8 @@ export interface ChHandle {
   readonly client: ClickHouseClient;
   /** "chdb" or "server", for logs and the bench report. */
   readonly engine: "chdb" | "server";
+  /** Where the tables live: one server (or chDB), or a cluster (ch/layout.ts). */
+  readonly layout: ChLayout;
   /** Appends rows to the master dataset: RowBinary on chDB, JSONEachRow on a server (see master_insert.ts). */
   readonly master: MasterInserter;
   close(): Promise<void>;
@@ -66,14 +70,20 @@ export function clickHouseLogOption(log: Logger): { LoggerClass: new () => ChLog
  * and says so once in the log when any is set.
  * @param deps the logger the client's own lines go to; without it they go to the client's
  *   default (plain console lines), which only tests and benchmarks should rely on.
- * @throws ConfigError when the password or TLS settings are wrong (see serverConnection)
+ * @throws ConfigError when the password or TLS settings are wrong (see serverConnection), or a
+ *   cluster layout comes without a server URL
  */
 export async function openClickHouse(opts: ChOptions, deps?: ChDeps): Promise<ChHandle> {
   const log = deps ? { log: clickHouseLogOption(deps.log) } : {};
+  const layout = opts.layout ?? SINGLE_LAYOUT;
   if (opts.url) {
-    const client = createClient({ ...serverConnection(opts), ...log });
-    return { client, engine: "server", master: jsonMasterInserter(client), close: () => client.close() };
+    const settings = opts.settings ?? {};
+    // Settings of the client's every request: the cluster's consistency settings of a writing process (ch/layout.ts).
+    const client = createClient({ ...serverConnection(opts), ...log, ...(Object.keys(settings).length > 0 ? { clickhouse_settings: settings } : {}) });
+    return { client, engine: "server", layout, master: jsonMasterInserter(client), close: () => client.close() };
   }
+  // core/config refuses a cluster without a server URL; a caller that builds options itself is told here.
+  if (layout.kind !== "single") throw new ConfigError("LAMBDA_CLICKHOUSE_CLUSTER", layout.cluster, "unset, or a ClickHouse server in LAMBDA_CLICKHOUSE_URL (embedded chDB is one process, not a cluster)");
   const ignored = ignoredByChdb(opts);
   if (ignored.length > 0) {
     deps?.log.child({ component: "clickhouse" }).warn("embedded chDB has no server to log in to or encrypt for: these settings are ignored; set LAMBDA_CLICKHOUSE_URL to use them, or unset them", { ignored });
@@ -82,7 +92,7 @@ export async function openClickHouse(opts: ChOptions, deps?: ChDeps): Promise<Ch
   const { createChdbConnection } = await import("chdb/connection");
   const client = createClient({ connection: createChdbConnection({ path: opts.chdbPath }), ...log } as Parameters<typeof createClient>[0]);
   // The insert files live next to chDB's own data: one process owns the directory.
-  return { client, engine: "chdb", master: chdbFileMasterInserter(client, join(opts.chdbPath, "lambda-insert")), close: () => client.close() };
+  return { client, engine: "chdb", layout, master: chdbFileMasterInserter(client, join(opts.chdbPath, "lambda-insert")), close: () => client.close() };
 }
 
 /** Runs a SELECT and returns its rows as objects. */

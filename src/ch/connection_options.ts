@@ -13,8 +13,9 @@
  */
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { ClickHouseClientConfigOptions } from "@clickhouse/client";
+import type { ClickHouseClientConfigOptions, ClickHouseSettings } from "@clickhouse/client";
 import { envVarFor, type ResolvedConfig } from "../core/config.js";
+import { layoutOf, type ChLayout } from "./layout.js";
 import { ConfigError, ensureError } from "../core/errors.js";
 
 export interface ChOptions {
@@ -33,6 +34,10 @@ export interface ChOptions {
   certFile?: string;
   /** PEM private key (unencrypted) of `certFile`. @default "" (none) */
   keyFile?: string;
+  /** Where the tables live (ch/layout.ts); a cluster needs `url`. @default one server */
+  layout?: ChLayout;
+  /** Settings sent with every request to a server (ch/layout.ts writerSettings); chDB takes none. @default {} */
+  settings?: ClickHouseSettings;
 }
 
 /** What @clickhouse/client's createClient takes to reach a server. */
@@ -64,6 +69,7 @@ export function chOptionsOf(cfg: ResolvedConfig): ChOptions {
     caFile: cfg.clickhouseCaFile,
     certFile: cfg.clickhouseCertFile,
     keyFile: cfg.clickhouseKeyFile,
+    layout: layoutOf(cfg),
   };
 }
 

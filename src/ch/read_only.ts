@@ -21,10 +21,16 @@
  *
  * Statements that write by their nature (command, exec, insert) are refused here, before they
  * reach ClickHouse; a write smuggled into `query` is refused by ClickHouse (readonly=1).
+ *
+ * In a ClickHouse cluster (ch/layout.ts) a read must also see every insert the batch executor
+ * had acknowledged, on whichever replica it lands: `select_sequential_consistency = 1`. It goes
+ * into the same SETTINGS clause, before `readonly`; a user read-only by its profile cannot set
+ * it, so its profile must hold it, and a serving node whose profile does not refuses to start.
  */
 import type { ClickHouseClient } from "@clickhouse/client";
 import type { Logger } from "../core/logger.js";
 import { queryRows } from "./client.js";
+import { readerSettings, SINGLE_LAYOUT, type ChLayout } from "./layout.js";
 
 /** What every serving query ends with while the user's profile lets it write. */
 export const READONLY_CLAUSE = "SETTINGS readonly = 1";
@@ -52,22 +58,53 @@ function head(params: unknown): string {
   return text.length > 60 ? `${text.slice(0, 60)}…` : text;
 }
 
+/** A ClickHouse cluster's serving user is read-only by its profile, and the profile lets reads miss acknowledged inserts. */
+export class ServingConsistencyError extends Error {
+  override readonly name = "ServingConsistencyError";
+  constructor(
+    /** The profile's `readonly`. */
+    readonly profileReadonly: number,
+    /** The profile's `select_sequential_consistency`. */
+    readonly profileValue: number,
+  ) {
+    super(
+      `serving's ClickHouse user is read-only by its profile (readonly=${profileReadonly}) and its profile has select_sequential_consistency=${profileValue}: ` +
+        "in a cluster (LAMBDA_CLICKHOUSE_CLUSTER) a read may then land on a replica that lacks part of a view version; add select_sequential_consistency = 1 to that profile (docs/deploy.md)",
+    );
+  }
+}
+
 /** Where the client runs: the embedded engine shares its session with the writers; a server has profiles. */
 export interface ReadOnlyClientOptions {
   readonly engine: "chdb" | "server";
+  /** One server or a cluster (ch/layout.ts): a cluster's reads need sequential consistency. @default one server */
+  readonly layout?: ChLayout;
   readonly log: Logger;
 }
 
+/** `name = value` of settings, for a SETTINGS clause; the values are the fixed ones of ch/layout.ts. */
+const settingsList = (settings: Record<string, unknown>) => Object.entries(settings).map(([k, v]) => `${k} = ${String(v)}`);
+
 /**
  * `client` for the serving role: queries read-only (see the module header), writes refused.
- * Asks ClickHouse once which `readonly` the user's profile holds.
+ * Asks ClickHouse once which `readonly` the user's profile holds (and, in a cluster, which
+ * `select_sequential_consistency`).
  * @throws the client's error when that first query fails (ClickHouse unreachable, login refused)
+ * @throws ServingConsistencyError in a cluster, when the user is read-only by its profile and the
+ *   profile lacks select_sequential_consistency = 1
  */
 export async function readOnlyClient(client: ClickHouseClient, opts: ReadOnlyClientOptions): Promise<ClickHouseClient> {
   const log = opts.log.child({ component: "clickhouse" });
-  const [row] = await queryRows<{ readonly: number | string }>(client, "SELECT getSetting('readonly') AS readonly");
+  const reads = readerSettings(opts.layout ?? SINGLE_LAYOUT);
+  const cluster = Object.keys(reads).length > 0;
+  const [row] = await queryRows<{ readonly: number | string; consistent?: number | string }>(
+    client,
+    `SELECT getSetting('readonly') AS readonly${cluster ? ", getSetting('select_sequential_consistency') AS consistent" : ""}`,
+  );
   const profile = Number(row?.readonly ?? 0);
   const addClause = profile === 0;
+  const clause = cluster ? `SETTINGS ${[...settingsList(reads), "readonly = 1"].join(", ")}` : READONLY_CLAUSE;
+  if (!addClause && cluster && Number(row?.consistent ?? 0) !== 1) throw new ServingConsistencyError(profile, Number(row?.consistent ?? 0));
   if (!addClause) {
     log.info("serving's ClickHouse user is read-only by its profile: its queries rely on that", { readonly: profile });
   } else if (opts.engine === "server") {
@@ -76,7 +113,7 @@ export async function readOnlyClient(client: ClickHouseClient, opts: ReadOnlyCli
   return new Proxy(client, {
     get(target, prop, receiver) {
       if (prop === "query" && addClause) {
-        return (params: Parameters<ClickHouseClient["query"]>[0]) => target.query({ ...params, query: `${params.query}\n${READONLY_CLAUSE}` });
+        return (params: Parameters<ClickHouseClient["query"]>[0]) => target.query({ ...params, query: `${params.query}\n${clause}` });
       }
       if (WRITE_METHODS.has(prop)) return (params: unknown) => Promise.reject(new ReadOnlyClientError(String(prop), head(params)));
       const v = Reflect.get(target, prop, receiver) as unknown;

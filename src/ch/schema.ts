@@ -9,6 +9,7 @@ import { metricFingerprint } from "../core/catalog.js";
 import type { Logger } from "../core/logger.js";
 import { waitFor } from "../core/wait.js";
 import { queryRows } from "./client.js";
+import { distributedEngine, dropTableSql, mergeTreeEngine, onCluster, shardedMaster, shardTableName, SINGLE_LAYOUT, type ChLayout } from "./layout.js";
 import { stateColumns, stateColumnTypes } from "./view_columns.js";
 
 const CH_TYPES: Record<FieldType, string> = {
@@ -55,59 +56,94 @@ export const repeatedTable = (db: string, source: string) => `${ident(db)}.${ide
 /** The ClickHouse type of a catalog field's column. */
 export const columnType = (f: FieldDef) => (f.optional ? `Nullable(${CH_TYPES[f.type]})` : CH_TYPES[f.type]);
 
-export function masterTableDdl(db: string, source: SourceDef): string {
+/**
+ * DDL of a source's master table: one MergeTree table on one server; in a cluster a replicated
+ * table on every node, or, sharded, a per-shard table and the Distributed table over it (two
+ * statements, the per-shard one first). See ch/layout.ts.
+ */
+export function masterTableDdl(db: string, source: SourceDef, layout: ChLayout = SINGLE_LAYOUT): string[] {
   const cols = [
     "`_partition` UInt16",
     "`_seq` UInt64",
     "`_id` String",
     ...Object.entries(source.fields).map(([f, t]) => `${ident(f)} ${columnType(t)}`),
+  ].join(", ");
+  const name = masterName(source.name);
+  if (!shardedMaster(layout)) {
+    return [`CREATE TABLE IF NOT EXISTS ${masterTable(db, source.name)}${onCluster(layout)} (${cols}) ENGINE = ${mergeTreeEngine(layout, db, name, "whole")} ORDER BY (_partition, _seq)`];
+  }
+  const local = shardTableName(name);
+  return [
+    `CREATE TABLE IF NOT EXISTS ${ident(db)}.${ident(local)}${onCluster(layout)} (${cols}) ENGINE = ${mergeTreeEngine(layout, db, local, "shard")} ORDER BY (_partition, _seq)`,
+    `CREATE TABLE IF NOT EXISTS ${masterTable(db, source.name)}${onCluster(layout)} (${cols}) ENGINE = ${distributedEngine(layout, db, local)}`,
   ];
-  return `CREATE TABLE IF NOT EXISTS ${masterTable(db, source.name)} (${cols.join(", ")}) ENGINE = MergeTree ORDER BY (_partition, _seq)`;
 }
 
-/** See {@link repeatedTable}. */
-export function repeatedTableDdl(db: string, source: SourceDef): string {
+/** See {@link repeatedTable}. In a cluster every node holds it whole: the batch executor's next query may reach another node. */
+export function repeatedTableDdl(db: string, source: SourceDef, layout: ChLayout = SINGLE_LAYOUT): string {
   const cols = ["`_run` UInt64", "`_id` String", "`_rows` Array(Tuple(UInt16, UInt64))", ...Object.entries(source.fields).map(([f, t]) => `${ident(f)} ${columnType(t)}`)];
-  return `CREATE TABLE IF NOT EXISTS ${repeatedTable(db, source.name)} (${cols.join(", ")}) ENGINE = MergeTree PARTITION BY _run ORDER BY tuple()`;
+  return `CREATE TABLE IF NOT EXISTS ${repeatedTable(db, source.name)}${onCluster(layout)} (${cols.join(", ")}) ENGINE = ${mergeTreeEngine(layout, db, repeatedName(source.name), "whole")} PARTITION BY _run ORDER BY tuple()`;
 }
 
-export function viewTableDdl(db: string, metric: MetricDef): string {
+/** DDL of a metric's view table. In a cluster every node holds it whole, so serving reads a view version on any node. */
+export function viewTableDdl(db: string, metric: MetricDef, layout: ChLayout = SINGLE_LAYOUT): string {
   const states = metric.aggregates.flatMap((a) => {
     const types = stateColumnTypes(a);
     return stateColumns(a).map((c, i) => `${ident(c)} ${types[i]}`);
   });
   return (
-    `CREATE TABLE IF NOT EXISTS ${viewTable(db, metric)} ` +
+    `CREATE TABLE IF NOT EXISTS ${viewTable(db, metric)}${onCluster(layout)} ` +
     `(\`run\` UInt64, \`key\` String, \`window_start\` DateTime64(3, 'UTC'), \`n\` UInt64${states.map((c) => `, ${c}`).join("")}) ` +
-    "ENGINE = MergeTree PARTITION BY run ORDER BY (run, key, window_start)"
+    `ENGINE = ${mergeTreeEngine(layout, db, viewTableName(metric), "whole")} PARTITION BY run ORDER BY (run, key, window_start)`
   );
 }
 
+/** `ALTER TABLE … ADD COLUMN` of `fields` (optional fields added to the catalog) to `db`.`table`, on every node in a cluster. */
+export function addColumnsDdl(db: string, table: string, fields: readonly (readonly [string, FieldDef])[], layout: ChLayout = SINGLE_LAYOUT): string {
+  const adds = fields.map(([f, t]) => `ADD COLUMN IF NOT EXISTS ${ident(f)} ${columnType(t)}`);
+  return `ALTER TABLE ${ident(db)}.${ident(table)}${onCluster(layout)} ${adds.join(", ")}`;
+}
+
 /**
- * Adds the columns a source's table lacks: optional fields added to the catalog after the table
- * was created (core/catalog_compat allows no other source change). Older rows read null.
+ * The statements {@link ensureSchema} runs, in order, before it adds missing columns: the
+ * database, then per source its master table(s), its repeated table and the drop of an earlier
+ * build's scratch table, then every metric's view table. Pure; the golden tests read it.
  */
-async function addMissingColumns(client: ClickHouseClient, db: string, table: string, source: SourceDef): Promise<void> {
+export function schemaDdl(db: string, catalog: Catalog, layout: ChLayout = SINGLE_LAYOUT): string[] {
+  const out = [`CREATE DATABASE IF NOT EXISTS ${ident(db)}${onCluster(layout)}`];
+  for (const s of catalog.sources.values()) {
+    out.push(...masterTableDdl(db, s, layout), repeatedTableDdl(db, s, layout));
+    // Scratch table of earlier builds (first copies per run, now repeated_<source>): nothing reads it.
+    out.push(dropTableSql(layout, `${ident(db)}.${ident(`first_${s.name}`)}`));
+  }
+  for (const m of catalog.metrics.values()) out.push(viewTableDdl(db, m, layout));
+  return out;
+}
+
+/**
+ * Adds the columns a table lacks: optional fields added to the catalog after the table was
+ * created (core/catalog_compat allows no other source change). Older rows read null.
+ */
+async function addMissingColumns(client: ClickHouseClient, db: string, table: string, source: SourceDef, layout: ChLayout): Promise<void> {
   const rows = await client.query({ query: "SELECT name FROM system.columns WHERE database = {db:String} AND table = {table:String}", query_params: { db, table }, format: "JSONEachRow" });
   const have = new Set((await rows.json<{ name: string }>()).map((r) => r.name));
   const missing = Object.entries(source.fields).filter(([f]) => !have.has(f));
   if (missing.length === 0) return;
-  const adds = missing.map(([f, t]) => `ADD COLUMN IF NOT EXISTS ${ident(f)} ${columnType(t)}`);
-  await client.command({ query: `ALTER TABLE ${ident(db)}.${ident(table)} ${adds.join(", ")}` });
+  await client.command({ query: addColumnsDdl(db, table, missing, layout) });
 }
 
-/** Creates the database, every master table and every view table, and adds columns of new optional fields. Idempotent. */
-export async function ensureSchema(client: ClickHouseClient, db: string, catalog: Catalog): Promise<void> {
-  await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${ident(db)}` });
+/**
+ * Creates the database, every master table and every view table, and adds columns of new
+ * optional fields; in a cluster, on every node (`layout`, see ch/layout.ts). Idempotent.
+ */
+export async function ensureSchema(client: ClickHouseClient, db: string, catalog: Catalog, layout: ChLayout = SINGLE_LAYOUT): Promise<void> {
+  for (const query of schemaDdl(db, catalog, layout)) await client.command({ query });
   for (const s of catalog.sources.values()) {
-    await client.command({ query: masterTableDdl(db, s) });
-    await client.command({ query: repeatedTableDdl(db, s) });
-    // Scratch table of earlier builds (first copies per run, now repeated_<source>): nothing reads it.
-    await client.command({ query: `DROP TABLE IF EXISTS ${ident(db)}.${ident(`first_${s.name}`)}` });
-    await addMissingColumns(client, db, masterName(s.name), s);
-    await addMissingColumns(client, db, repeatedName(s.name), s);
+    // The per-shard table first: the Distributed table over it may name a column only once the shards have it.
+    if (shardedMaster(layout)) await addMissingColumns(client, db, shardTableName(masterName(s.name)), s, layout);
+    await addMissingColumns(client, db, masterName(s.name), s, layout);
+    await addMissingColumns(client, db, repeatedName(s.name), s, layout);
   }
-  for (const m of catalog.metrics.values()) await client.command({ query: viewTableDdl(db, m) });
 }
 
 /**

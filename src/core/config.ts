@@ -52,6 +52,8 @@ export const CHDB_MIN_FREE_MB = 256;
 export const DUPLICATE_WINDOW_MS = 120_000;
 /** A process whose ClickHouse roles only read (serving) waits this long for the writers to create the schema. */
 export const SCHEMA_WAIT_MS = 60_000;
+/** Keeper path prefix of the replicated tables in a ClickHouse cluster: the one ClickHouse's docs and operators use. */
+export const DEFAULT_KEEPER_PATH = "/clickhouse/tables";
 
 /** The roles a process can run; any mix can share one process. */
 export const Roles = { archiver: "archiver", coordinator: "coordinator", executor: "executor", serving: "serving", speed: "speed" } as const;
@@ -108,6 +110,12 @@ export interface ResolvedConfig {
   clickhouseKeyFile: string;
   /** How long a process whose ClickHouse roles only read (serving) waits for the schema, in ms (SCHEMA_WAIT_MS). */
   clickhouseSchemaWaitMs: number;
+  /** The ClickHouse cluster (remote_servers) every DDL runs ON CLUSTER with replicated tables; empty: one server or chDB (src/ch/layout.ts). */
+  clickhouseCluster: string;
+  /** In a cluster, whether the master dataset is sharded under a Distributed table (by stream partition). */
+  clickhouseSharded: boolean;
+  /** In a cluster, the Keeper path prefix of the replicated tables (no trailing '/'). */
+  clickhouseKeeperPath: string;
   /** chDB data directory for the embedded engine. */
   chdbPath: string;
   database: string;
@@ -192,6 +200,19 @@ const name: Parser = (key, raw) => {
   if (!/^[A-Za-z0-9_-]+$/.test(raw)) throw new ConfigError(key, raw, "letters, digits, '_' or '-'");
   return raw;
 };
+const flag: Parser = (key, raw) => {
+  if (raw !== "true" && raw !== "false") throw new ConfigError(key, raw, "true or false");
+  return raw === "true";
+};
+// ON CLUSTER and Distributed() name it: what remote_servers allows in a cluster's name.
+const clusterName: Parser = (key, raw) => {
+  if (!/^([A-Za-z0-9_][A-Za-z0-9_.-]*)?$/.test(raw)) throw new ConfigError(key, raw, "empty (one server), or a cluster name of letters, digits, '_', '.' or '-'");
+  return raw;
+};
+const keeperPath: Parser = (key, raw) => {
+  if (!/^(\/[A-Za-z0-9_.{}-]+)+$/.test(raw)) throw new ConfigError(key, raw, "an absolute Keeper path of letters, digits, '_', '.', '-' and macros in {}, no trailing '/'");
+  return raw;
+};
 const level: Parser = (key, raw) => {
   if (!Object.hasOwn(LogLevels, raw)) throw new ConfigError(key, raw, `one of ${Object.keys(LogLevels).join(", ")}`);
   return raw;
@@ -234,6 +255,9 @@ const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_CLICKHOUSE_CERT_FILE: ["clickhouseCertFile", str],
   LAMBDA_CLICKHOUSE_KEY_FILE: ["clickhouseKeyFile", str],
   LAMBDA_CLICKHOUSE_SCHEMA_WAIT_MS: ["clickhouseSchemaWaitMs", int(0)],
+  LAMBDA_CLICKHOUSE_CLUSTER: ["clickhouseCluster", clusterName],
+  LAMBDA_CLICKHOUSE_SHARDED: ["clickhouseSharded", flag],
+  LAMBDA_CLICKHOUSE_KEEPER_PATH: ["clickhouseKeeperPath", keeperPath],
   LAMBDA_CHDB_PATH: ["chdbPath", str],
   LAMBDA_DATABASE: ["database", name],
   LAMBDA_PREFIX: ["prefix", name],
@@ -303,6 +327,9 @@ export function defaultConfig(): ResolvedConfig {
     clickhouseCertFile: "",
     clickhouseKeyFile: "",
     clickhouseSchemaWaitMs: SCHEMA_WAIT_MS,
+    clickhouseCluster: "",
+    clickhouseSharded: false,
+    clickhouseKeeperPath: DEFAULT_KEEPER_PATH,
     chdbPath: ".lambda/chdb",
     database: DEFAULT_DATABASE,
     prefix: DEFAULT_PREFIX,
@@ -386,7 +413,18 @@ export function resolveConfig(
     throw new ConfigError(envVarFor("leaderRenewMs")!, cfg.leaderRenewMs, `a renewal period below the leader lease (LAMBDA_LEADER_LEASE_MS = ${cfg.leaderLeaseMs})`);
   }
   checkGrpcTls(cfg);
+  checkClickHouseCluster(cfg);
   return cfg;
+}
+
+/** A cluster needs a server to talk to, and sharding needs a cluster. @throws ConfigError naming the variable that is missing */
+function checkClickHouseCluster(cfg: ResolvedConfig): void {
+  if (cfg.clickhouseCluster !== "" && cfg.clickhouseUrl === "") {
+    throw new ConfigError(envVarFor("clickhouseCluster")!, cfg.clickhouseCluster, `unset, or a ClickHouse server in ${envVarFor("clickhouseUrl")!} (embedded chDB is one process, not a cluster)`);
+  }
+  if (cfg.clickhouseSharded && cfg.clickhouseCluster === "") {
+    throw new ConfigError(envVarFor("clickhouseSharded")!, "true", `false, or a cluster in ${envVarFor("clickhouseCluster")!} to shard over`);
+  }
 }
 
 /** The serving node's TLS files come as a pair, and a client CA needs TLS. @throws ConfigError naming the variable that is missing */

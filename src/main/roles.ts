@@ -15,7 +15,8 @@ import { createArchiver, startBatchExecutor, type Archiver } from "../batch/inde
 import { withDiskGuard } from "../ch/disk_guard.js";
 import { withFaultSeams } from "../ch/insert_fault.js";
 import { openClickHouse, type ChHandle } from "../ch/client.js";
-import { chOptionsOf } from "../ch/connection_options.js";
+import { chOptionsOf, type ChOptions } from "../ch/connection_options.js";
+import { layoutOf, writerSettings } from "../ch/layout.js";
 import { readOnlyClient } from "../ch/read_only.js";
 import { awaitServingSchema, ensureSchema } from "../ch/schema.js";
 import { createCoordinator, type Coordinator } from "../coordinator/index.js";
@@ -52,6 +53,17 @@ export function servingSecurity(cfg: ResolvedConfig): ServingSecurityOptions {
 }
 
 /**
+ * How this process reaches ClickHouse: in a cluster, a process that writes (archiver, batch
+ * executor) sends the cluster's consistency settings with every request (ch/layout.ts
+ * writerSettings); a process that only serves sends none of them, so it works with a read-only
+ * user whose profile holds what it reads with (ch/read_only.ts).
+ */
+function clickHouseOptions(cfg: ResolvedConfig, writes: boolean): ChOptions {
+  const opts = chOptionsOf(cfg);
+  return writes ? { ...opts, settings: writerSettings(layoutOf(cfg)) } : opts;
+}
+
+/**
  * Starts the roles `cfg.roles` names on `nc`, with the cluster's catalog: a
  * coordinator applies `file` to the catalog bucket first when the bucket is
  * empty or the file changed (nats/catalog_store seedCatalog), and every role
@@ -77,7 +89,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
   const writesCh = wants("archiver") || wants("executor");
   const needsCh = writesCh || wants("serving");
   const opened = needsCh
-    ? withFaultSeams(withDiskGuard(await openClickHouse(chOptionsOf(cfg), { log }), cfg.chdbPath, cfg.chdbMinFreeMb), cfg.faultDir)
+    ? withFaultSeams(withDiskGuard(await openClickHouse(clickHouseOptions(cfg, writesCh), { log }), cfg.chdbPath, cfg.chdbMinFreeMb), cfg.faultDir)
     : undefined;
   const ch = opened && observe ? countClickHouseErrors(opened, observe.metrics) : opened;
   const unwatchCh = ch && observe ? checkClickHouseReachable(ch.client, observe.health) : () => {};
@@ -94,7 +106,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
     unwatchNats();
   };
   try {
-    if (ch && writesCh) await ensureSchema(ch.client, cfg.database, catalog);
+    if (ch && writesCh) await ensureSchema(ch.client, cfg.database, catalog, ch.layout);
     else if (ch) await awaitServingSchema(ch.client, cfg.database, catalog, { timeoutMs: cfg.clickhouseSchemaWaitMs, log });
     if (ch && wants("archiver")) {
       started.archiver = await createArchiver(
@@ -112,7 +124,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
     if (ch && wants("executor")) {
       started.executor = await startBatchExecutor(
         { nc, ch: ch.client, catalogFeed, names, coordinatorKv: buckets.coordinator, membersKv: buckets.members, log },
-        { database: cfg.database, nodeId: cfg.nodeId, heartbeatIntervalMs: cfg.heartbeatIntervalMs },
+        { database: cfg.database, nodeId: cfg.nodeId, heartbeatIntervalMs: cfg.heartbeatIntervalMs, layout: ch.layout },
       );
     }
     if (wants("coordinator")) {
@@ -138,7 +150,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
     }
     if (ch && wants("serving")) {
       started.serving = await createServingNode(
-        { nc, ch: await readOnlyClient(ch.client, { engine: ch.engine, log }), catalog, catalogFeed, names, log, observe },
+        { nc, ch: await readOnlyClient(ch.client, { engine: ch.engine, layout: ch.layout, log }), catalog, catalogFeed, names, log, observe },
         {
           host: cfg.grpcHost,
           port: cfg.grpcPort,
