@@ -59,7 +59,7 @@ async function retentionInput(deps: RetentionRunDeps, opts: RetentionOptions, la
     extraRuns: opts.extraRuns,
     warmUpPositions: opts.warmUpPositions,
     runs,
-    watermarkCuts: trusted && state.kind === "watermark" ? state.watermark.cuts : null,
+    watermark: trusted && state.kind === "watermark" ? { run: state.watermark.run, cuts: state.watermark.cuts } : null,
     archivedBelow: await readArchivedBelow(buckets.archiver, opts.partitions),
   };
 }
