@@ -62,8 +62,8 @@ export interface RetentionInput {
   readonly warmUpPositions: number;
   /** Records of the runs from {@link retentionWindowStart} to lastRun (missing ones left out). */
   readonly runs: readonly RetentionRun[];
-  /** The cuts of the watermark serving answers at, when a batch run published it; else null. */
-  readonly watermarkCuts: readonly number[] | null;
+  /** The run and cuts of the watermark serving answers at, when a batch run published it; else null. */
+  readonly watermark: { readonly run: number; readonly cuts: readonly number[] } | null;
   /** Per partition, the barrier sequence the archiver has flushed everything below; 0 when none yet. */
   readonly archivedBelow: readonly number[];
 }
@@ -88,16 +88,16 @@ export function planRetention(i: RetentionInput): RetentionPlan {
     if (r.run >= oldestView) return r.hasWatermark && (r.outcome === RunOutcomes.published || r.outcome === RunOutcomes.rolledBack);
     return r.run >= extraFrom;
   });
-  const bounds: (readonly number[])[] = kept.map((r) => r.cuts);
-  if (i.watermarkCuts) {
-    if (!whole(i.watermarkCuts)) return { kind: "keep_all", reason: `the watermark has ${i.watermarkCuts.length} cuts for ${i.partitions} partitions` };
-    bounds.push(i.watermarkCuts);
+  const bounds: { readonly run: number; readonly cuts: readonly number[] }[] = [...kept];
+  if (i.watermark) {
+    if (!whole(i.watermark.cuts)) return { kind: "keep_all", reason: `the watermark has ${i.watermark.cuts.length} cuts for ${i.partitions} partitions` };
+    bounds.push(i.watermark);
   }
   if (bounds.length === 0) return { kind: "keep_all", reason: `no run from ${extraFrom} to ${i.lastRun} published a watermark with its cuts` };
   if (i.archivedBelow.length !== i.partitions) return { kind: "keep_all", reason: `archiver progress for ${i.archivedBelow.length} of ${i.partitions} partitions` };
-  const baseRun = kept.length > 0 ? Math.min(...kept.map((r) => r.run)) : i.lastRun;
+  const baseRun = Math.min(...bounds.map((b) => b.run));
   const keepFrom = Array.from({ length: i.partitions }, (_, p) => {
-    const rebuildFrom = Math.min(...bounds.map((cuts) => Math.max(1, cuts[p]! - i.warmUpPositions)));
+    const rebuildFrom = Math.min(...bounds.map((b) => Math.max(1, b.cuts[p]! - i.warmUpPositions)));
     // Nothing the archiver has not flushed goes; 0 (no progress yet) keeps everything.
     return Math.max(1, Math.min(rebuildFrom, i.archivedBelow[p]!));
   });

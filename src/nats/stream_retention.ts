@@ -4,7 +4,7 @@
  * limits, and the record the leading coordinator keeps of what retention did (key `retention` of
  * the coordinator bucket, written fenced by its epoch; `lambdactl status` reads it).
  */
-import type { KV } from "@nats-io/kv";
+import { Kvm, type KV } from "@nats-io/kv";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { StreamRetentionModes, type StreamRetentionMode } from "../core/config.js";
@@ -107,4 +107,17 @@ export async function readStreamUsage(nc: NatsConnection, names: Names): Promise
     lastSeq: info.state.last_seq,
     limits: { maxAgeMs: positive(c.max_age) === null ? null : Math.round(c.max_age / 1e6), maxBytes: positive(c.max_bytes), maxMsgs: positive(c.max_msgs), maxMsgsPerSubject: positive(c.max_msgs_per_subject) },
   };
+}
+
+/** The event stream's size with the last retention record: what `lambdactl status` shows (and metrics may). */
+export interface StreamReport extends StreamUsage {
+  /** Null before the first run of a coordinator that has retention. */
+  readonly retention: RetentionRecord | null;
+}
+
+/** Reads the stream's size and the retention record, binding the coordinator bucket without creating it. */
+export async function readStreamReport(nc: NatsConnection, names: Names): Promise<StreamReport> {
+  const usage = await readStreamUsage(nc, names);
+  const kv = await new Kvm(nc).open(names.coordinatorBucket);
+  return { ...usage, retention: await readRetention(kv) };
 }
