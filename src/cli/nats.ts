@@ -15,6 +15,7 @@ import { connectNats, NatsSecurityError, NatsUrlError } from "../nats/connect.js
 import { catalogOf, readStoredCatalog } from "../nats/catalog_store.js";
 import { checkSettings } from "../nats/cluster_settings.js";
 import { namesFor, type Names } from "../nats/names.js";
+import { readStreamReport, type StreamReport } from "../nats/stream_retention.js";
 import type { NatsTarget } from "./connection.js";
 
 /** NATS could not be reached at the configured URL. */
@@ -151,4 +152,17 @@ export async function openCatalogBucket(target: NatsTarget): Promise<CatalogConn
     throw new CatalogBucketMissingError(c.names.catalogBucket, target.natsUrl.value);
   }
   return { kv, close: c.close, [Symbol.asyncDispose]: c.close };
+}
+
+/**
+ * The event stream's size and its last retention record (nats/stream_retention.ts), read once.
+ * @throws NatsUnreachableError, EventStreamMissingError
+ */
+export async function readClusterStream(target: NatsTarget): Promise<StreamReport> {
+  const c = await connectCluster(target, "lambdactl status");
+  try {
+    return await readStreamReport(c.nc, c.names);
+  } finally {
+    await c.close();
+  }
 }

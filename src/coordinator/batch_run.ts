@@ -28,6 +28,7 @@ import { nextRunNumber, recordRun } from "../nats/run_history.js";
 import type { Buckets } from "../nats/setup.js";
 import { publishWatermark, readWatermark, WatermarkConflictError } from "../nats/watermark_store.js";
 import { checkWatermark } from "../nats/watermark_trust.js";
+import { applyRetention, type RetentionOptions } from "./retention_run.js";
 
 export interface BatchRunDeps {
   nc: NatsConnection;
@@ -49,6 +50,8 @@ export interface BatchRunOptions {
   /** How long the batch executor may stay silent: to take the request, then between two steps. */
   executorTimeoutMs: number;
   viewVersionsKept: number;
+  /** What the stream lets go after a published run (coordinator/retention.ts). */
+  retention: Omit<RetentionOptions, "partitions" | "viewVersionsKept">;
 }
 
 export const RunPhases = { barrier: "barrier", archiverFlush: "archiver_flush", recompute: "recompute", publish: "publish", done: "done" } as const;
@@ -130,6 +133,10 @@ export async function runBatch(deps: BatchRunDeps, opts: BatchRunOptions, progre
     // Readers may still answer at the previous versions; keep a few.
     await askExecutor(deps.nc, deps.names, { kind: "drop_views", keepFrom: oldestKeptView(run, opts.viewVersionsKept), epoch }, { ackTimeoutMs: EXECUTOR_ACK_MS, idleTimeoutMs: opts.executorTimeoutMs, signal: deps.signal }).catch((err) =>
       log.warn("could not drop old batch view versions; they will be retried after the next run", { err: ensureError(err) }),
+    );
+    // Events no kept view, rollback or rebuild needs leave the stream; a failure waits for the next run.
+    await applyRetention({ nc: deps.nc, names: deps.names, buckets, confirmLeader: deps.confirmLeader, signal: deps.signal, log }, { partitions: opts.partitions, viewVersionsKept: opts.viewVersionsKept, ...opts.retention }).catch((err) =>
+      log.warn("stream retention failed; the next run computes and purges again", { err: ensureError(err) }),
     );
     return watermark;
   } catch (err) {

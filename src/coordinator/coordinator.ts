@@ -11,6 +11,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Catalog } from "../core/catalog.js";
+import { DEDUPE_HORIZON_IDS, STREAM_RETENTION, STREAM_RETENTION_EXTRA_RUNS, type StreamRetentionMode } from "../core/config.js";
 import { catalogDiffers } from "../core/definitions.js";
 import type { CatalogFeed } from "../nats/catalog_store.js";
 import { ensureError } from "../core/errors.js";
@@ -52,6 +53,15 @@ export interface CoordinatorOptions {
   heartbeatIntervalMs: number;
   nodeTimeoutMs: number;
   viewVersionsKept: number;
+  /** What the stream lets go after each published run (LAMBDA_STREAM_RETENTION). @default STREAM_RETENTION */
+  streamRetention?: StreamRetentionMode;
+  /** Runs before the oldest kept view whose events the stream keeps too (LAMBDA_STREAM_RETENTION_EXTRA_RUNS). @default STREAM_RETENTION_EXTRA_RUNS */
+  streamRetentionExtraRuns?: number;
+  /**
+   * The speed nodes' LAMBDA_DEDUPE_HORIZON_IDS: a rebuild from a cut replays horizon × partitions
+   * positions before it, so retention keeps them. @default DEDUPE_HORIZON_IDS
+   */
+  dedupeHorizonIds?: number;
   /** A leader not renewed for this long is replaced (LAMBDA_LEADER_LEASE_MS). */
   leaderLeaseMs: number;
   /** How often the leader renews its lease and standbys check it (LAMBDA_LEADER_RENEW_MS). */
@@ -92,6 +102,11 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
   const members = new MembershipTracker();
   let current = new Map<number, Assignment>();
   let stopping = false;
+  const retention = {
+    mode: opts.streamRetention ?? STREAM_RETENTION,
+    extraRuns: opts.streamRetentionExtraRuns ?? STREAM_RETENTION_EXTRA_RUNS,
+    warmUpPositions: (opts.dedupeHorizonIds ?? DEDUPE_HORIZON_IDS) * opts.partitions,
+  };
 
   // Every coordinator follows the members: the leader to assign partitions, a standby to judge
   // the leader's lease on the server's clock (heartbeats carry the time the server stored them).
@@ -193,6 +208,7 @@ export async function createCoordinator(deps: CoordinatorDeps, opts: Coordinator
               archiverTimeoutMs: opts.archiverTimeoutMs ?? ARCHIVER_TIMEOUT_MS,
               executorTimeoutMs: opts.executorTimeoutMs ?? EXECUTOR_TIMEOUT_MS,
               viewVersionsKept: opts.viewVersionsKept,
+              retention,
             },
             tracked,
           ),

@@ -1,6 +1,6 @@
 /**
  * What a coordinator does the moment it becomes leader, before any other write:
- * stamp its epoch on the run counter, the watermark and every assignment (so
+ * stamp its epoch on the run counter, the stream retention record, the watermark and every assignment (so
  * the deposed leader's late writes are refused from here on), then give every
  * run the old leader left unfinished an outcome: "published" if its watermark
  * made it, "abandoned" (naming who and at which phase) otherwise. So no run
@@ -11,6 +11,7 @@ import { RunOutcomes } from "../core/records.js";
 import { readAssignments, stampAssignment } from "../nats/assignments_store.js";
 import { lastRunNumber, readRun, recordRun, stampRunCounter } from "../nats/run_history.js";
 import type { Buckets } from "../nats/setup.js";
+import { stampRetention } from "../nats/stream_retention.js";
 import { readWatermarkState, stampWatermark } from "../nats/watermark_store.js";
 import { checkWatermark } from "../nats/watermark_trust.js";
 
@@ -19,6 +20,7 @@ export const RECOVERY_SCAN_RUNS = 50;
 
 export async function takeOver(buckets: Buckets, partitions: number, coordinatorId: string, epoch: number, log: Logger): Promise<void> {
   await stampRunCounter(buckets, epoch);
+  await stampRetention(buckets.coordinator, epoch);
   // A watermark no batch run published is neither stamped (a forged epoch would fence this leader
   // out, and taking over would fail for good) nor taken as a run's: an operator repairs it with a rollback.
   const state = await readWatermarkState(buckets.watermark);

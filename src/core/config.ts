@@ -44,6 +44,17 @@ export const METRICS_HOST = "127.0.0.1";
 export const GRPC_TLS_RELOAD_MS = 60_000;
 /** Batch view versions kept behind the current one for readers still on them. */
 export const VIEW_VERSIONS_KEPT = 3;
+/**
+ * What the coordinator removes from the event stream after each batch run (coordinator/retention.ts):
+ * `kept-views`, the events no kept batch view, rollback or rebuild needs any more; `off`, nothing
+ * (the stream then grows until its store is full).
+ */
+export const StreamRetentionModes = { keptViews: "kept-views", off: "off" } as const;
+export type StreamRetentionMode = (typeof StreamRetentionModes)[keyof typeof StreamRetentionModes];
+/** Default stream retention. */
+export const STREAM_RETENTION: StreamRetentionMode = StreamRetentionModes.keptViews;
+/** Runs before the oldest kept batch view whose events the stream keeps as well, by default: none. */
+export const STREAM_RETENTION_EXTRA_RUNS = 0;
 /** Local cluster: synthetic page views per second. */
 export const SYNTHETIC_RATE_PER_S = 200;
 /** chDB writes stop while its disk has less free than this, in MiB (src/ch/disk_guard.ts). */
@@ -140,6 +151,10 @@ export interface ResolvedConfig {
   archiverFlushIntervalMs: number;
   archiverFlushRows: number;
   viewVersionsKept: number;
+  /** What the coordinator removes from the event stream after a run (STREAM_RETENTION). */
+  streamRetention: StreamRetentionMode;
+  /** Runs before the oldest kept batch view whose events the stream keeps too (STREAM_RETENTION_EXTRA_RUNS). */
+  streamRetentionExtraRuns: number;
   duplicateWindowMs: number;
   /** This process's member id (speed node, coordinator). */
   nodeId: string;
@@ -218,6 +233,11 @@ const level: Parser = (key, raw) => {
   return raw;
 };
 
+const retentionMode: Parser = (key, raw) => {
+  if (!(Object.values(StreamRetentionModes) as string[]).includes(raw)) throw new ConfigError(key, raw, `one of ${Object.values(StreamRetentionModes).join(", ")}`);
+  return raw;
+};
+
 const roles: Parser = (key, raw) => {
   const list = raw.split(",").map((r) => r.trim()).filter(Boolean);
   for (const r of list) if (!Object.hasOwn(Roles, r)) throw new ConfigError(key, raw, `a comma-separated list of ${Object.keys(Roles).join(", ")}`);
@@ -277,6 +297,8 @@ const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_ARCHIVER_FLUSH_INTERVAL_MS: ["archiverFlushIntervalMs", int(1)],
   LAMBDA_ARCHIVER_FLUSH_ROWS: ["archiverFlushRows", int(1)],
   LAMBDA_VIEW_VERSIONS_KEPT: ["viewVersionsKept", int(1)],
+  LAMBDA_STREAM_RETENTION: ["streamRetention", retentionMode],
+  LAMBDA_STREAM_RETENTION_EXTRA_RUNS: ["streamRetentionExtraRuns", int(0, 1_000_000)],
   LAMBDA_DUPLICATE_WINDOW_MS: ["duplicateWindowMs", int(100)],
   LAMBDA_NODE_ID: ["nodeId", name],
   LAMBDA_LOG_LEVEL: ["logLevel", level],
@@ -349,6 +371,8 @@ export function defaultConfig(): ResolvedConfig {
     archiverFlushIntervalMs: ARCHIVER_FLUSH_INTERVAL_MS,
     archiverFlushRows: ARCHIVER_FLUSH_ROWS,
     viewVersionsKept: VIEW_VERSIONS_KEPT,
+    streamRetention: STREAM_RETENTION,
+    streamRetentionExtraRuns: STREAM_RETENTION_EXTRA_RUNS,
     duplicateWindowMs: DUPLICATE_WINDOW_MS,
     nodeId: `node-${process.pid}`,
     logLevel: "info",

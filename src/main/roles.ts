@@ -139,6 +139,9 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
           leaderLeaseMs: cfg.leaderLeaseMs,
           leaderRenewMs: cfg.leaderRenewMs,
           viewVersionsKept: cfg.viewVersionsKept,
+          streamRetention: cfg.streamRetention,
+          streamRetentionExtraRuns: cfg.streamRetentionExtraRuns,
+          dedupeHorizonIds: cfg.dedupeHorizonIds,
         },
       );
     }

@@ -23,6 +23,14 @@ export async function recordArchiverProgress(kv: KV, progress: ArchiverProgress)
   await putValue(kv, key, progress);
 }
 
+/**
+ * Per partition 0..partitions-1, the barrier sequence the archiver has flushed everything below
+ * (0 when it has recorded none). @throws MalformedValueError
+ */
+export async function readArchivedBelow(kv: KV, partitions: number): Promise<number[]> {
+  return Promise.all(Array.from({ length: partitions }, async (_, p) => (await readValue(kv, partitionKey(p), parseArchiverProgress))?.value.barrierSeq ?? 0));
+}
+
 /** The archiver did not flush through a barrier in time. Retryable: the next run tries again. */
 export class ArchiverTimeoutError extends Error {
   override readonly name = "ArchiverTimeoutError";

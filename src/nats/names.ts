@@ -22,7 +22,7 @@ export interface Names {
   readonly assignmentsBucket: string;
   /** KV: `p.<p>` → barrier the archiver has flushed through. */
   readonly archiverBucket: string;
-  /** KV: `runs` → the last run number handed out; `settings` → the cluster's partition count; `leader` → who leads (nats/leadership.ts). */
+  /** KV: `runs` → the last run number handed out; `settings` → the cluster's partition count; `leader` → who leads (nats/leadership.ts); `retention` → the stream's retention (nats/stream_retention.ts). */
   readonly coordinatorBucket: string;
   /** KV: speed actor snapshots (actors/snapshot_store.ts). */
   readonly snapshotBucket: string;
@@ -47,6 +47,8 @@ export const RUN_COUNTER_KEY = "runs";
 export const LEADER_KEY = "leader";
 /** Coordinator bucket: settings every process of the cluster shares (nats/cluster_settings.ts). */
 export const CLUSTER_SETTINGS_KEY = "settings";
+/** Coordinator bucket: what stream retention kept and removed after the last run (nats/stream_retention.ts). */
+export const RETENTION_KEY = "retention";
 export const runKey = (run: number) => `run.${run}`;
 export const partitionKey = (p: number) => `p.${p}`;
 

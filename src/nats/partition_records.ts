@@ -15,7 +15,8 @@ export const RECORDS_AFTER_CACHE_MS = 1_000;
 
 export type RecordsAfter = (partition: number, seq: number) => Promise<number>;
 
-async function countAfter(jsm: JetStreamManager, names: Names, partition: number, seq: number): Promise<number> {
+/** Records on `partition`'s subject after stream position `seq` (all of them for 0), counted now by a probe consumer. */
+export async function countRecordsAfter(jsm: JetStreamManager, names: Names, partition: number, seq: number): Promise<number> {
   const info = await jsm.consumers.add(names.eventStream, {
     filter_subject: names.eventSubject(partition),
     ...(seq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seq + 1 } : { deliver_policy: DeliverPolicy.All }),
@@ -40,7 +41,7 @@ export function partitionRecordsAfter(nc: NatsConnection, names: Names): Records
     if (hit && now - hit.atMs < RECORDS_AFTER_CACHE_MS) return hit.count;
     for (const [k, v] of cache) if (now - v.atMs >= RECORDS_AFTER_CACHE_MS) cache.delete(k);
     jsm ??= jetstreamManager(nc);
-    const count = jsm.then((m) => countAfter(m, names, partition, seq));
+    const count = jsm.then((m) => countRecordsAfter(m, names, partition, seq));
     // A failure is not cached: the next query asks again.
     count.catch(() => cache.delete(key));
     cache.set(key, { atMs: now, count });

@@ -119,6 +119,11 @@ function permissionsOf(n: Names, who: NatsPrincipal): { publish: string[]; subsc
           ...kvWatch(n.archiverBucket),
           ...kvWrite(n.catalogBucket, [CATALOG_KEY]), // seeding the catalog from its file
           ...streamRead(n.eventStream),
+          // Stream retention: purging partition subjects below a point, counting what the next run frees.
+          `$JS.API.STREAM.PURGE.${n.eventStream}`,
+          `$JS.API.CONSUMER.CREATE.${n.eventStream}`,
+          `$JS.API.CONSUMER.CREATE.${n.eventStream}.>`,
+          `$JS.API.CONSUMER.DELETE.${n.eventStream}.>`,
           n.executorSubject,
           "_INBOX.>", // progress of run/rollback requests, to the asker's inbox
         ],

@@ -4,9 +4,14 @@
  * their heartbeat age; each partition's owner and generation, stream head,
  * the speed actor's applied position and the archiver's flushed position, and
  * the lag of each behind the head; the current watermark's run and the next
- * scheduled batch run.
+ * scheduled batch run; and, read from NATS, the event stream's size and what
+ * stream retention let go after the last run and lets go after the next.
  */
-import { booleanFlag, COMMON_FLAGS, ADMIN_GRPC_FLAGS, timeoutMs, grpcTarget } from "../args.js";
+import { booleanFlag, COMMON_FLAGS, ADMIN_GRPC_FLAGS, NATS_FLAGS, connectionFlags, timeoutMs, grpcTarget } from "../args.js";
+import { resolveNatsTarget } from "../connection.js";
+import { readClusterStream } from "../nats.js";
+import { ensureError } from "../../core/errors.js";
+import type { StreamReport } from "../../nats/stream_retention.js";
 import { createAdminClient } from "../admin_grpc.js";
 import { ExitCodes, type CliContext, type Command, type CommandSpec, type ExitCode, type ParsedCommand } from "../command.js";
 import { ABSENT, formatElapsed, formatInstant, keyValues, table } from "../render.js";
@@ -16,7 +21,7 @@ const spec: CommandSpec = {
   name: "status",
   summary: "members and heartbeats, partition owners and lag, the watermark run and the next run",
   args: [],
-  flags: { ...ADMIN_GRPC_FLAGS, ...COMMON_FLAGS },
+  flags: { ...ADMIN_GRPC_FLAGS, "nats-url": NATS_FLAGS["nats-url"], prefix: NATS_FLAGS.prefix, ...COMMON_FLAGS },
   notes: [
     "partitions: stream head is the partition's last stream sequence; applied is the speed actor's",
     "position, archived the archiver's flushed one; speed lag and archiver lag are the head minus",
@@ -32,6 +37,10 @@ const spec: CommandSpec = {
     "batch run wrote, passed over by the partition's speed actor (and the archiver).",
     "leader: the leadership key: the coordinator, its fencing epoch, and how long ago it renewed",
     "its lease; past the lease (LAMBDA_LEADER_LEASE_MS) a standby takes over.",
+    "stream (read from NATS: --nats-url, else LAMBDA_NATS_URL, else the local cluster file): the",
+    "event stream's messages and bytes; retention: what the coordinator purged after the last run",
+    "(LAMBDA_STREAM_RETENTION) and what the next run frees if it publishes (bytes estimated at the",
+    "stream's mean message size). Without NATS the stream lines say why they are missing.",
     "",
     "examples:",
     "  lambdactl status",
@@ -88,6 +97,80 @@ export interface StatusJson {
    * then the last good run. Repair: `lambdactl watermark rollback <good run>`.
    */
   readonly watermarkRefused: { readonly run: number; readonly reason: string; readonly at: string | null } | null;
+  /** The event stream and its retention, read from NATS; null when it could not be read (`streamProblem` says why). */
+  readonly stream: StreamJson | null;
+  readonly streamProblem: string | null;
+}
+
+/** The event stream in `status --json`. */
+export interface StreamJson {
+  readonly messages: number;
+  readonly bytes: number;
+  /** The last retention record; null before the first run with retention. */
+  readonly retention: {
+    /** LAMBDA_STREAM_RETENTION of the leader that wrote it. */
+    readonly mode: string;
+    /** The run after which it purged. */
+    readonly run: number;
+    readonly at: string;
+    /** Per partition: the subject holds everything from this sequence on. */
+    readonly keptFrom: readonly number[];
+    /** Messages purged after that run. */
+    readonly purged: number;
+    /** Messages the next run lets go if it publishes (with mode off: would let go). */
+    readonly nextRunFrees: number;
+    /** nextRunFrees × the stream's mean message size. */
+    readonly nextRunFreesBytesEstimate: number;
+    /** Why it kept everything or a purge failed; null when it went through. */
+    readonly problem: string | null;
+  } | null;
+}
+
+/** A stream report as `--json` prints it. */
+export function streamJson(r: StreamReport): StreamJson {
+  const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
+  const rec = r.retention;
+  const meanBytes = r.messages > 0 ? r.bytes / r.messages : 0;
+  return {
+    messages: r.messages,
+    bytes: r.bytes,
+    retention: rec
+      ? {
+          mode: rec.mode,
+          run: rec.run,
+          at: new Date(rec.atMs).toISOString(),
+          keptFrom: rec.keepFrom,
+          purged: sum(rec.purged),
+          nextRunFrees: sum(rec.nextFrees),
+          nextRunFreesBytesEstimate: Math.round(sum(rec.nextFrees) * meanBytes),
+          problem: rec.problem,
+        }
+      : null,
+  };
+}
+
+/** Bytes as text: B, KiB, MiB, GiB. */
+function bytesText(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  for (; n >= 1024 && i < units.length - 1; i++) n /= 1024;
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+}
+
+/** The stream and retention lines of `status`. */
+function streamLines(s: StatusJson): [string, string][] {
+  if (!s.stream) return [["stream", `not read: ${s.streamProblem ?? "no NATS URL"}`]];
+  const r = s.stream.retention;
+  const frees = r ? `${r.nextRunFrees} messages (≈ ${bytesText(r.nextRunFreesBytesEstimate)})` : "";
+  const retention = !r
+    ? "no record yet (the coordinator writes one after each published run)"
+    : r.mode === "off"
+      ? `off (LAMBDA_STREAM_RETENTION); the next run would free ${frees}`
+      : `${r.mode}: purged ${r.purged} messages after run ${r.run}; the next run frees ${frees}${r.problem ? `; ${r.problem}` : ""}`;
+  return [
+    ["stream", `${s.stream.messages} messages, ${bytesText(s.stream.bytes)}`],
+    ["retention", retention],
+  ];
 }
 
 const ROLE_ORDER = ["coordinator", "executor", "speed", "archiver", "serving"];
@@ -103,7 +186,7 @@ export function sortedMembers(members: readonly Member[]): Member[] {
 }
 
 /** The reply as `--json` prints it, seen at `nowMs`. */
-export function statusJson(r: GetStatusResponse, nowMs: number): StatusJson {
+export function statusJson(r: GetStatusResponse, nowMs: number, stream: StreamReport | string = "not asked"): StatusJson {
   return {
     watermarkRun: r.watermarkRun,
     nextRunAt: r.nextRunAt?.toISOString() ?? null,
@@ -112,6 +195,8 @@ export function statusJson(r: GetStatusResponse, nowMs: number): StatusJson {
     members: sortedMembers(r.members).map((m) => ({ role: m.role, id: m.id, state: m.state, heartbeatAgeS: m.heartbeatAgeS })),
     partitions: [...r.partitions].sort((a, b) => a.partition - b.partition).map((p) => ({ ...p })),
     watermarkRefused: r.watermarkRefused ? { run: r.watermarkRefused.run, reason: r.watermarkRefused.reason, at: r.watermarkRefused.at?.toISOString() ?? null } : null,
+    stream: typeof stream === "string" ? null : streamJson(stream),
+    streamProblem: typeof stream === "string" ? stream : null,
   };
 }
 
@@ -150,6 +235,7 @@ export function renderStatus(s: StatusJson): string {
       ? [["ignored barriers", ignored.map((p) => `partition ${p.partition}: ${p.speedIgnoredBarriers}`).join(", ") + " (no batch run wrote them)"] as [string, string]]
       : []),
     ["next run", next],
+    ...streamLines(s),
   ]);
   return [`members\n${members}`, `partitions\n${partitions}`, summary].join("\n");
 }
@@ -158,7 +244,12 @@ async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
   const timeout = timeoutMs(spec.name, parsed);
   const target = grpcTarget(parsed, ctx, "admin");
   using client = createAdminClient(target, { timeoutMs: timeout });
-  const out = statusJson(await client.getStatus(), ctx.now());
+  const reply = await client.getStatus();
+  // The stream is NATS's to say; without it the rest of status still stands.
+  const stream = await Promise.resolve()
+    .then(() => readClusterStream(resolveNatsTarget({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd })))
+    .catch((err: unknown) => ensureError(err).message);
+  const out = statusJson(reply, ctx.now(), stream);
   ctx.stdout.write(booleanFlag(parsed, "json") ? JSON.stringify(out, null, 2) + "\n" : renderStatus(out));
   return ExitCodes.ok;
 }
