@@ -4,7 +4,7 @@
  * each user exactly the union of its roles' permissions. docs/security.md has the table.
  *
  * What a role does on the wire, by JetStream API subject:
- * - reading a KV bucket: STREAM.INFO of its stream, DIRECT.GET / STREAM.MSG.GET of a key;
+ * - reading a KV bucket: STREAM.INFO of its stream, STREAM.MSG.GET of a key (the leader answers);
  * - watching one: an ordered consumer (CONSUMER.CREATE/INFO/DELETE/MSG.NEXT, flow control);
  * - writing one: a publish on `$KV.<bucket>.<key>`;
  * - consuming the event stream: a consumer on it, and acknowledgements;
@@ -13,7 +13,7 @@
  * Only the coordinator creates streams and buckets; every other role binds to what exists.
  */
 import type { Names } from "./names.js";
-import { CATALOG_KEY, CLUSTER_SETTINGS_KEY, LEADER_KEY } from "./names.js";
+import { CATALOG_KEY } from "./names.js";
 
 /** Who connects: the runtime's roles, the ingest library, and lambdactl read-only or as admin. */
 export const NatsPrincipals = {
@@ -43,10 +43,13 @@ export function inboxPrefixFor(user: string): string {
 
 const kvStream = (bucket: string) => `KV_${bucket}`;
 
-/** Reading keys of a bucket (all of them: `>`, or the keys given). */
-function kvRead(bucket: string, keys: readonly string[] = [">"]): string[] {
+/**
+ * Reading keys of a bucket. Only through the leader's STREAM.MSG.GET (nats/setup.ts openBuckets),
+ * not a direct get, which any replica answers; STREAM.MSG.GET cannot be limited to some keys.
+ */
+function kvRead(bucket: string): string[] {
   const s = kvStream(bucket);
-  return [`$JS.API.STREAM.INFO.${s}`, `$JS.API.STREAM.MSG.GET.${s}`, ...keys.map((k) => `$JS.API.DIRECT.GET.${s}.$KV.${bucket}.${k}`)];
+  return [`$JS.API.STREAM.INFO.${s}`, `$JS.API.STREAM.MSG.GET.${s}`];
 }
 
 /** Watching a bucket (ordered consumers on its stream); reading it too. */
@@ -73,7 +76,7 @@ function consume(stream: string): string[] {
 }
 
 /** Looking at a stream and reading single messages of it. */
-const streamRead = (stream: string) => [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.MSG.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}.>`];
+const streamRead = (stream: string) => [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.STREAM.MSG.GET.${stream}`];
 
 /** Every stream and bucket of the cluster. */
 function allStreams(n: Names): string[] {
@@ -88,7 +91,7 @@ function roleBase(n: Names): string[] {
   return [
     "$JS.API.INFO",
     ...allStreams(n).map((s) => `$JS.API.STREAM.INFO.${s}`),
-    ...kvRead(n.coordinatorBucket, [CLUSTER_SETTINGS_KEY, LEADER_KEY]),
+    ...kvRead(n.coordinatorBucket),
     ...kvWatch(n.catalogBucket),
   ];
 }
@@ -176,7 +179,7 @@ function permissionsOf(n: Names, who: NatsPrincipal): { publish: string[]; subsc
       };
     case "ingest":
       return {
-        publish: ["$JS.API.INFO", `$JS.API.STREAM.INFO.${n.eventStream}`, ...kvRead(n.catalogBucket, [CATALOG_KEY]), ...kvRead(n.coordinatorBucket, [CLUSTER_SETTINGS_KEY]), events, n.deadLetterSubject],
+        publish: ["$JS.API.INFO", `$JS.API.STREAM.INFO.${n.eventStream}`, ...kvRead(n.catalogBucket), ...kvRead(n.coordinatorBucket), events, n.deadLetterSubject],
         subscribe: [],
       };
     case "lambdactl":

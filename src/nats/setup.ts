@@ -87,7 +87,11 @@ export async function ensureStreams(nc: NatsConnection, names: Names, opts: Stre
 export async function openBuckets(nc: NatsConnection, names: Names, replicas = streamReplicas(nc), log?: Logger): Promise<Buckets> {
   const kvm = new Kvm(nc);
   const open = async (name: string, history: number) => {
-    const kv = await kvm.create(name, { history, replicas });
+    // Reads go to the bucket's stream leader (STREAM.MSG.GET), not a direct get that any replica
+    // answers: after hard bounces (the fault matrix's F8, F14) a replica of nats-server 2.9 stayed
+    // behind, and every compare-and-set read from it lost to the leader's newer revision, so no
+    // batch run could record itself again.
+    const kv = await kvm.create(name, { history, replicas, allow_direct: false });
     if (log) warnOnReplicas(log, `KV bucket ${name}`, (await kv.status()).replicas, replicas);
     return kv;
   };
