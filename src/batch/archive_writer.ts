@@ -1,7 +1,8 @@
 /**
- * The archiver: appends every event of the stream to the master dataset in
- * ClickHouse, exactly once, and records for each barrier that everything below
- * it is flushed.
+ * The archive writer: what the archiver holding the lease (batch/archiver.ts)
+ * runs while it holds it. Appends every event of the stream to the master
+ * dataset in ClickHouse, exactly once, and records for each barrier that
+ * everything below it is flushed.
  *
  * Exactly once without ClickHouse's help (non-replicated tables do not dedupe
  * retried inserts): the archiver's position per (source table, partition) is
@@ -14,6 +15,13 @@
  * Rows go in through the process's master inserter (src/ch/master_insert.ts):
  * RowBinary on chDB, JSONEachRow on a ClickHouse server; one flush is one
  * INSERT per source.
+ *
+ * Fenced by the lease: an insert starts only while the lease holds on this
+ * process's monotonic clock (checked right before each INSERT), and progress is
+ * written with the lease epoch, which the store refuses once a newer holder
+ * stamped its own (nats/archiver_progress.ts). A writer that lost the lease
+ * stops where it is: what it buffered is dropped, never flushed; the next
+ * holder reads the heads from the tables and consumes from there.
  *
  * States: starting → running → stopping → closed.
  */
@@ -32,20 +40,18 @@ import type { MasterRow } from "../ch/master_insert.js";
 import { ensureSchema } from "../ch/schema.js";
 import { encodeDeadLetter, eventMsgId } from "../nats/codec.js";
 import { createStreamChecker, describeProblems, skipReporter } from "../nats/stream_check.js";
-import { recordArchiverProgress } from "../nats/archiver_progress.js";
+import { recordArchiverProgress, stampArchiverProgress } from "../nats/archiver_progress.js";
 import { createBarrierCheck, type BarrierSeen, type BarrierVerdict } from "../nats/barrier_check.js";
-import { startHeartbeat } from "../nats/members.js";
 import type { Names } from "../nats/names.js";
-import { openBuckets } from "../nats/setup.js";
+import type { Buckets } from "../nats/setup.js";
+import { FencedError } from "../nats/kv.js";
 import { consumePartition, type PartitionConsumer } from "../nats/consumer_health.js";
 import { checkPosition, streamPositionReader, type PositionReader } from "../nats/stream_position.js";
 import { archivedHeadsSql } from "./sql.js";
 import type { Observability } from "../core/metrics.js";
 
-export interface ArchiverOptions {
-  /** Member id for the heartbeat. */
-  nodeId: string;
-  heartbeatIntervalMs: number;
+/** The options the writer runs with. */
+export interface WriterOptions {
   partitions: number;
   database: string;
   /** Flush at least this often while rows are buffered. */
@@ -54,7 +60,9 @@ export interface ArchiverOptions {
   flushRows: number;
 }
 
-export interface ArchiverDeps {
+/** What the writer runs on; the archiver (batch/archiver.ts) opens `buckets` once per process. */
+export interface WriterDeps {
+  buckets: Buckets;
   nc: NatsConnection;
   /** Where the stream's leader holds a sequence (nats/stream_position.ts); tests replace it to make a wrong history. */
   positions?: PositionReader;
@@ -69,6 +77,17 @@ export interface ArchiverDeps {
   /** The process's metrics (archived sequence per partition, rows by outcome) and readiness (a consume loop that died). */
   observe?: Observability;
 }
+
+/** What the writer needs of the lease it runs under. */
+export interface WriterFence {
+  /** The lease epoch this writer archives under; its progress records carry it. */
+  readonly epoch: number;
+  /** Whether the lease still holds now, on this process's monotonic clock; false while paused past it. */
+  holds(): boolean;
+  /** A progress write was refused because a newer holder wrote: this archiver must stop holding. */
+  fenced(err: FencedError): void;
+}
+
 
 export interface ArchiverStats {
   /** Rows inserted since start (not counting those ClickHouse refused). */
@@ -85,10 +104,12 @@ export interface ArchiverStats {
   readonly historyMismatches: number;
   /** Highest archived sequence per source table and partition. */
   readonly heads: Readonly<Record<string, readonly number[]>>;
+  /** Per partition, the last stream sequence read (ahead of the heads by what is buffered); empty before it first held the lease. */
+  readonly read: readonly number[];
 }
 
-/** close() flushes what is buffered and stops. */
-export interface Archiver extends Closeable {
+/** close() flushes what is buffered (while the lease holds) and stops. */
+export interface ArchiveWriter extends Closeable {
   stats(): ArchiverStats;
 }
 
@@ -108,12 +129,19 @@ const INSERT_RETRY_MS = 500;
  */
 export const ARCHIVER_PULL_MESSAGES = 2_000;
 
-export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions): Promise<Archiver> {
-  const log = deps.log.child({ component: "archiver" });
+/**
+ * Starts archiving under `fence`: stamps its epoch on the progress keys (fencing off every older
+ * holder), reads the heads from the tables, and consumes every partition from there.
+ * @throws FencedError when a newer holder stamped first; the caller's lease is lost then.
+ */
+export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, fence: WriterFence): Promise<ArchiveWriter> {
+  const log = deps.log;
   let catalog = deps.catalog;
   const { client: ch, master, layout } = deps.ch;
+  const { buckets } = deps;
+  // Before anything else this holder writes: from here on an older holder's progress writes are refused.
+  await stampArchiverProgress(buckets.archiver, opts.partitions, fence.epoch, Date.now());
   await ensureSchema(ch, opts.database, catalog, layout);
-  const buckets = await openBuckets(deps.nc, deps.names);
   const js = jetstream(deps.nc);
 
   // heads[source][p]: highest sequence that source's table holds for p.
@@ -213,6 +241,13 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
     while (parts.length > 0) {
       let part = parts.pop()!;
       for (;;) {
+        // Paused past the lease: no insert until a renewal proves nobody took over (or the loss stops this writer).
+        if (!fence.holds()) {
+          if (stopping) return false;
+          log.warn("the archiver lease is not fresh; holding the insert until it is renewed or lost", { source, rows: part.length, epoch: fence.epoch });
+          await pause(INSERT_RETRY_MS);
+          continue;
+        }
         let refused: Error | undefined;
         try {
           await master.insert(opts.database, def, part);
@@ -256,7 +291,7 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
     return true;
   };
 
-  const recordBarrier = (b: PendingBarrier) => recordArchiverProgress(buckets.archiver, { partition: b.partition, run: b.run, barrierSeq: b.seq, atMs: Date.now() });
+  const recordBarrier = (b: PendingBarrier) => recordArchiverProgress(buckets.archiver, { partition: b.partition, run: b.run, barrierSeq: b.seq, atMs: Date.now() }, fence.epoch);
 
   /**
    * The partitions of `batch` whose first or last row the stream's leader holds elsewhere (or
@@ -344,9 +379,19 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
       }
       // Every row below these barriers was buffered before them, so it is in now.
       for (const [i, b] of done.entries()) {
+        if (!fence.holds()) {
+          // Recorded once the lease is renewed (or never, by this writer, once it is lost).
+          barriers.unshift(...done.slice(i));
+          break;
+        }
         try {
           await recordBarrier(b);
         } catch (err) {
+          if (err instanceof FencedError) {
+            log.error("a newer archiver holds the lease: progress not recorded; this archiver stops writing", { run: b.run, partition: b.partition, epoch: fence.epoch, err });
+            fence.fenced(err);
+            break;
+          }
           // Try again with the next flush; the batch run waits for it.
           barriers.unshift(...done.slice(i));
           log.warn("could not record a flushed barrier; retrying with the next flush", { run: b.run, partition: b.partition, err: ensureError(err) });
@@ -428,32 +473,19 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
       }),
     );
   }
-  const stats = (): ArchiverStats => ({ rowsArchived: rowsArchived - rowsRefused, rowsSkipped, recordsInvalid, rowsRefused, barriersIgnored, historyMismatches, heads: Object.fromEntries(Object.entries(heads).map(([s, h]) => [s, [...h]])) });
-  // The heartbeat carries how far the archiver got per partition, for lag in `lambdactl status` (and the metrics).
-  const archivedHeads = () => Array.from({ length: opts.partitions }, (_, p) => Math.max(0, ...Object.values(heads).map((h) => h[p]!)));
-  const heartbeat = await startHeartbeat(buckets.members, "archiver", opts.nodeId, opts.heartbeatIntervalMs, log, () => ({ archived: archivedHeads() }));
-  log.info("archiver running", { partitions: opts.partitions });
-  const m = deps.observe?.metrics;
-  const unobserve = m?.onScrape(() => {
-    archivedHeads().forEach((seq, p) => m.archiverFlushedSequence.set({ partition: String(p) }, seq));
-    const s = stats();
-    m.archiverRows.set({ outcome: "archived" }, s.rowsArchived);
-    m.archiverRows.set({ outcome: "skipped" }, s.rowsSkipped);
-    m.archiverRows.set({ outcome: "invalid" }, s.recordsInvalid);
-    m.archiverRows.set({ outcome: "refused" }, s.rowsRefused);
-  });
+  const stats = (): ArchiverStats => ({ rowsArchived: rowsArchived - rowsRefused, rowsSkipped, recordsInvalid, rowsRefused, barriersIgnored, historyMismatches, heads: Object.fromEntries(Object.entries(heads).map(([s, h]) => [s, [...h]])), read: readers.map((r) => r.handled) });
+  log.info("archiving", { partitions: opts.partitions, epoch: fence.epoch });
 
   const lifecycle = closeable(async () => {
       stopping = true;
       stop.abort();
       unsubscribe?.();
-      unobserve?.();
       clearInterval(timer);
       await Promise.all(consumers.map((c) => c.stop()));
       await Promise.all(loops);
+      // Flushes only while the lease holds: a writer that lost it inserts nothing more.
       await flush();
-      await heartbeat.stop();
-      log.info("archiver closed", { rowsArchived });
+      log.info("archive writer closed", { rowsArchived, epoch: fence.epoch });
   });
   return { stats, ...lifecycle };
 }
