@@ -19,7 +19,7 @@ import { ARCHIVER_FLUSH_INTERVAL_MS, ARCHIVER_FLUSH_ROWS, DEFAULT_PARTITIONS, DU
 import { validateEvent } from "../../src/core/events.js";
 import { createJsonLogger } from "../../src/core/logger.js";
 import { createArchiver } from "../../src/batch/index.js";
-import { ARCHIVER_PULL_MESSAGES } from "../../src/batch/archiver.js";
+import { ARCHIVER_PULL_MESSAGES } from "../../src/batch/archive_writer.js";
 import { openClickHouse } from "../../src/ch/client.js";
 import { masterStructure, rowBinaryEncoder, type MasterRow } from "../../src/ch/row_binary.js";
 import { ensureSchema, masterTable } from "../../src/ch/schema.js";

@@ -3,439 +3,164 @@
  * ClickHouse, exactly once, and records for each barrier that everything below
  * it is flushed.
  *
- * Exactly once without ClickHouse's help (non-replicated tables do not dedupe
- * retried inserts): the archiver's position per (source table, partition) is
- * the highest sequence that table holds. It resumes from the lowest of those
- * positions and skips, per table, every record at or below that table's own
- * position, so neither a restart nor a retried insert writes a row twice.
- * Batch runs also dedupe by event id, which covers copies the stream itself
- * holds (a producer retry after the duplicate window).
+ * Any number of archivers may run (a rolling update with surge, a mistaken
+ * `replicas: 2`, a paused pod that comes back); one writes. They compete for
+ * the archiver lease (nats/archiver_lease.ts); the holder runs an archive writer
+ * (batch/archive_writer.ts) under its epoch, the others stand by and take over
+ * once the holder's lease lapses by the NATS server's clock. A holder whose lease
+ * is not fresh on its own monotonic clock (paused past it) starts no insert and
+ * records no progress; once a standby took over, its progress writes are refused
+ * by the epoch the new holder stamped, and it drops what it buffered.
  *
- * Rows go in through the process's master inserter (src/ch/master_insert.ts):
- * RowBinary on chDB, JSONEachRow on a ClickHouse server; one flush is one
- * INSERT per source.
+ * Why no row is lost or counted twice across a change of holder:
+ * - Lost: the new holder reads each table's head (its highest sequence per
+ *   partition) from ClickHouse after taking the lease and consumes from the
+ *   lowest of them; whatever the old holder did not insert is read again.
+ * - Twice: the new holder skips every record at or below a table's head, so
+ *   nothing the old holder inserted before the new holder read the heads goes in
+ *   again. The one window left is an INSERT the old holder had already started
+ *   when its lease lapsed (paused inside it, or slower than the rest of its
+ *   lease) that lands after the new holder read the heads: its rows can then be
+ *   in the table twice, as identical rows (same partition, sequence and id).
+ *   ClickHouse has no compare-and-set to fence that INSERT, and the
+ *   non-replicated tables do not deduplicate it; batch runs count each event id
+ *   once (GROUP BY id, at its first sequence), so a copy never counts twice.
+ * - Progress: a barrier is recorded only after the rows below it are in, and only
+ *   with the epoch of a lease the writer holds at that moment; a stale holder's
+ *   record is refused (nats/archiver_progress.ts), so it can neither claim a
+ *   barrier nor move progress that a batch run reads.
  *
- * States: starting → running → stopping → closed.
+ * States (ArchiverStates): standby → holding (took the lease) ⇄ lapsed (not renewed in time on its
+ * own clock) → standby (another archiver holds it); closed from any of them.
  */
-import { setTimeout as delay } from "node:timers/promises";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstream } from "@nats-io/jetstream";
-import type { Catalog } from "../core/catalog.js";
-import type { CatalogFeed } from "../nats/catalog_store.js";
+import type { Observability } from "../core/metrics.js";
 import { ensureError } from "../core/errors.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
-import type { Logger } from "../core/logger.js";
-import { isDataRefusal, queryRows, type ChHandle } from "../ch/client.js";
-import { DeadLetterStages, deadLetterMsgId, type DeadLetter } from "../core/dead_letter.js";
-import type { FieldProblem } from "../core/errors.js";
-import type { MasterRow } from "../ch/master_insert.js";
-import { ensureSchema } from "../ch/schema.js";
-import { encodeDeadLetter, eventMsgId } from "../nats/codec.js";
-import { createStreamChecker, describeProblems, skipReporter } from "../nats/stream_check.js";
-import { recordArchiverProgress } from "../nats/archiver_progress.js";
-import { createBarrierCheck, type BarrierSeen, type BarrierVerdict } from "../nats/barrier_check.js";
+import { ARCHIVER_LEASE_MS, ARCHIVER_RENEW_MS } from "../core/config.js";
+import { startArchiverLease, type ArchiverLease } from "../nats/archiver_lease.js";
+import { failHealthOnEnd } from "../nats/kv.js";
 import { startHeartbeat } from "../nats/members.js";
-import type { Names } from "../nats/names.js";
 import { openBuckets } from "../nats/setup.js";
-import { consumePartition, type PartitionConsumer } from "../nats/consumer_health.js";
-import { checkPosition, streamPositionReader, type PositionReader } from "../nats/stream_position.js";
-import { archivedHeadsSql } from "./sql.js";
-import type { Observability } from "../core/metrics.js";
+import { startArchiveWriter, type ArchiverStats, type ArchiveWriter, type WriterDeps, type WriterOptions } from "./archive_writer.js";
 
-export interface ArchiverOptions {
-  /** Member id for the heartbeat. */
+export type { ArchiverStats } from "./archive_writer.js";
+
+export interface ArchiverOptions extends WriterOptions {
+  /** Member id for the heartbeat and the lease. */
   nodeId: string;
   heartbeatIntervalMs: number;
-  partitions: number;
-  database: string;
-  /** Flush at least this often while rows are buffered. */
-  flushIntervalMs: number;
-  /** Flush once this many rows are buffered. */
-  flushRows: number;
+  /**
+   * An archiver holding the lease that has not renewed it for this long may be replaced by a standby
+   * (LAMBDA_ARCHIVER_LEASE_MS). @default ARCHIVER_LEASE_MS (5000)
+   */
+  leaseMs?: number;
+  /** How often the holder renews the lease and a standby checks it (LAMBDA_ARCHIVER_RENEW_MS); below the lease. @default ARCHIVER_RENEW_MS (1000) */
+  renewMs?: number;
 }
 
-export interface ArchiverDeps {
-  nc: NatsConnection;
-  /** Where the stream's leader holds a sequence (nats/stream_position.ts); tests replace it to make a wrong history. */
-  positions?: PositionReader;
-  /** Reads the heads through `ch.client`, inserts through `ch.master`. */
-  ch: ChHandle;
-  /** The catalog at start. */
-  catalog: Catalog;
-  /** Newer catalog versions (nats/catalog_store): tables for new sources and fields are made before their events go in. */
-  catalogFeed?: CatalogFeed;
-  names: Names;
-  log: Logger;
-  /** The process's metrics (archived sequence per partition, rows by outcome) and readiness (a consume loop that died). */
-  observe?: Observability;
+type ResolvedArchiverOptions = Required<ArchiverOptions>;
+
+/** @throws RangeError when the renewal period is not below the lease */
+function resolveArchiverOptions(o: ArchiverOptions): ResolvedArchiverOptions {
+  const leaseMs = o.leaseMs ?? ARCHIVER_LEASE_MS;
+  const renewMs = o.renewMs ?? ARCHIVER_RENEW_MS;
+  if (renewMs >= leaseMs) throw new RangeError(`archiver renewMs must be below leaseMs (${leaseMs} ms), got ${renewMs} ms`);
+  return { ...o, leaseMs, renewMs };
 }
 
-export interface ArchiverStats {
-  /** Rows inserted since start (not counting those ClickHouse refused). */
-  readonly rowsArchived: number;
-  /** Records skipped because their table already held them. */
-  readonly rowsSkipped: number;
-  /** Stream records skipped as invalid (core/events validateStreamEvent) and dead-lettered. */
-  readonly recordsInvalid: number;
-  /** Valid events ClickHouse refused to store, dead-lettered. */
-  readonly rowsRefused: number;
-  /** Barriers passed over because no batch run wrote them (nats/barrier_check.ts): no progress is recorded at them. */
-  readonly barriersIgnored: number;
-  /** Flushes of a partition held back because the stream holds its events at other positions than the consumer said; read again. */
-  readonly historyMismatches: number;
-  /** Highest archived sequence per source table and partition. */
-  readonly heads: Readonly<Record<string, readonly number[]>>;
-}
+/** What the archiver runs on; it opens the buckets itself. */
+export type ArchiverDeps = Omit<WriterDeps, "buckets"> & { observe?: Observability };
 
-/** close() flushes what is buffered and stops. */
-export interface Archiver extends Closeable {
-  stats(): ArchiverStats;
-}
-
-interface PendingBarrier {
-  partition: number;
-  run: number;
-  seq: number;
-}
-
-/** Retry delay after a failed insert. */
-const INSERT_RETRY_MS = 500;
 /**
- * Messages each partition's consumer asks for at once, and asks again for half of them
- * once half have arrived. The client's default (100, topped up by 25) sends one pull
- * request per 25 events: at archiver rates that is thousands of socket writes a second,
- * a third of the process's busy time in the profile.
+ * Where this archiver stands: "holding" the lease and writing; "lapsed": it holds the lease but has
+ * not renewed it within the lease on its own clock (paused, or NATS unreachable), so it inserts
+ * nothing until a renewal succeeds (→ holding) or shows another archiver took over (→ standby);
+ * "standby": no writer runs.
  */
-export const ARCHIVER_PULL_MESSAGES = 2_000;
+export const ArchiverStates = { standby: "standby", holding: "holding", lapsed: "lapsed" } as const;
+export type ArchiverState = (typeof ArchiverStates)[keyof typeof ArchiverStates];
 
-export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions): Promise<Archiver> {
+/** close() flushes what is buffered (while it holds the lease), releases the lease and stops. */
+export interface Archiver extends Closeable {
+  /** Totals since start, over every period this archiver held the lease. */
+  stats(): ArchiverStats;
+  /** Where it stands (ArchiverStates). */
+  state(): ArchiverState;
+  /** The lease epoch it writes under, or null while it stands by or its lease is not fresh. */
+  epoch(): number | null;
+}
+
+const ZERO_STATS: ArchiverStats = { rowsArchived: 0, rowsSkipped: 0, recordsInvalid: 0, rowsRefused: 0, barriersIgnored: 0, historyMismatches: 0, heads: {}, read: [] };
+
+/** `a` plus `b`'s counts, with `b`'s positions (the later writer's). */
+function addStats(a: ArchiverStats, b: ArchiverStats): ArchiverStats {
+  return {
+    rowsArchived: a.rowsArchived + b.rowsArchived,
+    rowsSkipped: a.rowsSkipped + b.rowsSkipped,
+    recordsInvalid: a.recordsInvalid + b.recordsInvalid,
+    rowsRefused: a.rowsRefused + b.rowsRefused,
+    barriersIgnored: a.barriersIgnored + b.barriersIgnored,
+    historyMismatches: a.historyMismatches + b.historyMismatches,
+    heads: b.heads,
+    read: b.read,
+  };
+}
+
+export async function createArchiver(deps: ArchiverDeps, options: ArchiverOptions): Promise<Archiver> {
+  const opts = resolveArchiverOptions(options);
   const log = deps.log.child({ component: "archiver" });
-  let catalog = deps.catalog;
-  const { client: ch, master, layout } = deps.ch;
-  await ensureSchema(ch, opts.database, catalog, layout);
   const buckets = await openBuckets(deps.nc, deps.names);
-  const js = jetstream(deps.nc);
-
-  // heads[source][p]: highest sequence that source's table holds for p.
-  const heads: Record<string, number[]> = {};
-  const loadHeads = async (source: string, def = catalog.sources.get(source)!) => {
-    const h = new Array<number>(opts.partitions).fill(0);
-    const rows = await queryRows<{ partition: number; seq: number | string }>(ch, archivedHeadsSql(opts.database, def));
-    for (const r of rows) if (r.partition < opts.partitions) h[r.partition] = Number(r.seq);
-    heads[source] = h;
-  };
-  for (const s of catalog.sources.keys()) await loadHeads(s);
-
-  // A newer catalog: its tables and columns first, then its sources' heads, then its events.
-  let adopting: Promise<void> = Promise.resolve();
-  const adopt = (next: Catalog) => {
-    const step = adopting.then(async () => {
-      if (next === catalog) return;
-      await ensureSchema(ch, opts.database, next, layout);
-      for (const [name, def] of next.sources) if (!heads[name]) await loadHeads(name, def);
-      catalog = next;
-    });
-    adopting = step.catch(() => undefined); // a failed step is retried by the next call, not inherited
-    return step;
-  };
-  const unsubscribe = deps.catalogFeed?.subscribe((next) => adopt(next));
-  // Every retry wait ends at once on close(): what is not archived then is read again after a restart.
-  const stop = new AbortController();
-  const pause = (ms: number) => delay(ms, undefined, { signal: stop.signal }).catch(() => undefined); // aborted by close(): stop waiting
-  /**
-   * An event of a source or with a field the catalog in use lacks: a newer version may define it.
-   * Its tables must exist before the event goes in, so this waits (and retries) rather than skip it.
-   */
-  const catchUp = async () => {
-    while (deps.catalogFeed && !stopping) {
-      try {
-        await adopt(await deps.catalogFeed.refresh());
-        return;
-      } catch (err) {
-        log.error("cannot make the tables of a newer catalog version; retrying", { err: ensureError(err) });
-        await pause(INSERT_RETRY_MS);
-      }
-    }
-  };
-  const reportSkip = skipReporter(log);
-  const checkRecord = createStreamChecker({ catalog: () => catalog, refresh: catchUp, partitions: opts.partitions });
-
-  let buffer = new Map<string, MasterRow[]>();
-  let buffered = 0;
-  /** Per partition: the last sequence read, and a generation that a history found wrong moves on. */
-  const readers = Array.from({ length: opts.partitions }, () => ({ handled: 0, generation: 0, droppedSerial: 0 }));
-  const positions = deps.positions ?? streamPositionReader(deps.nc, deps.names.eventStream);
-  let historyMismatches = 0;
-  let barriers: PendingBarrier[] = [];
-  let rowsArchived = 0;
-  let rowsSkipped = 0;
-  let recordsInvalid = 0;
-  let rowsRefused = 0;
-  let barriersIgnored = 0;
+  let writer: ArchiveWriter | null = null;
+  /** Totals of the writers closed so far. */
+  let past = ZERO_STATS;
   let stopping = false;
-  // A forged barrier of a high run would say "flushed through run r" early and let a batch run skip events.
-  const barrierCheck = createBarrierCheck(buckets, log);
-  /** The verdict on a barrier, asking again while the run history cannot be read; undefined once close() stops it. */
-  const checkBarrier = async (b: BarrierSeen): Promise<BarrierVerdict | undefined> => {
-    while (!stopping) {
-      try {
-        return await barrierCheck.check(b, stop.signal);
-      } catch (err) {
-        if (stopping) return undefined;
-        log.error("cannot read the run history to check a barrier; retrying", { partition: b.partition, seq: b.seq, run: b.run, err: ensureError(err) });
-        await pause(INSERT_RETRY_MS);
-      }
-    }
-    return undefined;
+
+  const stats = (): ArchiverStats => (writer ? addStats(past, writer.stats()) : past);
+  // How far this archiver got per partition (the last writer's heads while it stands by), for lag in `lambdactl status` and the metrics.
+  const archivedHeads = () => {
+    const heads = Object.values(stats().heads);
+    return heads.length === 0 ? null : Array.from({ length: opts.partitions }, (_, p) => Math.max(0, ...heads.map((h) => h[p] ?? 0)));
   };
 
-  /** Only the archiver writes dead letters for stream positions (speed nodes publish no more than snapshots and heartbeats). */
-  const deadLetter = async (letter: Omit<DeadLetter, "refusedAt" | "field" | "reason">, partition: number, seq: number) => {
-    const first = letter.problems[0]!;
-    const record: DeadLetter = { ...letter, field: first.field, reason: first.reason, refusedAt: new Date().toISOString() };
+  const stopWriting = async () => {
+    const w = writer;
+    if (!w) return;
+    writer = null;
+    await w.close();
+    past = addStats(past, w.stats());
+  };
+  // Calls never overlap (nats/leadership.ts): a writer is closed before the next starts.
+  const onLeaseChange = async (epoch: number | null) => {
+    if (epoch === null) return stopWriting();
+    if (stopping) return;
+    const fence = {
+      epoch,
+      holds: () => lease.epoch() === epoch,
+      // A newer holder stamped the progress keys: give the lease up now rather than at the next renewal.
+      fenced: () => void lease.confirm().catch(() => undefined), // a NotLeaderError here is the step down itself
+    };
     try {
-      await js.publish(deps.names.deadLetterSubject, encodeDeadLetter(record, deps.nc.info?.max_payload), { msgID: deadLetterMsgId(letter.stage, partition, seq) });
+      writer = await startArchiveWriter({ ...deps, log, buckets }, opts, fence);
     } catch (err) {
-      // The record is skipped either way (both layers skip it); only its dead letter is lost.
-      log.error("could not write a dead letter", { stage: letter.stage, partition, seq, reason: describeProblems(letter.problems), err: ensureError(err) });
+      log.error("could not start archiving under the lease; resigning it so another archiver can take it", { epoch, err: ensureError(err) });
+      lease.resign(`starting to archive failed: ${ensureError(err).message}`);
     }
   };
+  const lease: ArchiverLease = await startArchiverLease(buckets, { id: opts.nodeId, leaseMs: opts.leaseMs, renewMs: opts.renewMs }, log, onLeaseChange);
+  failHealthOnEnd(lease.clockEnded, deps.observe?.health, "archiver lease", "archiver heartbeats");
+  const state = (): ArchiverState => (!writer ? ArchiverStates.standby : lease.epoch() !== null ? ArchiverStates.holding : ArchiverStates.lapsed);
+  const heartbeat = await startHeartbeat(buckets.members, "archiver", opts.nodeId, opts.heartbeatIntervalMs, log, () => {
+    const archived = archivedHeads();
+    const epoch = lease.epoch();
+    return { state: state(), ...(epoch === null ? {} : { epoch }), ...(archived ? { archived } : {}) };
+  });
+  // After the heartbeat: its stored time is part of the clock a standby times the lease on.
+  await lease.join();
+  log.info("archiver running", { partitions: opts.partitions, state: state(), leaseMs: opts.leaseMs });
 
-  /**
-   * Inserts `rows` of `source`. A failure ClickHouse says the data causes (isDataRefusal) is split
-   * until the refused rows are found: they are dead-lettered and the rest go in. Other failures
-   * are retried until close(). @returns false when close() stopped it before every row was in.
-   */
-  const insertRows = async (source: string, rows: MasterRow[]): Promise<boolean> => {
-    const def = catalog.sources.get(source)!;
-    // Parts still to insert, the next one last: each partition's rows go in in sequence order.
-    const parts = [rows];
-    while (parts.length > 0) {
-      let part = parts.pop()!;
-      for (;;) {
-        let refused: Error | undefined;
-        try {
-          await master.insert(opts.database, def, part);
-          break;
-        } catch (err) {
-          if (isDataRefusal(err)) refused = ensureError(err);
-          else {
-            log.error("insert into the master dataset failed; retrying without the rows that landed", { source, rows: part.length, err: ensureError(err) });
-            if (stopping) return false;
-            await pause(INSERT_RETRY_MS);
-          }
-        }
-        // The insert may have landed in part before the error: keep only what the table lacks.
-        // If ClickHouse cannot even say, keep every row and ask again next time round.
-        const known = await loadHeads(source).then(
-          () => true,
-          (e) => (log.error("cannot read the master table's heads; retrying", { source, err: ensureError(e) }), false),
-        );
-        if (stopping && (!known || !refused)) return false;
-        if (!known) {
-          await pause(INSERT_RETRY_MS);
-          continue;
-        }
-        const h = heads[source]!;
-        part = part.filter((r) => r.seq > h[r.partition]!);
-        if (part.length === 0) break;
-        if (!refused) continue;
-        if (part.length > 1) {
-          const mid = part.length >> 1;
-          parts.push(part.slice(mid), part.slice(0, mid));
-          break;
-        }
-        const row = part[0]!;
-        rowsRefused++;
-        const problems: FieldProblem[] = [{ field: "(row)", reason: `ClickHouse refused the row: ${refused.message}` }];
-        log.warn("ClickHouse refused a row; dead-lettering it and archiving the rest", { source, partition: row.partition, seq: row.seq, id: row.id, err: refused });
-        await deadLetter({ stage: DeadLetterStages.archive, source, raw: row.fields, problems, eventId: row.id, partition: row.partition, seq: row.seq }, row.partition, row.seq);
-        break;
-      }
-    }
-    return true;
-  };
-
-  const recordBarrier = (b: PendingBarrier) => recordArchiverProgress(buckets.archiver, { partition: b.partition, run: b.run, barrierSeq: b.seq, atMs: Date.now() });
-
-  /**
-   * The partitions of `batch` whose first or last row the stream's leader holds elsewhere (or
-   * cannot say, which holds the rows back too): a consumer delivered a history that is not the
-   * stream's. Checking both ends of each partition's part catches a shifted history at two reads
-   * per partition and flush, not one per event.
-   */
-  const wrongHistories = async (batch: Map<string, MasterRow[]>): Promise<Map<number, string>> => {
-    const ends = new Map<number, { first: [string, MasterRow]; last: [string, MasterRow] }>();
-    for (const [source, rows] of batch) {
-      for (const r of rows) {
-        const e = ends.get(r.partition);
-        if (!e) ends.set(r.partition, { first: [source, r], last: [source, r] });
-        else {
-          if (r.seq < e.first[1].seq) e.first = [source, r];
-          if (r.seq > e.last[1].seq) e.last = [source, r];
-        }
-      }
-    }
-    const wrong = new Map<number, string>();
-    await Promise.all(
-      [...ends].map(async ([p, e]) => {
-        for (const [source, row] of e.first[1] === e.last[1] ? [e.first] : [e.first, e.last]) {
-          // A position its leader cannot confirm holds the rows back too.
-          const check = await checkPosition(positions, { seq: row.seq, subject: deps.names.eventSubject(p), event: { source, id: row.id } });
-          const reason = check.kind === "same" ? null : check.reason;
-          if (reason) return void wrong.set(p, reason);
-        }
-      }),
-    );
-    return wrong;
-  };
-
-  /**
-   * Drops what partition `p`'s consumer delivered past the archived head, and reads it again
-   * with a new consumer from there: rows are only archived where the stream holds them.
-   */
-  const readAgain = (p: number, reason: string) => {
-    historyMismatches++;
-    const from = Math.min(...Object.values(heads).map((h) => h[p]!));
-    log.error("the stream holds partition's events at other positions than its consumer delivered them; reading it again from the archived head", { partition: p, from, reason });
-    const r = readers[p]!;
-    r.generation++;
-    r.handled = from;
-    // What the current consumer still hands over is from the wrong history too.
-    r.droppedSerial = consumers[p]?.serial() ?? 0;
-    for (const [source, rows] of buffer) {
-      const kept = rows.filter((row) => row.partition !== p);
-      buffered -= rows.length - kept.length;
-      buffer.set(source, kept);
-    }
-    barriers = barriers.filter((b) => b.partition !== p);
-    consumers[p]?.restart(`its history differs from the stream's (${reason})`);
-  };
-
-  let flushing: Promise<void> = Promise.resolve();
-  // At most one flush waits behind the running one: it takes whatever has accumulated by the
-  // time it starts, so inserts stay large instead of one small insert per arriving event.
-  let queued: Promise<void> | undefined;
-  const flush = (): Promise<void> => {
-    if (queued) return queued;
-    queued = flushing = flushing.then(async () => {
-      queued = undefined;
-      if (buffered === 0 && barriers.length === 0) return;
-      let batch = buffer;
-      let done = barriers;
-      buffer = new Map();
-      buffered = 0;
-      barriers = [];
-      const wrong = await wrongHistories(batch);
-      if (wrong.size > 0) {
-        for (const [p, reason] of wrong) readAgain(p, reason);
-        batch = new Map([...batch].map(([source, rows]) => [source, rows.filter((r) => !wrong.has(r.partition))]));
-        done = done.filter((b) => !wrong.has(b.partition));
-      }
-      for (const [source, rows] of batch) {
-        // Stopped part-way: heads and barriers stay where they were; a restart reads these rows again.
-        if (!(await insertRows(source, rows))) return;
-      }
-      // Heads move only once the whole batch is in: a head at s means every event up to s is archived.
-      for (const [source, rows] of batch) {
-        const h = heads[source]!;
-        for (const r of rows) if (r.seq > h[r.partition]!) h[r.partition] = r.seq;
-        rowsArchived += rows.length;
-      }
-      // Every row below these barriers was buffered before them, so it is in now.
-      for (const [i, b] of done.entries()) {
-        try {
-          await recordBarrier(b);
-        } catch (err) {
-          // Try again with the next flush; the batch run waits for it.
-          barriers.unshift(...done.slice(i));
-          log.warn("could not record a flushed barrier; retrying with the next flush", { run: b.run, partition: b.partition, err: ensureError(err) });
-          break;
-        }
-      }
-    }).catch((err) => log.error("archiver flush failed", { err: ensureError(err) }));
-    return queued;
-  };
-
-  const timer = setInterval(() => void flush(), opts.flushIntervalMs);
-
-  const consumers: PartitionConsumer[] = [];
-  const loops: Promise<void>[] = [];
-  for (let p = 0; p < opts.partitions; p++) {
-    // Every source's head is archived up to here; a replaced consumer starts after the last record read.
-    const reader = readers[p]!;
-    reader.handled = Math.min(...Object.values(heads).map((h) => h[p]!));
-    const consumer = consumePartition({
-      js,
-      stream: deps.names.eventStream,
-      subject: deps.names.eventSubject(p),
-      handledSeq: () => reader.handled,
-      batch: { max_messages: ARCHIVER_PULL_MESSAGES, threshold_messages: ARCHIVER_PULL_MESSAGES / 2 },
-      log: log.child({ partition: p }),
-      what: "archiver",
-    });
-    consumers.push(consumer);
-    loops.push(
-      (async () => {
-        for await (const m of consumer.messages) {
-          if (consumer.serial() <= reader.droppedSerial) continue; // from a consumer whose history was wrong
-          if (m.seq <= reader.handled) continue; // again after a replaced consumer
-          reader.handled = m.seq;
-          // A history found wrong while this record was checked: it is read again, from the new consumer.
-          const generation = reader.generation;
-          const checked0 = checkRecord(m.data, p);
-          const checked = checked0 instanceof Promise ? await checked0 : checked0;
-          // A refresh cut short by close() proves nothing about the record: leave it for the next start.
-          if (stopping) return;
-          if (checked.kind === "skip") {
-            recordsInvalid++;
-            const { kind: _k, ...letter } = checked;
-            reportSkip({ partition: p, seq: m.seq, source: checked.source, reason: describeProblems(checked.problems) });
-            await deadLetter({ ...letter, stage: DeadLetterStages.stream, partition: p, seq: m.seq }, p, m.seq);
-            continue;
-          }
-          if (checked.kind === "barrier") {
-            const verdict = await checkBarrier({ partition: p, seq: m.seq, run: checked.run, ...(checked.epoch === undefined ? {} : { epoch: checked.epoch }) });
-            if (!verdict) return; // close() ended the wait: the barrier is read again after a restart
-            if (verdict.kind === "ignored") {
-              barriersIgnored++;
-              continue;
-            }
-            if (reader.generation !== generation) continue;
-            barriers.push({ partition: p, run: checked.run, seq: m.seq });
-            void flush();
-            continue;
-          }
-          const { event } = checked;
-          const h = heads[event.source]!;
-          if (m.seq <= h[p]!) {
-            rowsSkipped++;
-            continue;
-          }
-          if (reader.generation !== generation) continue;
-          const row: MasterRow = { partition: p, seq: m.seq, id: event.id, fields: event.fields };
-          let rows = buffer.get(event.source);
-          if (!rows) buffer.set(event.source, (rows = []));
-          rows.push(row);
-          if (++buffered >= opts.flushRows) void flush();
-        }
-        // The messages end only when close() stops them: an end otherwise leaves the partition unarchived.
-        if (!stopping) throw new Error(`the consumer of partition ${p} stopped delivering messages`);
-      })().catch((err) => {
-        if (stopping) return;
-        log.error("archiver consume loop failed; the partition is not archived until the archiver restarts", { partition: p, err: ensureError(err) });
-        deps.observe?.health.fail(`archiver partition ${p}`, `its consume loop failed: ${ensureError(err).message}`);
-      }),
-    );
-  }
-  const stats = (): ArchiverStats => ({ rowsArchived: rowsArchived - rowsRefused, rowsSkipped, recordsInvalid, rowsRefused, barriersIgnored, historyMismatches, heads: Object.fromEntries(Object.entries(heads).map(([s, h]) => [s, [...h]])) });
-  // The heartbeat carries how far the archiver got per partition, for lag in `lambdactl status` (and the metrics).
-  const archivedHeads = () => Array.from({ length: opts.partitions }, (_, p) => Math.max(0, ...Object.values(heads).map((h) => h[p]!)));
-  const heartbeat = await startHeartbeat(buckets.members, "archiver", opts.nodeId, opts.heartbeatIntervalMs, log, () => ({ archived: archivedHeads() }));
-  log.info("archiver running", { partitions: opts.partitions });
   const m = deps.observe?.metrics;
   const unobserve = m?.onScrape(() => {
-    archivedHeads().forEach((seq, p) => m.archiverFlushedSequence.set({ partition: String(p) }, seq));
+    archivedHeads()?.forEach((seq, p) => m.archiverFlushedSequence.set({ partition: String(p) }, seq));
     const s = stats();
     m.archiverRows.set({ outcome: "archived" }, s.rowsArchived);
     m.archiverRows.set({ outcome: "skipped" }, s.rowsSkipped);
@@ -444,16 +169,13 @@ export async function createArchiver(deps: ArchiverDeps, opts: ArchiverOptions):
   });
 
   const lifecycle = closeable(async () => {
-      stopping = true;
-      stop.abort();
-      unsubscribe?.();
-      unobserve?.();
-      clearInterval(timer);
-      await Promise.all(consumers.map((c) => c.stop()));
-      await Promise.all(loops);
-      await flush();
-      await heartbeat.stop();
-      log.info("archiver closed", { rowsArchived });
+    stopping = true;
+    unobserve?.();
+    // The writer flushes first, while the lease still holds; then the lease is released so a standby takes over at once.
+    await stopWriting();
+    await lease.stop();
+    await heartbeat.stop();
+    log.info("archiver closed", { rowsArchived: stats().rowsArchived });
   });
-  return { stats, ...lifecycle };
+  return { stats, state, epoch: () => (writer ? lease.epoch() : null), ...lifecycle };
 }

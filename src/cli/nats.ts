@@ -1,5 +1,5 @@
 /**
- * NATS for `lambdactl ingest` and `lambdactl catalog`: connect, make sure the
+ * NATS for `lambdactl ingest`, `lambdactl catalog` and what `lambdactl status` reads itself: connect, make sure the
  * cluster's event stream is there (lambdactl is a client: it never creates
  * streams or buckets, whose settings belong to the cluster), and hand back the
  * runtime's own ingest path or the cluster's catalog bucket.
@@ -16,6 +16,8 @@ import { catalogOf, readStoredCatalog } from "../nats/catalog_store.js";
 import { checkSettings } from "../nats/cluster_settings.js";
 import { namesFor, type Names } from "../nats/names.js";
 import { readStreamReport, type StreamReport } from "../nats/stream_retention.js";
+import { readArchiverLease } from "../nats/archiver_lease.js";
+import type { LeaderRecord } from "../nats/leadership.js";
 import type { NatsTarget } from "./connection.js";
 
 /** NATS could not be reached at the configured URL. */
@@ -154,14 +156,24 @@ export async function openCatalogBucket(target: NatsTarget): Promise<CatalogConn
   return { kv, close: c.close, [Symbol.asyncDispose]: c.close };
 }
 
+/** What `lambdactl status` reads from NATS itself. */
+export interface ClusterNatsState {
+  readonly stream: StreamReport;
+  /** The archiver lease key (nats/archiver_lease.ts); null when no archiver ever held it. */
+  readonly archiverLease: LeaderRecord | null;
+}
+
 /**
- * The event stream's size and its last retention record (nats/stream_retention.ts), read once.
- * @throws NatsUnreachableError, EventStreamMissingError
+ * The event stream's size, its last retention record (nats/stream_retention.ts) and the archiver
+ * lease, read once. @throws NatsUnreachableError, EventStreamMissingError, MalformedValueError
  */
-export async function readClusterStream(target: NatsTarget): Promise<StreamReport> {
+export async function readClusterNats(target: NatsTarget): Promise<ClusterNatsState> {
   const c = await connectCluster(target, "lambdactl status");
   try {
-    return await readStreamReport(c.nc, c.names);
+    const stream = await readStreamReport(c.nc, c.names);
+    const kv = await bindBucket(c, c.names.archiverBucket);
+    const lease = kv && (await readArchiverLease(kv));
+    return { stream, archiverLease: lease?.value ?? null };
   } finally {
     await c.close();
   }

@@ -32,6 +32,10 @@ export const SNAPSHOT_INTERVAL_MS = 2_000;
 export const ARCHIVER_FLUSH_INTERVAL_MS = 200;
 /** Archiver: flush when this many rows are buffered. */
 export const ARCHIVER_FLUSH_ROWS = 20_000;
+/** Archiver: a lease holder not renewed for this long is replaced by a standby archiver (nats/archiver_lease.ts). */
+export const ARCHIVER_LEASE_MS = 5_000;
+/** Archiver: how often the lease holder renews and standby archivers check. */
+export const ARCHIVER_RENEW_MS = 1_000;
 /** Default gRPC port of a serving node. */
 export const GRPC_PORT = 50051;
 /** Default gRPC listen host: loopback, so nothing is reachable from outside until an operator says so. */
@@ -150,6 +154,10 @@ export interface ResolvedConfig {
   snapshotIntervalMs: number;
   archiverFlushIntervalMs: number;
   archiverFlushRows: number;
+  /** Archiver single-writer lease (ARCHIVER_LEASE_MS). */
+  archiverLeaseMs: number;
+  /** Archiver lease renewal period; below the lease (ARCHIVER_RENEW_MS). */
+  archiverRenewMs: number;
   viewVersionsKept: number;
   /** What the coordinator removes from the event stream after a run (STREAM_RETENTION). */
   streamRetention: StreamRetentionMode;
@@ -296,6 +304,8 @@ const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_SNAPSHOT_INTERVAL_MS: ["snapshotIntervalMs", int(10)],
   LAMBDA_ARCHIVER_FLUSH_INTERVAL_MS: ["archiverFlushIntervalMs", int(1)],
   LAMBDA_ARCHIVER_FLUSH_ROWS: ["archiverFlushRows", int(1)],
+  LAMBDA_ARCHIVER_LEASE_MS: ["archiverLeaseMs", int(100)],
+  LAMBDA_ARCHIVER_RENEW_MS: ["archiverRenewMs", int(20)],
   LAMBDA_VIEW_VERSIONS_KEPT: ["viewVersionsKept", int(1)],
   LAMBDA_STREAM_RETENTION: ["streamRetention", retentionMode],
   LAMBDA_STREAM_RETENTION_EXTRA_RUNS: ["streamRetentionExtraRuns", int(0, 1_000_000)],
@@ -370,6 +380,8 @@ export function defaultConfig(): ResolvedConfig {
     snapshotIntervalMs: SNAPSHOT_INTERVAL_MS,
     archiverFlushIntervalMs: ARCHIVER_FLUSH_INTERVAL_MS,
     archiverFlushRows: ARCHIVER_FLUSH_ROWS,
+    archiverLeaseMs: ARCHIVER_LEASE_MS,
+    archiverRenewMs: ARCHIVER_RENEW_MS,
     viewVersionsKept: VIEW_VERSIONS_KEPT,
     streamRetention: STREAM_RETENTION,
     streamRetentionExtraRuns: STREAM_RETENTION_EXTRA_RUNS,
@@ -435,6 +447,9 @@ export function resolveConfig(
   }
   if (cfg.leaderRenewMs >= cfg.leaderLeaseMs) {
     throw new ConfigError(envVarFor("leaderRenewMs")!, cfg.leaderRenewMs, `a renewal period below the leader lease (LAMBDA_LEADER_LEASE_MS = ${cfg.leaderLeaseMs})`);
+  }
+  if (cfg.archiverRenewMs >= cfg.archiverLeaseMs) {
+    throw new ConfigError(envVarFor("archiverRenewMs")!, cfg.archiverRenewMs, `a renewal period below the archiver lease (LAMBDA_ARCHIVER_LEASE_MS = ${cfg.archiverLeaseMs})`);
   }
   checkGrpcTls(cfg);
   checkClickHouseCluster(cfg);

@@ -23,6 +23,8 @@ export interface ArchiverProgress {
   /** Stream sequence of that barrier. */
   readonly barrierSeq: number;
   readonly atMs: number;
+  /** Epoch of the archiver lease (nats/archiver_lease.ts) its writer held; absent in records from before the lease (epoch 0). */
+  readonly epoch?: number;
 }
 
 export const RunOutcomes = { running: "running", published: "published", failed: "failed", rolledBack: "rolled_back", abandoned: "abandoned" } as const;

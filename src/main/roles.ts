@@ -118,6 +118,8 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
           database: cfg.database,
           flushIntervalMs: cfg.archiverFlushIntervalMs,
           flushRows: cfg.archiverFlushRows,
+          leaseMs: cfg.archiverLeaseMs,
+          renewMs: cfg.archiverRenewMs,
         },
       );
     }

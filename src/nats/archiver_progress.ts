@@ -1,26 +1,70 @@
 /**
  * Archiver progress: key `p.<p>` of the archiver bucket says the archiver has
- * flushed everything below barrier `run` of partition p. The archiver writes it
- * (forward only); a batch run waits on it before recomputing.
+ * flushed everything below barrier `run` of partition p. The archiver holding
+ * the lease (nats/archiver_lease.ts) writes it (forward only); a batch run waits
+ * on it before recomputing.
+ *
+ * Fencing: every record carries the lease epoch of its writer, and a write is a
+ * compare-and-set that refuses to replace a record of a newer epoch. A new lease
+ * holder stamps its epoch on every partition's key before it archives anything
+ * (creating the key, at run 0, where there is none), so an archiver that lost the
+ * lease while paused cannot move progress when it runs again.
  */
 import type { KV } from "@nats-io/kv";
 import { ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { ArchiverProgress } from "../core/records.js";
-import { fields, putValue, readValue, watchValues, type ValueWatch } from "./kv.js";
+import { epochOf, fencedWrite, fields, readValue, watchValues, type ValueWatch } from "./kv.js";
 import { partitionKey } from "./names.js";
 
 export function parseArchiverProgress(v: unknown): ArchiverProgress {
   const o = fields.object(v, "archiver progress");
-  return { partition: fields.int(o, "partition"), run: fields.int(o, "run"), barrierSeq: fields.int(o, "barrierSeq"), atMs: fields.int(o, "atMs") };
+  return {
+    partition: fields.int(o, "partition"),
+    run: fields.int(o, "run"),
+    barrierSeq: fields.int(o, "barrierSeq"),
+    atMs: fields.int(o, "atMs"),
+    ...(o.epoch === undefined ? {} : { epoch: fields.int(o, "epoch") }),
+  };
 }
 
-/** Records that the archiver flushed through `progress`'s barrier, unless a later one is recorded. */
-export async function recordArchiverProgress(kv: KV, progress: ArchiverProgress): Promise<void> {
-  const key = partitionKey(progress.partition);
-  const current = await readValue(kv, key, parseArchiverProgress);
-  if (current && current.value.run >= progress.run) return;
-  await putValue(kv, key, progress);
+/** Given up inside a fenced write: the key says as much already. */
+const NOTHING_TO_WRITE = new Error("nothing to write");
+
+/** A fenced write of partition `p`'s key that `decide` may skip by throwing NOTHING_TO_WRITE. @returns whether it wrote */
+async function writeProgress(kv: KV, p: number, epoch: number, decide: (current: ArchiverProgress | null) => ArchiverProgress): Promise<boolean> {
+  try {
+    await fencedWrite(kv, partitionKey(p), parseArchiverProgress, epoch, `archiver progress of partition ${p}`, (current) => decide(current?.value ?? null), "archiver");
+    return true;
+  } catch (err) {
+    if (err === NOTHING_TO_WRITE) return false;
+    throw err;
+  }
+}
+
+/**
+ * Records that the archiver holding lease epoch `epoch` flushed through `progress`'s barrier,
+ * unless a later one is recorded. @throws FencedError when a newer lease holder wrote the key
+ */
+export async function recordArchiverProgress(kv: KV, progress: Omit<ArchiverProgress, "epoch">, epoch: number): Promise<void> {
+  await writeProgress(kv, progress.partition, epoch, (current) => {
+    if (current && current.run >= progress.run) throw NOTHING_TO_WRITE;
+    return { ...progress, epoch };
+  });
+}
+
+/**
+ * A new lease holder's first write: stamps `epoch` on the progress key of every partition
+ * 0..partitions-1 (a record at run 0 where there is none, which reads as "nothing flushed"), so
+ * the writes of every older holder are refused from here on. @throws FencedError
+ */
+export async function stampArchiverProgress(kv: KV, partitions: number, epoch: number, atMs: number): Promise<void> {
+  for (let p = 0; p < partitions; p++) {
+    await writeProgress(kv, p, epoch, (current) => {
+      if (current && epochOf(current) === epoch) throw NOTHING_TO_WRITE;
+      return current ? { ...current, epoch } : { partition: p, run: 0, barrierSeq: 0, atMs, epoch };
+    });
+  }
 }
 
 /**

@@ -103,8 +103,9 @@ export async function compareAndSet<T>(kv: KV, key: string, parse: Parser<T>, de
 }
 
 /**
- * A write by a coordinator whose leadership epoch (nats/leadership.ts) is older than the one
- * the key was last written with: a newer leader exists, so this one must not write.
+ * A write by a leader (a coordinator, or the archiver holding its lease) whose epoch
+ * (nats/leadership.ts) is older than the one the key was last written with: a newer leader
+ * exists, so this one must not write.
  */
 export class FencedError extends Error {
   override readonly name = "FencedError";
@@ -112,8 +113,10 @@ export class FencedError extends Error {
     readonly what: string,
     readonly epoch: number,
     readonly currentEpoch: number,
+    /** The role whose leader wrote ("coordinator", "archiver"). */
+    readonly role: string = "coordinator",
   ) {
-    super(`${what} not written: it was written by leader epoch ${currentEpoch}, this coordinator leads with epoch ${epoch} (a newer leader took over)`);
+    super(`${what} not written: it was written by ${role} leader epoch ${currentEpoch}, this ${role} leads with epoch ${epoch} (a newer leader took over)`);
   }
 }
 
@@ -124,9 +127,9 @@ export const epochOf = (v: { readonly epoch?: number } | null | undefined): numb
  * Writes `decide(current)` under `key` with compare-and-set, unless the stored value was written
  * by a newer leader epoch than `epoch`. @throws FencedError
  */
-export function fencedWrite<T extends { readonly epoch?: number }>(kv: KV, key: string, parse: Parser<T>, epoch: number, what: string, decide: (current: Revisioned<T> | null) => T): Promise<Revisioned<T>> {
+export function fencedWrite<T extends { readonly epoch?: number }>(kv: KV, key: string, parse: Parser<T>, epoch: number, what: string, decide: (current: Revisioned<T> | null) => T, role = "coordinator"): Promise<Revisioned<T>> {
   return compareAndSet(kv, key, parse, (current) => {
-    if (current && epochOf(current.value) > epoch) throw new FencedError(what, epoch, epochOf(current.value));
+    if (current && epochOf(current.value) > epoch) throw new FencedError(what, epoch, epochOf(current.value), role);
     return decide(current);
   });
 }

@@ -1,6 +1,8 @@
 /**
- * Coordinator leadership: key `leader` of the coordinator bucket names the
- * coordinator that leads and its epoch. Any number of coordinators run; each
+ * Leadership through a KV lease, for any role with one writer at a time: the
+ * coordinators (key `leader` of the coordinator bucket) and the archivers (key
+ * `lease` of the archiver bucket, nats/archiver_lease.ts). The key names the
+ * process that leads and its epoch. Any number of processes run; each
  * watches the key. The leader renews it every renewal period (compare-and-set on
  * the revision it last wrote); a standby takes it over (compare-and-set on the
  * revision it saw, epoch + 1) once it has not been renewed for a lease.
@@ -26,7 +28,7 @@ import { encode } from "./codec.js";
 import { fields, readValue, watchValues, type Stored, type ValueWatch } from "./kv.js";
 import { LEADER_KEY } from "./names.js";
 
-/** Coordinator bucket, key `leader`. */
+/** Coordinator bucket, key `leader`; archiver bucket, key `lease`. */
 export interface LeaderRecord {
   /** Member id of the leader; "" once it released the key on a clean stop. */
   readonly holder: string;
@@ -41,51 +43,66 @@ export function parseLeaderRecord(v: unknown): LeaderRecord {
   return { holder: fields.string(o, "holder"), epoch: fields.int(o, "epoch", 1), leaseMs: fields.int(o, "leaseMs") };
 }
 
-/** The leadership key as stored, with the server time of its last renewal; null when no coordinator ever led. */
+/** The coordinators' leadership key as stored, with the server time of its last renewal; null when no coordinator ever led. */
 export function readLeader(kv: KV): Promise<Stored<LeaderRecord> | null> {
-  return readValue(kv, LEADER_KEY, parseLeaderRecord);
+  return readLease(kv, LEADER_KEY);
 }
 
-/** This coordinator does not lead (any more): a standby, or deposed. Not retryable here. */
+/** A lease key as stored, with the server time of its last renewal; null when nobody ever held it. @throws MalformedValueError */
+export function readLease(kv: KV, key: string): Promise<Stored<LeaderRecord> | null> {
+  return readValue(kv, key, parseLeaderRecord);
+}
+
+/** This process does not lead (any more): a standby, or deposed. Not retryable here. */
 export class NotLeaderError extends Error {
   override readonly name = "NotLeaderError";
   constructor(
     readonly id: string,
     readonly reason: string,
+    /** The role that elects a leader ("coordinator", "archiver"). */
+    readonly role: string = "coordinator",
   ) {
-    super(`coordinator ${id} is not the leader: ${reason}`);
+    super(`${role} ${id} is not the leader: ${reason}`);
   }
 }
 
 export interface LeadershipOptions {
-  /** This coordinator's member id. */
+  /** This process's member id. */
   readonly id: string;
-  /** A leader not renewed for this long may be replaced (LAMBDA_LEADER_LEASE_MS). */
+  /** A leader not renewed for this long may be replaced (LAMBDA_LEADER_LEASE_MS, LAMBDA_ARCHIVER_LEASE_MS). */
   readonly leaseMs: number;
-  /** How often the leader renews and a standby checks (LAMBDA_LEADER_RENEW_MS); well below the lease. */
+  /** How often the leader renews and a standby checks (LAMBDA_LEADER_RENEW_MS, LAMBDA_ARCHIVER_RENEW_MS); well below the lease. */
   readonly renewMs: number;
 }
 
-/** The leader as this coordinator last saw it. */
+/** Which lease: the key and the role that competes for it. */
+export interface LeaseKey {
+  /** The key in the bucket given to startLease. */
+  readonly key: string;
+  /** The role whose processes compete, for messages ("coordinator", "archiver"). */
+  readonly role: string;
+}
+
+/** The leader as this process last saw it. */
 export interface ObservedLeader {
   readonly holder: string;
   readonly epoch: number;
   /** Server time of the last renewal. */
   readonly renewedAtMs: number;
-  /** Server time since then, as far as this coordinator has seen the server's clock move. */
+  /** Server time since then, as far as this process has seen the server's clock move. */
   readonly ageMs: number;
 }
 
 export interface Leadership {
-  /** The epoch this coordinator leads with, or null while it is a standby or its lease is not fresh. */
+  /** The epoch this process leads with, or null while it is a standby or its lease is not fresh. */
   epoch(): number | null;
-  /** The leader as last seen, or null when no coordinator ever led. */
+  /** The leader as last seen, or null when nobody ever led. */
   observed(): ObservedLeader | null;
-  /** Reads the key now; resolves with the epoch while this coordinator still leads. @throws NotLeaderError (and steps down) */
+  /** Reads the key now; resolves with the epoch while this process still leads. @throws NotLeaderError (and steps down) */
   confirm(): Promise<number>;
   /**
    * Gives the lead up (it could not take over: NATS failed under it): stops renewing, so the
-   * lease lapses and a standby takes it; this coordinator tries again only after two leases.
+   * lease lapses and a standby takes it; this process tries again only after two leases.
    */
   resign(reason: string): void;
   /** Feeds a time the NATS server stored something at (heartbeats): a standby's lease check runs on it. */
@@ -97,16 +114,25 @@ export interface Leadership {
 }
 
 /**
- * Follows the election; `join()` takes part in it. `onChange` is called with the epoch when this coordinator becomes
+ * Follows the coordinators' election; `join()` takes part in it. `onChange` is called with the epoch when this coordinator becomes
  * leader and with null when it stops leading; calls never overlap and come in order.
  */
-export async function startLeadership(kv: KV, opts: LeadershipOptions, log: Logger, onChange: (epoch: number | null) => void | Promise<void>): Promise<Leadership> {
+export function startLeadership(kv: KV, opts: LeadershipOptions, log: Logger, onChange: (epoch: number | null) => void | Promise<void>): Promise<Leadership> {
+  return startLease(kv, { key: LEADER_KEY, role: "coordinator" }, opts, log, onChange);
+}
+
+/**
+ * Follows the election of `lease` in `kv`; `join()` takes part in it. `onChange` is called with the epoch when this
+ * process becomes leader and with null when it stops leading; calls never overlap and come in order.
+ */
+export async function startLease(kv: KV, lease: LeaseKey, opts: LeadershipOptions, log: Logger, onChange: (epoch: number | null) => void | Promise<void>): Promise<Leadership> {
+  const { key, role } = lease;
   let seen: { record: LeaderRecord; revision: number; storedAtMs: number } | null = null;
   let serverNowMs = 0;
   let mine: { epoch: number; revision: number; renewedAtMono: number } | null = null;
   let stopped = false;
   let changing: Promise<void> = Promise.resolve();
-  // After resign(): not before this (monotonic) time does this coordinator try to lead again.
+  // After resign(): not before this (monotonic) time does this process try to lead again.
   let holdOffUntilMono = 0;
   const notify = (epoch: number | null) => {
     changing = changing.then(() => onChange(epoch)).catch((err) => log.error("reacting to a leadership change failed", { epoch, err: ensureError(err) }));
@@ -119,8 +145,11 @@ export async function startLeadership(kv: KV, opts: LeadershipOptions, log: Logg
     mine = null;
     notify(null);
   };
-  const won = (epoch: number, revision: number, takenFrom: LeaderRecord | null) => {
-    mine = { epoch, revision, renewedAtMono: performance.now() };
+  // The lease is timed from before the write went out: the server stored it at or after that moment, and a standby
+  // times it from the server's store time. Timing it from the reply would stretch this leader's lease past the
+  // standby's by the round trip, and both would lead for that long.
+  const won = (epoch: number, revision: number, sentAtMono: number, takenFrom: LeaderRecord | null) => {
+    mine = { epoch, revision, renewedAtMono: sentAtMono };
     log.info("became the leader", { epoch, leaseMs: opts.leaseMs, previous: takenFrom ? { holder: takenFrom.holder || "(released)", epoch: takenFrom.epoch } : null });
     notify(epoch);
   };
@@ -129,23 +158,25 @@ export async function startLeadership(kv: KV, opts: LeadershipOptions, log: Logg
     const previous = seen;
     const epoch = (previous?.record.epoch ?? 0) + 1;
     const value = encode({ holder: opts.id, epoch, leaseMs: opts.leaseMs } satisfies LeaderRecord);
+    const sentAtMono = performance.now();
     try {
-      const revision = previous ? await kv.update(LEADER_KEY, value, previous.revision) : await kv.create(LEADER_KEY, value);
-      won(epoch, revision, previous?.record ?? null);
+      const revision = previous ? await kv.update(key, value, previous.revision) : await kv.create(key, value);
+      won(epoch, revision, sentAtMono, previous?.record ?? null);
     } catch (err) {
       // Another standby was faster (the revision moved): its record arrives through the watch.
-      log.debug("leadership not taken: another coordinator wrote the key first", { epoch, err: ensureError(err) });
+      log.debug(`leadership not taken: another ${role} wrote the key first`, { epoch, err: ensureError(err) });
     }
   };
 
   const renew = async () => {
     const m = mine!;
+    const sentAtMono = performance.now();
     try {
-      const revision = await kv.update(LEADER_KEY, encode({ holder: opts.id, epoch: m.epoch, leaseMs: opts.leaseMs } satisfies LeaderRecord), m.revision);
-      if (mine === m) mine = { ...m, revision, renewedAtMono: performance.now() };
+      const revision = await kv.update(key, encode({ holder: opts.id, epoch: m.epoch, leaseMs: opts.leaseMs } satisfies LeaderRecord), m.revision);
+      if (mine === m) mine = { ...m, revision, renewedAtMono: sentAtMono };
     } catch (err) {
-      const now = await readLeader(kv).catch(() => undefined);
-      if (now && (now.value.holder !== opts.id || now.value.epoch !== m.epoch)) return lose(`coordinator ${now.value.holder || "(none)"} leads with epoch ${now.value.epoch}`);
+      const now = await readLease(kv, key).catch(() => undefined);
+      if (now && (now.value.holder !== opts.id || now.value.epoch !== m.epoch)) return lose(`${role} ${now.value.holder || "(none)"} leads with epoch ${now.value.epoch}`);
       if (now && mine === m) mine = { ...m, revision: now.revision }; // our own write landed but its answer was lost
       if (!fresh()) lose(`could not renew the lease for ${opts.leaseMs} ms: ${ensureError(err).message}`);
       else log.warn("leadership renewal failed; retrying", { epoch: m.epoch, err: ensureError(err) });
@@ -172,14 +203,14 @@ export async function startLeadership(kv: KV, opts: LeadershipOptions, log: Logg
   };
 
   const watch: ValueWatch = await watchValues(kv, {
-    key: LEADER_KEY,
+    key,
     parse: parseLeaderRecord,
-    what: "coordinator leadership",
+    what: `${role} leadership`,
     log,
     onValue: (_k, record, revision, storedAtMs) => {
       seen = { record, revision, storedAtMs };
       serverNowMs = Math.max(serverNowMs, storedAtMs);
-      if (mine && (record.holder !== opts.id || record.epoch !== mine.epoch)) lose(`coordinator ${record.holder || "(none)"} leads with epoch ${record.epoch}`);
+      if (mine && (record.holder !== opts.id || record.epoch !== mine.epoch)) lose(`${role} ${record.holder || "(none)"} leads with epoch ${record.epoch}`);
     },
   });
   let timer: NodeJS.Timeout | undefined;
@@ -188,7 +219,7 @@ export async function startLeadership(kv: KV, opts: LeadershipOptions, log: Logg
     async join() {
       // The watch may not have delivered the current record yet: read it, so the first decision sees it.
       if (!seen) {
-        const current = await readLeader(kv);
+        const current = await readLease(kv, key);
         if (current && !seen) {
           seen = { record: current.value, revision: current.revision, storedAtMs: current.storedAtMs };
           serverNowMs = Math.max(serverNowMs, current.storedAtMs);
@@ -202,12 +233,12 @@ export async function startLeadership(kv: KV, opts: LeadershipOptions, log: Logg
     observed: () => (seen ? { holder: seen.record.holder, epoch: seen.record.epoch, renewedAtMs: seen.storedAtMs, ageMs: Math.max(0, serverNowMs - seen.storedAtMs) } : null),
     async confirm() {
       const m = mine;
-      if (!m || !fresh()) throw new NotLeaderError(opts.id, m ? `its lease (${opts.leaseMs} ms) was not renewed in time` : "it is a standby");
-      const now = await readLeader(kv);
+      if (!m || !fresh()) throw new NotLeaderError(opts.id, m ? `its lease (${opts.leaseMs} ms) was not renewed in time` : "it is a standby", role);
+      const now = await readLease(kv, key);
       if (!now || now.value.holder !== opts.id || now.value.epoch !== m.epoch) {
-        const reason = `coordinator ${now?.value.holder || "(none)"} leads with epoch ${now?.value.epoch ?? 0}`;
+        const reason = `${role} ${now?.value.holder || "(none)"} leads with epoch ${now?.value.epoch ?? 0}`;
         lose(reason);
-        throw new NotLeaderError(opts.id, reason);
+        throw new NotLeaderError(opts.id, reason, role);
       }
       return m.epoch;
     },
@@ -229,7 +260,7 @@ export async function startLeadership(kv: KV, opts: LeadershipOptions, log: Logg
         mine = null;
         // Released, not deleted: the epoch stays in the key, so the next leader's is higher.
         await kv
-          .update(LEADER_KEY, encode({ holder: "", epoch: m.epoch, leaseMs: opts.leaseMs } satisfies LeaderRecord), m.revision)
+          .update(key, encode({ holder: "", epoch: m.epoch, leaseMs: opts.leaseMs } satisfies LeaderRecord), m.revision)
           .then(() => log.info("released the leadership", { epoch: m.epoch }))
           .catch((err) => log.warn("could not release the leadership; a standby takes over when the lease lapses", { err: ensureError(err) }));
       }

@@ -20,7 +20,7 @@ export interface Names {
   readonly membersBucket: string;
   /** KV: `p.<p>` → assignment. */
   readonly assignmentsBucket: string;
-  /** KV: `p.<p>` → barrier the archiver has flushed through. */
+  /** KV: `p.<p>` → barrier the archiver has flushed through; `lease` → which archiver writes (nats/archiver_lease.ts). */
   readonly archiverBucket: string;
   /** KV: `runs` → the last run number handed out; `settings` → the cluster's partition count; `leader` → who leads (nats/leadership.ts); `retention` → the stream's retention (nats/stream_retention.ts). */
   readonly coordinatorBucket: string;
@@ -45,6 +45,8 @@ export const CATALOG_KEY = "current";
 export const RUN_COUNTER_KEY = "runs";
 /** Coordinator bucket: who leads, with the fencing epoch (nats/leadership.ts). */
 export const LEADER_KEY = "leader";
+/** Archiver bucket: which archiver holds the single-writer lease, with the fencing epoch (nats/archiver_lease.ts). */
+export const ARCHIVER_LEASE_KEY = "lease";
 /** Coordinator bucket: settings every process of the cluster shares (nats/cluster_settings.ts). */
 export const CLUSTER_SETTINGS_KEY = "settings";
 /** Coordinator bucket: what stream retention kept and removed after the last run (nats/stream_retention.ts). */

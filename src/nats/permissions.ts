@@ -134,7 +134,17 @@ function permissionsOf(n: Names, who: NatsPrincipal): { publish: string[]; subsc
       };
     case "archiver":
       return {
-        publish: [...roleBase(n), ...consume(n.eventStream), ...streamRead(n.eventStream), ...kvRead(n.archiverBucket), ...kvWrite(n.archiverBucket), ...kvRead(n.watermarkBucket), n.deadLetterSubject, ...heartbeat(n, "archiver")],
+        publish: [
+          ...roleBase(n),
+          ...consume(n.eventStream),
+          ...streamRead(n.eventStream),
+          ...kvWatch(n.archiverBucket), // the lease key, and its progress keys
+          ...kvWrite(n.archiverBucket),
+          ...kvWatch(n.membersBucket), // archiver heartbeats: the server clock a standby times the lease on
+          ...kvRead(n.watermarkBucket),
+          n.deadLetterSubject,
+          ...heartbeat(n, "archiver"),
+        ],
         subscribe: [],
       };
     case "executor":

@@ -262,6 +262,27 @@ test("status: a refused watermark and ignored barriers are shown, with what to d
   assert.match(text, /^ignored barriers\s+partition 1: 2 \(no batch run wrote them\)$/m);
 });
 
+test("status: which archiver holds the lease, read from NATS; archivers' states come from their heartbeats", () => {
+  const stream = { messages: 10, bytes: 2048, firstSeq: 1, lastSeq: 10, limits: { maxAgeMs: null, maxBytes: null, maxMsgs: null, maxMsgsPerSubject: null }, retention: null };
+  const reply: GetStatusResponse = {
+    ...statusReply,
+    members: [...statusReply.members.filter((m) => m.role !== "archiver"), { role: "archiver", id: "a-1", heartbeatAgeS: 0.3, state: "holding" }, { role: "archiver", id: "a-2", heartbeatAgeS: 0.2, state: "standby" }],
+  };
+  const s = statusJson(reply, T0, { stream, archiverLease: { holder: "a-1", epoch: 4, leaseMs: 5_000 } });
+  assert.deepEqual(s.archiverLease, { id: "a-1", epoch: 4, leaseS: 5 });
+  const text = renderStatus(s);
+  assert.match(text, /^archiver lease\s+a-1, epoch 4 \(lease 5\.0s\)$/m);
+  assert.match(text, /^archiver\s+a-1\s+holding\s+300ms ago$/m);
+  assert.match(text, /^archiver\s+a-2\s+standby\s+200ms ago$/m);
+  const released = renderStatus(statusJson(reply, T0, { stream, archiverLease: { holder: "", epoch: 4, leaseMs: 5_000 } }));
+  assert.match(released, /^archiver lease\s+released at epoch 4; a standby archiver takes it/m);
+  assert.match(renderStatus(statusJson(reply, T0, { stream, archiverLease: null })), /^archiver lease\s+never held/m);
+  // Without NATS there is no lease line; the stream line says why.
+  const noNats = statusJson(reply, T0, "cannot connect");
+  assert.equal(noNats.archiverLease, null);
+  assert.doesNotMatch(renderStatus(noNats), /archiver lease/);
+});
+
 test("run progress: one line per phase with elapsed time; details compacted; detach names the run", () => {
   assert.equal(phaseLabel("archiver_flush"), "archiver flush");
   assert.equal(progressLine(4, "barrier", '{"run":4}', 12), "   12ms  run 4  barrier\n");

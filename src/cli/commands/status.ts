@@ -4,12 +4,13 @@
  * their heartbeat age; each partition's owner and generation, stream head,
  * the speed actor's applied position and the archiver's flushed position, and
  * the lag of each behind the head; the current watermark's run and the next
- * scheduled batch run; and, read from NATS, the event stream's size and what
- * stream retention let go after the last run and lets go after the next.
+ * scheduled batch run; and, read from NATS, the event stream's size, what
+ * stream retention let go after the last run and lets go after the next, and
+ * which archiver holds the archiver lease.
  */
 import { booleanFlag, COMMON_FLAGS, ADMIN_GRPC_FLAGS, NATS_FLAGS, connectionFlags, timeoutMs, grpcTarget } from "../args.js";
 import { resolveNatsTarget } from "../connection.js";
-import { readClusterStream } from "../nats.js";
+import { readClusterNats, type ClusterNatsState } from "../nats.js";
 import { ensureError } from "../../core/errors.js";
 import type { StreamReport } from "../../nats/stream_retention.js";
 import { createAdminClient } from "../admin_grpc.js";
@@ -41,6 +42,10 @@ const spec: CommandSpec = {
     "event stream's messages and bytes; retention: what the coordinator purged after the last run",
     "(LAMBDA_STREAM_RETENTION) and what the next run frees if it publishes (bytes estimated at the",
     "stream's mean message size). Without NATS the stream lines say why they are missing.",
+    "archiver lease (read from NATS too): the archiver that writes the master dataset and its",
+    "fencing epoch; other archivers stand by (their state in members) and take over once its lease",
+    "(LAMBDA_ARCHIVER_LEASE_MS) lapses. An archiver in state lapsed has not renewed it in time and",
+    "inserts nothing until it does.",
     "",
     "examples:",
     "  lambdactl status",
@@ -100,6 +105,12 @@ export interface StatusJson {
   /** The event stream and its retention, read from NATS; null when it could not be read (`streamProblem` says why). */
   readonly stream: StreamJson | null;
   readonly streamProblem: string | null;
+  /**
+   * The archiver lease, read from NATS: who writes the master dataset (id "" once its holder released it
+   * on a clean stop), its fencing epoch and lease length. null when no archiver ever held it or NATS
+   * could not be read (`streamProblem` says why).
+   */
+  readonly archiverLease: { readonly id: string; readonly epoch: number; readonly leaseS: number } | null;
 }
 
 /** The event stream in `status --json`. */
@@ -186,7 +197,9 @@ export function sortedMembers(members: readonly Member[]): Member[] {
 }
 
 /** The reply as `--json` prints it, seen at `nowMs`. */
-export function statusJson(r: GetStatusResponse, nowMs: number, stream: StreamReport | string = "not asked"): StatusJson {
+export function statusJson(r: GetStatusResponse, nowMs: number, nats: ClusterNatsState | string = "not asked"): StatusJson {
+  const stream: StreamReport | string = typeof nats === "string" ? nats : nats.stream;
+  const lease = typeof nats === "string" ? null : nats.archiverLease;
   return {
     watermarkRun: r.watermarkRun,
     nextRunAt: r.nextRunAt?.toISOString() ?? null,
@@ -197,6 +210,7 @@ export function statusJson(r: GetStatusResponse, nowMs: number, stream: StreamRe
     watermarkRefused: r.watermarkRefused ? { run: r.watermarkRefused.run, reason: r.watermarkRefused.reason, at: r.watermarkRefused.at?.toISOString() ?? null } : null,
     stream: typeof stream === "string" ? null : streamJson(stream),
     streamProblem: typeof stream === "string" ? stream : null,
+    archiverLease: lease ? { id: lease.holder, epoch: lease.epoch, leaseS: lease.leaseMs / 1_000 } : null,
   };
 }
 
@@ -205,6 +219,15 @@ export function leaderText(l: StatusJson["leader"]): string {
   if (l === null) return "none (no coordinator holds the lead; a standby takes it at its next check)";
   const renewed = `renewed ${formatElapsed(l.leaseAgeS * 1_000)} ago, lease ${formatElapsed(l.leaseS * 1_000)}`;
   return l.leaseAgeS < l.leaseS ? `${l.id}, epoch ${l.epoch} (${renewed})` : `${l.id}, epoch ${l.epoch}: lease lapsed (${renewed}); a standby takes over`;
+}
+
+/** The archiver lease as one line; absent when NATS was not read. */
+function archiverLeaseLines(s: StatusJson): [string, string][] {
+  if (!s.stream) return [];
+  const l = s.archiverLease;
+  if (!l) return [["archiver lease", "never held (no archiver has run)"]];
+  if (l.id === "") return [["archiver lease", `released at epoch ${l.epoch}; a standby archiver takes it at its next check`]];
+  return [["archiver lease", `${l.id}, epoch ${l.epoch} (lease ${formatElapsed(l.leaseS * 1_000)})`]];
 }
 
 /** The status as text: members, partitions, then the watermark run and the next run. */
@@ -236,6 +259,7 @@ export function renderStatus(s: StatusJson): string {
       : []),
     ["next run", next],
     ...streamLines(s),
+    ...archiverLeaseLines(s),
   ]);
   return [`members\n${members}`, `partitions\n${partitions}`, summary].join("\n");
 }
@@ -246,10 +270,10 @@ async function run(parsed: ParsedCommand, ctx: CliContext): Promise<ExitCode> {
   using client = createAdminClient(target, { timeoutMs: timeout });
   const reply = await client.getStatus();
   // The stream is NATS's to say; without it the rest of status still stands.
-  const stream = await Promise.resolve()
-    .then(() => readClusterStream(resolveNatsTarget({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd })))
+  const nats = await Promise.resolve()
+    .then(() => readClusterNats(resolveNatsTarget({ flags: connectionFlags(parsed), env: ctx.env, cwd: ctx.cwd })))
     .catch((err: unknown) => ensureError(err).message);
-  const out = statusJson(reply, ctx.now(), stream);
+  const out = statusJson(reply, ctx.now(), nats);
   ctx.stdout.write(booleanFlag(parsed, "json") ? JSON.stringify(out, null, 2) + "\n" : renderStatus(out));
   return ExitCodes.ok;
 }
