@@ -94,7 +94,7 @@ test("after a SIGKILL and a restart on the same store, status shows one leader a
       { timeoutMs: NODE_TIMEOUT_MS * MEMBER_DROP_AFTER_NODE_TIMEOUTS + 15_000, intervalMs: 500 },
     );
     const after = await status();
-    assert.deepEqual(after.members.map((m) => `${m.role}.${m.id}:${m.state}`).sort(), ["archiver.main-b:", "coordinator.main-b:leader", "executor.main-b:", "serving.main-b:"]);
+    assert.deepEqual(after.members.map((m) => `${m.role}.${m.id}:${m.state}`).sort(), ["archiver.main-b:holding", "coordinator.main-b:leader", "executor.main-b:", "serving.main-b:"]);
   } finally {
     await Promise.all(nodes.map((n) => n.stop()));
     await nats?.close();

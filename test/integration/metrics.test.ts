@@ -134,7 +134,8 @@ test("metrics equal lambdactl status, cover the dashboard and alerts, and readin
 
     // NATS gone: not ready, and serving says NOT_SERVING; NATS back: ready and SERVING again.
     const health = healthClient(grpc, credentials.createInsecure());
-    assert.equal(await healthCheck(health), "SERVING");
+    // gRPC health follows readiness within a second (serving/server.ts HEALTH_SYNC_MS).
+    await waitFor("gRPC health SERVING", async () => (await healthCheck(health)) === "SERVING", { timeoutMs: 5_000 });
     await server.close();
     const down = await waitFor("readiness to fail", async () => {
       const r = await get(metricsPort, "/readyz");
