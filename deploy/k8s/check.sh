@@ -43,7 +43,7 @@ else
 fi
 
 if command -v kubectl >/dev/null 2>&1; then
-  for k in deploy/k8s deploy/k8s/dev deploy/k8s/examples/cert-manager; do
+  for k in deploy/k8s deploy/k8s/dev deploy/k8s/examples/cert-manager deploy/k8s/examples/clickhouse deploy/k8s/examples/prometheus-operator; do
     if kubectl kustomize "$k" >/dev/null; then echo "builds   $k"; else status=1; fi
   done
   # The secretGenerator reads files nobody commits: build a copy with stand-ins.
