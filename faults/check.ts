@@ -168,12 +168,15 @@ export async function streamIds(nc: NatsConnection, names: Names): Promise<Map<n
  * I0, below the runtime: JetStream holds every acknowledged event, at the sequence its
  * acknowledgement named when it named one (a duplicate's ack names the copy it already held, so
  * that event only has to be somewhere in the stream). A loss here is the stream's, not the
- * runtime's.
+ * runtime's. Stream retention purges what the master dataset holds: an event acknowledged
+ * below the point the coordinator recorded for its partition (`purgedBelow`, the retention
+ * record's keepFrom) is not looked for here; I1 and I3 still count it from the batch view.
  */
-export function checkStreamHoldsAcked(bySeq: ReadonlyMap<number, string>, ledger: Ledger): string[] {
+export function checkStreamHoldsAcked(bySeq: ReadonlyMap<number, string>, ledger: Ledger, purgedBelow: readonly number[] = []): string[] {
   const present = new Set(bySeq.values());
   const problems: string[] = [];
   for (const { id, at } of ledger.ackedEvents()) {
+    if (at && at.seq < (purgedBelow[at.partition] ?? 0)) continue;
     if (at && bySeq.get(at.seq) !== id) problems.push(`I0: ${id} was acknowledged at stream sequence ${at.seq} (partition ${at.partition}); the stream holds ${bySeq.get(at.seq) ?? "no event"} there${present.has(id) ? ` (and ${id} elsewhere)` : ""}`);
     else if (!present.has(id)) problems.push(`I0: ${id} was acknowledged (the stream said it held it already), but the stream holds it nowhere`);
   }
