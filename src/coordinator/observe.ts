@@ -7,7 +7,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Metrics } from "../core/metrics.js";
 import type { Watermark } from "../core/watermark.js";
 import type { Names } from "../nats/names.js";
-import { eventStreamSize, partitionHeads } from "../nats/setup.js";
+import { partitionHeads } from "../nats/setup.js";
+import { readStreamUsage } from "../nats/stream_retention.js";
 
 /** Runs `run`, counting and timing it by outcome, and its phases when it published. */
 export async function timedRun(metrics: Metrics | undefined, run: () => Promise<Watermark>): Promise<Watermark> {
@@ -36,7 +37,7 @@ export async function timedRun(metrics: Metrics | undefined, run: () => Promise<
 export function coordinatorGauges(metrics: Metrics, c: { leading(): boolean; nc: NatsConnection; names: Names; partitions: number }): () => void {
   return metrics.onScrape(async () => {
     metrics.coordinatorLeader.set(c.leading() ? 1 : 0);
-    const [size, heads] = await Promise.all([eventStreamSize(c.nc, c.names), partitionHeads(c.nc, c.names, c.partitions)]);
+    const [size, heads] = await Promise.all([readStreamUsage(c.nc, c.names), partitionHeads(c.nc, c.names, c.partitions)]);
     metrics.streamMessages.set(size.messages);
     metrics.streamBytes.set(size.bytes);
     heads.forEach((seq, p) => metrics.streamLastSequence.set({ partition: String(p) }, seq));

@@ -118,9 +118,3 @@ export async function partitionHeads(nc: NatsConnection, names: Names, partition
   }
   return heads;
 }
-
-/** What the event stream holds: messages and bytes (its stream info's state). */
-export async function eventStreamSize(nc: NatsConnection, names: Names): Promise<{ messages: number; bytes: number }> {
-  const info = await (await jetstreamManager(nc)).streams.info(names.eventStream);
-  return { messages: info.state.messages, bytes: info.state.bytes };
-}
