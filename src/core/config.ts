@@ -67,6 +67,8 @@ export const CHDB_MIN_FREE_MB = 256;
 export const DUPLICATE_WINDOW_MS = 120_000;
 /** A process whose ClickHouse roles only read (serving) waits this long for the writers to create the schema. */
 export const SCHEMA_WAIT_MS = 60_000;
+/** A process whose NATS user may not create streams and buckets waits this long for a coordinator to create them. */
+export const NATS_SETUP_WAIT_MS = 60_000;
 /** Keeper path prefix of the replicated tables in a ClickHouse cluster: the one ClickHouse's docs and operators use. */
 export const DEFAULT_KEEPER_PATH = "/clickhouse/tables";
 
@@ -87,6 +89,11 @@ export interface ResolvedConfig {
    * single server, up to 3 on a cluster (nats/setup.ts streamReplicas). Buckets that exist keep theirs.
    */
   natsReplicas: number;
+  /**
+   * How long a process whose NATS user may not create the streams and buckets (every role but the
+   * coordinator, under least-privilege users) waits for a coordinator to create them, in ms (NATS_SETUP_WAIT_MS).
+   */
+  natsSetupWaitMs: number;
   /** Local cluster only: nats-server processes to start (1, or a cluster of 3 or more on loopback). */
   localNatsNodes: number;
   /**
@@ -260,6 +267,7 @@ const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_ROLES: ["roles", roles],
   LAMBDA_NATS_URL: ["natsUrl", str],
   LAMBDA_NATS_REPLICAS: ["natsReplicas", int(0, 5)],
+  LAMBDA_NATS_SETUP_WAIT_MS: ["natsSetupWaitMs", int(0)],
   LAMBDA_LOCAL_NATS_NODES: ["localNatsNodes", int(1, 7)],
   LAMBDA_NATS_STORE_DIR: ["natsStoreDir", str],
   LAMBDA_NATS_USER: ["natsUser", str],
@@ -336,6 +344,7 @@ export function defaultConfig(): ResolvedConfig {
     roles: ["archiver", "coordinator", "executor", "serving"],
     natsUrl: "",
     natsReplicas: 0,
+    natsSetupWaitMs: NATS_SETUP_WAIT_MS,
     localNatsNodes: 1,
     natsStoreDir: "",
     natsUser: "",

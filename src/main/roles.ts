@@ -78,9 +78,11 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
   const unwatchNats = watchNatsConnection(nc, observe ?? {}, log);
   // Every process creates what is missing with the same replica count (one decision: nats/setup.ts).
   const replicas = streamReplicas(nc, cfg.natsReplicas);
-  await ensureStreams(nc, names, { duplicateWindowMs: cfg.duplicateWindowMs, replicas, log });
+  // A role whose user may not create them waits for a coordinator (pods start in any order).
+  const wait = { timeoutMs: cfg.natsSetupWaitMs, log };
+  await ensureStreams(nc, names, { duplicateWindowMs: cfg.duplicateWindowMs, replicas, log, wait });
   const wants = (r: string) => cfg.roles.includes(r as never);
-  const buckets = await openBuckets(nc, names, replicas, log);
+  const buckets = await openBuckets(nc, names, replicas, log, wait);
   await agreeOnSettings(buckets.coordinator, cfg.partitions, cfg.nodeId);
   if (wants("coordinator")) await seedCatalog(buckets.catalog, file, cfg.nodeId, log);
   const catalogFeed = await followCatalog(buckets.catalog, file.catalog, log);

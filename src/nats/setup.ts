@@ -1,8 +1,11 @@
 /**
  * Creates (or binds to) the streams, KV buckets and object store the runtime
- * uses. Every role calls it at start; it is idempotent.
+ * uses. Every role calls it at start; it is idempotent. Under least-privilege users
+ * (nats/permissions.ts) only the coordinator may create them: another role that finds one
+ * missing waits for it (`SetupWait`) instead of failing, so pods started together come up in
+ * any order.
  */
-import type { NatsConnection } from "@nats-io/transport-node";
+import { PermissionViolationError, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { Logger } from "../core/logger.js";
@@ -38,6 +41,70 @@ export function streamReplicas(nc: NatsConnection, configured = 0): number {
   return Math.max(1, Math.min(CLUSTER_REPLICAS, info.connect_urls?.length ?? 1));
 }
 
+/** How a role that may not create a stream or bucket waits for the coordinator to create it. */
+export interface SetupWait {
+  /** Give up after this long, in ms (LAMBDA_NATS_SETUP_WAIT_MS). */
+  readonly timeoutMs: number;
+  /** Says once per stream or bucket that it waits, and why. */
+  readonly log?: Logger;
+  /** Poll period. @default 500 */
+  readonly intervalMs?: number;
+}
+
+/** Without a SetupWait: a refused creation fails at once. */
+const NO_WAIT: SetupWait = { timeoutMs: 0 };
+
+/** A stream or bucket this role may not create was still missing at the deadline. */
+export class NatsSetupMissingError extends Error {
+  constructor(
+    readonly what: string,
+    readonly waitedMs: number,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `${what} does not exist, this NATS user may not create it, and no coordinator created it within ${waitedMs} ms ` +
+        "(LAMBDA_NATS_SETUP_WAIT_MS): start a coordinator, whose user may create streams and buckets",
+      options,
+    );
+    this.name = "NatsSetupMissingError";
+  }
+}
+
+function isPermissionViolation(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) if (e instanceof PermissionViolationError) return true;
+  return false;
+}
+
+/**
+ * Runs `create` (which binds to what exists and creates what is missing). When the server refuses
+ * the creation as a permission violation, polls the stream's info (which every role may read, and
+ * which the server does not log as a violation) until a coordinator has created it, then binds.
+ * @throws NatsSetupMissingError at the deadline; any other error of `create` at once
+ */
+async function createOrAwait<T>(jsm: JetStreamManager, stream: string, what: string, create: () => Promise<T>, wait: SetupWait): Promise<T> {
+  try {
+    return await create();
+  } catch (err) {
+    if (!isPermissionViolation(err)) throw err;
+    if (wait.timeoutMs <= 0) throw new NatsSetupMissingError(what, 0, { cause: err });
+    wait.log?.info(`waiting for a coordinator to create ${what}: this NATS user may not create it`, { component: "nats", timeout_ms: wait.timeoutMs });
+  }
+  const started = Date.now();
+  let last: unknown;
+  for (;;) {
+    try {
+      await jsm.streams.info(stream);
+      return await create();
+    } catch (err) {
+      // Not there yet, or the server busy electing a leader for it: both pass with time.
+      last = err;
+    }
+    const waited = Date.now() - started;
+    if (waited >= wait.timeoutMs) throw new NatsSetupMissingError(what, waited, { cause: last });
+    await new Promise((r) => setTimeout(r, Math.min(wait.intervalMs ?? 500, wait.timeoutMs - waited)));
+  }
+}
+
 export interface StreamOptions {
   /** Retried publishes with the same event id inside this window are dropped. */
   duplicateWindowMs: number;
@@ -45,9 +112,16 @@ export interface StreamOptions {
   replicas?: number;
   /** Warns about a stream that exists with another replica count. */
   log?: Logger;
+  /** Waiting for a stream this user may not create. @default fail at once */
+  wait?: SetupWait;
 }
 
 async function ensureStream(jsm: JetStreamManager, name: string, subjects: string[], opts: StreamOptions & { replicas: number }): Promise<void> {
+  await createOrAwait(jsm, name, `stream ${name}`, () => bindOrAddStream(jsm, name, subjects, opts), opts.wait ?? NO_WAIT);
+}
+
+/** Binds to the stream (warning when its replica count differs), or adds it when missing. */
+async function bindOrAddStream(jsm: JetStreamManager, name: string, subjects: string[], opts: StreamOptions & { replicas: number }): Promise<void> {
   try {
     const info = await jsm.streams.info(name);
     warnOnReplicas(opts.log, `stream ${name}`, info.config.num_replicas, opts.replicas);
@@ -82,16 +156,18 @@ export async function ensureStreams(nc: NatsConnection, names: Names, opts: Stre
 
 /**
  * Opens (creating when missing) every KV bucket, with `replicas` (default streamReplicas(nc)).
- * With `log`, warns about a bucket that exists with another replica count.
+ * With `log`, warns about a bucket that exists with another replica count. A bucket this user
+ * may not create is waited for as `wait` says (default: fail at once).
  */
-export async function openBuckets(nc: NatsConnection, names: Names, replicas = streamReplicas(nc), log?: Logger): Promise<Buckets> {
+export async function openBuckets(nc: NatsConnection, names: Names, replicas = streamReplicas(nc), log?: Logger, wait: SetupWait = NO_WAIT): Promise<Buckets> {
   const kvm = new Kvm(nc);
+  const jsm = await jetstreamManager(nc);
   const open = async (name: string, history: number) => {
     // Reads go to the bucket's stream leader (STREAM.MSG.GET), not a direct get that any replica
     // answers: after hard bounces (the fault matrix's F8, F14) a replica of nats-server 2.9 stayed
     // behind, and every compare-and-set read from it lost to the leader's newer revision, so no
     // batch run could record itself again.
-    const kv = await kvm.create(name, { history, replicas, allow_direct: false });
+    const kv = await createOrAwait(jsm, `KV_${name}`, `KV bucket ${name}`, () => kvm.create(name, { history, replicas, allow_direct: false }), wait);
     if (log) warnOnReplicas(log, `KV bucket ${name}`, (await kv.status()).replicas, replicas);
     return kv;
   };

@@ -23,6 +23,7 @@ import { encode, encodeBarrier } from "../../src/nats/codec.js";
 import { connectNats } from "../../src/nats/connect.js";
 import { namesFor, WATERMARK_KEY } from "../../src/nats/names.js";
 import { readWatermark } from "../../src/nats/watermark_store.js";
+import { readAssignments } from "../../src/nats/assignments_store.js";
 import { inboxPrefixFor, natsAuthorizationConfig, type NatsPrincipal, type NatsUserSpec } from "../../src/nats/permissions.js";
 import type { NatsUsersJson } from "../../src/cli/commands/nats_users.js";
 import { lambdactl, parseJson } from "../harness/cli.js";
@@ -235,6 +236,48 @@ test("archiver, executor and serving each alone under its own user (as on a Clic
     assert.deepEqual(byRoles, [], "no role hit a permission violation");
   } finally {
     for (const c of conns) await c.close().catch(() => undefined);
+    for (const n of nodes) await n.stop();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("roles started before the coordinator wait for it to create the streams and buckets, and give up at LAMBDA_NATS_SETUP_WAIT_MS", { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "lambda-perms-order-"));
+  const users = { coordinator: user("coordinator", "coordinator"), speed: user("speed", "speed") };
+  writeFileSync(join(dir, "nats.conf"), natsAuthorizationConfig(names, Object.values(users).map((u) => ({ name: u.name, principals: u.principals, auth: { password: u.password } }))));
+  const server = await startNatsServer({ path: process.env.PATH ?? "", args: ["-c", join(dir, "nats.conf")] });
+  const base = { LAMBDA_PARTITIONS: String(PARTITIONS), LAMBDA_CATALOG: CATALOG, LAMBDA_HEARTBEAT_INTERVAL_MS: "200", LAMBDA_BATCH_INTERVAL_MS: "0" };
+  const nodes = [] as ReturnType<typeof spawnNode>[];
+  const logOf = (name: string) => readFileSync(join(dir, `${name}.log`), "utf8");
+  try {
+    // No coordinator ever: the speed node waits its 1.5 s, then fails naming what is missing.
+    const alone = spawnNode("alone", { ...base, ...envOf(server.url, users.speed), LAMBDA_ROLES: "speed", LAMBDA_NATS_SETUP_WAIT_MS: "1500" }, openSync(join(dir, "alone.log"), "a"));
+    nodes.push(alone);
+    assert.notEqual(await alone.exited, 0);
+    assert.match(logOf("alone"), /waiting for a coordinator to create stream LAMBDA/);
+    assert.match(logOf("alone"), /NatsSetupMissingError.*stream LAMBDA_EVENTS does not exist, this NATS user may not create it/);
+
+    // The speed node first, then the coordinator: the speed node waits, and both come up.
+    const speed = spawnNode("sp1", { ...base, ...envOf(server.url, users.speed), LAMBDA_ROLES: "speed" }, openSync(join(dir, "sp1.log"), "a"));
+    nodes.push(speed);
+    await waitFor("the speed node to say it waits for a coordinator", () => /waiting for a coordinator to create/.test(logOf("sp1")) || undefined, { timeoutMs: 30_000 });
+    const coordinator = spawnNode("coord", { ...base, ...envOf(server.url, users.coordinator), LAMBDA_ROLES: "coordinator" }, openSync(join(dir, "coord.log"), "a"));
+    nodes.push(coordinator);
+    await Promise.all([speed.ready, coordinator.ready]);
+    // It runs: the coordinator assigns it every partition.
+    const nc = await connectAs(server.url, users.coordinator);
+    try {
+      const assignments = await new Kvm(nc).open(names.assignmentsBucket);
+      await waitFor(
+        "every partition assigned to the speed node",
+        async () => [...(await readAssignments(assignments, PARTITIONS)).values()].filter((a) => a.node === "sp1").length === PARTITIONS || undefined,
+        { timeoutMs: 30_000 },
+      );
+    } finally {
+      await nc.close();
+    }
+  } finally {
     for (const n of nodes) await n.stop();
     await server.close();
     rmSync(dir, { recursive: true, force: true });
