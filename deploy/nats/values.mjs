@@ -4,7 +4,7 @@
 // publish/subscribe allow-lists src/nats/permissions.ts computes, for the default prefix.
 //
 // It runs against the compiled code (npm run build first), so the file is what the code
-// generates; test/unit/deploy-nats-values.test.ts fails when the committed file is stale.
+// generates; test/unit/deploy-k8s.test.ts fails when the committed file is stale.
 //   node deploy/nats/values.mjs           rewrite deploy/nats/values-lambda.yaml
 //   node deploy/nats/values.mjs --check   fail if it is stale
 //

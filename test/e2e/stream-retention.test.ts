@@ -7,12 +7,17 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { credentials, type ServiceError } from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { AdminServiceClient, type RollbackResponse, type VerifyResponse } from "../../src/gen/lambda/v1/admin.js";
 import type { Watermark } from "../../src/core/watermark.js";
 import { openBuckets } from "../../src/nats/setup.js";
 import { readRetention } from "../../src/nats/stream_retention.js";
+import type { StatusJson } from "../../src/cli/commands/status.js";
+import { lambdactl, parseJson } from "../harness/cli.js";
 import { startTestCluster, type TestCluster } from "../harness/cluster.js";
 import { getWatermark, query } from "../harness/grpc.js";
 import { waitFor } from "../harness/wait.js";
@@ -75,6 +80,40 @@ async function harness(cluster: TestCluster) {
   };
 }
 
+/**
+ * `lambdactl status` (JSON and table) against the cluster: the stream's size as the server counts
+ * it, and the retention record as the coordinator stored it.
+ */
+async function assertStatusShows(cluster: TestCluster, record: NonNullable<Awaited<ReturnType<typeof readRetention>>>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "lambdactl-retention-"));
+  try {
+    const args = ["--grpc", cluster.roles.serving!.address, "--nats-url", cluster.nats.url, "--prefix", cluster.cfg.prefix];
+    const r = await lambdactl(["status", "--json", ...args], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    const s = parseJson<StatusJson>(r);
+    const info = await (await jetstreamManager(cluster.nc)).streams.info(cluster.names.eventStream);
+    assert.equal(s.streamProblem, null);
+    assert.deepEqual({ messages: s.stream?.messages, bytes: s.stream?.bytes }, { messages: info.state.messages, bytes: info.state.bytes }, "status: the stream's size");
+    const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
+    const shown = s.stream!.retention!;
+    assert.deepEqual(
+      { mode: shown.mode, run: shown.run, keptFrom: shown.keptFrom, purged: shown.purged, nextRunFrees: shown.nextRunFrees, problem: shown.problem },
+      { mode: record.mode, run: record.run, keptFrom: record.keepFrom, purged: sum(record.purged), nextRunFrees: sum(record.nextFrees), problem: record.problem },
+      "status: the retention record",
+    );
+    const text = await lambdactl(["status", ...args], { cwd: dir });
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, new RegExp(`^stream\\s+${info.state.messages} messages, `, "m"));
+    const retentionLine =
+      record.mode === "off"
+        ? `^retention\\s+off \\(LAMBDA_STREAM_RETENTION\\); the next run would free ${sum(record.nextFrees)} messages`
+        : `^retention\\s+${record.mode}: purged ${sum(record.purged)} messages after run ${record.run}; the next run frees ${sum(record.nextFrees)} messages`;
+    assert.match(text.stdout, new RegExp(retentionLine, "m"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** The rule, recomputed here: from the oldest kept run's cut minus the warm-up (every run here publishes). */
 function keepFrom(cutsOf: (run: number) => readonly number[], oldestKept: number): number[] {
   return Array.from({ length: PARTITIONS }, (_, p) => Math.max(1, cutsOf(oldestKept)[p]! - WARM_UP));
@@ -116,6 +155,7 @@ test("the stream keeps what the oldest kept view needs; rollback to every kept r
     goneBefore = gone;
   }
   assert.ok(goneBefore > 0, "something was purged");
+  await assertStatusShows(cluster, (await readRetention(buckets.coordinator))!);
   await h.ingest(30);
   await waitFor("serving at run 5", async () => (await getWatermark(cluster.grpc)).watermark?.run === 5);
   await h.assertExact("at run 5");
@@ -172,4 +212,5 @@ test("with retention off nothing is purged, and the record says what the next ru
   const next = keepFrom((r) => h.watermarks[r]!.cuts, 4);
   assert.deepEqual(record.nextFrees, h.positions.map((seqs, p) => seqs.filter((s) => s < next[p]!).length));
   assert.ok(record.nextFrees.some((n) => n > 0));
+  await assertStatusShows(cluster, record);
 });
