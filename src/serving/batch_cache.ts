@@ -12,8 +12,9 @@
  * would. A top-k (every key) caches whole blocks of every key the same way, under the key "*".
  * A range wider than MAX_BLOCKS_PER_READ blocks is cached as it was asked, as one entry.
  *
- * Entries are bounded by the window states they hold, least recently used first out. The states
- * handed out are the cache's own: callers merge them into new states and never change them.
+ * Entries are bounded by the window states they hold, least recently used first out. The maps
+ * and states handed out are the cache's own (a key's map is handed out whole when the range
+ * covers it): callers merge them into new states and never change them.
  */
 import type { AggState } from "../core/aggregate.js";
 import type { MetricDef } from "../core/catalog.js";
@@ -33,23 +34,43 @@ export interface CachedBatchReader {
   stats(): { hits: number; misses: number; entries: number; states: number };
 }
 
-/** What one cache entry holds: the states of its key (or of every key) in its block or range. */
-interface Entry {
-  /** Null while its read is in flight. */
-  value: BatchStates | null;
-  readonly loaded: Promise<BatchStates>;
-  /** Window states in `value` (0 while in flight). */
-  size: number;
+/** One key's windows in an entry, with the first and last window start (to hand the map out whole when the range covers it). */
+interface KeyWindows {
+  readonly windows: ReadonlyMap<number, AggState>;
+  readonly firstMs: number;
+  readonly lastMs: number;
 }
 
+/** What one cache entry holds: the windows of its key (or of every key) in its block or range. */
+type Held = ReadonlyMap<string, KeyWindows>;
 
-/** The states of `key` (null: every key) among `states` whose window starts in [fromMs, toMs). */
-function cut(states: BatchStates, key: string | null, fromMs: number, toMs: number): BatchStates {
-  const out: BatchStates = new Map();
+interface Entry {
+  /** Null while its read is in flight. */
+  value: Held | null;
+  readonly loaded: Promise<Held>;
+  /** Window states in `value` (0 while in flight). */
+  size: number;
+  /** The read call that used it last (for least-recently-used eviction). */
+  usedAt: number;
+  /** Where it is kept: its group's id and its name in the group. */
+  readonly groupId: string;
+  readonly name: string;
+}
+
+/** The windows of `key` (null: every key) among `states` that start in [fromMs, toMs). */
+function cut(states: BatchStates, key: string | null, fromMs: number, toMs: number): Held {
+  const out = new Map<string, KeyWindows>();
   const keep = (k: string, windows: ReadonlyMap<number, AggState>) => {
     const kept = new Map<number, AggState>();
-    for (const [w, st] of windows) if (w >= fromMs && w < toMs) kept.set(w, st);
-    if (kept.size > 0) out.set(k, kept);
+    let firstMs = Infinity;
+    let lastMs = -Infinity;
+    for (const [w, st] of windows) {
+      if (w < fromMs || w >= toMs) continue;
+      kept.set(w, st);
+      if (w < firstMs) firstMs = w;
+      if (w > lastMs) lastMs = w;
+    }
+    if (kept.size > 0) out.set(k, { windows: kept, firstMs, lastMs });
   };
   if (key === null) for (const [k, windows] of states) keep(k, windows);
   else {
@@ -59,63 +80,109 @@ function cut(states: BatchStates, key: string | null, fromMs: number, toMs: numb
   return out;
 }
 
-const statesIn = (s: BatchStates): number => {
+/**
+ * The windows in [fromMs, toMs) of every key in `parts`. A key whose windows one part holds
+ * all inside the range gets that part's map itself (the common case: no copy); otherwise a new
+ * map, so the cache's own maps are never changed.
+ */
+function assemble(parts: readonly Held[], fromMs: number, toMs: number): BatchStates {
+  const out: BatchStates = new Map();
+  const copies = new Set<string>();
+  for (const part of parts) {
+    for (const [key, kw] of part) {
+      const prev = out.get(key);
+      if (prev === undefined && kw.firstMs >= fromMs && kw.lastMs < toMs) {
+        out.set(key, kw.windows as Map<number, AggState>);
+        continue;
+      }
+      let into = prev;
+      if (into !== undefined && !copies.has(key)) out.set(key, (into = new Map(into)));
+      for (const [w, st] of kw.windows) {
+        if (w < fromMs || w >= toMs) continue;
+        if (into === undefined) out.set(key, (into = new Map()));
+        into.set(w, st);
+      }
+      if (into !== undefined) copies.add(key);
+    }
+  }
+  return out;
+}
+
+const statesIn = (h: Held): number => {
   let n = 0;
-  for (const windows of s.values()) n += windows.size;
+  for (const kw of h.values()) n += kw.windows.size;
   return n;
 };
 
+/** Share of the bound the cache shrinks to when it evicts, so that eviction (a sort) runs once per many reads. */
+const EVICT_TO_SHARE = 0.9;
+
 export function cachedBatchReader(read: BatchReader, maxStates = BATCH_CACHE_STATES): CachedBatchReader {
-  const entries = new Map<string, Entry>();
+  // Entries in groups of one block (or one wide range) of one run and metric, by key: a read
+  // builds one id string per block, not one per key.
+  const groups = new Map<string, Map<string, Entry>>();
+  let count = 0;
   let held = 0;
   let hits = 0;
   let misses = 0;
+  let clock = 0;
 
-  const evict = () => {
-    for (const [id, e] of entries) {
-      if (held <= maxStates || entries.size <= 1) break;
-      entries.delete(id);
-      held -= e.size;
+  const drop = (e: Entry) => {
+    const group = groups.get(e.groupId);
+    if (group?.get(e.name) !== e) return;
+    group.delete(e.name);
+    if (group.size === 0) groups.delete(e.groupId);
+    count--;
+    held -= e.size;
+  };
+  /** Drops the least recently used entries (never `keep`, just read) until the bound holds again with room. */
+  const evict = (keep: Entry) => {
+    if (held <= maxStates) return;
+    const loaded: Entry[] = [];
+    for (const group of groups.values()) for (const e of group.values()) if (e.value !== null && e !== keep) loaded.push(e);
+    loaded.sort((a, b) => a.usedAt - b.usedAt);
+    for (const e of loaded) {
+      if (held <= maxStates * EVICT_TO_SHARE) break;
+      drop(e);
     }
   };
   /** Stores an entry for `loaded`; it counts once its read is done, and a failed read leaves no entry. */
-  const store = (id: string, loaded: Promise<BatchStates>): Entry => {
-    const e: Entry = { value: null, loaded, size: 0 };
-    entries.set(id, e);
+  const store = (groupId: string, name: string, loaded: Promise<Held>): Entry => {
+    const e: Entry = { value: null, loaded, size: 0, usedAt: clock, groupId, name };
+    let group = groups.get(groupId);
+    if (!group) groups.set(groupId, (group = new Map()));
+    group.set(name, e);
+    count++;
     loaded.then(
       (value) => {
         e.value = value;
-        if (entries.get(id) !== e) return; // evicted while in flight
+        if (groups.get(groupId)?.get(name) !== e) return; // evicted while in flight
         e.size = statesIn(value);
         held += e.size;
-        evict();
+        evict(e);
       },
-      () => {
-        if (entries.get(id) === e) entries.delete(id);
-      },
+      () => drop(e),
     );
     return e;
   };
-  /** The entry under `id`, now the most recently used; undefined when there is none. */
-  const touch = (id: string): Entry | undefined => {
-    const e = entries.get(id);
-    if (e) {
-      entries.delete(id);
-      entries.set(id, e);
-    }
+  /** The entry `name` of group `groupId`, marked used by this read; undefined when there is none. */
+  const touch = (group: Map<string, Entry> | undefined, name: string): Entry | undefined => {
+    const e = group?.get(name);
+    if (e) e.usedAt = clock;
     return e;
   };
 
   /** A range too wide for blocks: one entry for exactly it (the keys in the order asked). */
   const readWide = (metric: MetricDef, run: number, keys: readonly string[] | null, fromMs: number, toMs: number): Promise<BatchStates> => {
-    const id = `${run}\u0000${metric.name}\u0000range\u0000${fromMs}\u0000${toMs}\u0000${keys === null ? "*" : `k${keys.join("\u0001")}`}`;
-    const hit = touch(id);
-    if (hit) {
-      hits++;
-      return hit.loaded;
+    const groupId = `${run}\u0000${metric.name}\u0000${fromMs}\u0000${toMs}\u0000range`;
+    const name = keys === null ? "*" : `k${keys.join("\u0001")}`;
+    let e = touch(groups.get(groupId), name);
+    if (e) hits++;
+    else {
+      misses++;
+      e = store(groupId, name, read(metric, run, keys, fromMs, toMs).then((states) => cut(states, null, fromMs, toMs)));
     }
-    misses++;
-    return store(id, read(metric, run, keys, fromMs, toMs)).loaded;
+    return e.value ? Promise.resolve(assemble([e.value], fromMs, toMs)) : e.loaded.then((h) => assemble([h], fromMs, toMs));
   };
 
   return {
@@ -129,25 +196,27 @@ export function cachedBatchReader(read: BatchReader, maxStates = BATCH_CACHE_STA
       const spanMs = windowMs * BLOCK_WINDOWS;
       const firstBlock = Math.floor(fromMs / spanMs);
       const lastBlock = Math.floor((toMs - windowMs) / spanMs);
+      clock++;
       if (lastBlock - firstBlock + 1 > MAX_BLOCKS_PER_READ) return readWide(metric, run, keys, fromMs, toMs);
 
-      // Every key's states (a top-k) are entries of their own, apart from any one key's.
-      const names: (string | null)[] = keys === null ? [null] : [...new Set(keys)];
+      // Every key's states (a top-k) are a group of their own, apart from the single keys'.
+      const names: readonly string[] = keys === null ? [""] : [...new Set(keys)];
       const prefix = `${run}\u0000${metric.name}\u0000`;
       const parts: Entry[] = [];
       // Blocks and keys not held yet: read in one query spanning the blocks that miss any key.
       const missingKeys = new Set<string>();
-      const missing: { id: string; key: string | null; block: number }[] = [];
+      const missing: { groupId: string; key: string; block: number }[] = [];
       let lo = lastBlock;
       let hi = firstBlock;
       for (let b = firstBlock; b <= lastBlock; b++) {
+        const groupId = `${prefix}${b}\u0000${keys === null ? "*" : "k"}`;
+        const group = groups.get(groupId);
         for (const key of names) {
-          const id = key === null ? `${prefix}${b}\u0000*` : `${prefix}${b}\u0000k${key}`;
-          const e = touch(id);
+          const e = touch(group, key);
           if (e) parts.push(e);
           else {
-            missing.push({ id, key, block: b });
-            if (key !== null) missingKeys.add(key);
+            missing.push({ groupId, key, block: b });
+            missingKeys.add(key);
             lo = Math.min(lo, b);
             hi = Math.max(hi, b);
           }
@@ -157,26 +226,12 @@ export function cachedBatchReader(read: BatchReader, maxStates = BATCH_CACHE_STA
       else {
         misses++;
         const loaded = read(metric, run, keys === null ? null : [...missingKeys], lo * spanMs, (hi + 1) * spanMs);
-        for (const m of missing) parts.push(store(m.id, loaded.then((states) => cut(states, m.key, m.block * spanMs, (m.block + 1) * spanMs))));
+        for (const m of missing) parts.push(store(m.groupId, m.key, loaded.then((states) => cut(states, keys === null ? null : m.key, m.block * spanMs, (m.block + 1) * spanMs))));
       }
-      const assemble = (values: readonly BatchStates[]): BatchStates => {
-        const out: BatchStates = new Map();
-        for (const part of values) {
-          for (const [key, windows] of part) {
-            let into = out.get(key);
-            for (const [w, st] of windows) {
-              if (w < fromMs || w >= toMs) continue;
-              if (!into) out.set(key, (into = new Map()));
-              into.set(w, st);
-            }
-          }
-        }
-        return out;
-      };
       // Everything held and read already: answer without waiting for a promise per entry.
-      if (parts.every((e) => e.value !== null)) return Promise.resolve(assemble(parts.map((e) => e.value!)));
-      return Promise.all(parts.map((e) => e.loaded)).then(assemble);
+      if (parts.every((e) => e.value !== null)) return Promise.resolve(assemble(parts.map((e) => e.value!), fromMs, toMs));
+      return Promise.all(parts.map((e) => e.loaded)).then((values) => assemble(values, fromMs, toMs));
     },
-    stats: () => ({ hits, misses, entries: entries.size, states: held }),
+    stats: () => ({ hits, misses, entries: count, states: held }),
   };
 }

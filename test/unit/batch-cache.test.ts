@@ -113,6 +113,11 @@ test("a many-key read asks the view only for the keys it does not hold, in whole
   await cache.read(METRIC, 1, KEYS.slice(2, 6), origin + 100 * W, origin + 128 * W);
   assert.equal(view.calls.length, 2);
   assert.equal(cache.stats().hits, 1);
+  // A key asked twice is read and kept once.
+  const twice = await cache.read(METRIC, 1, [KEYS[9]!, KEYS[9]!], origin, origin + 3 * W);
+  assert.deepEqual(plain(twice), plain(await view.read(METRIC, 1, [KEYS[9]!], origin, origin + 3 * W)));
+  assert.deepEqual(view.calls.at(-2)!.keys, [KEYS[9]!]);
+  assert.equal(cache.stats().entries, 9);
 });
 
 test("a failed read is not kept; a range wider than the blocks allowed is kept whole; the states held stay bounded", async () => {
