@@ -39,6 +39,8 @@ interface KeyWindows {
   readonly windows: ReadonlyMap<number, AggState>;
   readonly firstMs: number;
   readonly lastMs: number;
+  /** The last part of `windows` cut out for a range: the same range again (a dashboard's refresh) reuses it. */
+  lastCut?: { readonly fromMs: number; readonly toMs: number; readonly windows: ReadonlyMap<number, AggState> };
 }
 
 /** What one cache entry holds: the windows of its key (or of every key) in its block or range. */
@@ -80,10 +82,21 @@ function cut(states: BatchStates, key: string | null, fromMs: number, toMs: numb
   return out;
 }
 
+/** The windows of `kw` in [fromMs, toMs): its map itself when the range covers it, else a cut kept for the next call. */
+function windowsIn(kw: KeyWindows, fromMs: number, toMs: number): ReadonlyMap<number, AggState> {
+  if (kw.firstMs >= fromMs && kw.lastMs < toMs) return kw.windows;
+  const memo = kw.lastCut;
+  if (memo && memo.fromMs === fromMs && memo.toMs === toMs) return memo.windows;
+  const windows = new Map<number, AggState>();
+  for (const [w, st] of kw.windows) if (w >= fromMs && w < toMs) windows.set(w, st);
+  kw.lastCut = { fromMs, toMs, windows };
+  return windows;
+}
+
 /**
- * The windows in [fromMs, toMs) of every key in `parts`. A key whose windows one part holds
- * all inside the range gets that part's map itself (the common case: no copy); otherwise a new
- * map, so the cache's own maps are never changed.
+ * The windows in [fromMs, toMs) of every key in `parts`. A key one part holds gets that part's
+ * map, or its cut for the range (kept for the next call); a key in two parts (a range across a
+ * block's end) a new map. The cache's own maps are never changed.
  */
 function assemble(parts: readonly Held[], fromMs: number, toMs: number): BatchStates {
   const out: BatchStates = new Map();
@@ -91,8 +104,9 @@ function assemble(parts: readonly Held[], fromMs: number, toMs: number): BatchSt
   for (const part of parts) {
     for (const [key, kw] of part) {
       const prev = out.get(key);
-      if (prev === undefined && kw.firstMs >= fromMs && kw.lastMs < toMs) {
-        out.set(key, kw.windows as Map<number, AggState>);
+      if (prev === undefined) {
+        const windows = windowsIn(kw, fromMs, toMs);
+        if (windows.size > 0) out.set(key, windows as Map<number, AggState>);
         continue;
       }
       let into = prev;

@@ -92,9 +92,12 @@ test("any range and keys read through the cache equal the direct read, per run; 
     assert.deepEqual(plain(await cache.read(METRIC, run, keys, fromMs, toMs)), plain(expected), `run ${run} keys ${keys?.join(",") ?? "*"} [${fromMs}, ${toMs})`);
   }
   const before = view.calls.length;
+  const direct = viewReader(viewRows(origin));
   for (let t = 0; t < 30; t++) {
+    // Several calls per window (the same range, cut once) and across windows.
     const now = origin + t * 7_919;
-    await cache.read(METRIC, 1, [KEYS[3]!], now - 31 * W, now);
+    const expected = await direct.read(METRIC, 1, KEYS.slice(2, 5), Math.ceil((now - 31 * W) / W) * W, Math.ceil(now / W) * W);
+    assert.deepEqual(plain(await cache.read(METRIC, 1, KEYS.slice(2, 5), now - 31 * W, now)), plain(expected), `sliding, now = ${now}`);
   }
   assert.equal(view.calls.length, before, "held blocks answer a sliding range without reading");
 });
