@@ -129,7 +129,10 @@ export interface WatermarkSource {
   refusal?(): { readonly run: number; readonly reason: string } | null;
 }
 
-/** Reads batch states of a view version (cached by the caller: views are immutable per run). */
+/**
+ * Reads batch states of a view version (cached by the caller: views are immutable per run). The
+ * maps and states it returns may be shared with other calls: read them, never change them.
+ */
 export type BatchReader = (metric: MetricDef, run: number, keys: readonly string[] | null, fromMs: number, toMs: number) => Promise<BatchStates>;
 
 export interface QueryDeps {
