@@ -19,6 +19,8 @@ import { extractTraceContext, startSpan } from "../core/tracing.js";
 import { checkPosition, type DeliveredPosition, type PositionCheck, type PositionReader } from "../nats/stream_position.js";
 import type { ActorPhase, RestoredFrom, SpeedQuery, SpeedQueryReply, SpeedStatus } from "./protocol.js";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
+import { createSegmentStatesEncoder } from "./snapshot_states.js";
+import { startSnapshotTimer } from "./snapshot_timer.js";
 import { SnapshotFencedError, type SnapshotStore } from "./snapshot_store.js";
 import {
   applyRecord,
@@ -140,6 +142,8 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
   let stopped = false;
   let dirty = false;
   let snapshotting: Promise<void> = Promise.resolve();
+  // Keeps the states encoded by the last snapshot: the next one encodes only what changed.
+  const snapshotStates = createSegmentStatesEncoder();
 
   const identity = () => ({ partition: p, node: opts.nodeId, generation: opts.generation, appliedSeq: state.appliedSeq });
 
@@ -188,7 +192,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
         if (!dirty || fenced || failed) return;
         dirty = false;
         const at = counted;
-        const blob = encodeSnapshot(state, { partition: p, generation: opts.generation, catalog });
+        const blob = encodeSnapshot(state, { partition: p, generation: opts.generation, catalog }, snapshotStates);
         // A restart trusts its snapshot's history: write only one whose last position is the stream's.
         const check = await confirm(at);
         if (check && check.kind !== "same") {
@@ -340,8 +344,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
     fail(new Error(`the consumer of partition ${p} delivered a history the stream does not hold: ${c.reason}`), true);
   }
 
-  const timer = setInterval(() => void writeSnapshot(), opts.snapshotIntervalMs);
-  timer.unref();
+  const timer = startSnapshotTimer({ intervalMs: opts.snapshotIntervalMs, partition: p, partitions: opts.partitions }, () => void writeSnapshot());
 
   let stopping: Promise<void> | undefined;
   return {
@@ -373,7 +376,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
       return (stopping ??= (async () => {
         stopped = true;
         stopSignal.abort(new Error("the speed actor stopped"));
-        clearInterval(timer);
+        timer.stop();
         for (const s of subs) s.unsubscribe();
         await events.stop();
         await loop;
