@@ -5,16 +5,16 @@
  * A snapshot is written every few seconds, and encoding the whole state each time stalled the
  * speed node's event loop for tens of milliseconds per partition (docs/performance.md, section
  * 5). Most of a state does not change between two snapshots: a closed segment never receives
- * another event, and in the open one an event touches one key per definition. So each
- * (segment, definition) is kept encoded as one block, a msgpack array of `[key, [window,
- * state][]]` entries, and the next snapshot copies the bytes of every key that did not change
- * and encodes only the others.
+ * another event, and in the open one an event touches one window of one key per definition. So
+ * each (segment, definition) is kept encoded as one block, a msgpack array of `[key, [window,
+ * state][]]` entries, and the next snapshot copies the bytes of every key, and of every window of
+ * a key, that did not change, and encodes only the others.
  *
- * Whether a key changed is read from its states without any help from speed_state.ts: a state
+ * Whether a window changed is read from its state without any help from speed_state.ts: a state
  * changes only through `addEvent` (core/aggregate.ts), which increments its event count `n`, and
- * a key's windows are only ever added. So a key whose number of windows and sum of `n` are those
- * of its cached entry holds exactly the states that entry encodes. A segment that was closed when
- * its block was built (closedByRun set) is final and is not looked at again.
+ * a key's windows are only ever added, in order. So a window whose start and `n` are those its
+ * cached entry recorded holds exactly the state that entry encodes. A segment that was closed
+ * when its block was built (closedByRun set) is final and is not looked at again.
  */
 import { decodeState, encodeState, type AggState } from "../core/aggregate.js";
 import { decode, encode } from "../nats/codec.js";
@@ -24,12 +24,14 @@ import type { MetricStates, Segment, SpeedCatalog } from "./speed_state.js";
 export type EncodedSegmentStates = [fingerprint: string, block: Uint8Array][];
 
 interface KeyEntry {
-  /** Where the key's entry lies in its block's bytes. */
+  /** Where the key's `[key, [window, state][]]` entry lies in its block's bytes. */
   readonly start: number;
   readonly end: number;
-  /** What the entry encodes: the key's number of windows and the sum of their event counts. */
-  readonly windows: number;
-  readonly events: number;
+  /**
+   * What the entry encodes and where, flat: the end of its head (from `start`), then per window
+   * in the key's order: window start, end of the window's entry (from `start`), event count.
+   */
+  readonly layout: readonly number[];
 }
 
 interface StatesBlock {
@@ -67,37 +69,65 @@ export function createSegmentStatesEncoder(): SegmentStatesEncoder {
   };
 }
 
+/** Whether `cached` encodes the windows of `byWindow` exactly: same windows in the same order, same event counts. */
+function unchanged(cached: KeyEntry, byWindow: ReadonlyMap<number, AggState>): boolean {
+  if (cached.layout.length !== 1 + 3 * byWindow.size) return false;
+  let i = 1;
+  for (const [w, st] of byWindow) {
+    if (cached.layout[i] !== w || cached.layout[i + 2] !== st.n) return false;
+    i += 3;
+  }
+  return true;
+}
+
 function encodeBlock(byKey: MetricStates, previous: StatesBlock | undefined, final: boolean): StatesBlock {
-  const header = arrayHeader(byKey.size);
-  const pieces: Uint8Array[] = [];
+  const pieces: Uint8Array[] = [arrayHeader(byKey.size)];
   const keys = new Map<string, KeyEntry>();
-  let length = header.length;
-  let changed = previous === undefined || previous.keys.size !== byKey.size;
-  for (const [key, byWindow] of byKey) {
-    let events = 0;
-    for (const st of byWindow.values()) events += st.n;
-    const cached = previous?.keys.get(key);
-    let piece: Uint8Array;
-    if (cached && cached.windows === byWindow.size && cached.events === events) {
-      piece = previous!.bytes.subarray(cached.start, cached.end);
-    } else {
-      piece = encode([key, [...byWindow].map(([w, st]) => [w, encodeState(st)])]);
-      changed = true;
-    }
-    keys.set(key, { start: length, end: length + piece.length, windows: byWindow.size, events });
+  let length = pieces[0]!.length;
+  const add = (piece: Uint8Array) => {
     pieces.push(piece);
     length += piece.length;
+  };
+  let changed = previous === undefined || previous.keys.size !== byKey.size;
+  for (const [key, byWindow] of byKey) {
+    const cached = previous?.keys.get(key);
+    const start = length;
+    if (cached && unchanged(cached, byWindow)) {
+      add(previous!.bytes.subarray(cached.start, cached.end));
+      keys.set(key, { start, end: length, layout: cached.layout });
+      continue;
+    }
+    changed = true;
+    // [key, [window, state][]], written piece by piece so that the windows whose states did not change are copied.
+    add(FIXARRAY_OF_TWO);
+    add(encode(key));
+    add(arrayHeader(byWindow.size));
+    const layout = [length - start];
+    let i = 0;
+    for (const [w, st] of byWindow) {
+      const at = 1 + 3 * i;
+      if (cached && cached.layout[at] === w && cached.layout[at + 2] === st.n) {
+        const from = i === 0 ? cached.layout[0]! : cached.layout[at - 2]!;
+        add(previous!.bytes.subarray(cached.start + from, cached.start + cached.layout[at + 1]!));
+      } else {
+        add(encode([w, encodeState(st)]));
+      }
+      layout.push(w, length - start, st.n);
+      i++;
+    }
+    keys.set(key, { start, end: length, layout });
   }
   if (!changed) return final ? { ...previous!, final } : previous!;
   const bytes = new Uint8Array(length);
-  bytes.set(header, 0);
-  let offset = header.length;
+  let offset = 0;
   for (const piece of pieces) {
     bytes.set(piece, offset);
     offset += piece.length;
   }
   return { bytes, keys, final };
 }
+
+const FIXARRAY_OF_TWO = Uint8Array.of(0x92);
 
 /** The msgpack header of an array of `n` elements (fixarray, array 16 or array 32). */
 function arrayHeader(n: number): Uint8Array {
