@@ -18,7 +18,7 @@ import { consumePartition } from "../nats/consumer_health.js";
 import { extractTraceContext, startSpan } from "../core/tracing.js";
 import { checkPosition, type DeliveredPosition, type PositionCheck, type PositionReader } from "../nats/stream_position.js";
 import type { ActorPhase, RestoredFrom, SpeedQuery, SpeedQueryReply, SpeedStatus } from "./protocol.js";
-import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
+import { decodeSnapshot, encodeSnapshotInSlices } from "./snapshot.js";
 import { createSegmentStatesEncoder } from "./snapshot_states.js";
 import { startSnapshotTimer } from "./snapshot_timer.js";
 import { SnapshotFencedError, type SnapshotStore } from "./snapshot_store.js";
@@ -34,6 +34,12 @@ import {
   type SpeedCatalog,
   type SpeedState,
 } from "./speed_state.js";
+
+/**
+ * Longest stretch a snapshot encodes before it lets the node's event loop run: queries and
+ * events wait at most about this long for a snapshot (docs/performance.md, section 5).
+ */
+const SNAPSHOT_SLICE_MS = 2;
 
 export interface ActorDeps {
   nc: NatsConnection;
@@ -192,7 +198,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
         if (!dirty || fenced || failed) return;
         dirty = false;
         const at = counted;
-        const blob = encodeSnapshot(state, { partition: p, generation: opts.generation, catalog }, snapshotStates);
+        const blob = await encodeSnapshotInSlices(state, { partition: p, generation: opts.generation, catalog }, snapshotStates, SNAPSHOT_SLICE_MS);
         // A restart trusts its snapshot's history: write only one whose last position is the stream's.
         const check = await confirm(at);
         if (check && check.kind !== "same") {

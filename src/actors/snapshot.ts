@@ -7,7 +7,7 @@
  */
 import { decode, encode } from "../nats/codec.js";
 import type { Segment, SpeedCatalog, SpeedState } from "./speed_state.js";
-import { createSegmentStatesEncoder, decodeSegmentStates, type EncodedSegmentStates, type SegmentStatesEncoder } from "./snapshot_states.js";
+import { createSegmentStatesEncoder, decodeSegmentStates, type EncodedSegmentStates, type SegmentStatesEncoder, type SteppedWork } from "./snapshot_states.js";
 
 /** Bumped whenever the encoded shape changes; older snapshots are ignored (the stream replays). */
 export const SNAPSHOT_FORMAT = 5;
@@ -44,18 +44,19 @@ export interface SnapshotMeta {
 }
 
 /**
- * Encodes `state` as a snapshot. An actor passes the same `states` encoder to every snapshot it
- * writes, so the states that did not change since the previous one are copied, not encoded again.
- * @default states a new encoder (everything is encoded)
+ * Captures `state` as a snapshot now and returns the work that encodes it (snapshot_states.ts).
+ * Only the capture reads `state`: the state may move on while the work runs. An actor passes the
+ * same `states` encoder to every snapshot it writes, so the states that did not change since the
+ * previous one are copied, not encoded again.
  */
-export function encodeSnapshot(state: SpeedState, meta: SnapshotMeta, states: SegmentStatesEncoder = createSegmentStatesEncoder()): Uint8Array {
-  const segments: EncodedSegment[] = state.segments.map((s) => ({
+function captureSnapshot(state: SpeedState, meta: SnapshotMeta, states: SegmentStatesEncoder): SteppedWork<Uint8Array> {
+  const captured = state.segments.map((s) => ({
     o: s.openedAfterRun,
     c: s.closedByRun,
     f: s.firstSeq,
     l: s.lastSeq,
     n: s.events,
-    m: states.encode(s),
+    m: states.capture(s, meta.catalog),
   }));
   const snap: EncodedSnapshot = {
     format: SNAPSHOT_FORMAT,
@@ -65,10 +66,44 @@ export function encodeSnapshot(state: SpeedState, meta: SnapshotMeta, states: Se
     appliedSeq: state.appliedSeq,
     watermarkRun: state.watermarkRun,
     skippedDuplicates: state.skippedDuplicates,
-    segments,
+    segments: [],
     ids: new Uint8Array(Float64Array.from(state.seenIds).buffer),
   };
-  return encode(snap);
+  return (function* () {
+    for (const { m, ...segment } of captured) snap.segments.push({ ...segment, m: yield* m });
+    return encode(snap);
+  })();
+}
+
+/**
+ * Encodes `state` as a snapshot, at once.
+ * @param states the encoder of the actor's previous snapshots. @default a new one (everything is encoded)
+ */
+export function encodeSnapshot(state: SpeedState, meta: SnapshotMeta, states: SegmentStatesEncoder = createSegmentStatesEncoder()): Uint8Array {
+  const work = captureSnapshot(state, meta, states);
+  for (;;) {
+    const step = work.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * Encodes `state` as a snapshot of the state as it is when called, letting the event loop run
+ * (queries, events, other actors) every `sliceMs` of encoding: a large state no longer stalls its
+ * node. Only the capture, at the call, is done at once: it copies the states that changed since
+ * the previous snapshot of `states`.
+ */
+export async function encodeSnapshotInSlices(state: SpeedState, meta: SnapshotMeta, states: SegmentStatesEncoder, sliceMs: number): Promise<Uint8Array> {
+  const work = captureSnapshot(state, meta, states);
+  let sliceStart = performance.now();
+  for (;;) {
+    const step = work.next();
+    if (step.done) return step.value;
+    if (performance.now() - sliceStart >= sliceMs) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
 }
 
 export type DecodedSnapshot =

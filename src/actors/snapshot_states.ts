@@ -16,7 +16,8 @@
  * cached entry recorded holds exactly the state that entry encodes. A segment that was closed
  * when its block was built (closedByRun set) is final and is not looked at again.
  */
-import { decodeState, encodeState, type AggState } from "../core/aggregate.js";
+import { decodeState, emptyState, encodeState, mergeState, type AggState } from "../core/aggregate.js";
+import type { MetricDef } from "../core/catalog.js";
 import { decode, encode } from "../nats/codec.js";
 import type { MetricStates, Segment, SpeedCatalog } from "./speed_state.js";
 
@@ -41,30 +42,63 @@ interface StatesBlock {
   readonly final: boolean;
 }
 
+/**
+ * Work done in steps: each `yield` is a point where the caller may let the event loop run
+ * (snapshot.ts encodeSnapshotInSlices). Everything the work reads was captured before its first
+ * step, so what happens meanwhile does not change its result.
+ */
+export type SteppedWork<T> = Generator<void, T, void>;
+
 /** Encodes the states of segments for snapshots, keeping what it encoded for the next snapshot of the same segments. */
 export interface SegmentStatesEncoder {
-  encode(segment: Segment): EncodedSegmentStates;
+  /**
+   * Captures `segment`'s states as they are now, at once: the windows that changed since the
+   * encoder's previous snapshot are copied, the others are bytes encoded before. The returned work
+   * encodes the copies. Run one capture's work to its end before the next capture.
+   * @throws Error when the segment holds states of a definition `catalog` lacks (never, for an actor's own catalog).
+   */
+  capture(segment: Segment, catalog: SpeedCatalog): SteppedWork<EncodedSegmentStates>;
 }
+
+/** How a window of a key gets into the new block: bytes of the previous block, or a copy of its state to encode. */
+type WindowPlan = { readonly w: number; readonly n: number } & ({ readonly start: number; readonly end: number } | { readonly copy: AggState });
+
+/** A key of the new block: its entry in the previous block as it is, or window by window. */
+type KeyPlan = { readonly key: string } & ({ readonly whole: KeyEntry } | { readonly windows: readonly WindowPlan[] });
+
+/** A definition's block in the new snapshot: the previous one as it is, or built key by key. */
+type BlockPlan = { readonly fingerprint: string } & ({ readonly reuse: StatesBlock } | { readonly previous: StatesBlock | undefined; readonly final: boolean; readonly keys: readonly KeyPlan[] });
 
 /** An encoder with an empty cache; a segment dropped from the state drops out of the cache with it. */
 export function createSegmentStatesEncoder(): SegmentStatesEncoder {
   const cache = new WeakMap<Segment, Map<string, StatesBlock>>();
   return {
-    encode(segment) {
+    capture(segment, catalog) {
       let blocks = cache.get(segment);
       if (!blocks) cache.set(segment, (blocks = new Map()));
-      const out: EncodedSegmentStates = [];
+      const plans: BlockPlan[] = [];
       for (const [fingerprint, byKey] of segment.states) {
-        let block = blocks.get(fingerprint);
-        if (!block?.final) {
-          block = encodeBlock(byKey, block, segment.closedByRun !== null);
-          blocks.set(fingerprint, block);
+        const previous = blocks.get(fingerprint);
+        if (previous?.final) {
+          plans.push({ fingerprint, reuse: previous });
+          continue;
         }
-        out.push([fingerprint, block.bytes]);
+        const metric = catalog.byFingerprint.get(fingerprint);
+        if (!metric) throw new Error(`a segment holds states of definition ${fingerprint}, which the actor's catalog lacks`);
+        plans.push(planBlock(fingerprint, byKey, previous, segment.closedByRun !== null, metric));
       }
       // Definitions no longer computed (retainDefinitions) leave the cache too.
       if (blocks.size > segment.states.size) for (const fingerprint of blocks.keys()) if (!segment.states.has(fingerprint)) blocks.delete(fingerprint);
-      return out;
+      const into = blocks;
+      return (function* () {
+        const out: EncodedSegmentStates = [];
+        for (const plan of plans) {
+          const block = "reuse" in plan ? plan.reuse : yield* buildBlock(plan);
+          into.set(plan.fingerprint, block);
+          out.push([plan.fingerprint, block.bytes]);
+        }
+        return out;
+      })();
     },
   };
 }
@@ -80,51 +114,82 @@ function unchanged(cached: KeyEntry, byWindow: ReadonlyMap<number, AggState>): b
   return true;
 }
 
-function encodeBlock(byKey: MetricStates, previous: StatesBlock | undefined, final: boolean): StatesBlock {
-  const pieces: Uint8Array[] = [arrayHeader(byKey.size)];
+/** A copy of `st`, equal to it as state (and so in its encoding), that later events do not touch. */
+function copyState(metric: MetricDef, st: AggState): AggState {
+  const copy = emptyState(metric);
+  mergeState(copy, st);
+  return copy;
+}
+
+function planBlock(fingerprint: string, byKey: MetricStates, previous: StatesBlock | undefined, final: boolean, metric: MetricDef): BlockPlan {
+  const keys: KeyPlan[] = [];
+  let changed = previous === undefined || previous.keys.size !== byKey.size;
+  for (const [key, byWindow] of byKey) {
+    const cached = previous?.keys.get(key);
+    if (cached && unchanged(cached, byWindow)) {
+      keys.push({ key, whole: cached });
+      continue;
+    }
+    changed = true;
+    const windows: WindowPlan[] = [];
+    let i = 0;
+    for (const [w, st] of byWindow) {
+      const at = 1 + 3 * i;
+      if (cached && cached.layout[at] === w && cached.layout[at + 2] === st.n) {
+        const from = i === 0 ? cached.layout[0]! : cached.layout[at - 2]!;
+        windows.push({ w, n: st.n, start: cached.start + from, end: cached.start + cached.layout[at + 1]! });
+      } else {
+        windows.push({ w, n: st.n, copy: copyState(metric, st) });
+      }
+      i++;
+    }
+    keys.push({ key, windows });
+  }
+  if (!changed) return { fingerprint, reuse: final ? { ...previous!, final } : previous! };
+  return { fingerprint, previous, final, keys };
+}
+
+/** Builds a block from its plan, encoding the copied states; yields after each of them. */
+function* buildBlock(plan: Extract<BlockPlan, { keys: unknown }>): SteppedWork<StatesBlock> {
+  const { previous } = plan;
+  const pieces: Uint8Array[] = [arrayHeader(plan.keys.length)];
   const keys = new Map<string, KeyEntry>();
   let length = pieces[0]!.length;
   const add = (piece: Uint8Array) => {
     pieces.push(piece);
     length += piece.length;
   };
-  let changed = previous === undefined || previous.keys.size !== byKey.size;
-  for (const [key, byWindow] of byKey) {
-    const cached = previous?.keys.get(key);
+  for (const k of plan.keys) {
     const start = length;
-    if (cached && unchanged(cached, byWindow)) {
-      add(previous!.bytes.subarray(cached.start, cached.end));
-      keys.set(key, { start, end: length, layout: cached.layout });
+    if ("whole" in k) {
+      add(previous!.bytes.subarray(k.whole.start, k.whole.end));
+      keys.set(k.key, { start, end: length, layout: k.whole.layout });
       continue;
     }
-    changed = true;
     // [key, [window, state][]], written piece by piece so that the windows whose states did not change are copied.
     add(FIXARRAY_OF_TWO);
-    add(encode(key));
-    add(arrayHeader(byWindow.size));
+    add(encode(k.key).slice());
+    add(arrayHeader(k.windows.length));
     const layout = [length - start];
-    let i = 0;
-    for (const [w, st] of byWindow) {
-      const at = 1 + 3 * i;
-      if (cached && cached.layout[at] === w && cached.layout[at + 2] === st.n) {
-        const from = i === 0 ? cached.layout[0]! : cached.layout[at - 2]!;
-        add(previous!.bytes.subarray(cached.start + from, cached.start + cached.layout[at + 1]!));
+    for (const w of k.windows) {
+      if ("copy" in w) {
+        // Copied out of the codec's buffer, which every other encode shares while this work pauses.
+        add(encode([w.w, encodeState(w.copy)]).slice());
+        yield;
       } else {
-        add(encode([w, encodeState(st)]));
+        add(previous!.bytes.subarray(w.start, w.end));
       }
-      layout.push(w, length - start, st.n);
-      i++;
+      layout.push(w.w, length - start, w.n);
     }
-    keys.set(key, { start, end: length, layout });
+    keys.set(k.key, { start, end: length, layout });
   }
-  if (!changed) return final ? { ...previous!, final } : previous!;
   const bytes = new Uint8Array(length);
   let offset = 0;
   for (const piece of pieces) {
     bytes.set(piece, offset);
     offset += piece.length;
   }
-  return { bytes, keys, final };
+  return { bytes, keys, final: plan.final };
 }
 
 const FIXARRAY_OF_TWO = Uint8Array.of(0x92);
