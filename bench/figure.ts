@@ -15,7 +15,9 @@ export type Better = (typeof Better)[keyof typeof Better];
 /** A target from the issue, checked and shown, never asserted. */
 export type Goal =
   | { readonly kind: "ratio_at_least"; readonly value: number }
-  | { readonly kind: "product_at_most"; readonly value: number };
+  | { readonly kind: "product_at_most"; readonly value: number }
+  /** Met when every one of `goals` is (an issue's goal with a bound and a ratio). */
+  | { readonly kind: "all_of"; readonly goals: readonly Goal[] };
 
 /** One line of the results table. */
 export interface Row {
@@ -67,6 +69,19 @@ function goalText(g: Goal, unit: string): string {
       return `ratio >= ${g.value}`;
     case "product_at_most":
       return `<= ${g.value} ${unit}`;
+    case "all_of":
+      return g.goals.map((x) => goalText(x, unit)).join(" and ");
+  }
+}
+
+function goalMet(g: Goal, product: Summary, ratio: number | null): boolean {
+  switch (g.kind) {
+    case "ratio_at_least":
+      return ratio !== null && ratio >= g.value;
+    case "product_at_most":
+      return product.median <= g.value;
+    case "all_of":
+      return g.goals.every((x) => goalMet(x, product, ratio));
   }
 }
 
@@ -81,8 +96,7 @@ export function row(input: RowInput): Row {
   let goal: Row["goal"] = null;
   if (input.goal) {
     const g = input.goal;
-    const met = g.kind === "ratio_at_least" ? ratio !== null && ratio >= g.value : product.median <= g.value;
-    goal = { ...g, met, text: goalText(g, input.unit) };
+    goal = { ...g, met: goalMet(g, product, ratio), text: goalText(g, input.unit) };
   }
   return { figure: input.figure, label: input.label, unit: input.unit, better: input.better, product, baseline, ratio, goal };
 }

@@ -18,7 +18,9 @@ import { consumePartition } from "../nats/consumer_health.js";
 import { extractTraceContext, startSpan } from "../core/tracing.js";
 import { checkPosition, type DeliveredPosition, type PositionCheck, type PositionReader } from "../nats/stream_position.js";
 import type { ActorPhase, RestoredFrom, SpeedQuery, SpeedQueryReply, SpeedStatus } from "./protocol.js";
-import { decodeSnapshot, encodeSnapshot } from "./snapshot.js";
+import { decodeSnapshot, encodeSnapshotInSlices } from "./snapshot.js";
+import { createSegmentStatesEncoder } from "./snapshot_states.js";
+import { startSnapshotTimer } from "./snapshot_timer.js";
 import { SnapshotFencedError, type SnapshotStore } from "./snapshot_store.js";
 import {
   applyRecord,
@@ -32,6 +34,12 @@ import {
   type SpeedCatalog,
   type SpeedState,
 } from "./speed_state.js";
+
+/**
+ * Longest stretch a snapshot encodes before it lets the node's event loop run: queries and
+ * events wait at most about this long for a snapshot (docs/performance.md, section 5).
+ */
+const SNAPSHOT_SLICE_MS = 2;
 
 export interface ActorDeps {
   nc: NatsConnection;
@@ -140,6 +148,8 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
   let stopped = false;
   let dirty = false;
   let snapshotting: Promise<void> = Promise.resolve();
+  // Keeps the states encoded by the last snapshot: the next one encodes only what changed.
+  const snapshotStates = createSegmentStatesEncoder();
 
   const identity = () => ({ partition: p, node: opts.nodeId, generation: opts.generation, appliedSeq: state.appliedSeq });
 
@@ -188,7 +198,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
         if (!dirty || fenced || failed) return;
         dirty = false;
         const at = counted;
-        const blob = encodeSnapshot(state, { partition: p, generation: opts.generation, catalog });
+        const blob = await encodeSnapshotInSlices(state, { partition: p, generation: opts.generation, catalog }, snapshotStates, SNAPSHOT_SLICE_MS);
         // A restart trusts its snapshot's history: write only one whose last position is the stream's.
         const check = await confirm(at);
         if (check && check.kind !== "same") {
@@ -340,8 +350,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
     fail(new Error(`the consumer of partition ${p} delivered a history the stream does not hold: ${c.reason}`), true);
   }
 
-  const timer = setInterval(() => void writeSnapshot(), opts.snapshotIntervalMs);
-  timer.unref();
+  const timer = startSnapshotTimer({ intervalMs: opts.snapshotIntervalMs, partition: p, partitions: opts.partitions }, () => void writeSnapshot());
 
   let stopping: Promise<void> | undefined;
   return {
@@ -373,7 +382,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
       return (stopping ??= (async () => {
         stopped = true;
         stopSignal.abort(new Error("the speed actor stopped"));
-        clearInterval(timer);
+        timer.stop();
         for (const s of subs) s.unsubscribe();
         await events.stop();
         await loop;

@@ -1,14 +1,16 @@
 /**
  * Snapshot of a speed actor: its segments, last applied sequence, watermark and
  * dedupe ids, as msgpack. A new owner resumes from a snapshot and replays the
- * stream after `appliedSeq`, so each event is applied once.
+ * stream after `appliedSeq`, so each event is applied once. The segments'
+ * aggregate states are encoded by snapshot_states.ts, which re-encodes only what
+ * changed since the actor's previous snapshot.
  */
-import { decodeState, encodeState, type AggState } from "../core/aggregate.js";
 import { decode, encode } from "../nats/codec.js";
-import type { MetricStates, Segment, SpeedCatalog, SpeedState } from "./speed_state.js";
+import type { Segment, SpeedCatalog, SpeedState } from "./speed_state.js";
+import { createSegmentStatesEncoder, decodeSegmentStates, type EncodedSegmentStates, type SegmentStatesEncoder, type SteppedWork } from "./snapshot_states.js";
 
 /** Bumped whenever the encoded shape changes; older snapshots are ignored (the stream replays). */
-export const SNAPSHOT_FORMAT = 4;
+export const SNAPSHOT_FORMAT = 5;
 
 interface EncodedSegment {
   o: number;
@@ -16,8 +18,8 @@ interface EncodedSegment {
   f: number;
   l: number;
   n: number;
-  /** [definition fingerprint, [key, [window, state][]][]][] */
-  m: [string, [string, [number, unknown][]][]][];
+  /** Per definition fingerprint, a msgpack array of [key, [window, state][]] (snapshot_states.ts). */
+  m: EncodedSegmentStates;
 }
 
 interface EncodedSnapshot {
@@ -41,14 +43,20 @@ export interface SnapshotMeta {
   readonly catalog: SpeedCatalog;
 }
 
-export function encodeSnapshot(state: SpeedState, meta: SnapshotMeta): Uint8Array {
-  const segments: EncodedSegment[] = state.segments.map((s) => ({
+/**
+ * Captures `state` as a snapshot now and returns the work that encodes it (snapshot_states.ts).
+ * Only the capture reads `state`: the state may move on while the work runs. An actor passes the
+ * same `states` encoder to every snapshot it writes, so the states that did not change since the
+ * previous one are copied, not encoded again.
+ */
+function captureSnapshot(state: SpeedState, meta: SnapshotMeta, states: SegmentStatesEncoder): SteppedWork<Uint8Array> {
+  const captured = state.segments.map((s) => ({
     o: s.openedAfterRun,
     c: s.closedByRun,
     f: s.firstSeq,
     l: s.lastSeq,
     n: s.events,
-    m: [...s.states].map(([metric, byKey]) => [metric, [...byKey].map(([k, byW]) => [k, [...byW].map(([w, st]) => [w, encodeState(st)])])]),
+    m: states.capture(s, meta.catalog),
   }));
   const snap: EncodedSnapshot = {
     format: SNAPSHOT_FORMAT,
@@ -58,10 +66,44 @@ export function encodeSnapshot(state: SpeedState, meta: SnapshotMeta): Uint8Arra
     appliedSeq: state.appliedSeq,
     watermarkRun: state.watermarkRun,
     skippedDuplicates: state.skippedDuplicates,
-    segments,
+    segments: [],
     ids: new Uint8Array(Float64Array.from(state.seenIds).buffer),
   };
-  return encode(snap);
+  return (function* () {
+    for (const { m, ...segment } of captured) snap.segments.push({ ...segment, m: yield* m });
+    return encode(snap);
+  })();
+}
+
+/**
+ * Encodes `state` as a snapshot, at once.
+ * @param states the encoder of the actor's previous snapshots. @default a new one (everything is encoded)
+ */
+export function encodeSnapshot(state: SpeedState, meta: SnapshotMeta, states: SegmentStatesEncoder = createSegmentStatesEncoder()): Uint8Array {
+  const work = captureSnapshot(state, meta, states);
+  for (;;) {
+    const step = work.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * Encodes `state` as a snapshot of the state as it is when called, letting the event loop run
+ * (queries, events, other actors) every `sliceMs` of encoding: a large state no longer stalls its
+ * node. Only the capture, at the call, is done at once: it copies the states that changed since
+ * the previous snapshot of `states`.
+ */
+export async function encodeSnapshotInSlices(state: SpeedState, meta: SnapshotMeta, states: SegmentStatesEncoder, sliceMs: number): Promise<Uint8Array> {
+  const work = captureSnapshot(state, meta, states);
+  let sliceStart = performance.now();
+  for (;;) {
+    const step = work.next();
+    if (step.done) return step.value;
+    if (performance.now() - sliceStart >= sliceMs) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
 }
 
 export type DecodedSnapshot =
@@ -102,13 +144,7 @@ function restore(snap: EncodedSnapshot, partition: number, dedupeHorizonIds: num
   if (!Array.isArray(snap.segments)) throw new TypeError("segments is not a list");
   if (!(snap.ids instanceof Uint8Array) || snap.ids.byteLength % 8 !== 0) throw new TypeError("ids is not a list of 8-byte hashes");
   const segments: Segment[] = snap.segments.map((s) => {
-    const states = new Map<string, MetricStates>();
-    if (!Array.isArray(s.m)) throw new TypeError("segment states are not a list");
-    for (const [fingerprint, keys] of s.m) {
-      const def = catalog.byFingerprint.get(fingerprint);
-      if (!def) continue; // a definition no longer computed: a run has adopted its replacement
-      states.set(fingerprint, new Map(keys.map(([k, ws]) => [k, new Map(ws.map(([w, st]): [number, AggState] => [w, decodeState(def, st)]))])));
-    }
+    const states = decodeSegmentStates(s.m, catalog);
     const closedByRun = s.c === null ? null : num(s.c, "closedByRun");
     return { openedAfterRun: num(s.o, "openedAfterRun"), closedByRun, firstSeq: num(s.f, "firstSeq"), lastSeq: num(s.l, "lastSeq"), events: num(s.n, "events"), states };
   });

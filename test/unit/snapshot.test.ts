@@ -12,8 +12,20 @@ import { activeDefinitions } from "../../src/core/definitions.js";
 import type { FieldValue } from "../../src/core/events.js";
 import { decode, encode, type StreamRecord } from "../../src/nats/codec.js";
 import { decodeSnapshot, encodeSnapshot, SNAPSHOT_FORMAT } from "../../src/actors/snapshot.js";
-import { applyRecord, applyWatermark, createSpeedState, idHash, querySpeed, speedCatalog, speedCatalogOf, type SpeedCatalog, type SpeedState } from "../../src/actors/speed_state.js";
-import { prng } from "./prng.js";
+import { createSegmentStatesEncoder } from "../../src/actors/snapshot_states.js";
+import {
+  applyRecord,
+  applyWatermark,
+  createSpeedState,
+  idHash,
+  querySpeed,
+  retainDefinitions,
+  speedCatalog,
+  speedCatalogOf,
+  type SpeedCatalog,
+  type SpeedState,
+} from "../../src/actors/speed_state.js";
+import { prng, type Prng } from "./prng.js";
 
 const PV = "pageviews";
 const MINUTE = 60_000;
@@ -54,6 +66,21 @@ const meta = (partition: number, generation: number, catalog = SC) => ({ partiti
 function ev(id: string, article: string, ts: number, user = "u1", load: number | null = null, score: number | null = null): StreamRecord {
   const v: Record<string, FieldValue> = { id, article_id: article, user_id: user, ts, load_ms: load, score };
   return { k: "e", s: PV, id, ts, v };
+}
+
+/**
+ * Applies one random record after `at.seq` (moved on): now and then a barrier of the next run, otherwise an event
+ * among `ids` ids on `keys` articles and `users` users, in a 20-minute span, with nulls now and then.
+ */
+function applyRandomRecord(s: SpeedState, rnd: Prng, at: { seq: number; run: number }, catalog: SpeedCatalog, o: { seqStep: number; barrierChance: number; ids: number; keys: number; users: number }) {
+  at.seq += rnd.int(1, o.seqStep);
+  if (rnd.chance(o.barrierChance)) {
+    applyRecord(s, at.seq, { k: "b", r: ++at.run }, catalog);
+    return;
+  }
+  const load = rnd.chance(0.3) ? null : rnd.int(0, 500);
+  const score = rnd.chance(0.3) ? null : (rnd.next() - 0.5) * 100;
+  applyRecord(s, at.seq, ev(`id${rnd.int(0, o.ids)}`, `k${rnd.int(0, o.keys)}`, T0 + rnd.int(0, 20 * MINUTE), `u${rnd.int(0, o.users)}`, load, score), catalog);
 }
 
 /** A state with a dropped segment, two closed ones kept, an open one, skipped copies and ids in a known order. */
@@ -136,17 +163,10 @@ test("random states survive a round trip", () => {
   for (let seed = 1; seed <= 50; seed++) {
     const rnd = prng(seed);
     const s = createSpeedState(2, 64);
-    let seq = 0;
-    let run = 0;
+    const at = { seq: 0, run: 0 };
     for (let i = 0; i < 300; i++) {
-      seq += rnd.int(1, 4);
-      if (rnd.chance(0.05)) applyRecord(s, seq, { k: "b", r: ++run }, SC);
-      else {
-        const load = rnd.chance(0.3) ? null : rnd.int(0, 500);
-        const score = rnd.chance(0.3) ? null : (rnd.next() - 0.5) * 100;
-        applyRecord(s, seq, ev(`id${rnd.int(0, 120)}`, `k${rnd.int(0, 9)}`, T0 + rnd.int(0, 20 * MINUTE), `u${rnd.int(0, 4)}`, load, score), SC);
-      }
-      if (run > 0 && rnd.chance(0.03)) applyWatermark(s, rnd.int(1, run));
+      applyRandomRecord(s, rnd, at, SC, { seqStep: 4, barrierChance: 0.05, ids: 120, keys: 9, users: 4 });
+      if (at.run > 0 && rnd.chance(0.03)) applyWatermark(s, rnd.int(1, at.run));
     }
     const d = decodeSnapshot(encodeSnapshot(s, meta(2, seed)), 2, 64, SC);
     assert.equal(d.kind, "state", `seed ${seed}: ${JSON.stringify(d)}`);
@@ -155,6 +175,37 @@ test("random states survive a round trip", () => {
     assert.deepEqual([...d.state.seenIds], [...s.seenIds], `seed ${seed}: id order`);
     assert.equal(d.generation, seed);
   }
+});
+
+test("snapshots that reuse the states encoded by the previous one are byte for byte a fresh encoding, and restore exactly", () => {
+  // An actor keeps one states encoder for all its snapshots; what it copies from the last one must be what changed nothing.
+  const doc = catalogDoc();
+  delete doc.metrics.user_views;
+  const narrower = speedCatalogOf(parseCatalog(doc, "user_views removed"));
+  let reused = 0;
+  for (let seed = 1; seed <= 30; seed++) {
+    const rnd = prng(seed);
+    const s = createSpeedState(1, 200);
+    const states = createSegmentStatesEncoder();
+    let catalog = SC;
+    const at = { seq: 0, run: 0 };
+    let previous: Uint8Array | undefined;
+    for (let snapshot = 0; snapshot < 40; snapshot++) {
+      // Between two snapshots: nothing, a few events on a few of many keys, barriers, watermarks, a definition dropped.
+      for (let i = rnd.int(0, 1) * rnd.int(1, 12); i > 0; i--) applyRandomRecord(s, rnd, at, catalog, { seqStep: 3, barrierChance: 0.04, ids: 400, keys: 40, users: 6 });
+      if (at.run > 0 && rnd.chance(0.05)) applyWatermark(s, rnd.int(1, at.run));
+      if (catalog === SC && rnd.chance(0.02)) retainDefinitions(s, (catalog = narrower));
+      const cached = encodeSnapshot(s, meta(1, seed, catalog), states);
+      const fresh = encodeSnapshot(s, meta(1, seed, catalog));
+      assert.ok(Buffer.from(cached).equals(Buffer.from(fresh)), `seed ${seed}, snapshot ${snapshot}: the cached encoding differs from a fresh one`);
+      if (previous && Buffer.from(previous).equals(Buffer.from(cached))) reused++;
+      previous = cached;
+      const d = decodeSnapshot(cached, 1, 200, catalog);
+      assert.equal(d.kind, "state", `seed ${seed}, snapshot ${snapshot}: ${JSON.stringify(d)}`);
+      if (d.kind === "state") assert.deepEqual(d.state, s, `seed ${seed}, snapshot ${snapshot}`);
+    }
+  }
+  assert.ok(reused > 100, `fixture: snapshots with nothing new between them (${reused})`);
 });
 
 test("a smaller dedupe horizon on restore keeps the newest ids", () => {
@@ -264,8 +315,21 @@ test("a snapshot with no open segment is unusable", () => {
   assertUnusable(encode({ ...obj, segments: [] }), 0, /no open segment/, "no segments");
 });
 
-/** The raw encoded segments of a snapshot: [metric, [key, [window, state][]][]][] per segment. */
+/** The raw encoded segments of a snapshot with their states decoded: [metric, [key, [window, state][]][]][] per segment. */
 type RawSegments = { m: [string, [string, [number, unknown[]][]][]][] }[];
+
+/** Decodes each segment's state blocks (msgpack inside msgpack) in place, to tamper with them. */
+function openStates(obj: Record<string, unknown>): RawSegments {
+  const segs = obj.segments as { m: [string, unknown][] }[];
+  for (const g of segs) g.m = g.m.map(([fp, block]) => [fp, decode(block as Uint8Array)]);
+  return segs as unknown as RawSegments;
+}
+
+/** Encodes a snapshot whose states openStates decoded, each block encoded back on its own. */
+function encodeWithStates(obj: Record<string, unknown>): Uint8Array {
+  const segs = obj.segments as { m: [string, unknown][] }[];
+  return encode({ ...obj, segments: segs.map((g) => ({ ...g, m: g.m.map(([fp, keys]) => [fp, encode(keys)]) })) });
+}
 
 test("a snapshot with the right header but a malformed body is unusable, never an exception", () => {
   // A partial write or a bug in an older build: the actor must rebuild from the stream, not crash on start.
@@ -274,13 +338,16 @@ test("a snapshot with the right header but a malformed body is unusable, never a
   assertUnusable(encode(noSegments), 0, /./, "segments missing");
   assertUnusable(encode({ ...obj, segments: "x" }), 0, /./, "segments not a list");
   assertUnusable(encode({ ...obj, segments: [{ o: 0, c: null, f: 0, l: 0, n: 0 }] }), 0, /./, "segment without states");
+  assertUnusable(encode({ ...obj, segments: [{ o: 0, c: null, f: 0, l: 0, n: 0, m: [[FPS.global, "x"]] }] }), 0, /malformed/, "states not bytes");
+  assertUnusable(encode({ ...obj, segments: [{ o: 0, c: null, f: 0, l: 0, n: 0, m: [[FPS.global, encode(7)]] }] }), 0, /malformed/, "states not a list");
+  assertUnusable(encode({ ...obj, segments: [{ o: 0, c: null, f: 0, l: 0, n: 0, m: [[FPS.global, Uint8Array.of(0x92, 0x01)]] }] }), 0, /malformed/, "states truncated");
   assertUnusable(encode({ ...obj, ids: 7 }), 0, /ids is not a list of 8-byte hashes/, "ids not bytes");
   assertUnusable(encode({ ...obj, ids: new Uint8Array(12) }), 0, /ids is not a list of 8-byte hashes/, "ids not a whole number of hashes");
   // States that do not fit their definition: a state of another shape.
   const tamper = (change: (segments: RawSegments) => void) => {
     const copy = decodeAsObject(encodeSnapshot(busyState(0, 100), meta(0, 1)));
-    change(copy.segments as RawSegments);
-    return encode(copy);
+    change(openStates(copy));
+    return encodeWithStates(copy);
   };
   assertUnusable(encode({ ...obj, defs: "x" }), 0, /defs is not a list/, "defs not a list");
   assertUnusable(
@@ -299,10 +366,10 @@ test("a snapshot whose states hold values of the wrong type is unusable", () => 
   // The shape fits (one entry per aggregate) but the values cannot come from any add or merge.
   const tamper = (aggregate: string, value: unknown) => {
     const copy = decodeAsObject(encodeSnapshot(busyState(0, 100), meta(0, 1)));
-    const segs = copy.segments as RawSegments;
+    const segs = openStates(copy);
     const i = CATALOG.metrics.get("article_load")!.aggregates.findIndex((a) => a.name === aggregate);
     segs.at(-1)!.m.find(([m]) => m === FPS.article_load)![1][0]![1][0]![1][i + 1] = value;
-    return encode(copy);
+    return encodeWithStates(copy);
   };
   assertUnusable(tamper("total", "12"), 0, /malformed/, "a sum that is a string");
   assertUnusable(tamper("mean", 3), 0, /malformed/, "an avg that is not [sum, count]");
