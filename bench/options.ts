@@ -60,6 +60,8 @@ export interface ScaleSizes {
   readonly memoryKeys: readonly number[];
   /** Events per point of the speed-memory curve by keys. */
   readonly memoryKeyEvents: number;
+  /** At most this many repetitions of the speed-memory curves (each a fresh node per dedupe horizon). */
+  readonly memoryRepsMax: number;
   /** Events per repetition of the ingest curves. */
   readonly ingestEvents: number;
   readonly ingestPartitions: readonly number[];
@@ -168,11 +170,12 @@ export function parseOptions(argv: readonly string[], defaultOutDir: string): Be
         batchSizes: QUICK_BATCH_SIZES,
         scale: {
           batchRows: large ? [...QUICK_SCALE_BATCH_ROWS, 1_000_000] : QUICK_SCALE_BATCH_ROWS,
-          viewCells: [1_000, 10_000, 100_000],
+          viewCells: [1_000, 10_000],
           queryCalls: 100,
           memoryEvents: [2_000, 8_000],
           memoryKeys: [100, 2_000],
           memoryKeyEvents: 5_000,
+          memoryRepsMax: 1,
           ingestEvents: 5_000,
           ingestPartitions: [4, 8, 32],
           ingestSpeedNodes: [1, 2, 3],
@@ -195,7 +198,8 @@ export function parseOptions(argv: readonly string[], defaultOutDir: string): Be
           queryCalls: 1_000,
           memoryEvents: [25_000, 50_000, 100_000],
           memoryKeys: [100, 1_000, 10_000, 50_000],
-          memoryKeyEvents: 50_000,
+          memoryKeyEvents: 25_000,
+          memoryRepsMax: Number.POSITIVE_INFINITY,
           ingestEvents: 50_000,
           ingestPartitions: [4, 8, 16, 32],
           ingestSpeedNodes: [1, 2, 3],

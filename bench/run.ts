@@ -39,9 +39,10 @@ const FIGURES: Record<FigureName, Figure> = {
   scale: scaleFigure,
 };
 
-function resultBase(startedAt: Date, sha: string, quick: boolean, only: readonly string[]): string {
+function resultBase(startedAt: Date, sha: string, quick: boolean, large: boolean, only: readonly FigureName[]): string {
   const parts = [startedAt.toISOString().slice(0, 10), sha];
   if (quick) parts.push("quick");
+  if (large && only.includes("scale")) parts.push("large");
   if (only.join() !== DEFAULT_FIGURES.join()) parts.push(only.join("+"));
   return parts.join("-");
 }
@@ -112,7 +113,7 @@ async function main(): Promise<number> {
     figures,
     failures,
   };
-  const paths = writeReport(opts.outDir, resultBase(startedAt, env.machine.gitSha, opts.quick, opts.only), report);
+  const paths = writeReport(opts.outDir, resultBase(startedAt, env.machine.gitSha, opts.quick, opts.large, opts.only), report);
   const rows = figures.flatMap((f) => f.rows);
   const m = env.machine;
   process.stdout.write(

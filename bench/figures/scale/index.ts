@@ -40,6 +40,7 @@ export const scaleFigure: Figure = {
         result.rows.push(...p.rows);
         result.curves.push(...p.curves);
         result.notes.push(...p.notes);
+        result.failures.push(...(p.failures ?? []));
         result.details[name] = { ...(p.details as object), durationS: Math.round((performance.now() - t0) / 100) / 10 };
         ctx.progress(`scale/${name}: done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       } catch (err) {

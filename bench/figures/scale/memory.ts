@@ -71,9 +71,10 @@ export const memoryCurve: ScalePartRun = async (ctx) => {
   const s = ctx.opts.sizes.scale;
   const horizons = [DEDUPE_HORIZON_IDS, 0];
   const passes = new Map<number, Pass[]>(horizons.map((h) => [h, []]));
-  for (let r = 0; r < ctx.opts.reps; r++) {
+  const reps = Math.min(ctx.opts.reps, s.memoryRepsMax);
+  for (let r = 0; r < reps; r++) {
     for (const h of horizons) {
-      ctx.progress(`scale/memory: repetition ${r + 1}/${ctx.opts.reps}, dedupe horizon ${h}: ${s.memoryEvents.map(compact).join(", ")} events, then ${compact(s.memoryKeyEvents)} over ${s.memoryKeys.map(compact).join(", ")} keys, a watermark after each`);
+      ctx.progress(`scale/memory: repetition ${r + 1}/${reps}, dedupe horizon ${h}: ${s.memoryEvents.map(compact).join(", ")} events, then ${compact(s.memoryKeyEvents)} over ${s.memoryKeys.map(compact).join(", ")} keys, a watermark after each`);
       passes.get(h)!.push(await pass(ctx, h, 301 + r));
     }
   }

@@ -12,6 +12,8 @@ export interface ScalePart {
   readonly curves: Curve[];
   readonly details: unknown;
   readonly notes: string[];
+  /** What failed while the rest of the part was still measured. */
+  readonly failures?: string[];
 }
 
 /** A part of the scale figure; `state` carries what a later part reads from an earlier one. */

@@ -61,9 +61,9 @@ async function measureSize(ctx: BenchContext, load: BenchChild, trivialAddress: 
     });
     await insertMasterRows(master, 0, rows);
     const { watermark } = await timedBatchRun(cluster.roles.coordinator!, rows);
-    const rs = await ch.query({ query: `SELECT count() AS n FROM ${viewTable(cluster.cfg.database, metric)} WHERE run = {run:UInt64} AND n > 0`, query_params: { run: watermark.run }, format: "JSONEachRow" });
+    const rs = await ch.query({ query: `SELECT count() AS view_rows FROM ${viewTable(cluster.cfg.database, metric)} WHERE run = {run:UInt64} AND n > 0`, query_params: { run: watermark.run }, format: "JSONEachRow" });
     // n > 0: every view version also holds one marker row (src/ch/views.ts).
-    const viewRows = Number((await rs.json<{ n: string | number }>())[0]?.n);
+    const viewRows = Number((await rs.json<{ view_rows: string | number }>())[0]?.view_rows);
     if (viewRows !== cells) throw new Error(`scale/query: the batch view of run ${watermark.run} holds ${viewRows} rows, expected ${cells}`);
 
     const target: QueryTarget = {
