@@ -12,6 +12,8 @@ export const FEED_TICK_MS = 50;
 export interface Feed {
   /** Stops ticking and waits for the publish in flight; rejects if a publish failed. */
   stop(): Promise<void>;
+  /** Events handed to `publish` so far (a slow publish lowers the rate actually fed). */
+  sentEvents(): number;
 }
 
 /** @param publish sends the events of one tick (`count` of them, starting at `offset`). */
@@ -34,5 +36,6 @@ export function startFeed(ratePerS: number, publish: (offset: number, count: num
       await inFlight;
       if (failure) throw failure;
     },
+    sentEvents: () => sent,
   };
 }

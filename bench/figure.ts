@@ -6,6 +6,7 @@
  * product matches the raw parts; 0.5 means it takes twice as long.
  */
 import type { BenchContext } from "./context.js";
+import type { Curve } from "./curve.js";
 import { summarize, type Summary } from "./stats.js";
 
 /** Which direction of a measurement is better. */
@@ -42,6 +43,10 @@ export interface FigureResult {
   readonly details: Record<string, unknown>;
   /** How the figure was measured, in words (printed under the table). */
   readonly notes: string[];
+  /** How measurements grow with a size, charted next to the JSON; absent: none. */
+  readonly curves?: readonly Curve[];
+  /** Parts of the figure that failed while the rest was measured (a failed figure throws instead). */
+  readonly failures?: readonly string[];
 }
 
 /** A figure: one thing the bench measures, with its baselines. */
@@ -66,7 +71,7 @@ export interface RowInput {
 function goalText(g: Goal, unit: string): string {
   switch (g.kind) {
     case "ratio_at_least":
-      return `ratio >= ${g.value}`;
+      return `ratio >= ${Number(g.value.toFixed(2))}`;
     case "product_at_most":
       return `<= ${g.value} ${unit}`;
     case "all_of":

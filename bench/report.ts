@@ -8,7 +8,7 @@ import type { FigureResult, Row } from "./figure.js";
 import { formatRatio, formatValue } from "./format.js";
 import type { MachineInfo } from "./machine.js";
 import type { BenchOptions } from "./options.js";
-import { renderSvg } from "./svg.js";
+import { renderCurvesSvg, renderSvg } from "./svg.js";
 
 export interface BenchReport {
   /** Format of this file; bump when fields change meaning. */
@@ -65,8 +65,11 @@ export function renderMarkdown(rows: readonly Row[]): string {
   ].join("\n");
 }
 
-/** Writes `<base>.json`, `<base>.svg` and `<base>.md` into `dir`; returns their paths. */
-export function writeReport(dir: string, base: string, report: BenchReport): { json: string; svg: string; md: string } {
+/**
+ * Writes `<base>.json`, `<base>.svg` and `<base>.md` into `dir`, and
+ * `<base>-curves.svg` when a figure has curves; returns their paths.
+ */
+export function writeReport(dir: string, base: string, report: BenchReport): { json: string; svg: string; md: string; curves: string | null } {
   mkdirSync(dir, { recursive: true });
   const rows = report.figures.flatMap((f) => f.rows);
   const json = join(dir, `${base}.json`);
@@ -76,5 +79,8 @@ export function writeReport(dir: string, base: string, report: BenchReport): { j
   const title = `lambda runtime bench ${report.machine.gitSha}${report.machine.gitDirty ? "+dirty" : ""} · ${report.startedAt.slice(0, 10)} · ${report.machine.cores} cores${report.options.quick ? " · quick" : ""}`;
   writeFileSync(svg, renderSvg(title, rows));
   writeFileSync(md, renderMarkdown(rows) + "\n");
-  return { json, svg, md };
+  const curves = report.figures.flatMap((f) => f.curves ?? []);
+  const curvesPath = curves.length > 0 ? join(dir, `${base}-curves.svg`) : null;
+  if (curvesPath) writeFileSync(curvesPath, renderCurvesSvg(`${title} · how cost grows`, curves));
+  return { json, svg, md, curves: curvesPath };
 }

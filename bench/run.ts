@@ -22,7 +22,8 @@ import { freshnessFigure } from "./figures/freshness.js";
 import { ingestFigure } from "./figures/ingest.js";
 import { memoryFigure } from "./figures/memory.js";
 import { queryFigure } from "./figures/query.js";
-import { parseOptions, USAGE, UsageError, type FigureName } from "./options.js";
+import { scaleFigure } from "./figures/scale/index.js";
+import { DEFAULT_FIGURES, parseOptions, USAGE, UsageError, type FigureName } from "./options.js";
 import { RATIO_DIRECTION, renderTable, writeReport, type BenchReport } from "./report.js";
 import { checkCatalog } from "./workload.js";
 
@@ -35,12 +36,14 @@ const FIGURES: Record<FigureName, Figure> = {
   memory: memoryFigure,
   failover: failoverFigure,
   handover: handoverFigure,
+  scale: scaleFigure,
 };
 
-function resultBase(startedAt: Date, sha: string, quick: boolean, only: readonly string[], all: number): string {
+function resultBase(startedAt: Date, sha: string, quick: boolean, large: boolean, only: readonly FigureName[]): string {
   const parts = [startedAt.toISOString().slice(0, 10), sha];
   if (quick) parts.push("quick");
-  if (only.length < all) parts.push(only.join("+"));
+  if (large && only.includes("scale")) parts.push("large");
+  if (only.join() !== DEFAULT_FIGURES.join()) parts.push(only.join("+"));
   return parts.join("-");
 }
 
@@ -85,8 +88,10 @@ async function main(): Promise<number> {
     for (const name of opts.only) {
       const f0 = performance.now();
       try {
-        figures.push(await FIGURES[name].run(ctx));
-        progress(`${name}: done in ${((performance.now() - f0) / 1000).toFixed(1)} s`);
+        const result = await FIGURES[name].run(ctx);
+        figures.push(result);
+        for (const f of result.failures ?? []) failures.push({ figure: name, error: f });
+        progress(`${name}: ${result.failures?.length ? `${result.failures.length} part(s) FAILED` : "done"} in ${((performance.now() - f0) / 1000).toFixed(1)} s`);
       } catch (err) {
         const e = ensureError(err);
         failures.push({ figure: name, error: e.stack ?? e.message });
@@ -108,7 +113,7 @@ async function main(): Promise<number> {
     figures,
     failures,
   };
-  const paths = writeReport(opts.outDir, resultBase(startedAt, env.machine.gitSha, opts.quick, opts.only, Object.keys(FIGURES).length), report);
+  const paths = writeReport(opts.outDir, resultBase(startedAt, env.machine.gitSha, opts.quick, opts.large, opts.only), report);
   const rows = figures.flatMap((f) => f.rows);
   const m = env.machine;
   process.stdout.write(
@@ -125,6 +130,7 @@ async function main(): Promise<number> {
       "",
       `results: ${paths.json}`,
       `chart:   ${paths.svg}`,
+      ...(paths.curves ? [`curves:  ${paths.curves}`] : []),
       "",
     ].join("\n"),
   );

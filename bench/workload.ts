@@ -31,11 +31,13 @@ export interface EventOptions {
   seed: number;
   /** Event times fall in [nowMs − spreadMs, nowMs] (plus the generator's late events). @default 0 */
   spreadMs?: number;
+  /** Distinct articles (metric keys), Zipf-distributed. @default ARTICLES */
+  keys?: number;
 }
 
 /** `count` distinct page views with event times around now. */
 export function makeEvents(count: number, opts: EventOptions): PageView[] {
-  const next = createPageViewGenerator({ articles: ARTICLES, seed: opts.seed, idPrefix: opts.idPrefix, duplicateFraction: 0 });
+  const next = createPageViewGenerator({ articles: opts.keys ?? ARTICLES, seed: opts.seed, idPrefix: opts.idPrefix, duplicateFraction: 0 });
   const rand = prng(opts.seed ^ 0x5bd1e995);
   const now = Date.now();
   const spread = opts.spreadMs ?? 0;

@@ -3,8 +3,9 @@
  * server it loads (as a client would), so the server's process does only the
  * server's work.
  *
- * Calls: latency {target, calls, keysPerCall} → latency percentiles of
- * sequential Query calls (keys rotating over the target's keys);
+ * Calls: latency {target, calls, keysPerCall, firstCall?} → latency percentiles of
+ * sequential Query calls (keys rotating over the target's keys, starting at call
+ * number firstCall);
  * throughput {target, calls, concurrency} → elapsed ms for `calls` one-key calls.
  */
 import { credentials } from "@grpc/grpc-js";
@@ -22,6 +23,11 @@ export interface QueryTarget {
   toMs: number;
   /** Ask for [now − (toMs − fromMs), now) at each call, as a "last 30 minutes" dashboard does, instead of the fixed range. */
   sliding?: boolean;
+  /**
+   * Move the fixed range back by `stepMs` once every key has been asked, up to `count`
+   * steps, so that calls ask for (key, range) pairs a cache has not seen.
+   */
+  shift?: { stepMs: number; count: number };
 }
 
 /** Calls made and failed (a failed call still counts in the latency). */
@@ -39,14 +45,16 @@ function client(address: string): LambdaServiceClient {
   return c;
 }
 
-function makeCaller(t: QueryTarget, keysPerCall: number) {
+function makeCaller(t: QueryTarget, keysPerCall: number, firstCall = 0) {
   const c = client(t.address);
   const stats: LoadResult = { calls: 0, errors: 0, firstError: null };
-  const call = async (i: number) => {
+  const call = async (callIndex: number) => {
+    const i = callIndex + firstCall;
     const keys = Array.from({ length: keysPerCall }, (_, j) => t.keys[(i * keysPerCall + j) % t.keys.length]!);
+    const back = t.shift ? (Math.floor((i * keysPerCall) / t.keys.length) % t.shift.count) * t.shift.stepMs : 0;
     try {
       const now = Date.now();
-      const res = t.sliding ? await query(c, t.metric, keys, now - (t.toMs - t.fromMs), now) : await query(c, t.metric, keys, t.fromMs, t.toMs);
+      const res = t.sliding ? await query(c, t.metric, keys, now - (t.toMs - t.fromMs), now) : await query(c, t.metric, keys, t.fromMs - back, t.toMs - back);
       if (res.answers.length !== keys.length) throw new Error(`${res.answers.length} answers for ${keys.length} keys`);
     } catch (err) {
       stats.errors++;
@@ -60,8 +68,8 @@ function makeCaller(t: QueryTarget, keysPerCall: number) {
 
 serveParent(
   {
-    async latency(b: { target: QueryTarget; calls: number; keysPerCall: number }) {
-      const { call, stats } = makeCaller(b.target, b.keysPerCall);
+    async latency(b: { target: QueryTarget; calls: number; keysPerCall: number; firstCall?: number }) {
+      const { call, stats } = makeCaller(b.target, b.keysPerCall, b.firstCall);
       const ms: number[] = [];
       for (let i = 0; i < b.calls; i++) {
         const t0 = performance.now();

@@ -14,7 +14,7 @@ import { namesFor, type Names } from "../../src/nats/names.js";
 import { ensureStreams } from "../../src/nats/setup.js";
 import { startBenchCluster, type BenchCluster } from "../cluster.js";
 import type { BenchContext } from "../context.js";
-import { startFeed } from "../feed.js";
+import { startFeed, type Feed } from "../feed.js";
 import { Better, row, type Figure, type FigureResult, type Goal } from "../figure.js";
 import { query } from "../grpc_util.js";
 import { publishPipelined } from "../raw_nats.js";
@@ -35,14 +35,16 @@ const FRESHNESS_P99_GOAL: Goal = {
   ],
 };
 
-interface Prober {
+/** One path from publish to a reader: the product's or a plain consumer's. */
+export interface Prober {
   /** ms from publish to visible, for one new event. */
   probe(tag: string): Promise<number>;
   /** Starts the background feed for this path. */
-  feed(rate: number, tag: string): { stop(): Promise<void> };
+  feed(rate: number, tag: string): Feed;
 }
 
-function productProber(cluster: BenchCluster): Prober {
+/** Publish with ingest, then gRPC Query until the answer counts the event. */
+export function productProber(cluster: BenchCluster): Prober {
   const grpc = cluster.grpc!;
   return {
     async probe(tag) {
@@ -64,7 +66,8 @@ function productProber(cluster: BenchCluster): Prober {
   };
 }
 
-async function rawProber(ctx: BenchContext, cluster: BenchCluster, names: Names): Promise<Prober & { close(): Promise<void> }> {
+/** js.publish, then receipt by an ordered consumer in this process. */
+export async function rawProber(ctx: BenchContext, cluster: BenchCluster, names: Names): Promise<Prober & { close(): Promise<void> }> {
   const js = jetstream(cluster.nc);
   const partitions = cluster.cfg.partitions;
   const waiting = new Map<string, (t: number) => void>();
@@ -108,15 +111,33 @@ async function rawProber(ctx: BenchContext, cluster: BenchCluster, names: Names)
   };
 }
 
-async function measure(p: Prober, probes: number, rate: number, tag: string): Promise<Percentiles> {
+/**
+ * Both probers over data below and above a published watermark (so a query
+ * reads the batch view and the actors as in operation); the raw one on a
+ * stream of its own named `rawNames`, created here.
+ */
+export async function startProbers(ctx: BenchContext, cluster: BenchCluster, rawNames: Names, seedTag: string): Promise<{ product: Prober; raw: Prober & { close(): Promise<void> } }> {
+  await cluster.ingest.publishBatch(SOURCE, makeEvents(10_000, { idPrefix: seedTag, seed: 7, spreadMs: 30 * 60_000 }));
+  await cluster.roles.coordinator!.runNow();
+  await cluster.waitForSpeedCaughtUp();
+  await ensureStreams(cluster.nc, rawNames, { duplicateWindowMs: cluster.cfg.duplicateWindowMs });
+  return { product: productProber(cluster), raw: await rawProber(ctx, cluster, rawNames) };
+}
+
+/** Latencies of one repetition, and the background rate actually fed meanwhile (events/s). */
+export type FreshnessPass = Percentiles & { readonly fedPerS: number };
+
+/** `probes` sequential probes under a background feed of `rate` events/s. */
+export async function measure(p: Prober, probes: number, rate: number, tag: string): Promise<FreshnessPass> {
   const feed = p.feed(rate, tag);
   const ms: number[] = [];
+  const t0 = performance.now();
   try {
     for (let i = 0; i < probes; i++) ms.push(await p.probe(`${tag}-${i}`));
   } finally {
     await feed.stop();
   }
-  return percentiles(ms);
+  return { ...percentiles(ms), fedPerS: feed.sentEvents() / ((performance.now() - t0) / 1000) };
 }
 
 /** The freshness figure (see the module header). */
@@ -129,18 +150,14 @@ export const freshnessFigure: Figure = {
     const rawNames = namesFor(ctx.env.prefix("frraw"));
     let raw: (Prober & { close(): Promise<void> }) | undefined;
     try {
-      // Data below and above a published watermark, so a query reads the batch view and the actors as in operation.
-      await cluster.ingest.publishBatch(SOURCE, makeEvents(10_000, { idPrefix: "fseed", seed: 7, spreadMs: 30 * 60_000 }));
-      await cluster.roles.coordinator!.runNow();
-      await cluster.waitForSpeedCaughtUp();
-      await ensureStreams(cluster.nc, rawNames, { duplicateWindowMs: cluster.cfg.duplicateWindowMs });
-      raw = await rawProber(ctx, cluster, rawNames);
-      const product = productProber(cluster);
+      const probers = await startProbers(ctx, cluster, rawNames, "fseed");
+      raw = probers.raw;
+      const product = probers.product;
 
       ctx.progress(`freshness: warm-up (${WARM_UP_PROBES} probes per path)`);
       await measure(product, WARM_UP_PROBES, rate, "pw");
       await measure(raw, WARM_UP_PROBES, rate, "rw");
-      const results = { product: [] as Percentiles[], baseline: [] as Percentiles[] };
+      const results = { product: [] as FreshnessPass[], baseline: [] as FreshnessPass[] };
       for (let r = 0; r < ctx.opts.reps; r++) {
         ctx.progress(`freshness: repetition ${r + 1}/${ctx.opts.reps}, ${probes} probes per path, background ${rate} events/s`);
         results.product.push(await measure(product, probes, rate, `p${r}`));

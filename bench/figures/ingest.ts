@@ -26,7 +26,8 @@ import { makeEvents, SOURCE, toStreamEvents } from "../workload.js";
 /** Speed processes of the product and consumer processes of the baselines. */
 const CONSUMER_PROCESSES = 2;
 
-interface Pass {
+/** One repetition of one path. */
+export interface Pass {
   /** events/s from first publish to last event applied. */
   readonly endToEnd: number;
   /** events/s of the publish phase alone (until the last ack). */
@@ -37,7 +38,8 @@ interface Pass {
 
 const rate = (count: number, ms: number) => count / (ms / 1000);
 
-async function productPass(cluster: BenchCluster, count: number, seed: number): Promise<Pass> {
+/** The product's path: publishBatch until every partition's speed actor applied its stream head. */
+export async function productPass(cluster: BenchCluster, count: number, seed: number): Promise<Pass> {
   const raws = makeEvents(count, { idPrefix: `ing${seed}x`, seed });
   const t0 = performance.now();
   const res = await cluster.ingest.publishBatch(SOURCE, raws);
@@ -48,7 +50,8 @@ async function productPass(cluster: BenchCluster, count: number, seed: number): 
   return { endToEnd: rate(count, tEnd - t0), publish: rate(count, tPub - t0), drainMs: tEnd - tPub };
 }
 
-async function rawPass(ctx: BenchContext, cluster: BenchCluster, consumers: BenchChild[], mode: "js" | "core", count: number, seed: number): Promise<Pass> {
+/** A raw path on a fresh stream: `js` (stock pipelined js.publish) or `core` (the protocol ceiling), one partition set per consumer. */
+export async function rawPass(ctx: BenchContext, cluster: BenchCluster, consumers: BenchChild[], mode: "js" | "core", count: number, seed: number): Promise<Pass> {
   const names = namesFor(ctx.env.prefix("raw"));
   const jsm = await jetstreamManager(cluster.nc);
   await ensureStreams(cluster.nc, names, { duplicateWindowMs: cluster.cfg.duplicateWindowMs });

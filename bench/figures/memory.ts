@@ -28,10 +28,36 @@ interface Pass {
   rssHeld: number;
 }
 
-async function pass(ctx: BenchContext, n: number, warm: number, seed: number): Promise<Pass> {
+/** What one batch of events cost a measured speed node. */
+export interface Covered {
+  /** The node's memory after gc(), with the events held (before the watermark). */
+  readonly held: NodeJS.MemoryUsage;
+  /** Events the actors held then, summed over the partitions. */
+  readonly heldEvents: number;
+}
+
+/** A speed node alone in a process with --expose-gc, fed by a cluster's ingest and covered by its batch runs. */
+export interface MeasuredSpeedNode {
+  /** heapUsed after two full collections. */
+  heap(): Promise<number>;
+  /**
+   * Publishes `count` new events (ids tagged with `tag`), reads the memory once the
+   * actors applied them, then runs a batch whose watermark covers them and waits
+   * until every actor dropped them.
+   */
+  applyAndCover(count: number, tag: string, keys?: number): Promise<Covered>;
+  close(): Promise<void>;
+}
+
+/** Starts the cluster (archiver, coordinator, executor) and the measured speed node. */
+export async function startMeasuredSpeedNode(ctx: BenchContext, seed: number, config: { dedupeHorizonIds?: number } = {}): Promise<MeasuredSpeedNode> {
   const prefix = ctx.env.prefix("mem");
-  const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "coordinator", "executor"], speedNodes: 0, prefix });
+  const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "coordinator", "executor"], speedNodes: 0, prefix, config });
   const host = forkBenchChild("speed_host", { env: ctx.env.childEnv, execArgv: ["--expose-gc"] });
+  const close = async () => {
+    await host.stop();
+    await cluster.close();
+  };
   try {
     const start: SpeedHostStart = {
       natsUrl: ctx.env.natsUrl,
@@ -45,9 +71,14 @@ async function pass(ctx: BenchContext, n: number, warm: number, seed: number): P
     };
     await host.call("start", start);
     await cluster.waitForSpeedCaughtUp({ timeoutMs: 30_000 });
-    const heap = async () => (await host.call<NodeJS.MemoryUsage>("heap")).heapUsed;
-    const applyAndCover = async (count: number, tag: string) => {
-      const res = await cluster.ingest.publishBatch(SOURCE, makeEvents(count, { idPrefix: `m${seed}${tag}x`, seed }));
+  } catch (err) {
+    await close().catch(() => undefined); // best effort: the start failure is what matters
+    throw err;
+  }
+  return {
+    heap: async () => (await host.call<NodeJS.MemoryUsage>("heap")).heapUsed,
+    async applyAndCover(count, tag, keys) {
+      const res = await cluster.ingest.publishBatch(SOURCE, makeEvents(count, { idPrefix: `m${seed}${tag}x`, seed, ...(keys === undefined ? {} : { keys }) }));
       if (res.accepted !== count) throw new Error(`memory: ${res.accepted} of ${count} events accepted`);
       const statuses = await cluster.waitForSpeedCaughtUp();
       const held = await host.call<NodeJS.MemoryUsage>("heap");
@@ -58,16 +89,22 @@ async function pass(ctx: BenchContext, n: number, warm: number, seed: number): P
         { timeoutMs: 60_000, intervalMs: 25 },
       );
       return { held, heldEvents: statuses.reduce((s, x) => s + x.heldEvents, 0) };
-    };
+    },
+    close,
+  };
+}
+
+async function pass(ctx: BenchContext, n: number, warm: number, seed: number): Promise<Pass> {
+  const node = await startMeasuredSpeedNode(ctx, seed);
+  try {
     // Warm-up in the measured process: its code paths run once before the idle reading.
-    await applyAndCover(warm, "w");
-    const idleHeap = await heap();
-    const { held, heldEvents } = await applyAndCover(n, "m");
-    const afterHeap = await heap();
+    await node.applyAndCover(warm, "w");
+    const idleHeap = await node.heap();
+    const { held, heldEvents } = await node.applyAndCover(n, "m");
+    const afterHeap = await node.heap();
     return { idleHeap, heldHeap: held.heapUsed, afterHeap, heldEvents, rssHeld: held.rss };
   } finally {
-    await host.stop();
-    await cluster.close();
+    await node.close();
   }
 }
 
