@@ -5,6 +5,7 @@
  */
 import { decodeState, encodeState, type AggState } from "../core/aggregate.js";
 import { decode, encode } from "../nats/codec.js";
+import { dedupeHorizonOf } from "./dedupe_horizon.js";
 import type { MetricStates, Segment, SpeedCatalog, SpeedState } from "./speed_state.js";
 
 /** Bumped whenever the encoded shape changes; older snapshots are ignored (the stream replays). */
@@ -59,7 +60,7 @@ export function encodeSnapshot(state: SpeedState, meta: SnapshotMeta): Uint8Arra
     watermarkRun: state.watermarkRun,
     skippedDuplicates: state.skippedDuplicates,
     segments,
-    ids: new Uint8Array(Float64Array.from(state.seenIds).buffer),
+    ids: new Uint8Array(state.seenIds.toFloat64Array().buffer),
   };
   return encode(snap);
 }
@@ -118,7 +119,7 @@ function restore(snap: EncodedSnapshot, partition: number, dedupeHorizonIds: num
   // Copied into a buffer of its own: the decoded bytes may sit at any offset of a shared one.
   const hashes = new Float64Array(new Uint8Array(snap.ids).buffer);
   // The horizon may have shrunk since the snapshot: keep the newest ids.
-  const seenIds = new Set(hashes.subarray(Math.max(0, hashes.length - Math.max(0, dedupeHorizonIds))));
+  const seenIds = dedupeHorizonOf(hashes.subarray(Math.max(0, hashes.length - Math.max(0, dedupeHorizonIds))), Math.max(0, dedupeHorizonIds));
   return {
     kind: "state",
     generation: snap.generation,
