@@ -100,8 +100,74 @@ const LOW_MASK = (1 << LOW_BITS) - 1;
 /** Largest rank: a hash whose low 20 bits are all zero. */
 export const HLL_MAX_RANK = LOW_BITS + 1;
 
-/** Sparse HLL state: register index to rank (1..HLL_MAX_RANK). An absent register is 0. */
-export type HllState = Map<number, number>;
+/**
+ * Sparse HLL state: register index to rank (1..HLL_MAX_RANK); an absent register is 0. The
+ * functions here take any such map (a `Map<number, number>` fits); the states they create
+ * ({@link createHllState}, {@link hllDecode}) are packed (see PackedHll).
+ */
+export interface HllState extends Iterable<[index: number, rank: number]> {
+  /** Registers set (rank > 0). */
+  readonly size: number;
+  get(index: number): number | undefined;
+  set(index: number, rank: number): unknown;
+}
+
+/** Low bits of a packed HLL entry that hold the rank (index << RANK_BITS | rank): ranks go up to HLL_MAX_RANK = 21 < 32. */
+const RANK_BITS = 5;
+const RANK_MASK = (1 << RANK_BITS) - 1;
+
+/**
+ * An HLL state as one array of `index << 5 | rank`, sorted by index. The entries are small
+ * integers, which V8 keeps unboxed in the array: ~8–12 B per register against ~40 B in a
+ * `Map<number, number>`. The speed layer holds one per (metric, key, window), and as Maps they
+ * were a third of its memory per held event (docs/performance.md section 6). Kept sorted, so equal
+ * states hold equal arrays and encode in order; a lookup is a binary search (≤ 12 steps), and
+ * a new register shifts the entries after it (at most 4096 of them, at most 4096 times).
+ */
+class PackedHll implements HllState {
+  private readonly packed: number[] = [];
+
+  get size(): number {
+    return this.packed.length;
+  }
+
+  get(index: number): number | undefined {
+    const at = this.find(index);
+    return at >= 0 ? this.packed[at]! & RANK_MASK : undefined;
+  }
+
+  set(index: number, rank: number): this {
+    const at = this.find(index);
+    const entry = (index << RANK_BITS) | rank;
+    if (at >= 0) this.packed[at] = entry;
+    else this.packed.splice(~at, 0, entry);
+    return this;
+  }
+
+  *[Symbol.iterator](): Iterator<[number, number]> {
+    for (const entry of this.packed) yield [entry >>> RANK_BITS, entry & RANK_MASK];
+  }
+
+  /** The position of register `index`, or ~(where it would go). */
+  private find(index: number): number {
+    const packed = this.packed;
+    let lo = 0;
+    let hi = packed.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const at = packed[mid]! >>> RANK_BITS;
+      if (at < index) lo = mid + 1;
+      else if (at > index) hi = mid - 1;
+      else return mid;
+    }
+    return ~lo;
+  }
+}
+
+/** An empty HLL state (packed). */
+export function createHllState(): HllState {
+  return new PackedHll();
+}
 
 /** HLL state as ClickHouse `maxMap` returns it: indices sorted ascending, with ranks in parallel. */
 export interface HllArrays {
@@ -137,7 +203,7 @@ export function hllEstimate(state: HllState): number {
   const m = HLL_REGISTERS;
   const empty = m - state.size;
   let sum = empty;
-  for (const rank of state.values()) sum += 2 ** -rank;
+  for (const [, rank] of state) sum += 2 ** -rank;
   const raw = ((0.7213 / (1 + 1.079 / m)) * m * m) / sum;
   if (raw <= 2.5 * m && empty > 0) return m * Math.log(m / empty);
   if (raw <= 2 ** 32 / 30) return raw;
@@ -146,8 +212,8 @@ export function hllEstimate(state: HllState): number {
 
 /** Encodes `state` as sorted parallel arrays, the form ClickHouse `maxMap` returns. */
 export function hllEncode(state: HllState): HllArrays {
-  const idx = [...state.keys()].sort((a, b) => a - b);
-  return { idx, rank: idx.map((i) => state.get(i)!) };
+  const entries = [...state].sort(([a], [b]) => a - b);
+  return { idx: entries.map(([i]) => i), rank: entries.map(([, r]) => r) };
 }
 
 /**
@@ -158,7 +224,7 @@ export function hllEncode(state: HllState): HllArrays {
 export function hllDecode(arrays: HllArrays): HllState {
   const { idx, rank } = arrays;
   if (idx.length !== rank.length) throw new SketchStateError("hll", `idx has ${idx.length} entries but rank has ${rank.length}`);
-  const state: HllState = new Map();
+  const state = createHllState();
   idx.forEach((i, n) => {
     const r = rank[n]!;
     if (!Number.isInteger(i) || i < 0 || i >= HLL_REGISTERS || (n > 0 && i <= idx[n - 1]!)) {
@@ -210,9 +276,6 @@ export interface SqlSketchState {
 /** The sorted array of `value` over the rows where `cond` holds, or over every row for null. */
 const sortedArraySql = (value: string, cond: string | null) => `arraySort(${cond === null ? `groupArray(${value})` : `groupArrayIf(${value}, ${cond})`})`;
 
-/** Low bits of a packed HLL entry that hold the rank (index << RANK_BITS | rank): ranks go up to HLL_MAX_RANK = 21 < 32. */
-const RANK_BITS = 5;
-const RANK_MASK = (1 << RANK_BITS) - 1;
 /** Past every packed entry (the largest index is 4095), so the last real entry always ends its register's run. */
 const PACKED_END = 0xffffffff;
 
