@@ -12,7 +12,7 @@
  */
 import type { AggregateDef, MetricDef } from "./catalog_types.js";
 import type { FieldValue } from "./events.js";
-import { canonicalString, createHllState, hllAdd, hllDecode, hllEncode, hllEstimate, hllMerge, quantileAdd, quantileDecode, quantileEncode, quantileEstimate, quantileMerge, type HllState } from "./sketch.js";
+import { canonicalString, createHllState, createQuantileState, hllAdd, hllDecode, hllEncode, hllEstimate, hllMerge, quantileAdd, quantileDecode, quantileEncode, quantileEstimate, quantileMerge, type HllState, type QuantileState } from "./sketch.js";
 
 export type PartState =
   | { readonly k: "count" }
@@ -20,7 +20,7 @@ export type PartState =
   | { readonly k: "min" | "max"; v: number | null }
   | { readonly k: "avg"; s: number; c: number }
   | { readonly k: "distinct"; readonly hll: HllState }
-  | { readonly k: "quantiles"; readonly b: Map<number, number> };
+  | { readonly k: "quantiles"; readonly b: QuantileState };
 
 /** State of one (metric, key, window) or of a merge of several. */
 export interface AggState {
@@ -44,7 +44,7 @@ function emptyPart(a: AggregateDef): PartState {
     case "distinct":
       return { k: "distinct", hll: createHllState() };
     case "quantiles":
-      return { k: "quantiles", b: new Map() };
+      return { k: "quantiles", b: createQuantileState() };
   }
 }
 

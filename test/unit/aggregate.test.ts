@@ -27,7 +27,7 @@ import {
   valuesOfKey,
   type AggState,
 } from "../../src/core/aggregate.js";
-import { createHllState, hllAdd, quantileAdd, type HllState, type QuantileState } from "../../src/core/sketch.js";
+import { createHllState, createQuantileState, hllAdd, quantileAdd, type HllState, type QuantileState } from "../../src/core/sketch.js";
 import { decode, encode } from "../../src/nats/codec.js";
 import { prng, type Prng } from "./prng.js";
 
@@ -93,7 +93,7 @@ const hllOf = (...texts: string[]): HllState => {
   return s;
 };
 const quantilesOf = (...xs: number[]): QuantileState => {
-  const s: QuantileState = new Map();
+  const s = createQuantileState();
   for (const x of xs) quantileAdd(s, x);
   return s;
 };

@@ -13,6 +13,7 @@ import {
   SketchStateError,
   canonicalString,
   createHllState,
+  createQuantileState,
   hllAdd,
   hllDecode,
   hllEncode,
@@ -42,7 +43,7 @@ const merged = (...states: HllState[]): HllState => {
   return s;
 };
 const quantilesOf = (xs: readonly number[]): QuantileState => {
-  const s: QuantileState = new Map();
+  const s = createQuantileState();
   for (const x of xs) quantileAdd(s, x);
   return s;
 };
@@ -233,5 +234,25 @@ test("the packed HLL state (createHllState) holds exactly what a Map of register
     const into = createHllState();
     hllMerge(into, map);
     assert.deepEqual(hllEncode(into), hllEncode(packed));
+  }
+});
+
+test("the packed quantile state (createQuantileState) holds exactly what a Map of buckets holds, counts beyond 2^31 included", () => {
+  for (const [seed, n] of [[1, 20], [2, 5_000], [3, 50_000]] as const) {
+    const rnd = prng(seed);
+    const packed = createQuantileState();
+    const map = new Map<number, number>();
+    for (let i = 0; i < n; i++) {
+      const x = rnd.pick([0, -0, rnd.int(-1e6, 1e6), (rnd.next() - 0.5) * 1e-300, rnd.next() * 1e300, rnd.int(0, 3000)]);
+      quantileAdd(packed, x);
+      quantileAdd(map, x);
+    }
+    assert.deepEqual(quantileEncode(packed), quantileEncode(map), `seed ${seed}`);
+    assert.equal(packed.size, map.size);
+    for (const q of [0, 0.01, 0.5, 0.99, 1]) assert.equal(quantileEstimate(packed, q), quantileEstimate(map, q), `seed ${seed}: q ${q}`);
+    // A merged batch count past the small-integer range stays exact.
+    const big = quantileDecode({ bucket: [quantileBucket(7)], count: [2 ** 40 + 3] });
+    quantileMerge(big, packed);
+    assert.equal(big.get(quantileBucket(7)), 2 ** 40 + 3 + (map.get(quantileBucket(7)) ?? 0));
   }
 });
