@@ -150,18 +150,22 @@ class PackedHll implements HllState {
 
   /** The position of register `index`, or ~(where it would go). */
   private find(index: number): number {
-    const packed = this.packed;
-    let lo = 0;
-    let hi = packed.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const at = packed[mid]! >>> RANK_BITS;
-      if (at < index) lo = mid + 1;
-      else if (at > index) hi = mid - 1;
-      else return mid;
-    }
-    return ~lo;
+    // Entries of register `index` sort from index << RANK_BITS on (rank ≥ 1).
+    const at = lowerBound(this.packed, index << RANK_BITS);
+    return at < this.packed.length && this.packed[at]! >>> RANK_BITS === index ? at : ~at;
   }
+}
+
+/** The first position of ascending `sorted` whose value is ≥ `value` (sorted.length when none). */
+function lowerBound(sorted: readonly number[], value: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** An empty HLL state (packed). */
@@ -358,17 +362,8 @@ class PackedQuantiles implements QuantileState {
 
   /** The position of `bucket`, or ~(where it would go). */
   private find(bucket: number): number {
-    const buckets = this.buckets;
-    let lo = 0;
-    let hi = buckets.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const at = buckets[mid]!;
-      if (at < bucket) lo = mid + 1;
-      else if (at > bucket) hi = mid - 1;
-      else return mid;
-    }
-    return ~lo;
+    const at = lowerBound(this.buckets, bucket);
+    return this.buckets[at] === bucket ? at : ~at;
   }
 }
 
