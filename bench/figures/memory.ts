@@ -36,8 +36,8 @@ interface Pass {
   afterHeap: number;
   heldEvents: number;
   rssHeld: number;
-  /** The arrayBuffers part of heldHeap. */
-  arrayBuffersHeld: number;
+  /** The arrayBuffers part of idleHeap, heldHeap and afterHeap (the dedupe horizon, and buffers of msgpackr and the NATS client). */
+  arrayBuffers: { idle: number; held: number; after: number };
 }
 
 async function pass(ctx: BenchContext, n: number, warm: number, seed: number): Promise<Pass> {
@@ -57,7 +57,7 @@ async function pass(ctx: BenchContext, n: number, warm: number, seed: number): P
     };
     await host.call("start", start);
     await cluster.waitForSpeedCaughtUp({ timeoutMs: 30_000 });
-    const heap = async () => speedMemory(await host.call<NodeJS.MemoryUsage>("heap"));
+    const reading = () => host.call<NodeJS.MemoryUsage>("heap");
     const applyAndCover = async (count: number, tag: string) => {
       const res = await cluster.ingest.publishBatch(SOURCE, makeEvents(count, { idPrefix: `m${seed}${tag}x`, seed }));
       if (res.accepted !== count) throw new Error(`memory: ${res.accepted} of ${count} events accepted`);
@@ -73,10 +73,17 @@ async function pass(ctx: BenchContext, n: number, warm: number, seed: number): P
     };
     // Warm-up in the measured process: its code paths run once before the idle reading.
     await applyAndCover(warm, "w");
-    const idleHeap = await heap();
+    const idle = await reading();
     const { held, heldEvents } = await applyAndCover(n, "m");
-    const afterHeap = await heap();
-    return { idleHeap, heldHeap: speedMemory(held), afterHeap, heldEvents, rssHeld: held.rss, arrayBuffersHeld: held.arrayBuffers };
+    const after = await reading();
+    return {
+      idleHeap: speedMemory(idle),
+      heldHeap: speedMemory(held),
+      afterHeap: speedMemory(after),
+      heldEvents,
+      rssHeld: held.rss,
+      arrayBuffers: { idle: idle.arrayBuffers, held: held.arrayBuffers, after: after.arrayBuffers },
+    };
   } finally {
     await host.stop();
     await cluster.close();
