@@ -6,6 +6,7 @@
  * changed since the actor's previous snapshot.
  */
 import { decode, encode } from "../nats/codec.js";
+import { dedupeHorizonOf } from "./dedupe_horizon.js";
 import type { Segment, SpeedCatalog, SpeedState } from "./speed_state.js";
 import { createSegmentStatesEncoder, decodeSegmentStates, type EncodedSegmentStates, type SegmentStatesEncoder, type SteppedWork } from "./snapshot_states.js";
 
@@ -67,7 +68,7 @@ function captureSnapshot(state: SpeedState, meta: SnapshotMeta, states: SegmentS
     watermarkRun: state.watermarkRun,
     skippedDuplicates: state.skippedDuplicates,
     segments: [],
-    ids: new Uint8Array(Float64Array.from(state.seenIds).buffer),
+    ids: new Uint8Array(state.seenIds.toFloat64Array().buffer),
   };
   return (function* () {
     for (const { m, ...segment } of captured) snap.segments.push({ ...segment, m: yield* m });
@@ -154,7 +155,7 @@ function restore(snap: EncodedSnapshot, partition: number, dedupeHorizonIds: num
   // Copied into a buffer of its own: the decoded bytes may sit at any offset of a shared one.
   const hashes = new Float64Array(new Uint8Array(snap.ids).buffer);
   // The horizon may have shrunk since the snapshot: keep the newest ids.
-  const seenIds = new Set(hashes.subarray(Math.max(0, hashes.length - Math.max(0, dedupeHorizonIds))));
+  const seenIds = dedupeHorizonOf(hashes.subarray(Math.max(0, hashes.length - Math.max(0, dedupeHorizonIds))), Math.max(0, dedupeHorizonIds));
   return {
     kind: "state",
     generation: snap.generation,

@@ -26,6 +26,7 @@ import { activeDefinitions, type Definition } from "../core/definitions.js";
 import { fnv1a32 } from "../core/events.js";
 import { matches } from "../core/filter.js";
 import type { StreamRecord } from "../nats/codec.js";
+import { createDedupeHorizon, type DedupeHorizon } from "./dedupe_horizon.js";
 
 /** key → window start (epoch ms) → state */
 export type MetricStates = Map<string, Map<number, AggState>>;
@@ -79,8 +80,8 @@ export interface SpeedState {
   watermarkRun: number;
   /** Retained segments, oldest first; the last one is open. */
   readonly segments: Segment[];
-  /** Hashes (idHash) of the recently seen event ids, oldest first. */
-  readonly seenIds: Set<number>;
+  /** Hashes (idHash) of the `dedupeHorizonIds` most recently seen event ids, oldest first. */
+  readonly seenIds: DedupeHorizon;
   readonly dedupeHorizonIds: number;
   /** Copies skipped because their id had been seen. */
   skippedDuplicates: number;
@@ -109,7 +110,7 @@ export function createSpeedState(partition: number, dedupeHorizonIds: number, ap
     appliedSeq,
     watermarkRun: openedAfterRun,
     segments: [newSegment(openedAfterRun)],
-    seenIds: new Set(),
+    seenIds: createDedupeHorizon(dedupeHorizonIds),
     dedupeHorizonIds,
     skippedDuplicates: 0,
   };
@@ -124,7 +125,8 @@ export function openSegment(state: SpeedState): Segment {
  * over the UTF-16 code units, cross-mixed). A number instead of the string keeps the horizon at
  * about a third of the memory (docs/performance.md). Two ids of one horizon share a hash with
  * odds of about horizon / 2^53 per event (1e-11 at 100k ids); the later one would be skipped by
- * the speed layer until the next batch run, which counts by the ids themselves.
+ * the speed layer until the next batch run, which counts by the ids themselves. Each hash takes
+ * ~15 B in the horizon (dedupe_horizon.ts).
  */
 export function idHash(source: string, id: string): number {
   let h1 = 0xdeadbeef;
@@ -140,15 +142,6 @@ export function idHash(source: string, id: string): number {
   return 4294967296 * (h2 & 0x1fffff) + (h1 >>> 0);
 }
 
-function remember(state: SpeedState, key: number) {
-  if (state.dedupeHorizonIds <= 0) return;
-  state.seenIds.add(key);
-  if (state.seenIds.size > state.dedupeHorizonIds) {
-    const oldest = state.seenIds.values().next().value as number;
-    state.seenIds.delete(oldest);
-  }
-}
-
 /**
  * Applies one stream record at sequence `seq` to every metric of its source.
  */
@@ -156,7 +149,7 @@ export function applyRecord(state: SpeedState, seq: number, record: StreamRecord
   if (seq <= state.appliedSeq) return "redelivered";
   state.appliedSeq = seq;
   if (seq < state.warmBelowSeq) {
-    if (record.k === "e") remember(state, idHash(record.s, record.id));
+    if (record.k === "e") state.seenIds.add(idHash(record.s, record.id));
     return "warm_up";
   }
   if (record.k === "b") {
@@ -169,11 +162,10 @@ export function applyRecord(state: SpeedState, seq: number, record: StreamRecord
     return "barrier";
   }
   const idKey = idHash(record.s, record.id);
-  if (state.seenIds.has(idKey)) {
+  if (!state.seenIds.add(idKey)) {
     state.skippedDuplicates++;
     return "duplicate_id";
   }
-  remember(state, idKey);
   const seg = openSegment(state);
   if (seg.firstSeq === 0) seg.firstSeq = seq;
   seg.lastSeq = seq;

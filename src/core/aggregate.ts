@@ -12,15 +12,15 @@
  */
 import type { AggregateDef, MetricDef } from "./catalog_types.js";
 import type { FieldValue } from "./events.js";
-import { canonicalString, hllAdd, hllDecode, hllEncode, hllEstimate, hllMerge, quantileAdd, quantileDecode, quantileEncode, quantileEstimate, quantileMerge } from "./sketch.js";
+import { canonicalString, createHllState, createQuantileState, hllAdd, hllDecode, hllEncode, hllEstimate, hllMerge, quantileAdd, quantileDecode, quantileEncode, quantileEstimate, quantileMerge, type HllState, type QuantileState } from "./sketch.js";
 
 export type PartState =
   | { readonly k: "count" }
   | { readonly k: "sum"; s: number }
   | { readonly k: "min" | "max"; v: number | null }
   | { readonly k: "avg"; s: number; c: number }
-  | { readonly k: "distinct"; readonly hll: Map<number, number> }
-  | { readonly k: "quantiles"; readonly b: Map<number, number> };
+  | { readonly k: "distinct"; readonly hll: HllState }
+  | { readonly k: "quantiles"; readonly b: QuantileState };
 
 /** State of one (metric, key, window) or of a merge of several. */
 export interface AggState {
@@ -42,9 +42,9 @@ function emptyPart(a: AggregateDef): PartState {
     case "avg":
       return { k: "avg", s: 0, c: 0 };
     case "distinct":
-      return { k: "distinct", hll: new Map() };
+      return { k: "distinct", hll: createHllState() };
     case "quantiles":
-      return { k: "quantiles", b: new Map() };
+      return { k: "quantiles", b: createQuantileState() };
   }
 }
 

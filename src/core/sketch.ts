@@ -100,8 +100,78 @@ const LOW_MASK = (1 << LOW_BITS) - 1;
 /** Largest rank: a hash whose low 20 bits are all zero. */
 export const HLL_MAX_RANK = LOW_BITS + 1;
 
-/** Sparse HLL state: register index to rank (1..HLL_MAX_RANK). An absent register is 0. */
-export type HllState = Map<number, number>;
+/**
+ * Sparse HLL state: register index to rank (1..HLL_MAX_RANK); an absent register is 0. The
+ * functions here take any such map (a `Map<number, number>` fits); the states they create
+ * ({@link createHllState}, {@link hllDecode}) are packed (see PackedHll).
+ */
+export interface HllState extends Iterable<[index: number, rank: number]> {
+  /** Registers set (rank > 0). */
+  readonly size: number;
+  get(index: number): number | undefined;
+  set(index: number, rank: number): unknown;
+}
+
+/** Low bits of a packed HLL entry that hold the rank (index << RANK_BITS | rank): ranks go up to HLL_MAX_RANK = 21 < 32. */
+const RANK_BITS = 5;
+const RANK_MASK = (1 << RANK_BITS) - 1;
+
+/**
+ * An HLL state as one array of `index << 5 | rank`, sorted by index. The entries are small
+ * integers, which V8 keeps unboxed in the array: ~8–12 B per register against ~40 B in a
+ * `Map<number, number>`. The speed layer holds one per (metric, key, window), and as Maps they
+ * were a third of its memory per held event (docs/performance.md section 6). Kept sorted, so equal
+ * states hold equal arrays and encode in order; a lookup is a binary search (≤ 12 steps), and
+ * a new register shifts the entries after it (at most 4096 of them, at most 4096 times).
+ */
+class PackedHll implements HllState {
+  private readonly packed: number[] = [];
+
+  get size(): number {
+    return this.packed.length;
+  }
+
+  get(index: number): number | undefined {
+    const at = this.find(index);
+    return at >= 0 ? this.packed[at]! & RANK_MASK : undefined;
+  }
+
+  set(index: number, rank: number): this {
+    const at = this.find(index);
+    const entry = (index << RANK_BITS) | rank;
+    if (at >= 0) this.packed[at] = entry;
+    else this.packed.splice(~at, 0, entry);
+    return this;
+  }
+
+  *[Symbol.iterator](): Iterator<[number, number]> {
+    for (const entry of this.packed) yield [entry >>> RANK_BITS, entry & RANK_MASK];
+  }
+
+  /** The position of register `index`, or ~(where it would go). */
+  private find(index: number): number {
+    // Entries of register `index` sort from index << RANK_BITS on (rank ≥ 1).
+    const at = lowerBound(this.packed, index << RANK_BITS);
+    return at < this.packed.length && this.packed[at]! >>> RANK_BITS === index ? at : ~at;
+  }
+}
+
+/** The first position of ascending `sorted` whose value is ≥ `value` (sorted.length when none). */
+function lowerBound(sorted: readonly number[], value: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** An empty HLL state (packed). */
+export function createHllState(): HllState {
+  return new PackedHll();
+}
 
 /** HLL state as ClickHouse `maxMap` returns it: indices sorted ascending, with ranks in parallel. */
 export interface HllArrays {
@@ -137,7 +207,7 @@ export function hllEstimate(state: HllState): number {
   const m = HLL_REGISTERS;
   const empty = m - state.size;
   let sum = empty;
-  for (const rank of state.values()) sum += 2 ** -rank;
+  for (const [, rank] of state) sum += 2 ** -rank;
   const raw = ((0.7213 / (1 + 1.079 / m)) * m * m) / sum;
   if (raw <= 2.5 * m && empty > 0) return m * Math.log(m / empty);
   if (raw <= 2 ** 32 / 30) return raw;
@@ -146,8 +216,8 @@ export function hllEstimate(state: HllState): number {
 
 /** Encodes `state` as sorted parallel arrays, the form ClickHouse `maxMap` returns. */
 export function hllEncode(state: HllState): HllArrays {
-  const idx = [...state.keys()].sort((a, b) => a - b);
-  return { idx, rank: idx.map((i) => state.get(i)!) };
+  const entries = [...state].sort(([a], [b]) => a - b);
+  return { idx: entries.map(([i]) => i), rank: entries.map(([, r]) => r) };
 }
 
 /**
@@ -158,7 +228,7 @@ export function hllEncode(state: HllState): HllArrays {
 export function hllDecode(arrays: HllArrays): HllState {
   const { idx, rank } = arrays;
   if (idx.length !== rank.length) throw new SketchStateError("hll", `idx has ${idx.length} entries but rank has ${rank.length}`);
-  const state: HllState = new Map();
+  const state = createHllState();
   idx.forEach((i, n) => {
     const r = rank[n]!;
     if (!Number.isInteger(i) || i < 0 || i >= HLL_REGISTERS || (n > 0 && i <= idx[n - 1]!)) {
@@ -210,9 +280,6 @@ export interface SqlSketchState {
 /** The sorted array of `value` over the rows where `cond` holds, or over every row for null. */
 const sortedArraySql = (value: string, cond: string | null) => `arraySort(${cond === null ? `groupArray(${value})` : `groupArrayIf(${value}, ${cond})`})`;
 
-/** Low bits of a packed HLL entry that hold the rank (index << RANK_BITS | rank): ranks go up to HLL_MAX_RANK = 21 < 32. */
-const RANK_BITS = 5;
-const RANK_MASK = (1 << RANK_BITS) - 1;
 /** Past every packed entry (the largest index is 4095), so the last real entry always ends its register's run. */
 const PACKED_END = 0xffffffff;
 
@@ -249,8 +316,61 @@ const BUCKET_SHIFT = 32 - 12 - QUANTILE_MANTISSA_BITS;
 const SIGN = 1 << (31 - BUCKET_SHIFT);
 const EXPONENT_MASK = 0x7ff << QUANTILE_MANTISSA_BITS;
 
-/** Quantile state: bucket id (19 bits) to count of values. */
-export type QuantileState = Map<number, number>;
+/**
+ * Quantile state: bucket id (19 bits) to count of values. The functions here take any such map
+ * (a `Map<number, number>` fits); the states they create ({@link createQuantileState},
+ * {@link quantileDecode}) are packed (see PackedQuantiles).
+ */
+export interface QuantileState extends Iterable<[bucket: number, count: number]> {
+  /** Buckets holding a value. */
+  readonly size: number;
+  get(bucket: number): number | undefined;
+  set(bucket: number, count: number): unknown;
+}
+
+/**
+ * A quantile state as two parallel arrays, buckets ascending: ~16–24 B per bucket against ~40 B
+ * in a `Map<number, number>` (see PackedHll for why it matters). Counts stay plain numbers, so
+ * merged batch counts beyond 2^31 are kept exactly.
+ */
+class PackedQuantiles implements QuantileState {
+  private readonly buckets: number[] = [];
+  private readonly counts: number[] = [];
+
+  get size(): number {
+    return this.buckets.length;
+  }
+
+  get(bucket: number): number | undefined {
+    const at = this.find(bucket);
+    return at >= 0 ? this.counts[at] : undefined;
+  }
+
+  set(bucket: number, count: number): this {
+    const at = this.find(bucket);
+    if (at >= 0) this.counts[at] = count;
+    else {
+      this.buckets.splice(~at, 0, bucket);
+      this.counts.splice(~at, 0, count);
+    }
+    return this;
+  }
+
+  *[Symbol.iterator](): Iterator<[number, number]> {
+    for (let i = 0; i < this.buckets.length; i++) yield [this.buckets[i]!, this.counts[i]!];
+  }
+
+  /** The position of `bucket`, or ~(where it would go). */
+  private find(bucket: number): number {
+    const at = lowerBound(this.buckets, bucket);
+    return this.buckets[at] === bucket ? at : ~at;
+  }
+}
+
+/** An empty quantile state (packed). */
+export function createQuantileState(): QuantileState {
+  return new PackedQuantiles();
+}
 
 /** Quantile state as ClickHouse `sumMap` returns it: buckets sorted ascending (as unsigned ids), with counts in parallel. */
 export interface QuantileArrays {
@@ -285,8 +405,8 @@ export function quantileMerge(into: QuantileState, from: QuantileState): void {
 
 /** Encodes `state` as sorted parallel arrays, the form ClickHouse `sumMap` returns. */
 export function quantileEncode(state: QuantileState): QuantileArrays {
-  const bucket = [...state.keys()].sort((a, b) => a - b);
-  return { bucket, count: bucket.map((b) => state.get(b)!) };
+  const entries = [...state].sort(([a], [b]) => a - b);
+  return { bucket: entries.map(([b]) => b), count: entries.map(([, c]) => c) };
 }
 
 /**
@@ -298,7 +418,7 @@ export function quantileEncode(state: QuantileState): QuantileArrays {
 export function quantileDecode(arrays: QuantileArrays): QuantileState {
   const { bucket, count } = arrays;
   if (bucket.length !== count.length) throw new SketchStateError("quantile", `bucket has ${bucket.length} entries but count has ${count.length}`);
-  const state: QuantileState = new Map();
+  const state = createQuantileState();
   bucket.forEach((b, n) => {
     const c = count[n]!;
     if (!Number.isInteger(b) || b < 0 || b >= 2 * SIGN || (b & EXPONENT_MASK) === EXPONENT_MASK || (n > 0 && b <= bucket[n - 1]!)) {
@@ -338,13 +458,13 @@ function bucketValue(b: number): number {
 export function quantileEstimate(state: QuantileState, q: number): number | undefined {
   if (!(q >= 0 && q <= 1)) throw new RangeError(`quantileEstimate: q = ${q}; allowed: 0..1`);
   let n = 0;
-  for (const c of state.values()) n += c;
+  for (const [, c] of state) n += c;
   if (n === 0) return undefined;
   const rank = Math.floor(q * (n - 1));
-  const ordered = [...state.keys()].sort((a, b) => orderKey(a) - orderKey(b));
+  const ordered = [...state].sort(([a], [b]) => orderKey(a) - orderKey(b));
   let seen = 0;
-  for (const b of ordered) {
-    seen += state.get(b)!;
+  for (const [b, c] of ordered) {
+    seen += c;
     if (seen > rank) return bucketValue(b);
   }
   throw new Error("unreachable: the rank is below the total count");

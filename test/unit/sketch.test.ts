@@ -12,6 +12,8 @@ import {
   QUANTILE_MANTISSA_BITS,
   SketchStateError,
   canonicalString,
+  createHllState,
+  createQuantileState,
   hllAdd,
   hllDecode,
   hllEncode,
@@ -31,17 +33,17 @@ import {
 import { prng, type Prng } from "./prng.js";
 
 const hllOf = (items: readonly string[]): HllState => {
-  const s: HllState = new Map();
+  const s = createHllState();
   for (const t of items) hllAdd(s, t);
   return s;
 };
 const merged = (...states: HllState[]): HllState => {
-  const s: HllState = new Map();
+  const s = createHllState();
   for (const x of states) hllMerge(s, x);
   return s;
 };
 const quantilesOf = (xs: readonly number[]): QuantileState => {
-  const s: QuantileState = new Map();
+  const s = createQuantileState();
   for (const x of xs) quantileAdd(s, x);
   return s;
 };
@@ -136,7 +138,7 @@ test("hllEncode/hllDecode round-trip as sorted parallel arrays; decode refuses s
   const arrays = hllEncode(s);
   assert.deepEqual([...arrays.idx], [...arrays.idx].sort((a, b) => a - b));
   assert.deepEqual(hllEncode(hllDecode(arrays)), arrays);
-  assert.deepEqual(hllDecode({ idx: [], rank: [] }), new Map());
+  assert.deepEqual([...hllDecode({ idx: [], rank: [] })], []);
   for (const bad of [
     { idx: [1], rank: [] },
     { idx: [2, 1], rank: [1, 1] },
@@ -211,5 +213,46 @@ test("quantile sketch: merge equals the state of the union; encode/decode round-
     { bucket: [2 ** 19], count: [1] },
   ]) {
     assert.throws(() => quantileDecode(bad), SketchStateError, JSON.stringify(bad));
+  }
+});
+
+test("the packed HLL state (createHllState) holds exactly what a Map of registers holds, from empty to every register set", () => {
+  for (const [seed, n, universe] of [[1, 50, 40], [2, 3_000, 2_000], [3, 60_000, 1e9]] as const) {
+    const rnd = prng(seed);
+    const packed = createHllState();
+    const map = new Map<number, number>();
+    for (const item of randomItems(rnd, n, universe)) {
+      hllAdd(packed, item);
+      hllAdd(map, item);
+    }
+    assert.deepEqual(hllEncode(packed), hllEncode(map), `seed ${seed}`);
+    assert.deepEqual([...packed], [...map].sort(([a], [b]) => a - b), `seed ${seed}: entries by register`);
+    assert.equal(packed.size, map.size);
+    assert.equal(hllEstimate(packed), hllEstimate(map), `seed ${seed}`);
+    for (let i = 0; i < HLL_REGISTERS; i += 97) assert.equal(packed.get(i), map.get(i), `seed ${seed}: register ${i}`);
+    // Merging either kind into either gives the same state.
+    const into = createHllState();
+    hllMerge(into, map);
+    assert.deepEqual(hllEncode(into), hllEncode(packed));
+  }
+});
+
+test("the packed quantile state (createQuantileState) holds exactly what a Map of buckets holds, counts beyond 2^31 included", () => {
+  for (const [seed, n] of [[1, 20], [2, 5_000], [3, 50_000]] as const) {
+    const rnd = prng(seed);
+    const packed = createQuantileState();
+    const map = new Map<number, number>();
+    for (let i = 0; i < n; i++) {
+      const x = rnd.pick([0, -0, rnd.int(-1e6, 1e6), (rnd.next() - 0.5) * 1e-300, rnd.next() * 1e300, rnd.int(0, 3000)]);
+      quantileAdd(packed, x);
+      quantileAdd(map, x);
+    }
+    assert.deepEqual(quantileEncode(packed), quantileEncode(map), `seed ${seed}`);
+    assert.equal(packed.size, map.size);
+    for (const q of [0, 0.01, 0.5, 0.99, 1]) assert.equal(quantileEstimate(packed, q), quantileEstimate(map, q), `seed ${seed}: q ${q}`);
+    // A merged batch count past the small-integer range stays exact.
+    const big = quantileDecode({ bucket: [quantileBucket(7)], count: [2 ** 40 + 3] });
+    quantileMerge(big, packed);
+    assert.equal(big.get(quantileBucket(7)), 2 ** 40 + 3 + (map.get(quantileBucket(7)) ?? 0));
   }
 });

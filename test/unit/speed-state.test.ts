@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { metricFingerprint, parseCatalog, type MetricDef } from "../../src/core/catalog.js";
 import type { FieldValue } from "../../src/core/events.js";
 import { decodeState, finalize, type AggState, type EncodedState } from "../../src/core/aggregate.js";
-import { canonicalString, hllAdd, quantileAdd, type HllState, type QuantileState } from "../../src/core/sketch.js";
+import { canonicalString, createHllState, createQuantileState, hllAdd, quantileAdd, type HllState, type QuantileState } from "../../src/core/sketch.js";
 import type { StreamRecord } from "../../src/nats/codec.js";
 import {
   applyRecord,
@@ -203,12 +203,12 @@ function part(metric: string, e: EncodedState, name: string) {
   return decodeState(def, e).parts[def.aggregates.findIndex((a) => a.name === name)];
 }
 const hllOf = (...texts: string[]): HllState => {
-  const s: HllState = new Map();
+  const s = createHllState();
   for (const t of texts) hllAdd(s, t);
   return s;
 };
 const quantilesOf = (...xs: number[]): QuantileState => {
-  const s: QuantileState = new Map();
+  const s = createQuantileState();
   for (const x of xs) quantileAdd(s, x);
   return s;
 };

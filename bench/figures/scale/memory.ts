@@ -16,7 +16,7 @@ import { growthExponent } from "../../curve.js";
 import { Better, row, type Row } from "../../figure.js";
 import { compact } from "../../format.js";
 import { median } from "../../stats.js";
-import { KEPT_GOAL_PCT, startMeasuredSpeedNode } from "../memory.js";
+import { KEPT_GOAL_PCT, speedMemory, startMeasuredSpeedNode } from "../memory.js";
 import { series, type ScalePartRun } from "./part.js";
 
 interface Step {
@@ -52,7 +52,7 @@ async function pass(ctx: BenchContext, horizon: number, seed: number): Promise<P
       if (c.heldEvents !== events) throw new Error(`scale/memory: the actors held ${c.heldEvents} events, expected ${events}`);
       const after = await node.heap();
       covered += events;
-      const st = { events, keys, heldBytes: c.held.heapUsed - before, keptBytes: after - idleHeap, coveredEvents: covered };
+      const st = { events, keys, heldBytes: speedMemory(c.held) - before, keptBytes: after - idleHeap, coveredEvents: covered };
       before = after;
       return st;
     };
