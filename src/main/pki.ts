@@ -50,8 +50,12 @@ function keyPair(): { publicKey: forge.pki.PublicKey; privateKey: forge.pki.Priv
 function newCertificate(publicKey: forge.pki.PublicKey, commonName: string): forge.pki.Certificate {
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
-  // A positive serial: the high bit clear, as RFC 5280 wants.
-  cert.serialNumber = `0${randomBytes(15).toString("hex")}`;
+  // A positive serial in minimal DER: the high bit of the first byte clear (RFC 5280), and that
+  // byte never 0 (a leading zero byte before one below 0x80 is "illegal padding" to OpenSSL,
+  // which refused such a certificate now and then).
+  const serial = randomBytes(16);
+  serial[0] = (serial[0]! & 0x3f) | 0x40;
+  cert.serialNumber = serial.toString("hex");
   const now = Date.now();
   cert.validity.notBefore = new Date(now - BACKDATE_MS);
   cert.validity.notAfter = new Date(now + VALID_DAYS * 24 * 3600_000);
