@@ -21,9 +21,10 @@ import { LambdaServiceClient } from "../../src/gen/lambda/v1/serving.js";
 import { createIngest } from "../../src/ingest/index.js";
 import { encode, encodeBarrier } from "../../src/nats/codec.js";
 import { connectNats } from "../../src/nats/connect.js";
-import { namesFor, WATERMARK_KEY } from "../../src/nats/names.js";
+import { CATALOG_KEY, namesFor, WATERMARK_KEY } from "../../src/nats/names.js";
 import { readWatermark } from "../../src/nats/watermark_store.js";
 import { readAssignments } from "../../src/nats/assignments_store.js";
+import { ensureStreams, openBuckets } from "../../src/nats/setup.js";
 import { inboxPrefixFor, natsAuthorizationConfig, type NatsPrincipal, type NatsUserSpec } from "../../src/nats/permissions.js";
 import type { NatsUsersJson } from "../../src/cli/commands/nats_users.js";
 import { lambdactl, parseJson } from "../harness/cli.js";
@@ -279,6 +280,34 @@ test("roles started before the coordinator wait for it to create the streams and
     }
   } finally {
     for (const n of nodes) await n.stop();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a user that may not create KV buckets waits for the coordinator to create them, then binds to them", { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "lambda-perms-buckets-"));
+  const users = { coordinator: user("coordinator", "coordinator"), speed: user("speed", "speed") };
+  writeFileSync(join(dir, "nats.conf"), natsAuthorizationConfig(names, Object.values(users).map((u) => ({ name: u.name, principals: u.principals, auth: { password: u.password } }))));
+  const server = await startNatsServer({ path: process.env.PATH ?? "", args: ["-c", join(dir, "nats.conf")] });
+  const conns: NatsConnection[] = [];
+  try {
+    const coordinator = await connectAs(server.url, users.coordinator);
+    const speed = await connectAs(server.url, users.speed);
+    conns.push(coordinator, speed);
+    // The streams exist; the buckets do not yet.
+    await ensureStreams(coordinator, names, { duplicateWindowMs: 120_000 });
+    const waiting: string[] = [];
+    const log = createLogger({ level: "info", sink: { write: (line: string) => void waiting.push(line) } });
+    const opened = openBuckets(speed, names, 1, log, { timeoutMs: 30_000, log, intervalMs: 50 });
+    await waitFor("the speed user to wait for every bucket", () => waiting.filter((l) => /waiting for a coordinator to create KV bucket/.test(l)).length === 7 || undefined, { timeoutMs: 10_000 });
+    await openBuckets(coordinator, names, 1);
+    const buckets = await opened;
+    // Bound to the coordinator's buckets: what the coordinator writes, the speed user reads.
+    await (await new Kvm(coordinator).open(names.catalogBucket)).put(CATALOG_KEY, encode({ from: "coordinator" }));
+    assert.deepEqual(Buffer.from((await buckets.catalog.get(CATALOG_KEY))?.value ?? []), Buffer.from(encode({ from: "coordinator" })), "the speed user reads the coordinator's bucket");
+  } finally {
+    for (const c of conns) await c.close().catch(() => undefined);
     await server.close();
     rmSync(dir, { recursive: true, force: true });
   }
