@@ -68,6 +68,7 @@ export async function startMeasuredSpeedNode(ctx: BenchContext, seed: number, co
   const prefix = ctx.env.prefix("mem");
   const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "coordinator", "executor"], speedNodes: 0, prefix, config });
   const host = forkBenchChild("speed_host", { env: ctx.env.childEnv, execArgv: ["--expose-gc"] });
+  const reading = () => host.call<NodeJS.MemoryUsage>("heap");
   const close = async () => {
     await host.stop();
     await cluster.close();
@@ -90,13 +91,13 @@ export async function startMeasuredSpeedNode(ctx: BenchContext, seed: number, co
     throw err;
   }
   return {
-    reading: () => host.call<NodeJS.MemoryUsage>("heap"),
-    heap: async () => speedMemory(await host.call<NodeJS.MemoryUsage>("heap")),
+    reading,
+    heap: async () => speedMemory(await reading()),
     async applyAndCover(count, tag, keys) {
       const res = await cluster.ingest.publishBatch(SOURCE, makeEvents(count, { idPrefix: `m${seed}${tag}x`, seed, ...(keys === undefined ? {} : { keys }) }));
       if (res.accepted !== count) throw new Error(`memory: ${res.accepted} of ${count} events accepted`);
       const statuses = await cluster.waitForSpeedCaughtUp();
-      const held = await host.call<NodeJS.MemoryUsage>("heap");
+      const held = await reading();
       const w = await cluster.roles.coordinator!.runNow();
       await waitFor(
         "every speed actor to drop what the watermark covers",

@@ -81,7 +81,7 @@ function isPermissionViolation(err: unknown): boolean {
  * which the server does not log as a violation) until a coordinator has created it, then binds.
  * @throws NatsSetupMissingError at the deadline; any other error of `create` at once
  */
-async function createOrAwait<T>(jsm: JetStreamManager, stream: string, what: string, create: () => Promise<T>, wait: SetupWait): Promise<T> {
+async function createOrAwait<T>(streamInfo: () => Promise<unknown>, what: string, create: () => Promise<T>, wait: SetupWait): Promise<T> {
   try {
     return await create();
   } catch (err) {
@@ -93,7 +93,7 @@ async function createOrAwait<T>(jsm: JetStreamManager, stream: string, what: str
   let last: unknown;
   for (;;) {
     try {
-      await jsm.streams.info(stream);
+      await streamInfo();
       return await create();
     } catch (err) {
       // Not there yet, or the server busy electing a leader for it: both pass with time.
@@ -117,7 +117,7 @@ export interface StreamOptions {
 }
 
 async function ensureStream(jsm: JetStreamManager, name: string, subjects: string[], opts: StreamOptions & { replicas: number }): Promise<void> {
-  await createOrAwait(jsm, name, `stream ${name}`, () => bindOrAddStream(jsm, name, subjects, opts), opts.wait ?? NO_WAIT);
+  await createOrAwait(() => jsm.streams.info(name), `stream ${name}`, () => bindOrAddStream(jsm, name, subjects, opts), opts.wait ?? NO_WAIT);
 }
 
 /** Binds to the stream (warning when its replica count differs), or adds it when missing. */
@@ -161,13 +161,15 @@ export async function ensureStreams(nc: NatsConnection, names: Names, opts: Stre
  */
 export async function openBuckets(nc: NatsConnection, names: Names, replicas = streamReplicas(nc), log?: Logger, wait: SetupWait = NO_WAIT): Promise<Buckets> {
   const kvm = new Kvm(nc);
-  const jsm = await jetstreamManager(nc);
+  // Only a wait for a missing bucket reads stream info: the manager is made then, not at every start.
+  let jsm: Promise<JetStreamManager> | undefined;
+  const streamInfo = (stream: string) => () => (jsm ??= jetstreamManager(nc)).then((m) => m.streams.info(stream));
   const open = async (name: string, history: number) => {
     // Reads go to the bucket's stream leader (STREAM.MSG.GET), not a direct get that any replica
     // answers: after hard bounces (the fault matrix's F8, F14) a replica of nats-server 2.9 stayed
     // behind, and every compare-and-set read from it lost to the leader's newer revision, so no
     // batch run could record itself again.
-    const kv = await createOrAwait(jsm, `KV_${name}`, `KV bucket ${name}`, () => kvm.create(name, { history, replicas, allow_direct: false }), wait);
+    const kv = await createOrAwait(streamInfo(`KV_${name}`), `KV bucket ${name}`, () => kvm.create(name, { history, replicas, allow_direct: false }), wait);
     if (log) warnOnReplicas(log, `KV bucket ${name}`, (await kv.status()).replicas, replicas);
     return kv;
   };
