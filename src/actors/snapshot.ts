@@ -5,7 +5,7 @@
  * aggregate states are encoded by snapshot_states.ts, which re-encodes only what
  * changed since the actor's previous snapshot.
  */
-import { decode, encode } from "../nats/codec.js";
+import { decode, encodeLarge } from "../nats/codec.js";
 import { dedupeHorizonOf } from "./dedupe_horizon.js";
 import type { Segment, SpeedCatalog, SpeedState } from "./speed_state.js";
 import { createSegmentStatesEncoder, decodeSegmentStates, type EncodedSegmentStates, type SegmentStatesEncoder, type SteppedWork } from "./snapshot_states.js";
@@ -72,7 +72,7 @@ function captureSnapshot(state: SpeedState, meta: SnapshotMeta, states: SegmentS
   };
   return (function* () {
     for (const { m, ...segment } of captured) snap.segments.push({ ...segment, m: yield* m });
-    return encode(snap);
+    return encodeLarge(snap);
   })();
 }
 

@@ -13,6 +13,22 @@ export function encode(value: unknown): Uint8Array {
   return packr.pack(value);
 }
 
+/** Bytes msgpackr's buffer starts with (its own first allocation). */
+const FRESH_BUFFER_BYTES = 8192;
+
+/**
+ * Encodes a large one-off value (a speed actor's snapshot) like `encode`, without leaving a
+ * buffer of its size behind. msgpackr writes every value into one buffer (module-wide, shared by
+ * its packers) that it keeps for the next call and grows to 4x the largest value written: one
+ * snapshot of a few MiB would otherwise stay as ~4x that for the life of the process, every
+ * later reply a view into it. The result is the only reference left to the bytes it is in.
+ */
+export function encodeLarge(value: unknown): Uint8Array {
+  const bytes = packr.pack(value);
+  packr.useBuffer(new Uint8Array(FRESH_BUFFER_BYTES));
+  return bytes;
+}
+
 export function decode<T = unknown>(data: Uint8Array): T {
   return packr.unpack(data) as T;
 }
