@@ -151,6 +151,8 @@ export interface ProductRun {
   /** ms until runNow() resolved (also drops old view versions). */
   readonly totalMs: number;
   readonly timings: Watermark["timings"];
+  /** ms of each recompute step as the executor reported them (`first_<source>`, then each metric), in order. */
+  readonly stepMs: Readonly<Record<string, number>>;
 }
 
 /**
@@ -159,13 +161,21 @@ export interface ProductRun {
  */
 export async function timedBatchRun(coordinator: Coordinator, expected: number): Promise<ProductRun & { watermark: Watermark }> {
   let published = 0;
+  const stepMs: Record<string, number> = {};
+  // A step is reported when it ends: its time runs from the report before it (or the recompute's start).
+  let stepStart = 0;
   const t0 = performance.now();
-  const w = await coordinator.runNow((phase) => {
-    if (phase === "done") published = performance.now();
+  const w = await coordinator.runNow((phase, detail) => {
+    const now = performance.now();
+    if (phase === "recompute" && typeof detail.step === "string") {
+      stepMs[detail.step] = now - stepStart;
+      stepStart = now;
+    } else if (phase === "recompute") stepStart = now;
+    if (phase === "done") published = now;
   });
   const totalMs = performance.now() - t0;
   if (w.eventsCovered !== expected) throw new Error(`batch run ${w.run} covered ${w.eventsCovered} events, expected ${expected}`);
-  return { publishedMs: published - t0, totalMs, timings: w.timings, watermark: w };
+  return { publishedMs: published - t0, totalMs, timings: w.timings, stepMs, watermark: w };
 }
 
 /**

@@ -74,6 +74,9 @@ export const batchFigure: Figure = {
             `recompute ${med((p) => p.timings.recomputeMs)} ms), ${(med((p) => p.totalMs) / 1000).toFixed(2)} s with old view versions dropped; ` +
             `one exact query ${(median(exactMs) / 1000).toFixed(2)} s, plain GROUP BY ${(median(plainMs) / 1000).toFixed(2)} s.`,
         );
+        // Where the recompute's time goes: the profile that says what a faster run would have to cut.
+        const steps = Object.keys(product[0]?.stepMs ?? {}).map((step) => `${step} ${med((p) => p.stepMs[step] ?? 0)}`);
+        notes.push(`batch ${compact(n)}: recompute steps, median ms: ${steps.join(", ")}.`);
       }
       const perSource = [...catalog.metrics.values()].filter((m) => m.source === SOURCE).length;
       notes.push(
