@@ -83,7 +83,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
   await ensureStreams(nc, names, { duplicateWindowMs: cfg.duplicateWindowMs, replicas, log, wait });
   const wants = (r: string) => cfg.roles.includes(r as never);
   const buckets = await openBuckets(nc, names, replicas, log, wait);
-  await agreeOnSettings(buckets.coordinator, cfg.partitions, cfg.nodeId);
+  await agreeOnSettings(buckets.coordinator, cfg.partitions, cfg.nodeId, wait);
   if (wants("coordinator")) await seedCatalog(buckets.catalog, file, cfg.nodeId, log);
   const catalogFeed = await followCatalog(buckets.catalog, file.catalog, log);
   const catalog = catalogFeed.current();

@@ -8,6 +8,7 @@
 import type { KV } from "@nats-io/kv";
 import { compareAndSet, fields, readValue } from "./kv.js";
 import { CLUSTER_SETTINGS_KEY } from "./names.js";
+import { createOrAwait, NO_WAIT, type SetupWait } from "./setup.js";
 
 export interface ClusterSettings {
   readonly partitions: number;
@@ -37,10 +38,20 @@ export class ClusterSettingsError extends Error {
 }
 
 /**
- * Records `partitions` as the cluster's when none are recorded yet, else checks them.
+ * Records `partitions` as the cluster's when none are recorded yet, else checks them. A role whose
+ * NATS user may not write the settings (only a coordinator's may, nats/permissions.ts) and finds
+ * none recorded waits for a coordinator to record them, as `wait` says (default: fail at once).
  * @throws ClusterSettingsError when the cluster's partition count differs
+ * @throws NatsSetupMissingError when no coordinator recorded them within the wait
  */
-export async function agreeOnSettings(kv: KV, partitions: number, who: string): Promise<ClusterSettings> {
+export async function agreeOnSettings(kv: KV, partitions: number, who: string, wait: SetupWait = NO_WAIT): Promise<ClusterSettings> {
+  const recorded = async () => {
+    if (!(await readValue(kv, CLUSTER_SETTINGS_KEY, parseClusterSettings))) throw new Error("no cluster settings recorded yet");
+  };
+  return createOrAwait(recorded, `the cluster settings (key ${CLUSTER_SETTINGS_KEY} of the coordinator bucket)`, () => recordOrCheck(kv, partitions, who), wait, (err) => err instanceof ClusterSettingsError);
+}
+
+async function recordOrCheck(kv: KV, partitions: number, who: string): Promise<ClusterSettings> {
   const recorded = await readValue(kv, CLUSTER_SETTINGS_KEY, parseClusterSettings);
   if (recorded) {
     if (recorded.value.partitions !== partitions) throw new ClusterSettingsError(recorded.value, partitions);

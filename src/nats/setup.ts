@@ -52,7 +52,7 @@ export interface SetupWait {
 }
 
 /** Without a SetupWait: a refused creation fails at once. */
-const NO_WAIT: SetupWait = { timeoutMs: 0 };
+export const NO_WAIT: SetupWait = { timeoutMs: 0 };
 
 /** A stream or bucket this role may not create was still missing at the deadline. */
 export class NatsSetupMissingError extends Error {
@@ -77,11 +77,13 @@ function isPermissionViolation(err: unknown): boolean {
 
 /**
  * Runs `create` (which binds to what exists and creates what is missing). When the server refuses
- * the creation as a permission violation, polls the stream's info (which every role may read, and
- * which the server does not log as a violation) until a coordinator has created it, then binds.
+ * the creation as a permission violation, polls `exists` (a read every role may make, and which
+ * the server does not log as a violation: the stream's info) until a coordinator has created it,
+ * then runs `create` again to bind.
+ * @param isFinal errors of `create` that no wait can mend (thrown at once, also while waiting)
  * @throws NatsSetupMissingError at the deadline; any other error of `create` at once
  */
-async function createOrAwait<T>(streamInfo: () => Promise<unknown>, what: string, create: () => Promise<T>, wait: SetupWait): Promise<T> {
+export async function createOrAwait<T>(exists: () => Promise<unknown>, what: string, create: () => Promise<T>, wait: SetupWait, isFinal: (err: unknown) => boolean = () => false): Promise<T> {
   try {
     return await create();
   } catch (err) {
@@ -93,9 +95,10 @@ async function createOrAwait<T>(streamInfo: () => Promise<unknown>, what: string
   let last: unknown;
   for (;;) {
     try {
-      await streamInfo();
+      await exists();
       return await create();
     } catch (err) {
+      if (isFinal(err)) throw err;
       // Not there yet, or the server busy electing a leader for it: both pass with time.
       last = err;
     }

@@ -24,7 +24,8 @@ import { connectNats } from "../../src/nats/connect.js";
 import { CATALOG_KEY, namesFor, WATERMARK_KEY } from "../../src/nats/names.js";
 import { readWatermark } from "../../src/nats/watermark_store.js";
 import { readAssignments } from "../../src/nats/assignments_store.js";
-import { ensureStreams, openBuckets } from "../../src/nats/setup.js";
+import { ensureStreams, NatsSetupMissingError, openBuckets } from "../../src/nats/setup.js";
+import { agreeOnSettings, ClusterSettingsError } from "../../src/nats/cluster_settings.js";
 import { inboxPrefixFor, natsAuthorizationConfig, type NatsPrincipal, type NatsUserSpec } from "../../src/nats/permissions.js";
 import type { NatsUsersJson } from "../../src/cli/commands/nats_users.js";
 import { lambdactl, parseJson } from "../harness/cli.js";
@@ -306,6 +307,46 @@ test("a user that may not create KV buckets waits for the coordinator to create 
     // Bound to the coordinator's buckets: what the coordinator writes, the speed user reads.
     await (await new Kvm(coordinator).open(names.catalogBucket)).put(CATALOG_KEY, encode({ from: "coordinator" }));
     assert.deepEqual(Buffer.from((await buckets.catalog.get(CATALOG_KEY))?.value ?? []), Buffer.from(encode({ from: "coordinator" })), "the speed user reads the coordinator's bucket");
+  } finally {
+    for (const c of conns) await c.close().catch(() => undefined);
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a role whose user may not record the cluster settings waits for the coordinator to record them, then checks them", { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "lambda-perms-settings-"));
+  const users = { coordinator: user("coordinator", "coordinator"), speed: user("speed", "speed") };
+  writeFileSync(join(dir, "nats.conf"), natsAuthorizationConfig(names, Object.values(users).map((u) => ({ name: u.name, principals: u.principals, auth: { password: u.password } }))));
+  const server = await startNatsServer({ path: process.env.PATH ?? "", args: ["-c", join(dir, "nats.conf")] });
+  const conns: NatsConnection[] = [];
+  try {
+    const coordinator = await connectAs(server.url, users.coordinator);
+    const speed = await connectAs(server.url, users.speed);
+    conns.push(coordinator, speed);
+    // Streams and buckets exist (a coordinator got that far); the settings are not recorded yet.
+    await ensureStreams(coordinator, names, { duplicateWindowMs: 120_000 });
+    const coordBuckets = await openBuckets(coordinator, names, 1);
+    const speedBuckets = await openBuckets(speed, names, 1);
+    const lines: string[] = [];
+    const log = createLogger({ level: "info", sink: { write: (line: string) => void lines.push(line) } });
+
+    // No coordinator records them: the wait ends at its deadline, naming what is missing.
+    await assert.rejects(agreeOnSettings(speedBuckets.coordinator, PARTITIONS, "sp0", { timeoutMs: 300, log, intervalMs: 50 }), (err: Error) => {
+      assert.ok(err instanceof NatsSetupMissingError, `${err.name}: ${err.message}`);
+      assert.match(err.message, /the cluster settings \(key settings of the coordinator bucket\) does not exist/);
+      return true;
+    });
+
+    const agreed = agreeOnSettings(speedBuckets.coordinator, PARTITIONS, "sp1", { timeoutMs: 30_000, log, intervalMs: 50 });
+    const mismatched = agreeOnSettings(speedBuckets.coordinator, PARTITIONS * 2, "sp2", { timeoutMs: 30_000, log, intervalMs: 50 });
+    await waitFor("both speed users to wait for the settings", () => lines.filter((l) => /waiting for a coordinator to create the cluster settings/.test(l)).length >= 3 || undefined, { timeoutMs: 10_000 });
+    await agreeOnSettings(coordBuckets.coordinator, PARTITIONS, "coord");
+    // Once recorded: the one configured alike goes on with the coordinator's record, the other is told at once.
+    const settings = await agreed;
+    assert.equal(settings.partitions, PARTITIONS);
+    assert.equal(settings.recordedBy, "coord");
+    await assert.rejects(mismatched, ClusterSettingsError);
   } finally {
     for (const c of conns) await c.close().catch(() => undefined);
     await server.close();
