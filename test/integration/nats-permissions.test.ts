@@ -286,16 +286,28 @@ test("roles started before the coordinator wait for it to create the streams and
   }
 });
 
-test("a user that may not create KV buckets waits for the coordinator to create them, then binds to them", { timeout: 60_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), "lambda-perms-buckets-"));
+/** Runs `body` with a coordinator's and a speed node's connection to a fresh server under the generated permissions. */
+async function withCoordinatorAndSpeedUsers(tag: string, body: (conns: { coordinator: NatsConnection; speed: NatsConnection }) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), `lambda-perms-${tag}-`));
   const users = { coordinator: user("coordinator", "coordinator"), speed: user("speed", "speed") };
   writeFileSync(join(dir, "nats.conf"), natsAuthorizationConfig(names, Object.values(users).map((u) => ({ name: u.name, principals: u.principals, auth: { password: u.password } }))));
   const server = await startNatsServer({ path: process.env.PATH ?? "", args: ["-c", join(dir, "nats.conf")] });
   const conns: NatsConnection[] = [];
   try {
     const coordinator = await connectAs(server.url, users.coordinator);
+    conns.push(coordinator);
     const speed = await connectAs(server.url, users.speed);
-    conns.push(coordinator, speed);
+    conns.push(speed);
+    await body({ coordinator, speed });
+  } finally {
+    for (const c of conns) await c.close().catch(() => undefined);
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test("a user that may not create KV buckets waits for the coordinator to create them, then binds to them", { timeout: 60_000 }, () =>
+  withCoordinatorAndSpeedUsers("buckets", async ({ coordinator, speed }) => {
     // The streams exist; the buckets do not yet.
     await ensureStreams(coordinator, names, { duplicateWindowMs: 120_000 });
     const waiting: string[] = [];
@@ -307,23 +319,11 @@ test("a user that may not create KV buckets waits for the coordinator to create 
     // Bound to the coordinator's buckets: what the coordinator writes, the speed user reads.
     await (await new Kvm(coordinator).open(names.catalogBucket)).put(CATALOG_KEY, encode({ from: "coordinator" }));
     assert.deepEqual(Buffer.from((await buckets.catalog.get(CATALOG_KEY))?.value ?? []), Buffer.from(encode({ from: "coordinator" })), "the speed user reads the coordinator's bucket");
-  } finally {
-    for (const c of conns) await c.close().catch(() => undefined);
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }),
+);
 
-test("a role whose user may not record the cluster settings waits for the coordinator to record them, then checks them", { timeout: 60_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), "lambda-perms-settings-"));
-  const users = { coordinator: user("coordinator", "coordinator"), speed: user("speed", "speed") };
-  writeFileSync(join(dir, "nats.conf"), natsAuthorizationConfig(names, Object.values(users).map((u) => ({ name: u.name, principals: u.principals, auth: { password: u.password } }))));
-  const server = await startNatsServer({ path: process.env.PATH ?? "", args: ["-c", join(dir, "nats.conf")] });
-  const conns: NatsConnection[] = [];
-  try {
-    const coordinator = await connectAs(server.url, users.coordinator);
-    const speed = await connectAs(server.url, users.speed);
-    conns.push(coordinator, speed);
+test("a role whose user may not record the cluster settings waits for the coordinator to record them, then checks them", { timeout: 60_000 }, () =>
+  withCoordinatorAndSpeedUsers("settings", async ({ coordinator, speed }) => {
     // Streams and buckets exist (a coordinator got that far); the settings are not recorded yet.
     await ensureStreams(coordinator, names, { duplicateWindowMs: 120_000 });
     const coordBuckets = await openBuckets(coordinator, names, 1);
@@ -347,9 +347,5 @@ test("a role whose user may not record the cluster settings waits for the coordi
     assert.equal(settings.partitions, PARTITIONS);
     assert.equal(settings.recordedBy, "coord");
     await assert.rejects(mismatched, ClusterSettingsError);
-  } finally {
-    for (const c of conns) await c.close().catch(() => undefined);
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }),
+);
