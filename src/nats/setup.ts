@@ -191,11 +191,12 @@ export async function openBuckets(nc: NatsConnection, names: Names, replicas = s
 /** Last sequence of each partition subject in the event stream (0 when empty). */
 export async function partitionHeads(nc: NatsConnection, names: Names, partitions: number): Promise<number[]> {
   const jsm = await jetstreamManager(nc);
-  const heads: number[] = [];
-  for (let p = 0; p < partitions; p++) {
-    // null: no message on that subject yet.
-    const m = await jsm.streams.getMessage(names.eventStream, { last_by_subj: names.eventSubject(p) });
-    heads.push(m?.seq ?? 0);
-  }
-  return heads;
+  // Asked at once: a metrics scrape or a status call waits one round trip, not one per partition.
+  return Promise.all(
+    Array.from({ length: partitions }, async (_, p) => {
+      // null: no message on that subject yet.
+      const m = await jsm.streams.getMessage(names.eventStream, { last_by_subj: names.eventSubject(p) });
+      return m?.seq ?? 0;
+    }),
+  );
 }
