@@ -112,3 +112,22 @@ export async function readBatchStates(
   }
   return out;
 }
+
+/** The keys of a view version, or that it holds more than the limit asked. */
+export type BatchKeys = { readonly kind: "keys"; readonly keys: ReadonlySet<string> } | { readonly kind: "too_many"; readonly limit: number };
+
+/**
+ * The keys with at least one row in view version `run` of `metric` (over every window), when
+ * there are at most `limit` of them.
+ * @throws BatchViewMissingError when this ClickHouse does not hold version `run` of the view
+ */
+export async function readBatchKeys(client: ClickHouseClient, db: string, metric: MetricDef, run: number, limit: number): Promise<BatchKeys> {
+  const rows = await queryRows<{ key: string }>(client, `SELECT DISTINCT key FROM ${viewTable(db, metric)} WHERE run = {run:UInt64} AND n > 0 LIMIT {limit:UInt64}`, { run, limit: limit + 1 });
+  if (rows.length > limit) return { kind: "too_many", limit };
+  // No rows at all is an empty version only when the version exists (its marker, or any row).
+  if (rows.length === 0) {
+    const state = await viewVersionState(client, db, metric, run);
+    if (state !== "present") throw new BatchViewMissingError(metric.name, run, viewTable(db, metric), state);
+  }
+  return { kind: "keys", keys: new Set(rows.map((r) => r.key)) };
+}

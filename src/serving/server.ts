@@ -20,8 +20,9 @@ import { fixedCatalog, type CatalogFeed } from "../nats/catalog_store.js";
 import { LambdaServiceService } from "../gen/lambda/v1/serving.js";
 import { AdminServiceService } from "../gen/lambda/v1/admin.js";
 import { adminService } from "./admin.js";
-import { readBatchStates } from "../ch/views.js";
+import { readBatchKeys, readBatchStates } from "../ch/views.js";
 import { cachedBatchReader, type CachedBatchReader } from "./batch_cache.js";
+import { keyFilteredBatchReader } from "./batch_keys.js";
 import { lambdaService } from "./handlers.js";
 import { startHeartbeat } from "../nats/members.js";
 import { followWatermark } from "../nats/watermark_store.js";
@@ -103,6 +104,10 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
   const heartbeat = await startHeartbeat(buckets.members, "serving", opts.nodeId, opts.heartbeatIntervalMs, log);
 
   const batchCache = cachedBatchReader((metric, run, keys, fromMs, toMs) => readBatchStates(deps.ch, opts.database, metric, run, keys, fromMs, toMs));
+  // A key the view version lacks (a new one) is answered without a read: see batch_keys.ts.
+  const batchKeys = keyFilteredBatchReader(batchCache.read, (metric, run, limit) => readBatchKeys(deps.ch, opts.database, metric, run, limit), {
+    onError: (err, metric, run) => log.warn("could not read the keys of a batch view version; its reads go through meanwhile", { metric, run, err: ensureError(err) }),
+  });
   // Handlers read the catalog on every call: through these getters they see the newest version.
   const impl = lambdaService({
     get catalog() {
@@ -111,7 +116,7 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
     partitions: opts.partitions,
     speed,
     watermarks,
-    readBatch: batchCache.read,
+    readBatch: batchKeys.read,
     // NATS's own default when the server sent no info yet (it does on every connect).
     maxPayloadBytes: () => deps.nc.info?.max_payload ?? 1_048_576,
     assignmentOf: (p) => assignments.get(p),

@@ -28,7 +28,7 @@ import { partitionOfKey, type FieldValue } from "../../src/core/events.js";
 import { canonicalString, hllAdd, hllEncode, quantileAdd, quantileEncode, type HllState, type QuantileState } from "../../src/core/sketch.js";
 import { openClickHouse, queryRows, type ChHandle } from "../../src/ch/client.js";
 import { ensureSchema, masterTable, viewTable } from "../../src/ch/schema.js";
-import { readBatchStates, type BatchStates } from "../../src/ch/views.js";
+import { readBatchKeys, readBatchStates, type BatchStates } from "../../src/ch/views.js";
 import { recomputeViews, type RecomputeResult } from "../../src/batch/recompute.js";
 import { BatchViewMissingError } from "../../src/core/errors.js";
 import { prng, type Prng } from "../unit/prng.js";
@@ -511,7 +511,18 @@ test("readBatchStates reads the keys and windows asked for, and nothing else", a
     assert.deepEqual(got, want, name);
     // No run 2 yet: a version never written is not read as empty.
     await assert.rejects(readBatchStates(ch.client, db, metric, 2, null, ALL_TIME.fromMs, ALL_TIME.toMs), (err: unknown) => err instanceof BatchViewMissingError && err.run === 2 && err.missing === "version", name);
+    // The version's keys (serving skips reads of the others): every key with a row, and only those.
+    assert.deepEqual(await readBatchKeys(ch.client, db, metric, 1, keys.length), { kind: "keys", keys: new Set(keys) }, name);
+    assert.deepEqual(await readBatchKeys(ch.client, db, metric, 1, keys.length - 1), { kind: "too_many", limit: keys.length - 1 }, name);
+    await assert.rejects(readBatchKeys(ch.client, db, metric, 2, 1_000), (err: unknown) => err instanceof BatchViewMissingError && err.run === 2 && err.missing === "version", name);
   }
+});
+
+test("readBatchKeys of a version without rows (a cut below every event) is an empty set, not a missing version", async () => {
+  const db = `batch_sql_${process.pid}_nokeys`;
+  await ensureSchema(ch.client, db, catalog);
+  await recomputeViews(ch.client, catalog, db, { run: 1, cuts: [0, 0, 0, 0] });
+  for (const metric of catalog.metrics.values()) assert.deepEqual(await readBatchKeys(ch.client, db, metric, 1, 10), { kind: "keys", keys: new Set() }, metric.name);
 });
 
 test("a cut below every event covers nothing", async () => {
