@@ -3,7 +3,7 @@
  * actors' segments above cut N) per key and window, into the answer with its
  * parts.
  */
-import { finalize, merged, valuesOfKey, type AggState } from "../core/aggregate.js";
+import { emptyState, finalize, merged, mergeState, valuesOfKey, type AggState } from "../core/aggregate.js";
 import type { MetricDef } from "../core/catalog.js";
 
 export interface WindowResult {
@@ -37,18 +37,40 @@ export interface MergeRequest {
 }
 
 function sumOver(metric: MetricDef, windows: ReadonlyMap<number, AggState> | undefined): AggState {
-  return merged(metric, ...(windows ? windows.values() : []));
+  const out = emptyState(metric);
+  if (windows) for (const st of windows.values()) mergeState(out, st);
+  return out;
+}
+
+/**
+ * Sum of a batch side's windows, per map. The batch reader hands out its cached maps and never
+ * changes them (BatchReader), so a key asked again over the same range (same map) sums its
+ * windows once, not on every call; a map dropped from the cache drops its sum with it.
+ */
+const batchSums = new WeakMap<ReadonlyMap<number, AggState>, AggState>();
+
+function batchSumOver(metric: MetricDef, windows: ReadonlyMap<number, AggState> | undefined): AggState {
+  if (!windows) return emptyState(metric);
+  let sum = batchSums.get(windows);
+  if (!sum) batchSums.set(windows, (sum = sumOver(metric, windows)));
+  return sum;
 }
 
 export function groupOf(metric: MetricDef, key: string): Record<string, string> {
-  const values = valuesOfKey(key, metric.groupBy.length);
-  return Object.fromEntries(metric.groupBy.map((f, i) => [f, values[i]!]));
+  const fields = metric.groupBy;
+  // One field (the common case): the key is its value.
+  if (fields.length === 1) return { [fields[0]!]: key };
+  const values = valuesOfKey(key, fields.length);
+  return Object.fromEntries(fields.map((f, i) => [f, values[i]!]));
 }
 
-/** The answer for one key from both sides' states. */
+/**
+ * The answer for one key from both sides' states. `batch` maps must never change once passed
+ * (the BatchReader contract): their sums are kept per map.
+ */
 export function mergeKey(req: MergeRequest, key: string, batch: SideStates, speed: SideStates): KeyResult {
   const { metric, aggregateIndex: i, quantile: q } = req;
-  const b = sumOver(metric, batch.get(key));
+  const b = batchSumOver(metric, batch.get(key));
   const s = sumOver(metric, speed.get(key));
   const total = merged(metric, b, s);
   let series: WindowResult[] = [];

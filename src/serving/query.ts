@@ -8,7 +8,7 @@
  * actor is) and says so, with how many records that is; strict queries fail.
  */
 import { inSpan } from "../core/tracing.js";
-import { decodeState, keyOfValues, mergeState, type AggState } from "../core/aggregate.js";
+import { decodeState, keyOfValues, mergeState, valuesOfKey, type AggState } from "../core/aggregate.js";
 import { aggregateOf, type Catalog, type MetricDef } from "../core/catalog.js";
 import { definitionAt, type Definition } from "../core/definitions.js";
 import { InvalidQueryError, UnavailableError, WatermarkRefusedError } from "../core/errors.js";
@@ -306,8 +306,9 @@ export function partitionsFor(catalog: Catalog, metric: MetricDef, keys: readonl
   const i = source ? metric.groupBy.indexOf(source.partitionKey) : -1;
   if (keys === null || i < 0) return new Map(Array.from({ length: partitions }, (_, p) => [p, keys]));
   const byPartition = new Map<number, string[]>();
+  const fields = metric.groupBy.length;
   for (const k of keys) {
-    const p = partitionOfKey(Object.values(groupOf(metric, k))[i]!, partitions);
+    const p = partitionOfKey(fields === 1 ? k : valuesOfKey(k, fields)[i]!, partitions);
     const ks = byPartition.get(p);
     if (ks) ks.push(k);
     else byPartition.set(p, [k]);
