@@ -41,6 +41,8 @@ interface KeyWindows {
   readonly lastMs: number;
   /** The last part of `windows` cut out for a range: the same range again (a dashboard's refresh) reuses it. */
   lastCut?: { readonly fromMs: number; readonly toMs: number; readonly windows: ReadonlyMap<number, AggState> };
+  /** The last join of this block's windows with the next blocks' (`rest`) for a range across their ends: reused as lastCut is. */
+  lastJoin?: { readonly fromMs: number; readonly toMs: number; readonly rest: readonly KeyWindows[]; readonly windows: ReadonlyMap<number, AggState> };
 }
 
 /** What one cache entry holds: the windows of its key (or of every key) in its block or range. */
@@ -94,30 +96,45 @@ function windowsIn(kw: KeyWindows, fromMs: number, toMs: number): ReadonlyMap<nu
 }
 
 /**
+ * The windows in [fromMs, toMs) of a key held in several parts (a range across a block's end), in
+ * one new map; kept on the first part's entry with the others it was joined with, so the same
+ * range again (a dashboard's refresh) gets the same map, as for a key in one part.
+ */
+function joined(kws: readonly KeyWindows[], fromMs: number, toMs: number): ReadonlyMap<number, AggState> {
+  const [first, ...rest] = kws as [KeyWindows, ...KeyWindows[]];
+  const memo = first.lastJoin;
+  if (memo && memo.fromMs === fromMs && memo.toMs === toMs && memo.rest.length === rest.length && memo.rest.every((kw, i) => kw === rest[i])) return memo.windows;
+  const windows = new Map<number, AggState>();
+  for (const kw of kws) for (const [w, st] of kw.windows) if (w >= fromMs && w < toMs) windows.set(w, st);
+  first.lastJoin = { fromMs, toMs, rest, windows };
+  return windows;
+}
+
+/**
  * The windows in [fromMs, toMs) of every key in `parts`. A key one part holds gets that part's
- * map, or its cut for the range (kept for the next call); a key in two parts (a range across a
- * block's end) a new map. The cache's own maps are never changed.
+ * map, or its cut for the range; a key in several parts their join (each kept for the next call
+ * with the same range). The cache's own maps are never changed.
  */
 function assemble(parts: readonly Held[], fromMs: number, toMs: number): BatchStates {
   const out: BatchStates = new Map();
-  const copies = new Set<string>();
+  if (parts.length === 1) {
+    for (const [key, kw] of parts[0]!) {
+      const windows = windowsIn(kw, fromMs, toMs);
+      if (windows.size > 0) out.set(key, windows as Map<number, AggState>);
+    }
+    return out;
+  }
+  const byKey = new Map<string, KeyWindows[]>();
   for (const part of parts) {
     for (const [key, kw] of part) {
-      const prev = out.get(key);
-      if (prev === undefined) {
-        const windows = windowsIn(kw, fromMs, toMs);
-        if (windows.size > 0) out.set(key, windows as Map<number, AggState>);
-        continue;
-      }
-      let into = prev;
-      if (into !== undefined && !copies.has(key)) out.set(key, (into = new Map(into)));
-      for (const [w, st] of kw.windows) {
-        if (w < fromMs || w >= toMs) continue;
-        if (into === undefined) out.set(key, (into = new Map()));
-        into.set(w, st);
-      }
-      if (into !== undefined) copies.add(key);
+      const kws = byKey.get(key);
+      if (kws) kws.push(kw);
+      else byKey.set(key, [kw]);
     }
+  }
+  for (const [key, kws] of byKey) {
+    const windows = kws.length === 1 ? windowsIn(kws[0]!, fromMs, toMs) : joined(kws, fromMs, toMs);
+    if (windows.size > 0) out.set(key, windows as Map<number, AggState>);
   }
   return out;
 }

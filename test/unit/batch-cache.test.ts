@@ -146,3 +146,19 @@ test("a failed read is not kept; a range wider than the blocks allowed is kept w
   for (const key of KEYS) await cache.read(METRIC, 1, [key], origin, origin + W);
   assert.ok(cache.stats().states <= 200, `${cache.stats().states} states held, bound 200`);
 });
+
+test("a range across a block's end asked again gets the same maps (nothing copied), and a moved range its own", async () => {
+  const origin = 1_764_000_000_000 - (1_764_000_000_000 % (W * BLOCK_WINDOWS));
+  const view = viewReader(viewRows(origin));
+  const cache = cachedBatchReader(view.read);
+  const direct = viewReader(viewRows(origin));
+  const [from, to] = [origin - 20 * W, origin + 11 * W];
+  const first = await cache.read(METRIC, 1, KEYS.slice(0, 6), from, to);
+  const again = await cache.read(METRIC, 1, KEYS.slice(0, 6), from - W + 1, to - W + 1); // the same windows (bounds round up to a window start)
+  assert.deepEqual(plain(first), plain(await direct.read(METRIC, 1, KEYS.slice(0, 6), from, to)));
+  for (const k of KEYS.slice(0, 6)) if (first.has(k)) assert.equal(again.get(k), first.get(k), `${k}: the same map for the same windows`);
+  const moved = await cache.read(METRIC, 1, KEYS.slice(0, 6), from + W, to + W);
+  assert.deepEqual(plain(moved), plain(await direct.read(METRIC, 1, KEYS.slice(0, 6), from + W, to + W)));
+  for (const k of KEYS.slice(0, 6)) if (first.has(k) && moved.has(k)) assert.notEqual(moved.get(k), first.get(k), `${k}: a moved range is cut anew`);
+  assert.deepEqual(plain(first), plain(await direct.read(METRIC, 1, KEYS.slice(0, 6), from, to)), "the maps handed out before did not change");
+});
