@@ -282,26 +282,32 @@ export function querySpeed(state: SpeedState, catalog: SpeedCatalog, q: RangeQue
   const totals = new Map<string, { total: AggState; windows: Map<number, AggState> | null }>();
   let eventsAboveCut = 0;
   const wanted = q.keys ? new Set(q.keys) : null;
+  // Per key and segment: its windows in the range merged into the key's total (and windows).
+  const addKey = (key: string, windows: ReadonlyMap<number, AggState>) => {
+    if (q.shard && keyShard(key, q.shard.count) !== q.shard.index) return;
+    let acc = totals.get(key);
+    for (const [w, st] of windows) {
+      if (w < q.fromMs || w >= q.toMs) continue;
+      if (!acc) totals.set(key, (acc = { total: emptyState(metric), windows: q.series ? new Map() : null }));
+      mergeState(acc.total, st);
+      if (acc.windows) {
+        let ws = acc.windows.get(w);
+        if (!ws) acc.windows.set(w, (ws = emptyState(metric)));
+        mergeState(ws, st);
+      }
+    }
+  };
   for (const seg of state.segments) {
     if (seg.openedAfterRun < q.run) continue;
     eventsAboveCut += seg.events;
     const byKey = seg.states.get(q.definition);
     if (!byKey) continue;
-    const keys = wanted ? [...wanted].filter((k) => byKey.has(k)) : [...byKey.keys()];
-    for (const key of keys) {
-      if (q.shard && keyShard(key, q.shard.count) !== q.shard.index) continue;
-      for (const [w, st] of byKey.get(key)!) {
-        if (w < q.fromMs || w >= q.toMs) continue;
-        let acc = totals.get(key);
-        if (!acc) totals.set(key, (acc = { total: emptyState(metric), windows: q.series ? new Map() : null }));
-        mergeState(acc.total, st);
-        if (acc.windows) {
-          let ws = acc.windows.get(w);
-          if (!ws) acc.windows.set(w, (ws = emptyState(metric)));
-          mergeState(ws, st);
-        }
+    if (wanted) {
+      for (const key of wanted) {
+        const windows = byKey.get(key);
+        if (windows) addKey(key, windows);
       }
-    }
+    } else for (const [key, windows] of byKey) addKey(key, windows);
   }
   const keys: KeyStates[] = [...totals].map(([k, acc]) => [
     k,
