@@ -25,7 +25,8 @@ const FRESH_BUFFER_BYTES = 8192;
  */
 export function encodeLarge(value: unknown): Uint8Array {
   const bytes = packr.pack(value);
-  packr.useBuffer(new Uint8Array(FRESH_BUFFER_BYTES));
+  // A Buffer, as msgpackr allocates on Node: it writes strings with Buffer's utf8Write.
+  packr.useBuffer(Buffer.allocUnsafeSlow(FRESH_BUFFER_BYTES));
   return bytes;
 }
 

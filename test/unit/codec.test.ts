@@ -29,3 +29,11 @@ test("after encodeLarge, small values are written into a small buffer again", ()
   assert.ok(encode({ k: "e" }).buffer.byteLength < MIB, "the shared buffer kept the size of the large value");
   assert.equal(decode<{ ids: Uint8Array }>(bytes).ids.length, 4 * MIB, "the large value's bytes were overwritten");
 });
+
+test("after encodeLarge, every kind of value still encodes (long and non-ASCII strings, nested lists)", () => {
+  encodeLarge(large());
+  const value = { s: "x".repeat(300), u: "größe ✓ ".repeat(50), list: [[1, "a"], [2.5, "b".repeat(70)]] };
+  assert.deepEqual(decode(encode(value)), value);
+  encodeLarge(large());
+  assert.deepEqual(decode(encodeLarge(value)), value);
+});
