@@ -306,9 +306,8 @@ export function partitionsFor(catalog: Catalog, metric: MetricDef, keys: readonl
   const i = source ? metric.groupBy.indexOf(source.partitionKey) : -1;
   if (keys === null || i < 0) return new Map(Array.from({ length: partitions }, (_, p) => [p, keys]));
   const byPartition = new Map<number, string[]>();
-  const fields = metric.groupBy.length;
   for (const k of keys) {
-    const p = partitionOfKey(fields === 1 ? k : valuesOfKey(k, fields)[i]!, partitions);
+    const p = partitionOfKey(valuesOfKey(k, metric.groupBy.length)[i]!, partitions);
     const ks = byPartition.get(p);
     if (ks) ks.push(k);
     else byPartition.set(p, [k]);
