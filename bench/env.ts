@@ -21,6 +21,8 @@ const PROFILER_PRELOAD = new URL("./children/cpu_profile.js", import.meta.url).h
 /** The run's nats-server, chDB directory, catalog and machine description. */
 export interface BenchEnv {
   readonly natsUrl: string;
+  /** The nats-server's process id (figures meter its CPU). */
+  readonly natsPid: number;
   readonly chdbPath: string;
   readonly tmpDir: string;
   readonly catalogPath: string;
@@ -60,6 +62,7 @@ export async function startBenchEnv(profileDir: string | null): Promise<BenchEnv
     let counter = 0;
     return {
       natsUrl: nats.url,
+      natsPid: nats.pid,
       chdbPath,
       tmpDir,
       catalogPath,

@@ -22,6 +22,8 @@ import type { BenchContext } from "../context.js";
 import { Better, row, type Figure, type FigureResult } from "../figure.js";
 import { publishCore, publishPipelined } from "../raw_nats.js";
 import { makeEvents, SOURCE, toStreamEvents } from "../workload.js";
+import { startCpuMeter, type CpuByRole, type ProcessRoles } from "../proc_cpu.js";
+import { median } from "../stats.js";
 
 /** Speed processes of the product and consumer processes of the baselines. */
 const CONSUMER_PROCESSES = 2;
@@ -34,20 +36,54 @@ export interface Pass {
   readonly publish: number;
   /** ms between the last ack and the last event applied. */
   readonly drainMs: number;
+  /** CPU µs per event of each process of the layout, from first publish to last event applied (Linux only). */
+  readonly cpuUsPerEvent?: CpuByRole;
 }
 
 const rate = (count: number, ms: number) => count / (ms / 1000);
 
+/** CPU µs per event by role, or nothing when the meter could not read a process. */
+const perEvent = (cpu: CpuByRole | undefined, count: number): { cpuUsPerEvent?: CpuByRole } =>
+  cpu ? { cpuUsPerEvent: Object.fromEntries(Object.entries(cpu).map(([role, us]) => [role, us / count])) } : {};
+
+/** The product's processes: this one (publisher and the ClickHouse roles), nats-server, the speed nodes. */
+export const productProcesses = (ctx: BenchContext, cluster: BenchCluster): ProcessRoles => ({
+  "bench process (publisher, archiver, coordinator, serving)": [process.pid],
+  "nats-server": [ctx.env.natsPid],
+  "speed nodes": cluster.speedNodes.map((n) => n.pid),
+});
+
+/** A baseline's processes: this one (publisher), nats-server, the consumer processes. */
+const rawProcesses = (ctx: BenchContext, consumers: readonly BenchChild[]): ProcessRoles => ({
+  "bench process (publisher)": [process.pid],
+  "nats-server": [ctx.env.natsPid],
+  consumers: consumers.map((c) => c.pid),
+});
+
+/**
+ * "CPU per event, <label>: <role> 40.1 µs + … = 101 µs": medians over the passes, so a gap in
+ * events/s can be read as the process that spends more (on two cores the sum bounds the rate).
+ */
+function cpuNote(label: string, passes: readonly Pass[]): string[] {
+  const metered = passes.flatMap((p) => (p.cpuUsPerEvent ? [p.cpuUsPerEvent] : []));
+  if (metered.length === 0) return [];
+  const roles = Object.keys(metered[0]!);
+  const medians = roles.map((r) => [r, median(metered.map((m) => m[r] ?? 0))] as const);
+  const total = medians.reduce((a, [, us]) => a + us, 0);
+  return [`CPU per event, ${label} (median of ${metered.length}): ${medians.map(([r, us]) => `${r} ${us.toFixed(1)} µs`).join(" + ")} = ${total.toFixed(1)} µs`];
+}
+
 /** The product's path: publishBatch until every partition's speed actor applied its stream head. */
-export async function productPass(cluster: BenchCluster, count: number, seed: number): Promise<Pass> {
+export async function productPass(cluster: BenchCluster, count: number, seed: number, processes?: ProcessRoles): Promise<Pass> {
   const raws = makeEvents(count, { idPrefix: `ing${seed}x`, seed });
+  const meter = processes && startCpuMeter(processes);
   const t0 = performance.now();
   const res = await cluster.ingest.publishBatch(SOURCE, raws);
   const tPub = performance.now();
   if (res.accepted !== count) throw new Error(`ingest accepted ${res.accepted} of ${count} events (duplicates ${res.duplicates}, refused ${res.refused.length})`);
   await cluster.waitForSpeedCaughtUp();
   const tEnd = performance.now();
-  return { endToEnd: rate(count, tEnd - t0), publish: rate(count, tPub - t0), drainMs: tEnd - tPub };
+  return { endToEnd: rate(count, tEnd - t0), publish: rate(count, tPub - t0), drainMs: tEnd - tPub, ...perEvent(meter?.stop(), count) };
 }
 
 /** A raw path on a fresh stream: `js` (stock pipelined js.publish) or `core` (the protocol ceiling), one partition set per consumer. */
@@ -70,16 +106,18 @@ export async function rawPass(ctx: BenchContext, cluster: BenchCluster, consumer
       ),
     );
     const waits = consumers.map((c) => c.call("wait"));
+    const meter = startCpuMeter(rawProcesses(ctx, consumers));
     const t0 = performance.now();
     if (mode === "js") await publishPipelined(jetstream(cluster.nc), events);
     else await publishCore(cluster.nc, events);
     const tPub = performance.now();
     await Promise.all(waits);
     const tEnd = performance.now();
+    const cpu = meter.stop();
     const stored = (await jsm.streams.info(names.eventStream)).state.messages;
     if (stored !== count) throw new Error(`raw ${mode} publish stored ${stored} of ${count} events`);
     await Promise.all(consumers.map((c) => c.call("stop")));
-    return { endToEnd: rate(count, tEnd - t0), publish: rate(count, tPub - t0), drainMs: tEnd - tPub };
+    return { endToEnd: rate(count, tEnd - t0), publish: rate(count, tPub - t0), drainMs: tEnd - tPub, ...perEvent(cpu, count) };
   } finally {
     for (const s of [names.eventStream, names.deadLetterStream]) await jsm.streams.delete(s).catch(() => undefined); // best effort: frees the server
   }
@@ -103,11 +141,11 @@ export const ingestFigure: Figure = {
       await rawPass(ctx, cluster, consumers, "core", warm, seed++);
       for (let r = 0; r < ctx.opts.reps; r++) {
         ctx.progress(`ingest: repetition ${r + 1}/${ctx.opts.reps}, ${n} events per path`);
-        passes.product.push(await productPass(cluster, n, seed++));
+        passes.product.push(await productPass(cluster, n, seed++, productProcesses(ctx, cluster)));
         passes.js.push(await rawPass(ctx, cluster, consumers, "js", n, seed++));
         passes.core.push(await rawPass(ctx, cluster, consumers, "core", n, seed++));
       }
-      const pick = (ps: Pass[], k: keyof Pass) => ps.map((p) => p[k]);
+      const pick = (ps: Pass[], k: "endToEnd" | "publish") => ps.map((p) => p[k]);
       const jsLabel = "stock js.publish + ordered consumers";
       const coreLabel = "protocol ceiling + ordered consumers";
       const base = { figure: "ingest", unit: "events/s", better: Better.higher };
@@ -130,6 +168,11 @@ export const ingestFigure: Figure = {
           `ingest: ${n} events per repetition over ${cluster.cfg.partitions} partitions; product = ingest.publishBatch in the process that also runs archiver, coordinator and serving, ${CONSUMER_PROCESSES} speed-node processes; ` +
             `baselines publish the same encoded payloads from the same process to ${CONSUMER_PROCESSES} consumer processes (ordered consumers, msgpack decode, Map count). ` +
             `End to end stops when every partition's consumer has applied its stream head (polled every 25 ms).`,
+          ...[
+            ["product", passes.product],
+            ["protocol ceiling", passes.core],
+            ["stock js.publish", passes.js],
+          ].flatMap(([label, ps]) => cpuNote(label as string, ps as Pass[])),
         ],
       };
     } finally {
