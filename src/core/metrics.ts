@@ -49,6 +49,9 @@ export interface Metrics {
   readonly batchRunPhaseSeconds: Histogram<"phase">;
   readonly grpcHandlingSeconds: Histogram<"method" | "code">;
   readonly batchCacheRequests: Counter<"result">;
+  readonly batchKeyFilterReads: Counter<"result">;
+  readonly batchKeySets: Gauge;
+  readonly batchKeysHeld: Gauge;
   readonly natsReconnects: Counter;
   readonly natsConnected: Gauge;
   readonly clickhouseErrors: Counter<"operation">;
@@ -88,6 +91,9 @@ export function createMetrics(): Metrics {
     batchRunPhaseSeconds: new Histogram({ name: "lambda_batch_run_phase_duration_seconds", help: "Time batch runs spent in each phase (barrier, archiver_flush, recompute, publish).", labelNames: ["phase"], buckets: RUN_BUCKETS, registers }),
     grpcHandlingSeconds: new Histogram({ name: "lambda_grpc_server_handling_seconds", help: "gRPC calls served, by method and status code.", labelNames: ["method", "code"], buckets: CALL_BUCKETS, registers }),
     batchCacheRequests: counter("lambda_serving_batch_cache_requests_total", "Batch view reads by serving, by result (hit: answered from the cache, miss).", ["result"]),
+    batchKeyFilterReads: counter("lambda_serving_batch_key_filter_reads_total", "Batch view reads that serving's key sets spared, by result (skipped: no key asked is in the view version, answered without a read; narrowed: read for the keys it holds only).", ["result"]),
+    batchKeySets: gauge("lambda_serving_batch_key_sets", "Key sets of batch view versions serving holds (two newest runs per metric)."),
+    batchKeysHeld: gauge("lambda_serving_batch_keys", "Keys in the key sets serving holds."),
     natsReconnects: counter("lambda_nats_reconnects_total", "Times this process's NATS connection reconnected."),
     natsConnected: gauge("lambda_nats_connected", "1 while this process's NATS connection is up."),
     clickhouseErrors: counter("lambda_clickhouse_errors_total", "ClickHouse calls that failed, by operation (query, command, insert).", ["operation"]),

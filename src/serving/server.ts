@@ -22,7 +22,7 @@ import { AdminServiceService } from "../gen/lambda/v1/admin.js";
 import { adminService } from "./admin.js";
 import { readBatchKeys, readBatchStates } from "../ch/views.js";
 import { cachedBatchReader, type CachedBatchReader } from "./batch_cache.js";
-import { keyFilteredBatchReader } from "./batch_keys.js";
+import { keyFilteredBatchReader, type KeyFilteredBatchReader } from "./batch_keys.js";
 import { lambdaService } from "./handlers.js";
 import { startHeartbeat } from "../nats/members.js";
 import { followWatermark } from "../nats/watermark_store.js";
@@ -163,7 +163,7 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
     throw err;
   }
   const { main } = listeners;
-  const unobserve = deps.observe ? observeServing(deps.observe, health, batchCache, () => watermarks.current(), log) : () => {};
+  const unobserve = deps.observe ? observeServing(deps.observe, health, batchCache, batchKeys, () => watermarks.current(), log) : () => {};
   failHealthOnEnd(watermarks.ended, deps.observe?.health, "watermark watch", "the watermark");
   failHealthOnEnd(assignmentWatch.ended, deps.observe?.health, "assignment watch", "assignments");
 
@@ -183,16 +183,22 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
 }
 
 /**
- * The serving node in its process's metrics (batch cache hits and misses, the watermark it
- * answers at), and its gRPC health following the process's readiness: NOT_SERVING while NATS
+ * The serving node in its process's metrics (batch cache hits and misses, reads its key sets
+ * spared, the watermark it answers at), and its gRPC health following the process's readiness: NOT_SERVING while NATS
  * or ClickHouse does not answer, or a watch this node needs has ended.
  */
-function observeServing(o: Observability, health: HealthImplementation, cache: CachedBatchReader, watermark: () => Watermark | null, log: Logger): () => void {
+function observeServing(o: Observability, health: HealthImplementation, cache: CachedBatchReader, keySets: KeyFilteredBatchReader, watermark: () => Watermark | null, log: Logger): () => void {
   const follow = counterFollower(o.metrics.batchCacheRequests);
+  const followKeys = counterFollower(o.metrics.batchKeyFilterReads);
   const stopScrape = o.metrics.onScrape(() => {
     const { hits, misses } = cache.stats();
     follow({ result: "hit" }, hits);
     follow({ result: "miss" }, misses);
+    const k = keySets.stats();
+    followKeys({ result: "skipped" }, k.skipped);
+    followKeys({ result: "narrowed" }, k.narrowed);
+    o.metrics.batchKeySets.set(k.sets);
+    o.metrics.batchKeysHeld.set(k.keys);
   });
   const stopWatermark = watermarkGauges(o.metrics, watermark);
   let serving = true;
