@@ -106,6 +106,8 @@ export interface ArchiverStats {
   readonly heads: Readonly<Record<string, readonly number[]>>;
   /** Per partition, the last stream sequence read (ahead of the heads by what is buffered); empty before it first held the lease. */
   readonly read: readonly number[];
+  /** Rows read and waiting for the next flush (not those of an insert under way); at most MAX_BUFFERED_FLUSHES × flushRows, give or take one per partition. */
+  readonly rowsBuffered: number;
 }
 
 /** close() flushes what is buffered (while the lease holds) and stops. */
@@ -128,6 +130,13 @@ const INSERT_RETRY_MS = 500;
  * a third of the process's busy time in the profile.
  */
 export const ARCHIVER_PULL_MESSAGES = 2_000;
+
+/**
+ * The consumers stop reading once this many times `flushRows` rows wait behind a running insert
+ * (a slow or failing ClickHouse), until the next flush takes them: memory stays bounded while the
+ * reading overlaps the inserts.
+ */
+const MAX_BUFFERED_FLUSHES = 4;
 
 /**
  * Starts archiving under `fence`: stamps its epoch on the progress keys (fencing off every older
@@ -356,6 +365,17 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
     consumers[p]?.restart(`its history differs from the stream's (${reason})`);
   };
 
+  // Consume loops waiting for the buffer to be taken by a flush (MAX_BUFFERED_FLUSHES).
+  let room: { promise: Promise<void>; release: () => void } | null = null;
+  const waitForRoom = (): Promise<void> => {
+    if (!room) {
+      let release!: () => void;
+      const promise = new Promise<void>((r) => (release = r));
+      room = { promise, release };
+    }
+    return room.promise;
+  };
+
   let flushing: Promise<void> = Promise.resolve();
   // At most one flush waits behind the running one: it takes whatever has accumulated by the
   // time it starts, so inserts stay large instead of one small insert per arriving event.
@@ -370,6 +390,8 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
       buffer = new Map();
       buffered = 0;
       barriers = [];
+      room?.release();
+      room = null;
       const wrong = await wrongHistories(batch);
       if (wrong.size > 0) {
         for (const [p, reason] of wrong) readAgain(p, reason);
@@ -478,7 +500,10 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
           // Rows gathered under an older definition of the source are held under the new one (its columns).
           else if (rows.source !== def) buffer.set(event.source, (rows = rows.withSource(def)));
           rows.push(row);
-          if (++buffered >= opts.flushRows) void flush();
+          if (++buffered >= opts.flushRows) {
+            void flush();
+            if (buffered >= MAX_BUFFERED_FLUSHES * opts.flushRows) await waitForRoom();
+          }
         }
         // The messages end only when close() stops them: an end otherwise leaves the partition unarchived.
         if (!stopping) throw new Error(`the consumer of partition ${p} stopped delivering messages`);
@@ -489,7 +514,7 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
       }),
     );
   }
-  const stats = (): ArchiverStats => ({ rowsArchived: rowsArchived - rowsRefused, rowsSkipped, recordsInvalid, rowsRefused, barriersIgnored, historyMismatches, heads: Object.fromEntries(Object.entries(heads).map(([s, h]) => [s, [...h]])), read: readers.map((r) => r.handled) });
+  const stats = (): ArchiverStats => ({ rowsArchived: rowsArchived - rowsRefused, rowsSkipped, recordsInvalid, rowsRefused, barriersIgnored, historyMismatches, heads: Object.fromEntries(Object.entries(heads).map(([s, h]) => [s, [...h]])), read: readers.map((r) => r.handled), rowsBuffered: buffered });
   log.info("archiving", { partitions: opts.partitions, epoch: fence.epoch });
 
   const lifecycle = closeable(async () => {
