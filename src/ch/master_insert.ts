@@ -3,7 +3,9 @@
  * takes:
  *
  * - chDB: RowBinary written by Node to a file, read back by one
- *   `INSERT … SELECT * FROM file(path, RowBinary, structure)`. The chDB
+ *   `INSERT … SELECT * FROM file(path, RowBinary, structure)`. The archiver
+ *   writes each row's bytes as it reads the row (masterBatch), so no row
+ *   objects wait for the flush. The chDB
  *   connection of @clickhouse/client turns any insert body into a JS string
  *   (no binary formats), and chDB's raw insert takes text formats only; the
  *   file is how binary rows reach it. 3–6x a JSONEachRow insert of the same
