@@ -36,7 +36,7 @@ import type { Logger } from "../core/logger.js";
 import { isDataRefusal, queryRows, type ChHandle } from "../ch/client.js";
 import { DeadLetterStages, deadLetterMsgId, type DeadLetter } from "../core/dead_letter.js";
 import type { FieldProblem } from "../core/errors.js";
-import type { MasterRow } from "../ch/master_insert.js";
+import { masterBatch, type MasterBatch, type MasterRow } from "../ch/master_insert.js";
 import { ensureSchema } from "../ch/schema.js";
 import { encodeDeadLetter, eventMsgId } from "../nats/codec.js";
 import { createStreamChecker, describeProblems, skipReporter } from "../nats/stream_check.js";
@@ -106,6 +106,8 @@ export interface ArchiverStats {
   readonly heads: Readonly<Record<string, readonly number[]>>;
   /** Per partition, the last stream sequence read (ahead of the heads by what is buffered); empty before it first held the lease. */
   readonly read: readonly number[];
+  /** Rows read and waiting for the next flush (not those of an insert under way); at most MAX_BUFFERED_FLUSHES × flushRows, give or take one per partition. */
+  readonly rowsBuffered: number;
 }
 
 /** close() flushes what is buffered (while the lease holds) and stops. */
@@ -128,6 +130,13 @@ const INSERT_RETRY_MS = 500;
  * a third of the process's busy time in the profile.
  */
 export const ARCHIVER_PULL_MESSAGES = 2_000;
+
+/**
+ * The consumers stop reading once this many times `flushRows` rows wait behind a running insert
+ * (a slow or failing ClickHouse), until the next flush takes them: memory stays bounded while the
+ * reading overlaps the inserts.
+ */
+const MAX_BUFFERED_FLUSHES = 4;
 
 /**
  * Starts archiving under `fence`: stamps its epoch on the progress keys (fencing off every older
@@ -188,7 +197,8 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
   const reportSkip = skipReporter(log);
   const checkRecord = createStreamChecker({ catalog: () => catalog, refresh: catchUp, partitions: opts.partitions });
 
-  let buffer = new Map<string, MasterRow[]>();
+  // Per source, the rows since the last flush, held as the inserter sends them (RowBinary bytes on chDB).
+  let buffer = new Map<string, MasterBatch>();
   let buffered = 0;
   /** Per partition: the last sequence read, and a generation that a history found wrong moves on. */
   const readers = Array.from({ length: opts.partitions }, () => ({ handled: 0, generation: 0, droppedSerial: 0 }));
@@ -234,8 +244,9 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
    * until the refused rows are found: they are dead-lettered and the rest go in. Other failures
    * are retried until close(). @returns false when close() stopped it before every row was in.
    */
-  const insertRows = async (source: string, rows: MasterRow[]): Promise<boolean> => {
-    const def = catalog.sources.get(source)!;
+  const insertRows = async (source: string, rows: MasterBatch): Promise<boolean> => {
+    // The definition the rows were gathered under: its table and columns exist (adopt() makes them first).
+    const def = rows.source;
     // Parts still to insert, the next one last: each partition's rows go in in sequence order.
     const parts = [rows];
     while (parts.length > 0) {
@@ -272,7 +283,7 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
           continue;
         }
         const h = heads[source]!;
-        part = part.filter((r) => r.seq > h[r.partition]!);
+        part = part.filter((partition, seq) => seq > h[partition]!);
         if (part.length === 0) break;
         if (!refused) continue;
         if (part.length > 1) {
@@ -280,7 +291,7 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
           parts.push(part.slice(mid), part.slice(0, mid));
           break;
         }
-        const row = part[0]!;
+        const row = part.rowAt(0);
         rowsRefused++;
         const problems: FieldProblem[] = [{ field: "(row)", reason: `ClickHouse refused the row: ${refused.message}` }];
         log.warn("ClickHouse refused a row; dead-lettering it and archiving the rest", { source, partition: row.partition, seq: row.seq, id: row.id, err: refused });
@@ -299,27 +310,34 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
    * stream's. Checking both ends of each partition's part catches a shifted history at two reads
    * per partition and flush, not one per event.
    */
-  const wrongHistories = async (batch: Map<string, MasterRow[]>): Promise<Map<number, string>> => {
-    const ends = new Map<number, { first: [string, MasterRow]; last: [string, MasterRow] }>();
+  const wrongHistories = async (batch: Map<string, MasterBatch>): Promise<Map<number, string>> => {
+    /** Per partition: its first and last row, as [source, index in that source's batch]. */
+    const ends = new Map<number, { first: [string, number]; last: [string, number] }>();
     for (const [source, rows] of batch) {
-      for (const r of rows) {
-        const e = ends.get(r.partition);
-        if (!e) ends.set(r.partition, { first: [source, r], last: [source, r] });
+      const seqOf = (at: [string, number]) => batch.get(at[0])!.seqAt(at[1]);
+      for (let i = 0; i < rows.length; i++) {
+        const p = rows.partitionAt(i);
+        const seq = rows.seqAt(i);
+        const e = ends.get(p);
+        if (!e) ends.set(p, { first: [source, i], last: [source, i] });
         else {
-          if (r.seq < e.first[1].seq) e.first = [source, r];
-          if (r.seq > e.last[1].seq) e.last = [source, r];
+          if (seq < seqOf(e.first)) e.first = [source, i];
+          if (seq > seqOf(e.last)) e.last = [source, i];
         }
       }
     }
     const wrong = new Map<number, string>();
+    // Every read at once: each waits behind the deliveries the connection is busy with (hundreds of
+    // ms while the consumers catch up), so reading the ends one after the other doubled that wait.
     await Promise.all(
-      [...ends].map(async ([p, e]) => {
-        for (const [source, row] of e.first[1] === e.last[1] ? [e.first] : [e.first, e.last]) {
+      [...ends].flatMap(([p, e]) => {
+        const same = e.first[0] === e.last[0] && e.first[1] === e.last[1];
+        return (same ? [e.first] : [e.first, e.last]).map(async ([source, i]) => {
+          const row = batch.get(source)!.rowAt(i);
           // A position its leader cannot confirm holds the rows back too.
           const check = await checkPosition(positions, { seq: row.seq, subject: deps.names.eventSubject(p), event: { source, id: row.id } });
-          const reason = check.kind === "same" ? null : check.reason;
-          if (reason) return void wrong.set(p, reason);
-        }
+          if (check.kind !== "same" && !wrong.has(p)) wrong.set(p, check.reason);
+        });
       }),
     );
     return wrong;
@@ -339,12 +357,23 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
     // What the current consumer still hands over is from the wrong history too.
     r.droppedSerial = consumers[p]?.serial() ?? 0;
     for (const [source, rows] of buffer) {
-      const kept = rows.filter((row) => row.partition !== p);
+      const kept = rows.filter((partition) => partition !== p);
       buffered -= rows.length - kept.length;
       buffer.set(source, kept);
     }
     barriers = barriers.filter((b) => b.partition !== p);
     consumers[p]?.restart(`its history differs from the stream's (${reason})`);
+  };
+
+  // Consume loops waiting for the buffer to be taken by a flush (MAX_BUFFERED_FLUSHES).
+  let room: { promise: Promise<void>; release: () => void } | null = null;
+  const waitForRoom = (): Promise<void> => {
+    if (!room) {
+      let release!: () => void;
+      const promise = new Promise<void>((r) => (release = r));
+      room = { promise, release };
+    }
+    return room.promise;
   };
 
   let flushing: Promise<void> = Promise.resolve();
@@ -361,10 +390,12 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
       buffer = new Map();
       buffered = 0;
       barriers = [];
+      room?.release();
+      room = null;
       const wrong = await wrongHistories(batch);
       if (wrong.size > 0) {
         for (const [p, reason] of wrong) readAgain(p, reason);
-        batch = new Map([...batch].map(([source, rows]) => [source, rows.filter((r) => !wrong.has(r.partition))]));
+        batch = new Map([...batch].map(([source, rows]) => [source, rows.filter((partition) => !wrong.has(partition))]));
         done = done.filter((b) => !wrong.has(b.partition));
       }
       for (const [source, rows] of batch) {
@@ -374,7 +405,11 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
       // Heads move only once the whole batch is in: a head at s means every event up to s is archived.
       for (const [source, rows] of batch) {
         const h = heads[source]!;
-        for (const r of rows) if (r.seq > h[r.partition]!) h[r.partition] = r.seq;
+        for (let i = 0; i < rows.length; i++) {
+          const p = rows.partitionAt(i);
+          const seq = rows.seqAt(i);
+          if (seq > h[p]!) h[p] = seq;
+        }
         rowsArchived += rows.length;
       }
       // Every row below these barriers was buffered before them, so it is in now.
@@ -459,10 +494,16 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
           }
           if (reader.generation !== generation) continue;
           const row: MasterRow = { partition: p, seq: m.seq, id: event.id, fields: event.fields };
+          const def = catalog.sources.get(event.source)!;
           let rows = buffer.get(event.source);
-          if (!rows) buffer.set(event.source, (rows = []));
+          if (!rows) buffer.set(event.source, (rows = masterBatch(master.format, def)));
+          // Rows gathered under an older definition of the source are held under the new one (its columns).
+          else if (rows.source !== def) buffer.set(event.source, (rows = rows.withSource(def)));
           rows.push(row);
-          if (++buffered >= opts.flushRows) void flush();
+          if (++buffered >= opts.flushRows) {
+            void flush();
+            if (buffered >= MAX_BUFFERED_FLUSHES * opts.flushRows) await waitForRoom();
+          }
         }
         // The messages end only when close() stops them: an end otherwise leaves the partition unarchived.
         if (!stopping) throw new Error(`the consumer of partition ${p} stopped delivering messages`);
@@ -473,7 +514,7 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
       }),
     );
   }
-  const stats = (): ArchiverStats => ({ rowsArchived: rowsArchived - rowsRefused, rowsSkipped, recordsInvalid, rowsRefused, barriersIgnored, historyMismatches, heads: Object.fromEntries(Object.entries(heads).map(([s, h]) => [s, [...h]])), read: readers.map((r) => r.handled) });
+  const stats = (): ArchiverStats => ({ rowsArchived: rowsArchived - rowsRefused, rowsSkipped, recordsInvalid, rowsRefused, barriersIgnored, historyMismatches, heads: Object.fromEntries(Object.entries(heads).map(([s, h]) => [s, [...h]])), read: readers.map((r) => r.handled), rowsBuffered: buffered });
   log.info("archiving", { partitions: opts.partitions, epoch: fence.epoch });
 
   const lifecycle = closeable(async () => {

@@ -90,7 +90,7 @@ export interface Archiver extends Closeable {
   epoch(): number | null;
 }
 
-const ZERO_STATS: ArchiverStats = { rowsArchived: 0, rowsSkipped: 0, recordsInvalid: 0, rowsRefused: 0, barriersIgnored: 0, historyMismatches: 0, heads: {}, read: [] };
+const ZERO_STATS: ArchiverStats = { rowsArchived: 0, rowsSkipped: 0, recordsInvalid: 0, rowsRefused: 0, barriersIgnored: 0, historyMismatches: 0, heads: {}, read: [], rowsBuffered: 0 };
 
 /** `a` plus `b`'s counts, with `b`'s positions (the later writer's). */
 function addStats(a: ArchiverStats, b: ArchiverStats): ArchiverStats {
@@ -103,6 +103,7 @@ function addStats(a: ArchiverStats, b: ArchiverStats): ArchiverStats {
     historyMismatches: a.historyMismatches + b.historyMismatches,
     heads: b.heads,
     read: b.read,
+    rowsBuffered: b.rowsBuffered,
   };
 }
 

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createArchiver, ArchiverStates, type Archiver } from "../../src/batch/index.js";
 import { queryRows } from "../../src/ch/client.js";
-import type { MasterInserter } from "../../src/ch/master_insert.js";
+import { masterRowsOf, type MasterInserter } from "../../src/ch/master_insert.js";
 import { masterTable } from "../../src/ch/schema.js";
 import { silentLogger } from "../../src/core/logger.js";
 import { readArchiverLease } from "../../src/nats/archiver_lease.js";
@@ -112,7 +112,7 @@ test("a holder paused past its lease: a standby takes over; after it resumes it 
     async insert(db, source, rows) {
       insertsByA.push(rows.length);
       if (armed && !held) {
-        held = { rows: rows.length, ids: rows.map((r) => r.id) };
+        held = { rows: rows.length, ids: masterRowsOf(rows).map((r) => r.id) };
         await gate;
       }
       return base.insert(db, source, rows);
