@@ -12,7 +12,7 @@ import { queryRows } from "../ch/client.js";
 import { dropTableSql, SINGLE_LAYOUT, type ChLayout } from "../ch/layout.js";
 import { ident, repeatedTable, viewTable } from "../ch/schema.js";
 import { markViewVersion } from "../ch/views.js";
-import { belowCutRowsSql, checkCuts, coverageSql, recomputeMetricSql, repeatedFirstCopiesSql, type RecomputeParams } from "./sql.js";
+import { belowCutStatsSql, checkCuts, coverageSql, recomputeMetricSql, repeatedFirstCopiesSql, repeatedIdsSql, type RecomputeParams } from "./sql.js";
 
 export interface RecomputeResult {
   /** Distinct events below the cut, over every source. */
@@ -40,6 +40,25 @@ const dropPartition = (client: ClickHouseClient, table: string, run: number) =>
   client.command({ query: `ALTER TABLE ${table} DROP PARTITION ${Number(run)}` });
 
 /**
+ * Which tables of `db` already hold a partition of run `run` (an earlier attempt of the run),
+ * as `db`.`table`; null when that cannot be known from here, and every table must be dropped
+ * from. On one server, one look at system.parts: a first attempt finds none, and skips a `DROP
+ * PARTITION` per view table and repeated table. In a cluster a replica's system.parts may not
+ * list yet a part another replica wrote.
+ */
+async function tablesWithRun(client: ClickHouseClient, db: string, run: number, layout: ChLayout): Promise<ReadonlySet<string> | null> {
+  if (layout.kind !== "single") return null;
+  const rows = await queryRows<{ table: string }>(client, "SELECT DISTINCT table FROM system.parts WHERE database = {db:String} AND active AND partition = {run:String}", {
+    db,
+    run: String(run),
+  });
+  return new Set(rows.map((r) => `${ident(db)}.${ident(r.table)}`));
+}
+
+type BelowCut = { source: number | string; rows: number | string; from_ms: number | string; to_ms: number | string };
+type Coverage = { events: number | string; from_ms: number | string; to_ms: number | string };
+
+/**
  * Recomputes every metric of `catalog` below `req.cuts` into view version `req.run`.
  * Rerunning a run replaces its views, never doubles them. `layout` says where the tables live
  * (one server or a cluster, ch/layout.ts); the SQL differs only where the master is sharded.
@@ -55,23 +74,33 @@ export async function recomputeViews(client: ClickHouseClient, catalog: Catalog,
   let eventsCovered = 0;
   let from: number | null = null;
   let to: number | null = null;
-  for (const source of catalog.sources.values()) {
-    const t0 = performance.now();
+  let t0 = performance.now();
+  const sources = [...catalog.sources.values()];
+  // What lies below the cut, every source in one query; a source with no row there (say, one
+  // just added to the catalog) needs no deduplication and no metric query.
+  const below = new Map((await queryRows<BelowCut>(client, belowCutStatsSql(db, sources, cuts))).map((r) => [Number(r.source), r]));
+  // A retried run must not add a second copy of its rows: drop what an earlier attempt wrote.
+  const written = await tablesWithRun(client, db, req.run, layout);
+  const dropStale = async (table: string) => {
+    if (written === null || written.has(table)) await dropPartition(client, table, req.run);
+  };
+  for (const [i, source] of sources.entries()) {
     const repeated = repeatedTable(db, source.name);
-    // A retried run must not add a second copy of its rows.
-    await dropPartition(client, repeated, req.run);
-    // A source with no row below the cut (say, one just added to the catalog) needs no deduplication.
-    const [below] = await queryRows<{ rows: number | string }>(client, belowCutRowsSql(db, source, cuts));
-    const anyBelow = Number(below?.rows ?? 0) > 0;
+    await dropStale(repeated);
+    const stats = below.get(i);
     let n = 0;
-    if (anyBelow) {
+    let repeatedIds = 0;
+    if (Number(stats?.rows ?? 0) > 0) {
       await client.command({ query: repeatedFirstCopiesSql(db, source, cuts, layout), query_params: { ...params } });
-      const [row] = await queryRows<{ events: number | string; from_ms: number | string; to_ms: number | string }>(client, coverageSql(db, source, cuts, layout), { ...params });
-      n = Number(row?.events ?? 0);
+      const [ids] = await queryRows<{ ids: number | string }>(client, repeatedIdsSql(db, source), { ...params });
+      repeatedIds = Number(ids?.ids ?? 0);
+      // No id with two rows below the cut: every row there is a first copy, and the counts above are the coverage.
+      const [cov] = repeatedIds === 0 ? [{ events: stats!.rows, from_ms: stats!.from_ms, to_ms: stats!.to_ms }] : await queryRows<Coverage>(client, coverageSql(db, source, cuts, layout), { ...params });
+      n = Number(cov?.events ?? 0);
       if (n > 0) {
         eventsCovered += n;
-        from = Math.min(from ?? Infinity, Number(row!.from_ms));
-        to = Math.max(to ?? -Infinity, Number(row!.to_ms));
+        from = Math.min(from ?? Infinity, Number(cov!.from_ms));
+        to = Math.max(to ?? -Infinity, Number(cov!.to_ms));
       }
     }
     stepMs[`first_${source.name}`] = performance.now() - t0;
@@ -79,19 +108,23 @@ export async function recomputeViews(client: ClickHouseClient, catalog: Catalog,
     for (const metric of catalog.metrics.values()) {
       if (metric.source !== source.name) continue;
       const m0 = performance.now();
-      await dropPartition(client, viewTable(db, metric), req.run);
-      // No event of the source below the cut: the view version is empty, no query needed.
+      await dropStale(viewTable(db, metric));
       if (n > 0) {
+        // The version's rows and its marker (ch/views.ts), in one INSERT.
         const metricParams: Record<string, unknown> = {};
         const sql = recomputeMetricSql(db, metric, source, cuts, metricParams, layout);
         await client.command({ query: sql, query_params: { ...params, ...metricParams } });
+      } else {
+        // No event of the source below the cut: the version is empty, no query needed. It is
+        // marked all the same: serving tells it from a version this ClickHouse lacks.
+        await markViewVersion(client, db, metric, req.run);
       }
-      // Even an empty version is marked: serving tells it from a version this ClickHouse lacks (ch/views.ts).
-      await markViewVersion(client, db, metric, req.run);
       stepMs[metric.name] = performance.now() - m0;
       req.onStep?.(metric.name, ++done, total);
     }
-    if (anyBelow) await dropPartition(client, repeated, req.run);
+    // Only repeated ids wrote rows to the run's partition of repeated_<source>.
+    if (repeatedIds > 0) await dropPartition(client, repeated, req.run);
+    t0 = performance.now();
   }
   return { eventsCovered, coveredFromMs: from, coveredToMs: to, stepMs };
 }

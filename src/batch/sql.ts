@@ -23,7 +23,7 @@ import { filterFields, type Filter } from "../core/filter.js";
 import { hllSqlState, quantileSqlState } from "../core/sketch.js";
 import { globalIn, SINGLE_LAYOUT, type ChLayout } from "../ch/layout.js";
 import { ident, masterTable, repeatedTable, viewTable } from "../ch/schema.js";
-import { stateColumns } from "../ch/view_columns.js";
+import { markerRowSql, viewColumnsSql } from "../ch/views.js";
 
 /** The parameter every recompute query takes: {run:UInt64}, the batch run (and view version). */
 export interface RecomputeParams {
@@ -52,9 +52,26 @@ export function belowCutSql(cuts: readonly number[]): string {
   return `_seq < transform(_partition, [${cuts.map((_, p) => p).join(", ")}], [${cuts.join(", ")}], 0)`;
 }
 
-/** Master rows of `source` below `cuts` (copies included), as `rows`. */
-export function belowCutRowsSql(db: string, source: SourceDef, cuts: readonly number[]): string {
-  return `SELECT count() AS rows FROM ${masterTable(db, source.name)} WHERE ${belowCutSql(cuts)}`;
+/**
+ * Per source, in one query: its master rows below `cuts` (copies included) as `rows`, and their
+ * event-time range (epoch ms) as `from_ms`, `to_ms`; one row per source, `source` its index in
+ * `sources`. When no id has two rows below the cut (`repeated_<source>` empty), these are the
+ * run's coverage of the source, and no {@link coverageSql} is needed.
+ * @throws RangeError for a cut that is not an integer (see {@link belowCutSql})
+ */
+export function belowCutStatsSql(db: string, sources: readonly SourceDef[], cuts: readonly number[]): string {
+  const below = belowCutSql(cuts);
+  return sources
+    .map((s, i) => {
+      const t = ident(s.timeField);
+      return `SELECT ${i} AS source, count() AS rows, toUnixTimestamp64Milli(min(${t})) AS from_ms, toUnixTimestamp64Milli(max(${t})) AS to_ms FROM ${masterTable(db, s.name)} WHERE ${below}`;
+    })
+    .join(" UNION ALL ");
+}
+
+/** The ids of run {run} in repeated_<source> ({@link repeatedFirstCopiesSql}), as `ids`. */
+export function repeatedIdsSql(db: string, source: SourceDef): string {
+  return `SELECT count() AS ids FROM ${repeatedTable(db, source.name)} WHERE _run = {run:UInt64}`;
 }
 
 /**
@@ -187,6 +204,9 @@ function metricFields(metric: MetricDef, source: SourceDef): string[] {
  * INSERT of batch view version {run} of `metric`, from the first copies below
  * `cuts` ({@link firstCopiesSql}); `params` receives the filter's values.
  *
+ * The version's marker row (ch/views.ts) comes with its rows, in the same INSERT: a
+ * separate INSERT would write a part of its own, ~5–15 ms each on chDB.
+ *
  * The rows are grouped by one String, `_kw`: the window start as 8 raw bytes
  * (Int64, fixed width), then the key. It tells (key, window) pairs apart as
  * the pair does, and ClickHouse hashes a single String key 35–45% cheaper
@@ -196,7 +216,6 @@ function metricFields(metric: MetricDef, source: SourceDef): string[] {
  */
 export function recomputeMetricSql(db: string, metric: MetricDef, source: SourceDef, cuts: readonly number[], params: Record<string, unknown>, layout: ChLayout = SINGLE_LAYOUT): string {
   const t = ident(source.timeField);
-  const cols = metric.aggregates.flatMap(stateColumns);
   const states = metric.aggregates.map((a, i) => stateSql(a, source, `_a${i}`));
   const where = metric.filter ? ` WHERE ${filterSql(metric.filter, source, params)}` : "";
   const window = `reinterpretAsFixedString(toInt64(intDiv(toUnixTimestamp64Milli(${t}), ${metric.windowMs}) * ${metric.windowMs}))`;
@@ -206,10 +225,10 @@ export function recomputeMetricSql(db: string, metric: MetricDef, source: Source
     states.flatMap((s) => s.inner.map((e) => `, ${e}`)).join("") +
     ` FROM ${firstCopiesSql(db, source, cuts, metricFields(metric, source), layout)}${where} GROUP BY _kw`;
   return (
-    `INSERT INTO ${viewTable(db, metric)} (run, key, window_start, n${cols.map((c) => `, ${ident(c)}`).join("")}) ` +
+    `INSERT INTO ${viewTable(db, metric)} (${viewColumnsSql(metric)}) ` +
     `SELECT {run:UInt64}, substring(_kw, 9), fromUnixTimestamp64Milli(reinterpretAsInt64(substring(_kw, 1, 8)), 'UTC'), _n` +
     states.flatMap((s) => s.outer.map((e) => `, ${e}`)).join("") +
-    ` FROM (${perWindow})`
+    ` FROM (${perWindow}) UNION ALL ${markerRowSql(metric)}`
   );
 }
 

@@ -15,7 +15,7 @@ import { BatchViewMissingError } from "../core/errors.js";
 import { hllDecode, quantileDecode } from "../core/sketch.js";
 import { queryRows } from "./client.js";
 import { ident, viewTable, viewTableName } from "./schema.js";
-import { stateColumns } from "./view_columns.js";
+import { stateColumns, stateColumnTypes } from "./view_columns.js";
 
 /** key → window start (epoch ms) → state */
 export type BatchStates = Map<string, Map<number, AggState>>;
@@ -47,12 +47,23 @@ function partOf(a: AggregateDef, row: Row): PartState {
 /** The marker row of a view version: key "", window 1970-01-01, n = 0 (see the module header). */
 const MARKER_ROW = "n = 0 AND key = '' AND window_start = toDateTime64(0, 3, 'UTC')";
 
-/** Marks view version `run` of `metric` as written; batch runs call it after the version's rows. */
+/**
+ * The marker row of view version {run:UInt64} of `metric` as a SELECT of every column of its view
+ * table, in the order `run, key, window_start, n`, then the state columns (stateColumns order),
+ * each state column at its type's default. A batch run appends it to the INSERT of the version's
+ * rows (one part written instead of two, src/batch/sql.ts); {@link markViewVersion} writes it alone.
+ */
+export function markerRowSql(metric: MetricDef): string {
+  const states = metric.aggregates.flatMap(stateColumnTypes).map((t) => `, defaultValueOfTypeName('${t}')`);
+  return `SELECT {run:UInt64}, '', toDateTime64(0, 3, 'UTC'), toUInt64(0)${states.join("")}`;
+}
+
+/** The columns {@link markerRowSql} selects, in its order, for the INSERT's column list. */
+export const viewColumnsSql = (metric: MetricDef) => `run, key, window_start, n${metric.aggregates.flatMap(stateColumns).map((c) => `, ${ident(c)}`).join("")}`;
+
+/** Marks view version `run` of `metric` as written, alone: a version with no rows (its source has none below the cut). */
 export async function markViewVersion(client: ClickHouseClient, db: string, metric: MetricDef, run: number): Promise<void> {
-  await client.command({
-    query: `INSERT INTO ${viewTable(db, metric)} (run, key, window_start, n) SELECT {run:UInt64}, '', toDateTime64(0, 3, 'UTC'), 0`,
-    query_params: { run },
-  });
+  await client.command({ query: `INSERT INTO ${viewTable(db, metric)} (${viewColumnsSql(metric)}) ${markerRowSql(metric)}`, query_params: { run } });
 }
 
 /** Whether this ClickHouse holds view version `run` of `metric`: "present", or what is missing. */

@@ -621,6 +621,28 @@ test("first copies: a row archived twice counts once, a later copy in another pa
   assert.deepEqual(await perId(2, [100, 100], 6), all);
 });
 
+test("coverage: the event-time range of first copies only, also when a later copy lies outside it; with no repeated id, the rows below the cut", async () => {
+  const c = parseCatalog({ sources: { s: sourceDoc({}) }, metrics: { m: { source: "s", window: "1h", aggregates: { n: "count" } } } }, "coverage");
+  const db = `batch_sql_${process.pid}_coverage`;
+  await ensureSchema(ch.client, db, c);
+  const row = (id: string, seq: number, ts: number): MasterRow => ({ _partition: 0, _seq: seq, _id: id, id, ts });
+  await ch.client.insert({ table: masterTable(db, "s"), values: [row("a", 1, T0 + 10 * MINUTE), row("b", 2, T0 + 20 * MINUTE)], format: "JSONEachRow" });
+  const coverage = async (run: number, cut: number) => {
+    const r = await recomputeViews(ch.client, c, db, { run, cuts: [cut] });
+    return [r.eventsCovered, r.coveredFromMs, r.coveredToMs];
+  };
+  assert.deepEqual(await coverage(1, 100), [2, T0 + 10 * MINUTE, T0 + 20 * MINUTE], "ids seen once");
+  assert.deepEqual(await coverage(2, 2), [1, T0 + 10 * MINUTE, T0 + 10 * MINUTE], "the cut leaves b out");
+  // Later copies of a and b, with event times before and after the first copies': they count for nothing.
+  await ch.client.insert({ table: masterTable(db, "s"), values: [row("a", 3, T0), row("b", 4, T0 + 30 * MINUTE)], format: "JSONEachRow" });
+  assert.deepEqual(await coverage(3, 100), [2, T0 + 10 * MINUTE, T0 + 20 * MINUTE], "later copies outside the range");
+  assert.deepEqual(await coverage(4, 0), [0, null, null], "nothing below the cut");
+  // Every version is there, the empty one too, and each holds what its cut let through.
+  const counts = [];
+  for (const run of [1, 2, 3, 4]) counts.push((await readBatchStates(ch.client, db, c.metrics.get("m")!, run, null, ALL_TIME.fromMs, ALL_TIME.toMs)).get("")?.get(T0)?.n ?? 0);
+  assert.deepEqual(counts, [2, 1, 2, 0]);
+});
+
 test("a cut that is not a non-negative integer is refused before any query", async () => {
   const db = `batch_sql_${process.pid}_bad_cut`;
   await ensureSchema(ch.client, db, catalog);

@@ -21,7 +21,7 @@ import { resolveConfig } from "../../src/core/config.js";
 import { ConfigError } from "../../src/core/errors.js";
 import { dropTableSql, layoutOf, readerSettings, SINGLE_LAYOUT, writerSettings, type ChLayout } from "../../src/ch/layout.js";
 import { addColumnsDdl, ident, schemaDdl, viewTable } from "../../src/ch/schema.js";
-import { archivedHeadsSql, belowCutRowsSql, coverageSql, recomputeMetricSql, repeatedFirstCopiesSql } from "../../src/batch/sql.js";
+import { archivedHeadsSql, belowCutStatsSql, coverageSql, recomputeMetricSql, repeatedFirstCopiesSql, repeatedIdsSql } from "../../src/batch/sql.js";
 
 const GOLDEN_DIR = "test/golden/clickhouse";
 const DB = "lambda";
@@ -42,10 +42,11 @@ function render(layout: ChLayout): string {
   add("ensureSchema: a field added to the catalog", addColumnsDdl(DB, "master_pageviews", [["referrer", { type: "string", optional: true }]], layout));
   const firstMetric = [...catalog.metrics.values()][0]!;
   add("dropViewsBefore: a view table no definition uses", dropTableSql(layout, viewTable(DB, firstMetric)));
+  add("batch run: rows of every source below the cut", belowCutStatsSql(DB, [...catalog.sources.values()], CUTS));
   for (const s of catalog.sources.values()) {
     add(`archiver heads of ${s.name}`, archivedHeadsSql(DB, s));
-    add(`batch run: rows of ${s.name} below the cut`, belowCutRowsSql(DB, s, CUTS));
     add(`batch run: repeated ids of ${s.name}`, repeatedFirstCopiesSql(DB, s, CUTS, layout));
+    add(`batch run: how many repeated ids of ${s.name}`, repeatedIdsSql(DB, s));
     add(`batch run: coverage of ${s.name}`, coverageSql(DB, s, CUTS, layout));
   }
   for (const m of catalog.metrics.values()) {
