@@ -21,7 +21,7 @@
  * `capacity` are held forgets the oldest first.
  */
 
-import { FrozenRun, mergeRuns } from "./horizon_run.js";
+import { FrozenRun } from "./horizon_run.js";
 
 /** Table slots per held id at most: 1 / MAX_LOAD. Lower load means shorter probe chains on a miss (every new event is one). */
 const MAX_LOAD = 0.6;
@@ -287,11 +287,11 @@ class CompactHorizon implements DedupeHorizon {
     return false;
   }
 
-  /** Sorts the full newest generation into a run and starts the next one. */
+  /** Freezes the full newest generation into a run (FrozenRun.of sorts it) and starts the next one. */
   private freeze(): void {
-    const hashes = this.recent.toFloat64Array().sort();
+    const hashes = this.recent.toFloat64Array();
     const gen = this.recentGen++;
-    this.runs.push(FrozenRun.of(hashes, null, gen, gen));
+    this.runs.push(FrozenRun.of(hashes, gen));
     this.genIds.push(hashes.length);
     this.frozenIds += hashes.length;
     this.recent.clear();
@@ -299,7 +299,7 @@ class CompactHorizon implements DedupeHorizon {
     while (runs.length >= 2 && runs[runs.length - 2]!.length <= runs[runs.length - 1]!.length) {
       const newer = runs.pop()!;
       const older = runs.pop()!;
-      runs.push(mergeRuns(older, newer, this.oldestLive));
+      runs.push(FrozenRun.merge(older, newer, this.oldestLive));
     }
   }
 
@@ -313,6 +313,6 @@ class CompactHorizon implements DedupeHorizon {
     }
     let dead = 0;
     for (let g = first.genLo; g < this.oldestLive; g++) dead += first.idsOf(g);
-    if (2 * dead > first.length) this.runs[0] = mergeRuns(first, null, this.oldestLive);
+    if (2 * dead > first.length) this.runs[0] = FrozenRun.merge(first, null, this.oldestLive);
   }
 }
