@@ -1,24 +1,28 @@
 /**
- * The dedupe horizon: the hashes of the `capacity` most recently remembered
- * event ids (speed_state.ts idHash), oldest first, with a membership test.
+ * The dedupe horizon: the hashes of the most recently remembered event ids
+ * (speed_state.ts idHash), oldest first, with a membership test.
  *
  * Why not a `Set<number>`: the hashes are 53-bit, so V8 boxes each one in a
  * heap number behind the set's entry; that was ~43 B per id, and the horizon
- * stays after a watermark by design (docs/performance.md section 6). Here the
- * ids live in two typed arrays, ~14–19 B per id:
- * - a ring of the hashes in insertion order (Float64Array, 8 B per id; a
- *   53-bit integer is exact in a double), which says which id leaves first;
- * - an open-addressing table (Int32Array, linear probing, load ≤ 0.6, 4 B per
- *   slot) of ring positions + 1, found from the hash's low 32 bits, which
- *   answers `has` in ~2–4 probes. Removal shifts the probe chain back, so there
- *   are no tombstones and probe chains stay short however long the actor runs.
- * Both grow by doubling up to `capacity` as ids arrive: an actor that has seen
- * few ids holds little. Memory is bounded by `capacity` (at most
- * 8 + 4 / 0.6 ≈ 15 B per id once full, plus a constant).
- *
- * Semantics are those of the insertion-ordered set it replaces: adding a hash
- * already held changes nothing (it keeps its place); adding a new one when
- * `capacity` are held forgets the oldest first.
+ * stays after a watermark by design (docs/performance.md section 6). There are
+ * two forms, both exact over the 53-bit hashes (a false "seen" would drop a real
+ * event):
+ * - RingHorizon, for capacities below 8 generations (8192 ids by default), and
+ *   the newest generation of the compact form: ~14–19 B per id in two typed arrays,
+ *   - a ring of the hashes in insertion order (Float64Array, 8 B per id; a
+ *     53-bit integer is exact in a double), which says which id leaves first;
+ *   - an open-addressing table (Int32Array, linear probing, load ≤ 0.6, 4 B per
+ *     slot) of ring positions + 1, found from the hash's low 32 bits, which
+ *     answers `has` in ~2–4 probes. Removal shifts the probe chain back, so there
+ *     are no tombstones and probe chains stay short however long the actor runs.
+ *   Both grow by doubling up to `capacity` as ids arrive: an actor that has seen
+ *   few ids holds little. Its semantics are those of the insertion-ordered set it
+ *   replaces: adding a hash already held changes nothing (it keeps its place);
+ *   adding a new one when `capacity` are held forgets the oldest first.
+ * - CompactHorizon (below), for larger capacities (the default 100k): ids older
+ *   than the newest generation sit in sorted packed runs at ~6.2–6.5 B per id, and
+ *   are forgotten a whole generation at a time, so it holds the newest `capacity`
+ *   ids it accepted and at most one generation more.
  */
 
 import { FrozenRun } from "./horizon_run.js";
@@ -42,9 +46,9 @@ function generationIdsFor(capacity: number): number {
 
 /** The recently seen id hashes of one speed actor, bounded by count. */
 export interface DedupeHorizon extends Iterable<number> {
-  /** The most ids remembered; 0 remembers none. */
+  /** The ids remembered at least, once that many were accepted; 0 remembers none. */
   readonly capacity: number;
-  /** Ids remembered now (≤ capacity). */
+  /** Ids remembered now (≤ capacity for the ring; < capacity + one generation for the compact form). */
   readonly size: number;
   has(hash: number): boolean;
   /**
@@ -58,7 +62,8 @@ export interface DedupeHorizon extends Iterable<number> {
 }
 
 /**
- * An empty horizon of `capacity` ids.
+ * An empty horizon of `capacity` ids; `generationIds` sets the compact form's generation (tests
+ * set it small to exercise that form at small capacities).
  * @throws RangeError when capacity is not a non-negative safe integer.
  */
 export function createDedupeHorizon(capacity: number, generationIds = generationIdsFor(capacity)): DedupeHorizon {
@@ -208,8 +213,10 @@ function home(hash: number, length: number): number {
  * a RingHorizon, and older generations frozen into sorted runs (horizon_run.ts, ~6.2–6.5 B per id
  * instead of ~15–20). When the newest generation fills, it is sorted into a run of its own, and
  * the newest two runs merge while the older is no longer than the newer (a binary counter: at
- * most ~log2(capacity / generationIds) + 1 runs, so a lookup searches ~9 at 100k ids, and an id is
- * rewritten ~log2 of that many times). Runs hold adjacent generations, oldest first.
+ * most ~log2(capacity / generationIds) + 1 runs, 2–4 at 100k ids, which a miss searches one by
+ * one; an id is rewritten about that many times, ~8 ids per add once full). Runs hold adjacent
+ * generations, oldest first. The price is the add: ~2.5–3x the ring's alone once 100k ids are
+ * held (+~300 ns, a tenth of the speed actor's applyRecord per event).
  *
  * Forgetting is by whole generation, oldest first: the oldest generation goes as soon as the
  * rest holds `capacity` ids. So once `capacity` ids arrived the horizon holds the newest
@@ -283,7 +290,9 @@ class CompactHorizon implements DedupeHorizon {
   /** Whether a remembered frozen generation holds `hash` (newest runs first: repeats are mostly recent). */
   private frozenHas(hash: number): boolean {
     const runs = this.runs;
-    for (let i = runs.length - 1; i >= 0; i--) if (runs[i]!.genOf(hash) >= this.oldestLive) return true;
+    const high = Math.floor(hash / TWO_POW_32);
+    const low = hash >>> 0;
+    for (let i = runs.length - 1; i >= 0; i--) if (runs[i]!.genOf(high, low) >= this.oldestLive) return true;
     return false;
   }
 

@@ -8,7 +8,7 @@
  * 0.25–0.5 B per id). Each id keeps its low 32 bits (Uint32Array) and, in a Uint16, the `shift`
  * bits of `high` its bucket does not say plus its generation's offset from `genLo`. So every
  * bit of the hash is kept: membership is exact, never "probably" (a false "seen" would drop a
- * real event). A lookup binary-searches one bucket.
+ * real event). A lookup searches one bucket.
  */
 
 const TWO_POW_32 = 4294967296;
@@ -18,6 +18,8 @@ const HIGH_BITS = 21;
 const SIDE_BITS = 16;
 /** Ids per bucket, about: 2^3..2^4 (more buckets cost 4 B each, fewer lengthen the search). */
 const IDS_PER_BUCKET_LOG2 = 3;
+/** A lookup scans at most this many ids in order (after halving a crowded bucket down to it). */
+const LINEAR_SEARCH_IDS = 32;
 
 /** Bits needed to write `x` ≥ 0. */
 function bitsFor(x: number): number {
@@ -25,7 +27,7 @@ function bitsFor(x: number): number {
 }
 
 export class FrozenRun {
-  /** Made by RunBuilder; its parts are read by RunCursor (this module), nothing else. */
+  /** Made by FrozenRun.of and pack (this module) alone. */
   constructor(
     /** Generation of tag 0; the run holds generations genLo..genHi. */
     readonly genLo: number,
@@ -85,28 +87,41 @@ export class FrozenRun {
   /**
    * One run of the ids of `older` and `newer` (adjacent generations, `older`'s first; `newer`
    * may be null) that are of generation `oldestLive` or later: the horizon has forgotten the
-   * others, and they are all in `older` (they are older than any remembered one). One pass,
-   * reading both runs in hash order.
+   * others, and they are all in `older` (they are older than any remembered one). Decoded,
+   * merged and packed again in plain loops over typed arrays.
    */
   static merge(older: FrozenRun, newer: FrozenRun | null, oldestLive: number): FrozenRun {
+    const a = older.decode();
+    const b = newer === null ? a : newer.decode();
+    const bLength = newer === null ? 0 : b.hashes.length;
     const genLo = Math.max(oldestLive, older.genLo);
-    let n = newer === null ? 0 : newer.length;
+    let n = bLength;
     for (let g = genLo; g <= older.genHi; g++) n += older.idsOf(g);
-    const out = new RunBuilder(n, genLo, Math.max(genLo, (newer ?? older).genHi));
-    const a = new RunCursor(older, oldestLive);
-    const b = new RunCursor(newer, 0);
-    while (a.more && b.more) {
-      if (b.hash < a.hash) {
-        out.push(b.hash, b.gen);
-        b.next();
-      } else {
-        out.push(a.hash, a.gen);
-        a.next();
+    const hashes = new Float64Array(n);
+    const gens = new Int32Array(n);
+    const { hashes: aHashes, gens: aGens } = a;
+    const { hashes: bHashes, gens: bGens } = b;
+    let i = 0;
+    let j = 0;
+    let k = 0;
+    while (i < aHashes.length) {
+      if (aGens[i]! < oldestLive) {
+        i++;
+        continue;
       }
+      const h = aHashes[i]!;
+      while (j < bLength && bHashes[j]! < h) {
+        hashes[k] = bHashes[j]!;
+        gens[k++] = bGens[j++]!;
+      }
+      hashes[k] = h;
+      gens[k++] = aGens[i++]!;
     }
-    for (; a.more; a.next()) out.push(a.hash, a.gen);
-    for (; b.more; b.next()) out.push(b.hash, b.gen);
-    return out.finish();
+    while (j < bLength) {
+      hashes[k] = bHashes[j]!;
+      gens[k++] = bGens[j++]!;
+    }
+    return pack(hashes, gens, genLo, Math.max(genLo, (newer ?? older).genHi));
   }
 
   /** Ids held (of every generation, also those the horizon has forgotten). */
@@ -119,10 +134,11 @@ export class FrozenRun {
     return gen < this.genLo || gen > this.genHi ? 0 : this.perGen[gen - this.genLo]!;
   }
 
-  /** The generation `hash` arrived in, or -1 when it is not here. */
-  genOf(hash: number): number {
-    const high = Math.floor(hash / TWO_POW_32);
-    const lowBits = hash >>> 0;
+  /**
+   * The generation the hash high·2^32 + lowBits arrived in, or -1 when it is not here (the
+   * caller splits the hash once for all runs).
+   */
+  genOf(high: number, lowBits: number): number {
     const tagBits = this.tagBits;
     const key = high & ((1 << this.shift) - 1);
     const bucket = high >>> this.shift;
@@ -130,74 +146,43 @@ export class FrozenRun {
     const side = this.side;
     let lo = this.starts[bucket]!;
     const end = this.starts[bucket + 1]!;
+    // A crowded bucket (hashes that are not spread) is searched by halves, down to a short stretch.
     let hi = end;
-    while (lo < hi) {
+    while (hi - lo > LINEAR_SEARCH_IDS) {
       const mid = (lo + hi) >>> 1;
       const k = side[mid]! >>> tagBits;
       if (k < key || (k === key && low[mid]! < lowBits)) lo = mid + 1;
       else hi = mid;
     }
-    if (lo < end && side[lo]! >>> tagBits === key && low[lo] === lowBits) return this.genLo + (side[lo]! & ((1 << tagBits) - 1));
+    // Then in order: the Uint16s of a bucket share a cache line, and keys mostly differ (2^shift
+    // keys for ~8-16 ids), so the low bits are read about once.
+    for (let i = lo; i < end; i++) {
+      const k = side[i]! >>> tagBits;
+      if (k < key) continue;
+      if (k > key) return -1;
+      const l = low[i]!;
+      if (l < lowBits) continue;
+      return l === lowBits ? this.genLo + (side[i]! & ((1 << tagBits) - 1)) : -1;
+    }
     return -1;
   }
 
   /** The ids, ascending, and the generation of each. */
   decode(): { hashes: Float64Array; gens: Int32Array } {
-    const hashes = new Float64Array(this.length);
-    const gens = new Int32Array(this.length);
-    let k = 0;
-    for (const c = new RunCursor(this, 0); c.more; c.next(), k++) {
-      hashes[k] = c.hash;
-      gens[k] = c.gen;
+    const { low, side, starts, shift, tagBits, genLo } = this;
+    const hashes = new Float64Array(low.length);
+    const gens = new Int32Array(low.length);
+    const tagMask = (1 << tagBits) - 1;
+    for (let bucket = 0; bucket + 1 < starts.length; bucket++) {
+      const top = bucket << shift;
+      const end = starts[bucket + 1]!;
+      for (let i = starts[bucket]!; i < end; i++) {
+        const s = side[i]!;
+        hashes[i] = (top | (s >>> tagBits)) * TWO_POW_32 + low[i]!;
+        gens[i] = genLo + (s & tagMask);
+      }
     }
     return { hashes, gens };
-  }
-}
-
-/** The ids of a run in hash order, skipping those of generations before `oldestLive`. */
-class RunCursor {
-  /** False once past the last id. */
-  more = true;
-  hash = 0;
-  gen = 0;
-  private i = -1;
-  private bucket = 0;
-  private readonly low: Uint32Array;
-  private readonly side: Uint16Array;
-  private readonly starts: Uint32Array;
-  private readonly shift: number;
-  private readonly tagBits: number;
-  private readonly genLo: number;
-
-  constructor(
-    run: FrozenRun | null,
-    private readonly oldestLive: number,
-  ) {
-    this.low = run?.low ?? new Uint32Array(0);
-    this.side = run?.side ?? new Uint16Array(0);
-    this.starts = run?.starts ?? new Uint32Array(1);
-    this.shift = run?.shift ?? 0;
-    this.tagBits = run?.tagBits ?? 0;
-    this.genLo = run?.genLo ?? 0;
-    this.next();
-  }
-
-  next(): void {
-    const tagMask = (1 << this.tagBits) - 1;
-    for (;;) {
-      const i = ++this.i;
-      if (i >= this.low.length) {
-        this.more = false;
-        return;
-      }
-      while (this.starts[this.bucket + 1]! <= i) this.bucket++;
-      const s = this.side[i]!;
-      const gen = this.genLo + (s & tagMask);
-      if (gen < this.oldestLive) continue;
-      this.gen = gen;
-      this.hash = ((this.bucket << this.shift) | (s >>> this.tagBits)) * TWO_POW_32 + this.low[i]!;
-      return;
-    }
   }
 }
 
@@ -214,48 +199,30 @@ function runShape(n: number, genSpan: number): { q: number; shift: number; tagBi
   return { q, shift: HIGH_BITS - q, tagBits };
 }
 
-/** Writes `n` ids, ascending, into a run of generations genLo..genHi. */
-class RunBuilder {
-  private readonly low: Uint32Array;
-  private readonly side: Uint16Array;
-  private readonly starts: Uint32Array;
-  private readonly perGen: Int32Array;
-  private readonly shift: number;
-  private readonly tagBits: number;
-  private k = 0;
-  private previous = -1;
-
-  constructor(
-    private readonly n: number,
-    private readonly genLo: number,
-    private readonly genHi: number,
-  ) {
-    const shape = runShape(n, genHi - genLo);
-    this.shift = shape.shift;
-    this.tagBits = shape.tagBits;
-    this.low = new Uint32Array(n);
-    this.side = new Uint16Array(n);
-    this.starts = new Uint32Array((1 << shape.q) + 1);
-    this.perGen = new Int32Array(genHi - genLo + 1);
-  }
-
-  /** @throws RangeError when `h` is not above the last one, or `gen` is outside the run's. */
-  push(h: number, gen: number): void {
-    if (!(h > this.previous)) throw new RangeError(`horizon run: hash ${h} is not above ${this.previous}`);
-    const tag = gen - this.genLo;
-    if (!(tag >= 0 && gen <= this.genHi) || this.k === this.n) throw new RangeError(`horizon run: id ${this.k} of generation ${gen} outside ${this.n} ids of ${this.genLo}..${this.genHi}`);
-    this.previous = h;
+/**
+ * A run of `hashes` (strictly ascending) of generations `gens` (each in genLo..genHi).
+ * @throws RangeError when a hash is not above the one before (a hash twice would be a bug upstream).
+ */
+function pack(hashes: Float64Array, gens: Int32Array, genLo: number, genHi: number): FrozenRun {
+  const n = hashes.length;
+  const { q, shift, tagBits } = runShape(n, genHi - genLo);
+  const mask = (1 << shift) - 1;
+  const low = new Uint32Array(n);
+  const side = new Uint16Array(n);
+  const starts = new Uint32Array((1 << q) + 1);
+  const perGen = new Int32Array(genHi - genLo + 1);
+  let previous = -1;
+  for (let i = 0; i < n; i++) {
+    const h = hashes[i]!;
+    if (!(h > previous)) throw new RangeError(`horizon run: hash ${h} is not above ${previous}`);
+    previous = h;
     const high = Math.floor(h / TWO_POW_32);
-    this.perGen[tag]!++;
-    this.starts[(high >>> this.shift) + 1]!++;
-    this.low[this.k] = h >>> 0;
-    this.side[this.k++] = ((high & ((1 << this.shift) - 1)) << this.tagBits) | tag;
+    const tag = gens[i]! - genLo;
+    perGen[tag]!++;
+    starts[(high >>> shift) + 1]!++;
+    low[i] = h >>> 0;
+    side[i] = ((high & mask) << tagBits) | tag;
   }
-
-  finish(): FrozenRun {
-    if (this.k !== this.n) throw new Error(`horizon run: ${this.k} of ${this.n} ids written`);
-    const starts = this.starts;
-    for (let b = 1; b < starts.length; b++) starts[b]! += starts[b - 1]!;
-    return new FrozenRun(this.genLo, this.genHi, this.low, this.side, starts, this.shift, this.tagBits, this.perGen);
-  }
+  for (let b = 1; b < starts.length; b++) starts[b]! += starts[b - 1]!;
+  return new FrozenRun(genLo, genHi, low, side, starts, shift, tagBits, perGen);
 }
