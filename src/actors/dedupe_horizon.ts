@@ -213,10 +213,10 @@ function home(hash: number, length: number): number {
  * a RingHorizon, and older generations frozen into sorted runs (horizon_run.ts, ~6.2–6.5 B per id
  * instead of ~15–20). When the newest generation fills, it is sorted into a run of its own, and
  * the newest two runs merge while the older is no longer than the newer (a binary counter: at
- * most ~log2(capacity / generationIds) + 1 runs, 2–4 at 100k ids, which a miss searches one by
- * one; an id is rewritten about that many times, ~8 ids per add once full). Runs hold adjacent
- * generations, oldest first. The price is the add: ~2.5–3x the ring's alone once 100k ids are
- * held (+~300 ns, a tenth of the speed actor's applyRecord per event).
+ * most ~log2(capacity / generationIds) + 1 runs, mostly 2–4 at 100k ids, which a miss searches
+ * one by one; an id is rewritten about that many times, ~8 ids per add once full). Runs hold
+ * adjacent generations, oldest first. The price is the add: ~2.5x the ring's alone once 100k ids
+ * are held (+~230 ns, under a tenth of the speed actor's applyRecord per event).
  *
  * Forgetting is by whole generation, oldest first: the oldest generation goes as soon as the
  * rest holds `capacity` ids. So once `capacity` ids arrived the horizon holds the newest
