@@ -154,8 +154,9 @@ function restore(snap: EncodedSnapshot, partition: number, dedupeHorizonIds: num
   }
   // Copied into a buffer of its own: the decoded bytes may sit at any offset of a shared one.
   const hashes = new Float64Array(new Uint8Array(snap.ids).buffer);
-  // The horizon may have shrunk since the snapshot: keep the newest ids.
-  const seenIds = dedupeHorizonOf(hashes.subarray(Math.max(0, hashes.length - Math.max(0, dedupeHorizonIds))), Math.max(0, dedupeHorizonIds));
+  // dedupeHorizonOf keeps the newest ids the horizon holds (more than dedupeHorizonIds by up to
+  // one generation, as the compact horizon did when it wrote them), also when it has shrunk since.
+  const seenIds = dedupeHorizonOf(hashes, Math.max(0, dedupeHorizonIds));
   return {
     kind: "state",
     generation: snap.generation,

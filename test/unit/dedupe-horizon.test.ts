@@ -106,3 +106,138 @@ test("snapshot form: the hashes oldest first restore the same horizon; a smaller
   const smaller = dedupeHorizonOf(h.toFloat64Array(), 3);
   assert.deepEqual([...smaller], [...h].slice(-3));
 });
+
+/**
+ * The compact horizon's promise (dedupe_horizon.ts CompactHorizon): ids arrive in generations of
+ * `generationIds`; the oldest whole generation is forgotten as soon as the rest holds `capacity`
+ * ids; its snapshot lists generations oldest first, a frozen one by hash, the newest as it came.
+ */
+class GenerationReference {
+  private readonly ids: number[] = [];
+  private readonly gens: number[] = [];
+  private readonly held = new Set<number>();
+  private gen = 0;
+  private inGen = 0;
+  constructor(
+    private readonly capacity: number,
+    private readonly generationIds: number,
+  ) {}
+  get size(): number {
+    return this.held.size;
+  }
+  has(h: number): boolean {
+    return this.held.has(h);
+  }
+  add(h: number): boolean {
+    if (this.held.has(h)) return false;
+    this.ids.push(h);
+    this.gens.push(this.gen);
+    this.held.add(h);
+    if (++this.inGen === this.generationIds) {
+      this.gen++;
+      this.inGen = 0;
+    }
+    for (;;) {
+      const oldest = this.gens[0]!;
+      if (oldest === this.gen) break; // only frozen generations are forgotten
+      let n = 0;
+      while (this.gens[n] === oldest) n++;
+      if (this.held.size - n < this.capacity) break;
+      for (const x of this.ids.splice(0, n)) this.held.delete(x);
+      this.gens.splice(0, n);
+    }
+    return true;
+  }
+  toArray(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.ids.length; ) {
+      let j = i;
+      while (j < this.ids.length && this.gens[j] === this.gens[i]) j++;
+      const gen = this.ids.slice(i, j);
+      out.push(...(this.gens[i] === this.gen ? gen : gen.sort((a, b) => a - b)));
+      i = j;
+    }
+    return out;
+  }
+}
+
+/** 53-bit hashes that cover the range's edges: 0, 2^53 - 1, and both sides of 2^32. */
+const EDGE_HASHES = [0, 1, TWO_POW_32 - 1, TWO_POW_32, TWO_POW_32 + 1, 2 ** 53 - 1, 2 ** 53 - 2, 2 ** 52, 2 ** 52 - 1];
+
+test("compact horizon: random adds answer as the generation model; it holds the newest `capacity` ids it accepted, and at most one generation more", () => {
+  // Hashes spread over 53 bits, hashes that share their low 32 bits (they differ only in the
+  // high bits a run's bucket is chosen by), and hashes below 2^40 (all in a run's first bucket).
+  const sources: Array<[string, (seed: number, distinct: number) => () => number]> = [
+    ["spread", (seed, distinct) => hashSource(seed, distinct, null)],
+    ["shared low bits", (seed, distinct) => hashSource(seed, distinct, 12345)],
+    ["below 2^40", (seed, distinct) => { const rnd = prng(seed); return () => rnd.int(0, distinct - 1) * 97; }],
+    ["edges and spread", (seed, distinct) => { const rnd = prng(seed); const spread = hashSource(seed, distinct, null); return () => (rnd.chance(0.05) ? rnd.pick(EDGE_HASHES) : spread()); }],
+  ];
+  for (const [capacity, generationIds] of [[8, 1], [16, 2], [40, 5], [64, 8], [100, 7], [1_000, 16], [3_000, 64]] as const) {
+    for (const [name, source] of sources) {
+      const what = `capacity ${capacity}, generations of ${generationIds}, ${name}`;
+      const h = createDedupeHorizon(capacity, generationIds);
+      assert.equal(h.constructor.name, "CompactHorizon", what);
+      const model = new GenerationReference(capacity, generationIds);
+      const accepted: number[] = [];
+      const next = source(capacity * 31 + generationIds, capacity * 3 + 5);
+      const steps = 30 * capacity + 300;
+      for (let i = 0; i < steps; i++) {
+        const x = next();
+        assert.equal(h.has(x), model.has(x), `${what}, step ${i}: has`);
+        const added = h.add(x);
+        assert.equal(added, model.add(x), `${what}, step ${i}: add`);
+        if (added) accepted.push(x);
+        assert.equal(h.size, model.size, `${what}, step ${i}: size`);
+        assert.ok(h.size <= capacity + generationIds - 1, `${what}, step ${i}: at most one generation over`);
+        assert.ok(h.size >= Math.min(capacity, accepted.length), `${what}, step ${i}: at least capacity once that many came`);
+        // A copy that comes within `capacity` accepted ids of its original is dropped.
+        if (i % 97 === 0) for (const id of accepted.slice(-capacity)) assert.equal(h.has(id), true, `${what}, step ${i}: the newest capacity accepted ids are held`);
+      }
+      assert.deepEqual([...h], model.toArray(), `${what}: snapshot order`);
+    }
+  }
+});
+
+test("compact horizon with generations of one id is the exact insertion-ordered set", () => {
+  const h = createDedupeHorizon(8, 1);
+  const ref = new ReferenceHorizon(8);
+  const next = hashSource(9, 30, null);
+  for (let i = 0; i < 2_000; i++) {
+    const x = next();
+    assert.equal(h.add(x), ref.add(x), `step ${i}`);
+    assert.deepEqual([...h], [...ref.ids], `step ${i}: order`);
+  }
+});
+
+test("compact horizon: its snapshot form restores every id it held, and both go on alike", () => {
+  const capacity = 2_000;
+  const h = createDedupeHorizon(capacity, 64);
+  const next = hashSource(5, 9_000, null);
+  for (let i = 0; i < 7_777; i++) h.add(next());
+  const hashes = h.toFloat64Array();
+  assert.ok(hashes.length > capacity, "one generation over capacity, so the restore must keep more than `capacity`");
+  const restored = dedupeHorizonOf(hashes, capacity, 64);
+  assert.deepEqual(new Set(restored), new Set(h), "the same ids");
+  // Frozen generations are whole (forgotten whole), so the restore groups the ids as they were: both go on alike.
+  for (let i = 0; i < 5_000; i++) {
+    const x = next();
+    assert.equal(restored.add(x), h.add(x), `step ${i}`);
+  }
+  assert.deepEqual([...restored], [...h]);
+  // A horizon of the old size restored into a smaller one keeps the newest ids (as snapshot.ts restores after a shrink).
+  const smaller = dedupeHorizonOf(h.toFloat64Array(), 3);
+  assert.deepEqual([...smaller], [...h].slice(-3));
+});
+
+test("compact horizon: a hash that is not a 53-bit integer is refused, not rounded into a false \"seen\"", () => {
+  const h = createDedupeHorizon(64, 8);
+  for (const bad of [0.5, -1, 2 ** 53, NaN]) assert.throws(() => h.add(bad), /not a 53-bit id hash/, String(bad));
+  assert.equal(h.size, 0);
+});
+
+test("the default capacity is compact; small capacities keep the exact ring", () => {
+  assert.equal(createDedupeHorizon(100_000).constructor.name, "CompactHorizon");
+  assert.equal(createDedupeHorizon(8_191).constructor.name, "RingHorizon");
+  assert.throws(() => createDedupeHorizon(10, 0), /positive integer, got 0/);
+});

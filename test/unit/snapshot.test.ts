@@ -393,3 +393,21 @@ test("a snapshot whose states hold values of the wrong type is unusable", () => 
 function decodeAsObject(data: Uint8Array): Record<string, unknown> {
   return decode<Record<string, unknown>>(data);
 }
+
+test("a compact dedupe horizon (the default size's form) survives a round trip whole, one generation over its capacity", () => {
+  // 8192 ids and up take the compact form (dedupe_horizon.ts), which forgets whole generations
+  // and so may hold up to a generation more than its capacity: a restore that kept only the
+  // newest `capacity` would forget ids the snapshotted actor still dropped copies of.
+  const capacity = 10_000;
+  const original = createSpeedState(0, capacity);
+  for (let i = 0; i < 23_456; i++) original.seenIds.add(idHash(PV, `id-${i}`));
+  assert.ok(original.seenIds.size > capacity);
+  const d = decodeSnapshot(encodeSnapshot(original, meta(0, 1)), 0, capacity, SC);
+  assert.equal(d.kind, "state");
+  if (d.kind !== "state") return;
+  assert.deepEqual([...d.state.seenIds], [...original.seenIds]);
+  for (let i = 0; i < 5_000; i++) {
+    const h = idHash(PV, `id-${23_456 - 12_000 + i * 3}`);
+    assert.equal(d.state.seenIds.add(h), original.seenIds.add(h), `id ${i}`);
+  }
+});
