@@ -47,7 +47,7 @@ const perEvent = (cpu: CpuByRole | undefined, count: number): { cpuUsPerEvent?: 
   cpu ? { cpuUsPerEvent: Object.fromEntries(Object.entries(cpu).map(([role, us]) => [role, us / count])) } : {};
 
 /** The product's processes: this one (publisher and the ClickHouse roles), nats-server, the speed nodes. */
-export const productProcesses = (ctx: BenchContext, cluster: BenchCluster): ProcessRoles => ({
+const productProcesses = (ctx: BenchContext, cluster: BenchCluster): ProcessRoles => ({
   "bench process (publisher, archiver, coordinator, serving)": [process.pid],
   "nats-server": [ctx.env.natsPid],
   "speed nodes": cluster.speedNodes.map((n) => n.pid),
@@ -168,11 +168,9 @@ export const ingestFigure: Figure = {
           `ingest: ${n} events per repetition over ${cluster.cfg.partitions} partitions; product = ingest.publishBatch in the process that also runs archiver, coordinator and serving, ${CONSUMER_PROCESSES} speed-node processes; ` +
             `baselines publish the same encoded payloads from the same process to ${CONSUMER_PROCESSES} consumer processes (ordered consumers, msgpack decode, Map count). ` +
             `End to end stops when every partition's consumer has applied its stream head (polled every 25 ms).`,
-          ...[
-            ["product", passes.product],
-            ["protocol ceiling", passes.core],
-            ["stock js.publish", passes.js],
-          ].flatMap(([label, ps]) => cpuNote(label as string, ps as Pass[])),
+          ...cpuNote("product", passes.product),
+          ...cpuNote("protocol ceiling", passes.core),
+          ...cpuNote("stock js.publish", passes.js),
         ],
       };
     } finally {

@@ -25,13 +25,12 @@
  *   ids it accepted and at most one generation more.
  */
 
-import { FrozenRun } from "./horizon_run.js";
+import { FrozenRun, TWO_POW_32 } from "./horizon_run.js";
 
 /** Table slots per held id at most: 1 / MAX_LOAD. Lower load means shorter probe chains on a miss (every new event is one). */
 const MAX_LOAD = 0.6;
 /** Ring length an empty horizon starts with (grown by doubling). */
 const INITIAL_RING = 256;
-const TWO_POW_32 = 4294967296;
 /** Ids per generation of the compact horizon, at least (see generationIdsFor). */
 const GENERATION_IDS = 1024;
 /** Generations a compact horizon of any capacity spans, about: more makes bigger generations instead. */

@@ -11,7 +11,8 @@
  * real event). A lookup searches one bucket.
  */
 
-const TWO_POW_32 = 4294967296;
+/** 2^32: a 53-bit hash is high·2^32 + low. */
+export const TWO_POW_32 = 4294967296;
 /** Bits of a hash above its low 32. */
 const HIGH_BITS = 21;
 /** Bits of the Uint16 that holds an id's remaining high bits and its generation offset. */

@@ -234,10 +234,13 @@ export function chdbFileMasterInserter(client: ClickHouseClient, dir: string): M
         const columns = ["_partition", "_seq", "_id", ...Object.keys(source.fields)].map(ident).join(", ");
         encoders.set(source, (enc = { encode: rowBinaryEncoder(source), structure: masterStructure(source), columns }));
       }
-      // A batch gathered as RowBinary is sent as it is; one that turned into row objects holds a value that does not fit.
-      let bytes = rows instanceof GatheredRows ? rows.bytes() : null;
-      if (rows instanceof GatheredRows && !bytes) return json.insert(db, source, rows);
-      if (!bytes) {
+      let bytes: Buffer;
+      if (rows instanceof GatheredRows) {
+        // Gathered as RowBinary, it goes as it is; a batch that turned into row objects holds a value that does not fit.
+        const gathered = rows.bytes();
+        if (!gathered) return json.insert(db, source, rows);
+        bytes = gathered;
+      } else {
         try {
           bytes = enc.encode(masterRowsOf(rows));
         } catch (err) {
