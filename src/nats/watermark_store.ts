@@ -128,10 +128,12 @@ export interface FollowOptions {
    * Decides whether a watermark is taken (nats/watermark_trust.ts checkWatermark, plus what the
    * role itself must find, e.g. serving's batch views). A refused one is logged as an error and
    * reported by `refusal()`; the follower keeps the last one taken. A check that throws (NATS
-   * did not answer) decides nothing: it is tried again after {@link CHECK_RETRY_MS}.
+   * did not answer) decides nothing: it is tried again after {@link CHECK_RETRY_MS}. `stopped` is
+   * aborted when the follower stops: a check still running then decides nothing, and what fails
+   * in it is the stop's doing (its role closing its connections), not something to report.
    * @default every watermark is taken
    */
-  check?(w: Watermark): Promise<WatermarkVerdict>;
+  check?(w: Watermark, stopped: AbortSignal): Promise<WatermarkVerdict>;
 }
 
 /** Pause before checking a watermark again after the check itself failed. */
@@ -147,6 +149,7 @@ export async function followWatermark(kv: KV, log: Logger, onNew: (w: Watermark)
   let revision = 0;
   let refused: WatermarkRefusal | null = null;
   let stopped = false;
+  const stop = new AbortController();
   let retry: NodeJS.Timeout | undefined;
   // Values are decided one at a time, in revision order.
   let deciding: Promise<void> = Promise.resolve();
@@ -160,14 +163,15 @@ export async function followWatermark(kv: KV, log: Logger, onNew: (w: Watermark)
     if (opts.check) {
       let verdict: WatermarkVerdict;
       try {
-        verdict = await opts.check(w);
+        verdict = await opts.check(w, stop.signal);
       } catch (err) {
+        if (stopped) return;
         log.error("could not check a new watermark against the run history; trying again", { run: w.run, revision: rev, err: ensureError(err) });
         clearTimeout(retry);
         retry = setTimeout(() => void offerNewest().catch((e) => log.error("could not read the watermark again", { err: ensureError(e) })), CHECK_RETRY_MS);
         return;
       }
-      if (rev <= revision) return;
+      if (rev <= revision || stopped) return;
       if (verdict.kind === "refused") return refuse(w.run, rev, verdict.reason);
     }
     const changed = latest === null || latest.run !== w.run || latest.viewVersion !== w.viewVersion || latest.publishedAtMs !== w.publishedAtMs;
@@ -200,6 +204,7 @@ export async function followWatermark(kv: KV, log: Logger, onNew: (w: Watermark)
     ended: watch.ended,
     stop: () => {
       stopped = true;
+      stop.abort();
       clearTimeout(retry);
       watch.stop();
     },

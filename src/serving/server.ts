@@ -97,7 +97,7 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
   const feed = deps.catalogFeed ?? fixedCatalog(deps.catalog);
   // Answers only at a watermark a batch run published and whose views this node can read; a node
   // refusing the newest keeps answering at the last good one, and still comes up.
-  const watermarks = await followWatermark(buckets.watermark, log, undefined, { check: (w) => checkServedWatermark(deps.ch, opts.database, buckets, feed.current(), w, log) });
+  const watermarks = await followWatermark(buckets.watermark, log, undefined, { check: (w, stopped) => checkServedWatermark(deps.ch, opts.database, buckets, feed.current(), w, log, stopped) });
   // Queries carry the generation of each partition's owner: a former owner answers not_owner.
   const assignments = new Map<number, Assignment>();
   const assignmentWatch = await watchAssignments(buckets.assignments, log, (a) => assignments.set(a.partition, a));

@@ -19,9 +19,10 @@ import { checkWatermark, type WatermarkVerdict } from "../nats/watermark_trust.j
 
 /**
  * Checks every view version watermark `w` answers with; logs an error naming the missing ones
- * (or why the check itself failed) and returns them.
+ * (or why the check itself failed, unless `stopped` was aborted: a node that stops closes
+ * ClickHouse under a check still running) and returns them.
  */
-export async function checkWatermarkViews(ch: ClickHouseClient, db: string, catalog: Catalog, w: Watermark, log: Logger): Promise<BatchViewMissingError[]> {
+export async function checkWatermarkViews(ch: ClickHouseClient, db: string, catalog: Catalog, w: Watermark, log: Logger, stopped?: AbortSignal): Promise<BatchViewMissingError[]> {
   const missing: BatchViewMissingError[] = [];
   try {
     for (const s of standings(catalog, w)) {
@@ -30,7 +31,8 @@ export async function checkWatermarkViews(ch: ClickHouseClient, db: string, cata
       if (state !== "present") missing.push(new BatchViewMissingError(s.name, w.viewVersion, viewTable(db, s.inForce.metric), state));
     }
   } catch (err) {
-    log.error("could not check the watermark's batch views; queries will tell", { run: w.run, err: ensureError(err) });
+    if (stopped?.aborted) log.debug("stopped while checking the watermark's batch views", { run: w.run, err: ensureError(err) });
+    else log.error("could not check the watermark's batch views; queries will tell", { run: w.run, err: ensureError(err) });
     return missing;
   }
   if (missing.length > 0) {
@@ -48,10 +50,10 @@ export async function checkWatermarkViews(ch: ClickHouseClient, db: string, cata
  * batch view it names is missing here (which {@link checkWatermarkViews} logs). A check of the
  * views that itself fails does not refuse: queries tell. @throws what reading the run history throws
  */
-export async function checkServedWatermark(ch: ClickHouseClient, db: string, buckets: RunHistoryBuckets, catalog: Catalog, w: Watermark, log: Logger): Promise<WatermarkVerdict> {
+export async function checkServedWatermark(ch: ClickHouseClient, db: string, buckets: RunHistoryBuckets, catalog: Catalog, w: Watermark, log: Logger, stopped?: AbortSignal): Promise<WatermarkVerdict> {
   const trust = await checkWatermark(buckets, w);
   if (trust.kind === "refused") return trust;
-  const missing = await checkWatermarkViews(ch, db, catalog, w, log);
+  const missing = await checkWatermarkViews(ch, db, catalog, w, log, stopped);
   if (missing.length === 0) return trust;
   return { kind: "refused", reason: `its batch views are missing on this node: ${missing.map((e) => `${e.metric} (${e.table})`).join(", ")}` };
 }

@@ -13,7 +13,7 @@ import { readMembers, startHeartbeat } from "../../src/nats/members.js";
 import { namesFor, partitionKey, WATERMARK_KEY } from "../../src/nats/names.js";
 import { readRun } from "../../src/nats/run_history.js";
 import { openBuckets } from "../../src/nats/setup.js";
-import { followWatermark, readWatermark } from "../../src/nats/watermark_store.js";
+import { followWatermark, publishWatermark, readWatermark } from "../../src/nats/watermark_store.js";
 import type { Assignment } from "../../src/core/records.js";
 import { keptLogger, type KeptLine } from "../harness/log.js";
 import { startTestNats } from "../harness/nats.js";
@@ -77,4 +77,33 @@ test("a watch that ends without stop() says so: logged as an error and reported 
   const end = await follower.ended;
   assert.notEqual(end.kind, "stopped");
   assert.ok(lines.some((l) => l.level === "error" && /the watch of the watermark (ended|failed); no longer following the watermark/.test(l.message)), JSON.stringify(lines));
+});
+
+test("a watermark check still running when the follower stops decides nothing and logs nothing", async () => {
+  await using nats = { ...(await startTestNats()), [Symbol.asyncDispose]: async () => nats.close() };
+  const nc = await connectNats(nats.url, "cluster-state-stop-test");
+  try {
+    const b = await openBuckets(nc, namesFor(`cst${process.pid}`));
+    const lines: KeptLine[] = [];
+    // The check of run 1 waits until the follower stops, then fails as a closed ClickHouse would.
+    let signal: AbortSignal | undefined;
+    const follower = await followWatermark(b.watermark, keptLogger(lines), undefined, {
+      check: (_w, stopped) => {
+        signal = stopped;
+        return new Promise((_, reject) => stopped.addEventListener("abort", () => reject(new Error("the client is closed")), { once: true }));
+      },
+    });
+    await publishWatermark(b.watermark, { run: 1, cuts: [0], viewVersion: 1, coveredFromMs: null, coveredToMs: null, eventsCovered: 0, startedAtMs: 1, publishedAtMs: 2, coordinator: "c", timings: { barrierMs: 0, archiverFlushMs: 0, recomputeMs: 0 } });
+    await waitFor("the check of run 1 to start", () => signal !== undefined);
+    assert.equal(signal!.aborted, false);
+    follower.stop();
+    assert.equal(signal!.aborted, true, "stop() aborts the running check");
+    assert.deepEqual(await follower.ended, { kind: "stopped" });
+    // The rejection is handled after stop(): give it its turn, then look.
+    await new Promise((r) => setImmediate(r));
+    assert.equal(follower.current(), null, "a check cut short by stop() takes nothing");
+    assert.deepEqual(lines.filter((l) => l.level === "error" || l.level === "warn"), [], "nothing reported for a check the stop cut short");
+  } finally {
+    await nc.close();
+  }
 });
