@@ -49,6 +49,11 @@ export const GRPC_TLS_RELOAD_MS = 60_000;
 /** Batch view versions kept behind the current one for readers still on them. */
 export const VIEW_VERSIONS_KEPT = 3;
 /**
+ * Window states a serving node's batch-view cache holds at most (serving/batch_cache.ts); the
+ * least recently used go first. 0 turns the cache off: every query reads the view.
+ */
+export const BATCH_CACHE_STATES = 1_000_000;
+/**
  * What the coordinator removes from the event stream after each batch run (coordinator/retention.ts):
  * `kept-views`, the events no kept batch view, rollback or rebuild needs any more; `off`, nothing
  * (the stream then grows until its store is full).
@@ -166,6 +171,8 @@ export interface ResolvedConfig {
   /** Archiver lease renewal period; below the lease (ARCHIVER_RENEW_MS). */
   archiverRenewMs: number;
   viewVersionsKept: number;
+  /** Serving: window states its batch-view cache holds at most; 0: no cache (BATCH_CACHE_STATES). */
+  batchCacheStates: number;
   /** What the coordinator removes from the event stream after a run (STREAM_RETENTION). */
   streamRetention: StreamRetentionMode;
   /** Runs before the oldest kept batch view whose events the stream keeps too (STREAM_RETENTION_EXTRA_RUNS). */
@@ -315,6 +322,7 @@ const ENV_SCHEMA: Record<string, [keyof ResolvedConfig, Parser]> = {
   LAMBDA_ARCHIVER_LEASE_MS: ["archiverLeaseMs", int(100)],
   LAMBDA_ARCHIVER_RENEW_MS: ["archiverRenewMs", int(20)],
   LAMBDA_VIEW_VERSIONS_KEPT: ["viewVersionsKept", int(1)],
+  LAMBDA_BATCH_CACHE_STATES: ["batchCacheStates", int(0)],
   LAMBDA_STREAM_RETENTION: ["streamRetention", retentionMode],
   LAMBDA_STREAM_RETENTION_EXTRA_RUNS: ["streamRetentionExtraRuns", int(0, 1_000_000)],
   LAMBDA_DUPLICATE_WINDOW_MS: ["duplicateWindowMs", int(100)],
@@ -392,6 +400,7 @@ export function defaultConfig(): ResolvedConfig {
     archiverLeaseMs: ARCHIVER_LEASE_MS,
     archiverRenewMs: ARCHIVER_RENEW_MS,
     viewVersionsKept: VIEW_VERSIONS_KEPT,
+    batchCacheStates: BATCH_CACHE_STATES,
     streamRetention: STREAM_RETENTION,
     streamRetentionExtraRuns: STREAM_RETENTION_EXTRA_RUNS,
     duplicateWindowMs: DUPLICATE_WINDOW_MS,

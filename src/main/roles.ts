@@ -167,6 +167,7 @@ export async function startRoles(cfg: ResolvedConfig, nc: NatsConnection, file: 
           heartbeatIntervalMs: cfg.heartbeatIntervalMs,
           nodeTimeoutMs: cfg.nodeTimeoutMs,
           viewVersionsKept: cfg.viewVersionsKept,
+          batchCacheStates: cfg.batchCacheStates,
           admin: cfg.grpcAdminPort === null ? null : { host: cfg.grpcAdminHost, port: cfg.grpcAdminPort },
           security: servingSecurity(cfg),
         },

@@ -19,14 +19,13 @@
 import type { AggState } from "../core/aggregate.js";
 import type { MetricDef } from "../core/catalog.js";
 import type { BatchStates } from "../ch/views.js";
+import { BATCH_CACHE_STATES } from "../core/config.js";
 import type { BatchReader } from "./query.js";
 
 /** Windows of one key per cache block. */
 export const BLOCK_WINDOWS = 128;
 /** Widest range, in blocks, read and kept block by block; a wider one is kept as one entry for its exact range. */
 export const MAX_BLOCKS_PER_READ = 64;
-/** Window states the cache holds at most; the least recently used entries go first. */
-export const BATCH_CACHE_STATES = 1_000_000;
 
 export interface CachedBatchReader {
   readonly read: BatchReader;
@@ -148,7 +147,21 @@ const statesIn = (h: Held): number => {
 /** Share of the bound the cache shrinks to when it evicts, so that eviction (a sort) runs once per many reads. */
 const EVICT_TO_SHARE = 0.9;
 
+/**
+ * Caches `read`, holding at most `maxStates` window states (the least recently used go first);
+ * with 0 every read goes to `read` and counts as a miss.
+ */
 export function cachedBatchReader(read: BatchReader, maxStates = BATCH_CACHE_STATES): CachedBatchReader {
+  if (maxStates === 0) {
+    let misses = 0;
+    return {
+      read: (...args) => {
+        misses++;
+        return read(...args);
+      },
+      stats: () => ({ hits: 0, misses, entries: 0, states: 0 }),
+    };
+  }
   // Entries in groups of one block (or one wide range) of one run and metric, by key: a read
   // builds one id string per block, not one per key.
   const groups = new Map<string, Map<string, Entry>>();

@@ -53,6 +53,8 @@ export interface ServingOptions {
   nodeTimeoutMs: number;
   /** Batch view versions the coordinator keeps (LAMBDA_VIEW_VERSIONS_KEPT). */
   viewVersionsKept: number;
+  /** Window states the batch-view cache holds at most; 0: no cache (LAMBDA_BATCH_CACHE_STATES). @default BATCH_CACHE_STATES */
+  batchCacheStates?: number;
   /** The admin API's own listener (LAMBDA_GRPC_ADMIN_HOST/PORT). @default null: on `host`:`port` beside the queries */
   admin?: ListenAt | null;
   /** TLS and tokens. @default none: plain text, every call allowed */
@@ -103,7 +105,7 @@ export async function createServingNode(deps: ServingDeps, opts: ServingOptions)
   const assignmentWatch = await watchAssignments(buckets.assignments, log, (a) => assignments.set(a.partition, a));
   const heartbeat = await startHeartbeat(buckets.members, "serving", opts.nodeId, opts.heartbeatIntervalMs, log);
 
-  const batchCache = cachedBatchReader((metric, run, keys, fromMs, toMs) => readBatchStates(deps.ch, opts.database, metric, run, keys, fromMs, toMs));
+  const batchCache = cachedBatchReader((metric, run, keys, fromMs, toMs) => readBatchStates(deps.ch, opts.database, metric, run, keys, fromMs, toMs), opts.batchCacheStates);
   // A key the view version lacks (a new one) is answered without a read: see batch_keys.ts.
   const batchKeys = keyFilteredBatchReader(batchCache.read, (metric, run, limit) => readBatchKeys(deps.ch, opts.database, metric, run, limit), {
     onError: (err, metric, run) => log.warn("could not read the keys of a batch view version; its reads go through meanwhile", { metric, run, err: ensureError(err) }),

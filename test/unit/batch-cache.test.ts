@@ -162,3 +162,17 @@ test("a range across a block's end asked again gets the same maps (nothing copie
   for (const k of KEYS.slice(0, 6)) if (first.has(k) && moved.has(k)) assert.notEqual(moved.get(k), first.get(k), `${k}: a moved range is cut anew`);
   assert.deepEqual(plain(first), plain(await direct.read(METRIC, 1, KEYS.slice(0, 6), from, to)), "the maps handed out before did not change");
 });
+
+test("with a bound of 0 states every read goes to the view as asked, and counts as a miss", async () => {
+  const origin = 1_764_000_000_000 - (1_764_000_000_000 % (W * BLOCK_WINDOWS));
+  const view = viewReader(viewRows(origin));
+  const cache = cachedBatchReader(view.read, 0);
+  for (let i = 0; i < 3; i++) {
+    const got = await cache.read(METRIC, 1, ["a-1", "a-2"], origin, origin + 10 * W);
+    assert.deepEqual(plain(got), plain(await view.read(METRIC, 1, ["a-1", "a-2"], origin, origin + 10 * W)));
+  }
+  // Three reads through the cache, three direct ones to compare: each asked exactly the range.
+  assert.equal(view.calls.length, 6);
+  assert.ok(view.calls.every((c) => c.fromMs === origin && c.toMs === origin + 10 * W), JSON.stringify(view.calls));
+  assert.deepEqual(cache.stats(), { hits: 0, misses: 3, entries: 0, states: 0 });
+});

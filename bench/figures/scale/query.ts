@@ -4,9 +4,11 @@
  * (key, window) rows. Each size gets its own cluster (serving node, two speed
  * nodes) over master rows generated in chDB below the cut: WINDOWS windows per
  * key, two events per (key, window), so the view holds keys × WINDOWS rows.
- * Calls rotate over every key and move the range back a window once all keys
- * were asked, so the serving node's batch cache misses and each call reads the
- * view. Goal: p99 at the largest view within 2x of p99 at the smallest.
+ * The serving node runs with its batch cache off (LAMBDA_BATCH_CACHE_STATES=0), so
+ * each call reads the view: at 10k rows the cache would hold the whole view and
+ * the curve would compare memory with reads. Calls rotate over every key and move
+ * the range back a window once all keys were asked. Goal: p99 at the largest
+ * view within 2x of p99 at the smallest.
  */
 import { viewTable } from "../../../src/ch/schema.js";
 import { forkBenchChild, type BenchChild } from "../../children/ipc.js";
@@ -43,7 +45,7 @@ async function measureSize(ctx: BenchContext, load: BenchChild, trivialAddress: 
   const rows = cells * EVENTS_PER_CELL;
   const prefix = ctx.env.prefix("sq");
   await reserveSequences(ctx.env.natsUrl, prefix, rows);
-  const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "coordinator", "executor", "serving"], speedNodes: 2, prefix });
+  const cluster = await startBenchCluster(ctx.env, { roles: ["archiver", "coordinator", "executor", "serving"], speedNodes: 2, prefix, config: { batchCacheStates: 0 } });
   const ch = cluster.roles.ch!.client;
   try {
     const catalog = ctx.env.catalog;
@@ -139,7 +141,7 @@ export const queryCurve: ScalePartRun = async (ctx) => {
       details: { windowsPerKey: WINDOWS, rangeWindows: RANGE_WINDOWS, eventsPerCell: EVENTS_PER_CELL, sizes, results },
       notes: [
         `scale/query: batch views of ${sizes.map(compact).join(", ")} rows (${WINDOWS} one-minute windows per key, ${EVENTS_PER_CELL} events each, generated in chDB below the cut), two speed nodes with nothing above the cut; ` +
-          `${ctx.opts.sizes.scale.queryCalls} sequential one-key calls per repetition for ${RANGE_WINDOWS} windows, rotating over every key and moving the range back a window after each round, so the batch cache misses ` +
+          `${ctx.opts.sizes.scale.queryCalls} sequential one-key calls per repetition for ${RANGE_WINDOWS} windows, rotating over every key and moving the range back a window after each round, serving's batch cache off so that each reads the view ` +
           `(serving's cache, over the whole size: ${results.map((r) => `${r.batchCache.misses} misses / ${r.batchCache.hits} hits`).join("; ")}). Goal: p99 at the largest view within ${QUERY_FLAT_FACTOR}x of the smallest.`,
       ],
     };
