@@ -14,7 +14,8 @@
  *
  * Rows go in through the process's master inserter (src/ch/master_insert.ts):
  * RowBinary on chDB, JSONEachRow on a ClickHouse server; one flush is one
- * INSERT per source.
+ * INSERT per source (batch/master_append.ts), after the stream's leader confirmed
+ * each partition's rows are where the consumers said (batch/history_check.ts).
  *
  * Fenced by the lease: an insert starts only while the lease holds on this
  * process's monotonic clock (checked right before each INSERT), and progress is
@@ -33,7 +34,7 @@ import type { CatalogFeed } from "../nats/catalog_store.js";
 import { ensureError } from "../core/errors.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
-import { isDataRefusal, queryRows, type ChHandle } from "../ch/client.js";
+import { queryRows, type ChHandle } from "../ch/client.js";
 import { DeadLetterStages, deadLetterMsgId, type DeadLetter } from "../core/dead_letter.js";
 import type { FieldProblem } from "../core/errors.js";
 import { masterBatch, type MasterBatch, type MasterRow } from "../ch/master_insert.js";
@@ -46,7 +47,9 @@ import type { Names } from "../nats/names.js";
 import type { Buckets } from "../nats/setup.js";
 import { FencedError } from "../nats/kv.js";
 import { consumePartition, type PartitionConsumer } from "../nats/consumer_health.js";
-import { checkPosition, streamPositionReader, type PositionReader } from "../nats/stream_position.js";
+import { streamPositionReader, type PositionReader } from "../nats/stream_position.js";
+import { wrongHistories } from "./history_check.js";
+import { appendRows } from "./master_append.js";
 import { archivedHeadsSql } from "./sql.js";
 import type { Observability } from "../core/metrics.js";
 
@@ -239,109 +242,33 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
     }
   };
 
-  /**
-   * Inserts `rows` of `source`. A failure ClickHouse says the data causes (isDataRefusal) is split
-   * until the refused rows are found: they are dead-lettered and the rest go in. Other failures
-   * are retried until close(). @returns false when close() stopped it before every row was in.
-   */
-  const insertRows = async (source: string, rows: MasterBatch): Promise<boolean> => {
-    // The definition the rows were gathered under: its table and columns exist (adopt() makes them first).
-    const def = rows.source;
-    // Parts still to insert, the next one last: each partition's rows go in in sequence order.
-    const parts = [rows];
-    while (parts.length > 0) {
-      let part = parts.pop()!;
-      for (;;) {
-        // Paused past the lease: no insert until a renewal proves nobody took over (or the loss stops this writer).
-        if (!fence.holds()) {
-          if (stopping) return false;
-          log.warn("the archiver lease is not fresh; holding the insert until it is renewed or lost", { source, rows: part.length, epoch: fence.epoch });
-          await pause(INSERT_RETRY_MS);
-          continue;
-        }
-        let refused: Error | undefined;
-        try {
-          await master.insert(opts.database, def, part);
-          break;
-        } catch (err) {
-          if (isDataRefusal(err)) refused = ensureError(err);
-          else {
-            log.error("insert into the master dataset failed; retrying without the rows that landed", { source, rows: part.length, err: ensureError(err) });
-            if (stopping) return false;
-            await pause(INSERT_RETRY_MS);
-          }
-        }
-        // The insert may have landed in part before the error: keep only what the table lacks.
-        // If ClickHouse cannot even say, keep every row and ask again next time round.
-        const known = await loadHeads(source).then(
-          () => true,
-          (e) => (log.error("cannot read the master table's heads; retrying", { source, err: ensureError(e) }), false),
-        );
-        if (stopping && (!known || !refused)) return false;
-        if (!known) {
-          await pause(INSERT_RETRY_MS);
-          continue;
-        }
-        const h = heads[source]!;
-        part = part.filter((partition, seq) => seq > h[partition]!);
-        if (part.length === 0) break;
-        if (!refused) continue;
-        if (part.length > 1) {
-          const mid = part.length >> 1;
-          parts.push(part.slice(mid), part.slice(0, mid));
-          break;
-        }
-        const row = part.rowAt(0);
-        rowsRefused++;
-        const problems: FieldProblem[] = [{ field: "(row)", reason: `ClickHouse refused the row: ${refused.message}` }];
-        log.warn("ClickHouse refused a row; dead-lettering it and archiving the rest", { source, partition: row.partition, seq: row.seq, id: row.id, err: refused });
-        await deadLetter({ stage: DeadLetterStages.archive, source, raw: row.fields, problems, eventId: row.id, partition: row.partition, seq: row.seq }, row.partition, row.seq);
-        break;
-      }
-    }
-    return true;
-  };
+  /** Inserts `rows` of `source` (batch/master_append.ts). @returns false when close() stopped it before every row was in */
+  const insertRows = (source: string, rows: MasterBatch): Promise<boolean> =>
+    appendRows(
+      {
+        master,
+        database: opts.database,
+        holds: () => fence.holds(),
+        epoch: fence.epoch,
+        stopping: () => stopping,
+        pause: () => pause(INSERT_RETRY_MS),
+        reloadHeads: async (s) => {
+          await loadHeads(s);
+          return heads[s]!;
+        },
+        refused: async (s, row, err) => {
+          rowsRefused++;
+          const problems: FieldProblem[] = [{ field: "(row)", reason: `ClickHouse refused the row: ${err.message}` }];
+          log.warn("ClickHouse refused a row; dead-lettering it and archiving the rest", { source: s, partition: row.partition, seq: row.seq, id: row.id, err });
+          await deadLetter({ stage: DeadLetterStages.archive, source: s, raw: row.fields, problems, eventId: row.id, partition: row.partition, seq: row.seq }, row.partition, row.seq);
+        },
+        log,
+      },
+      source,
+      rows,
+    );
 
   const recordBarrier = (b: PendingBarrier) => recordArchiverProgress(buckets.archiver, { partition: b.partition, run: b.run, barrierSeq: b.seq, atMs: Date.now() }, fence.epoch);
-
-  /**
-   * The partitions of `batch` whose first or last row the stream's leader holds elsewhere (or
-   * cannot say, which holds the rows back too): a consumer delivered a history that is not the
-   * stream's. Checking both ends of each partition's part catches a shifted history at two reads
-   * per partition and flush, not one per event.
-   */
-  const wrongHistories = async (batch: Map<string, MasterBatch>): Promise<Map<number, string>> => {
-    /** Per partition: its first and last row, as [source, index in that source's batch]. */
-    const ends = new Map<number, { first: [string, number]; last: [string, number] }>();
-    for (const [source, rows] of batch) {
-      const seqOf = (at: [string, number]) => batch.get(at[0])!.seqAt(at[1]);
-      for (let i = 0; i < rows.length; i++) {
-        const p = rows.partitionAt(i);
-        const seq = rows.seqAt(i);
-        const e = ends.get(p);
-        if (!e) ends.set(p, { first: [source, i], last: [source, i] });
-        else {
-          if (seq < seqOf(e.first)) e.first = [source, i];
-          if (seq > seqOf(e.last)) e.last = [source, i];
-        }
-      }
-    }
-    const wrong = new Map<number, string>();
-    // Every read at once: each waits behind the deliveries the connection is busy with (hundreds of
-    // ms while the consumers catch up), so reading the ends one after the other doubled that wait.
-    await Promise.all(
-      [...ends].flatMap(([p, e]) => {
-        const same = e.first[0] === e.last[0] && e.first[1] === e.last[1];
-        return (same ? [e.first] : [e.first, e.last]).map(async ([source, i]) => {
-          const row = batch.get(source)!.rowAt(i);
-          // A position its leader cannot confirm holds the rows back too.
-          const check = await checkPosition(positions, { seq: row.seq, subject: deps.names.eventSubject(p), event: { source, id: row.id } });
-          if (check.kind !== "same" && !wrong.has(p)) wrong.set(p, check.reason);
-        });
-      }),
-    );
-    return wrong;
-  };
 
   /**
    * Drops what partition `p`'s consumer delivered past the archived head, and reads it again
@@ -392,7 +319,7 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
       barriers = [];
       room?.release();
       room = null;
-      const wrong = await wrongHistories(batch);
+      const wrong = await wrongHistories(batch, positions, (p) => deps.names.eventSubject(p));
       if (wrong.size > 0) {
         for (const [p, reason] of wrong) readAgain(p, reason);
         batch = new Map([...batch].map(([source, rows]) => [source, rows.filter((partition) => !wrong.has(partition))]));
