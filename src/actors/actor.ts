@@ -5,7 +5,7 @@
  * and status requests, and writes snapshots while it owns the partition.
  */
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { Watermark } from "../core/watermark.js";
@@ -138,7 +138,6 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
   const p = opts.partition;
   const log = deps.log.child({ partition: p, generation: opts.generation });
   const { state, from } = await restoreState(deps, opts, log);
-  const js = jetstream(deps.nc);
   const jsm = await jetstreamManager(deps.nc);
   const last = await jsm.streams.getMessage(deps.names.eventStream, { last_by_subj: deps.names.eventSubject(p) });
   const headAtStart = last?.seq ?? 0;
@@ -223,7 +222,7 @@ export async function startActor(deps: ActorDeps, opts: ActorOptions): Promise<R
   };
 
   // Answers say when the consumer stalled: the state may then lag the stream by any amount.
-  const events = consumePartition({ js, stream: deps.names.eventStream, subject: deps.names.eventSubject(p), handledSeq: () => state.appliedSeq, log, what: "speed actor" });
+  const events = consumePartition({ nc: deps.nc, stream: deps.names.eventStream, subject: deps.names.eventSubject(p), handledSeq: () => state.appliedSeq, log, what: "speed actor" });
 
   const subs: Subscription[] = [];
   subs.push(

@@ -373,7 +373,7 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
     const reader = readers[p]!;
     reader.handled = Math.min(...Object.values(heads).map((h) => h[p]!));
     const consumer = consumePartition({
-      js,
+      nc: deps.nc,
       stream: deps.names.eventStream,
       subject: deps.names.eventSubject(p),
       handledSeq: () => reader.handled,

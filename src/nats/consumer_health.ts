@@ -13,7 +13,8 @@
  * four partitions stopped for good). So the stall check below replaces a
  * consumer that stays stalled, from where its reader got to.
  */
-import { DeliverPolicy, type ConsumeOptions, type ConsumerInfo, type ConsumerMessages, type ConsumerNotification, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { DeliverPolicy, jetstream, type ConsumeOptions, type ConsumerInfo, type ConsumerMessages, type ConsumerNotification, type JsMsg } from "@nats-io/jetstream";
 import { ensureError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 
@@ -23,6 +24,17 @@ export const CONSUMER_EXPIRES_MS = 5_000;
 export const CONSUMER_IDLE_HEARTBEAT_MS = 1_000;
 /** No message for this long while the stream holds some for the consumer: it is stalled. */
 export const CONSUMER_STALL_AFTER_MS = 2 * CONSUMER_IDLE_HEARTBEAT_MS;
+/**
+ * The reader's JetStream API requests (creating its consumer, the stall check's info) give up
+ * after this at first, not the API's 5 s default: after a NATS server died, each request that
+ * waited out 5 s held the partition back that long (test/e2e/nats-cluster on a loaded machine: speed
+ * actors delivered again 17–34 s after the kill, median 18, after up to three 5 s timeouts in a
+ * row; 11–27 s, median 11, with this), where asking again soon reaches the new leader. Creations that keep timing out wait longer, up to
+ * CONSUMER_API_TIMEOUT_MAX_MS, so that a slow but working server still gets through.
+ */
+export const CONSUMER_API_TIMEOUT_MS = 2 * CONSUMER_IDLE_HEARTBEAT_MS;
+/** The JetStream API's own default timeout: the longest a creation waits. */
+export const CONSUMER_API_TIMEOUT_MAX_MS = 5_000;
 
 /** The pull settings every long-running consumer uses (with its own batch sizes). */
 function consumeOptions(batch: { max_messages?: number; threshold_messages?: number } = {}): ConsumeOptions {
@@ -83,7 +95,8 @@ export interface PartitionConsumer {
 }
 
 export interface PartitionConsumerOptions {
-  js: JetStreamClient;
+  /** Its JetStream requests go through a context of their own, with CONSUMER_API_TIMEOUT_MS. */
+  nc: NatsConnection;
   stream: string;
   subject: string;
   /**
@@ -153,7 +166,9 @@ export function consumePartition(o: PartitionConsumerOptions): PartitionConsumer
       const after = o.handledSeq();
       let messages: ConsumerMessages;
       try {
-        const consumer = await o.js.consumers.get(o.stream, {
+        // 2 s, 2 s, 4 s, then 5 s per try while creations time out.
+        const timeout = Math.min(CONSUMER_API_TIMEOUT_MAX_MS, CONSUMER_API_TIMEOUT_MS * 2 ** Math.max(0, failures - 1));
+        const consumer = await jetstream(o.nc, { timeout }).consumers.get(o.stream, {
           filter_subjects: o.subject,
           ...(after > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 } : { deliver_policy: DeliverPolicy.All }),
         });
