@@ -26,11 +26,12 @@ export const CONSUMER_IDLE_HEARTBEAT_MS = 1_000;
 export const CONSUMER_STALL_AFTER_MS = 2 * CONSUMER_IDLE_HEARTBEAT_MS;
 /**
  * The reader's JetStream API requests (creating its consumer, the stall check's info) give up
- * after this at first, not the API's 5 s default: after a NATS server died, each request that
- * waited out 5 s held the partition back that long (test/e2e/nats-cluster on a loaded machine: speed
- * actors delivered again 17–34 s after the kill, median 18, after up to three 5 s timeouts in a
- * row; 11–27 s, median 11, with this), where asking again soon reaches the new leader. Creations that keep timing out wait longer, up to
- * CONSUMER_API_TIMEOUT_MAX_MS, so that a slow but working server still gets through.
+ * after this at first, not after the API's 5 s default: after a NATS server died, each request
+ * that waited out 5 s held the partition back that long, where asking again soon reaches the
+ * new leader (test/e2e/nats-cluster on a loaded machine: speed actors delivered again 17–34 s
+ * after the kill, median 18, after up to three 5 s timeouts in a row; 11–27 s, median 11, with
+ * this). Creations that keep timing out wait longer, up to CONSUMER_API_TIMEOUT_MAX_MS, so that
+ * a slow but working server still gets through.
  */
 export const CONSUMER_API_TIMEOUT_MS = 2 * CONSUMER_IDLE_HEARTBEAT_MS;
 /** The JetStream API's own default timeout: the longest a creation waits. */
