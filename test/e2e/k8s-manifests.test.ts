@@ -235,9 +235,14 @@ test("each Deployment of deploy/k8s starts with the command, env, ConfigMaps and
       assert.doesNotMatch(proc(name).log(), /ConfigError|unknown variable|ENOENT|permission violation|Authorization Violation/i, `${name}: no config, file or NATS permission error`);
       const live = await waitFor(`${name} /livez`, () => metrics(name, "/livez"), { timeoutMs: 30_000 }).catch(() => undefined);
       // A process that gave up on ClickHouse has exited ("start failed"); one still trying is live and not ready.
-      if (proc(name).child.exitCode === null && live) {
-        assert.equal(live.status, 200);
-        assert.equal((await metrics(name, "/readyz"))?.status, 503, `${name}: not ready while ClickHouse refuses it`);
+      // It may give up between the two reads, and a loaded machine may not answer within a read's
+      // 2 s: ask until /readyz answers or the process has exited.
+      const ready = live
+        ? await waitFor(`${name} /readyz to answer, or ${name} to exit`, async () => (proc(name).child.exitCode !== null ? { exited: true as const } : await metrics(name, "/readyz")), { timeoutMs: 30_000 })
+        : undefined;
+      if (ready && !("exited" in ready)) {
+        assert.equal(live!.status, 200);
+        assert.equal(ready.status, 503, `${name}: not ready while ClickHouse refuses it`);
       } else {
         assert.match(proc(name).log(), /AUTHENTICATION_FAILED|Authentication failed/, `${name}: stopped on ClickHouse's refusal, nothing else`);
       }

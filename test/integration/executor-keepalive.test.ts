@@ -26,6 +26,8 @@ test("a slow executor keeps the run waiting; a dead one is given up after the si
       await new Promise((r) => setTimeout(r, 3 * EXECUTOR_KEEPALIVE_MS));
       return { eventsCovered: 7, coveredFromMs: null, coveredToMs: null };
     });
+    // The subscription reaches the server before the request (else: no responders).
+    await executorConn.flush();
     const silenceMs = 2 * EXECUTOR_KEEPALIVE_MS;
     const done = await askExecutor(coordinatorConn, names, REQUEST, { ackTimeoutMs: silenceMs, idleTimeoutMs: silenceMs });
     assert.equal(done.eventsCovered, 7, "kept alive past the silence timeout");
