@@ -176,6 +176,12 @@ export function consumePartition(o: PartitionConsumerOptions): PartitionConsumer
         messages = await consumer.consume(consumeOptions(o.batch));
         serial++;
         current = { info: () => consumer.info(), messages };
+        // stop() came while this consumer was being made: it closed the one before, so this one
+        // would wait for messages with nobody to end it, and the reader's stop with it.
+        if (stopped) {
+          await messages.close().catch(() => undefined); // best effort: the consumer is ephemeral
+          return;
+        }
         logConsumerStatus(messages, o.log, o.what);
       } catch (err) {
         // JetStream does not answer yet (a leader election): try again, flagged as stalled meanwhile.
