@@ -177,9 +177,10 @@ export function consumePartition(o: PartitionConsumerOptions): PartitionConsumer
         serial++;
         current = { info: () => consumer.info(), messages };
         // stop() came while this consumer was being made: it closed the one before, so this one
-        // would wait for messages with nobody to end it, and the reader's stop with it.
+        // would wait for messages with nobody to end it, and the reader's stop with it. Not
+        // awaited: close() resolves only once the messages are iterated to their end.
         if (stopped) {
-          await messages.close().catch(() => undefined); // best effort: the consumer is ephemeral
+          void messages.close().catch(() => undefined); // best effort: the consumer is ephemeral
           return;
         }
         logConsumerStatus(messages, o.log, o.what);
