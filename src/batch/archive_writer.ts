@@ -49,7 +49,7 @@ import { FencedError } from "../nats/kv.js";
 import { consumePartition, type PartitionConsumer } from "../nats/consumer_health.js";
 import { streamPositionReader, type PositionReader } from "../nats/stream_position.js";
 import { wrongHistories } from "./history_check.js";
-import { appendRows } from "./master_append.js";
+import { appendRows, type AppendDeps } from "./master_append.js";
 import { archivedHeadsSql } from "./sql.js";
 import type { Observability } from "../core/metrics.js";
 
@@ -242,31 +242,26 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
     }
   };
 
-  /** Inserts `rows` of `source` (batch/master_append.ts). @returns false when close() stopped it before every row was in */
-  const insertRows = (source: string, rows: MasterBatch): Promise<boolean> =>
-    appendRows(
-      {
-        master,
-        database: opts.database,
-        holds: () => fence.holds(),
-        epoch: fence.epoch,
-        stopping: () => stopping,
-        pause: () => pause(INSERT_RETRY_MS),
-        reloadHeads: async (s) => {
-          await loadHeads(s);
-          return heads[s]!;
-        },
-        refused: async (s, row, err) => {
-          rowsRefused++;
-          const problems: FieldProblem[] = [{ field: "(row)", reason: `ClickHouse refused the row: ${err.message}` }];
-          log.warn("ClickHouse refused a row; dead-lettering it and archiving the rest", { source: s, partition: row.partition, seq: row.seq, id: row.id, err });
-          await deadLetter({ stage: DeadLetterStages.archive, source: s, raw: row.fields, problems, eventId: row.id, partition: row.partition, seq: row.seq }, row.partition, row.seq);
-        },
-        log,
-      },
-      source,
-      rows,
-    );
+  /** What inserting through batch/master_append.ts needs of this writer. */
+  const appendDeps: AppendDeps = {
+    master,
+    database: opts.database,
+    holds: () => fence.holds(),
+    epoch: fence.epoch,
+    stopping: () => stopping,
+    pause: () => pause(INSERT_RETRY_MS),
+    reloadHeads: async (source) => {
+      await loadHeads(source);
+      return heads[source]!;
+    },
+    refused: async (source, row, err) => {
+      rowsRefused++;
+      const problems: FieldProblem[] = [{ field: "(row)", reason: `ClickHouse refused the row: ${err.message}` }];
+      log.warn("ClickHouse refused a row; dead-lettering it and archiving the rest", { source, partition: row.partition, seq: row.seq, id: row.id, err });
+      await deadLetter({ stage: DeadLetterStages.archive, source, raw: row.fields, problems, eventId: row.id, partition: row.partition, seq: row.seq }, row.partition, row.seq);
+    },
+    log,
+  };
 
   const recordBarrier = (b: PendingBarrier) => recordArchiverProgress(buckets.archiver, { partition: b.partition, run: b.run, barrierSeq: b.seq, atMs: Date.now() }, fence.epoch);
 
@@ -327,7 +322,7 @@ export async function startArchiveWriter(deps: WriterDeps, opts: WriterOptions, 
       }
       for (const [source, rows] of batch) {
         // Stopped part-way: heads and barriers stay where they were; a restart reads these rows again.
-        if (!(await insertRows(source, rows))) return;
+        if (!(await appendRows(appendDeps, source, rows))) return;
       }
       // Heads move only once the whole batch is in: a head at s means every event up to s is archived.
       for (const [source, rows] of batch) {

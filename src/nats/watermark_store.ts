@@ -148,8 +148,9 @@ export async function followWatermark(kv: KV, log: Logger, onNew: (w: Watermark)
   // The newest revision decided on (taken or refused), and the newest refused while newer than the one taken.
   let revision = 0;
   let refused: WatermarkRefusal | null = null;
-  let stopped = false;
+  // Aborted by stop(): decisions end, and a check still running is told.
   const stop = new AbortController();
+  const stopped = stop.signal;
   let retry: NodeJS.Timeout | undefined;
   // Values are decided one at a time, in revision order.
   let deciding: Promise<void> = Promise.resolve();
@@ -159,19 +160,19 @@ export async function followWatermark(kv: KV, log: Logger, onNew: (w: Watermark)
     log.error(`refusing watermark run ${run}: ${reason}; answering at ${latest ? `run ${latest.run}` : "no watermark"} until a watermark a batch run published`, { run, revision: rev, reason, answeringAt: latest?.run ?? null });
   };
   const decide = async (w: Watermark, rev: number) => {
-    if (rev <= revision || stopped) return;
+    if (rev <= revision || stopped.aborted) return;
     if (opts.check) {
       let verdict: WatermarkVerdict;
       try {
-        verdict = await opts.check(w, stop.signal);
+        verdict = await opts.check(w, stopped);
       } catch (err) {
-        if (stopped) return;
+        if (stopped.aborted) return;
         log.error("could not check a new watermark against the run history; trying again", { run: w.run, revision: rev, err: ensureError(err) });
         clearTimeout(retry);
         retry = setTimeout(() => void offerNewest().catch((e) => log.error("could not read the watermark again", { err: ensureError(e) })), CHECK_RETRY_MS);
         return;
       }
-      if (rev <= revision || stopped) return;
+      if (rev <= revision || stopped.aborted) return;
       if (verdict.kind === "refused") return refuse(w.run, rev, verdict.reason);
     }
     const changed = latest === null || latest.run !== w.run || latest.viewVersion !== w.viewVersion || latest.publishedAtMs !== w.publishedAtMs;
@@ -203,7 +204,6 @@ export async function followWatermark(kv: KV, log: Logger, onNew: (w: Watermark)
     refusal: () => refused,
     ended: watch.ended,
     stop: () => {
-      stopped = true;
       stop.abort();
       clearTimeout(retry);
       watch.stop();
