@@ -70,6 +70,30 @@ export class NatsSetupMissingError extends Error {
   }
 }
 
+/** How long a creation waits for a cluster still forming to know enough peers to place its replicas. */
+export const PLACEMENT_WAIT_MS = 15_000;
+/** Pause between creations refused for want of peers. */
+const PLACEMENT_RETRY_MS = 250;
+/** JetStream's "no suitable peers for placement": its meta leader knows too few current peers yet. */
+const NO_SUITABLE_PEERS = 10005;
+
+/**
+ * Runs `create`, again while JetStream says it has no suitable peers for placement (a cluster
+ * whose nodes have just started: the first role to create R3 streams was refused 275 ms after
+ * start), up to `waitMs`. @throws the last error, or any other at once
+ */
+export async function whenPlaceable<T>(create: () => Promise<T>, waitMs = PLACEMENT_WAIT_MS): Promise<T> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await create();
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError && err.code === NO_SUITABLE_PEERS) || Date.now() >= deadline) throw err;
+    }
+    await new Promise((r) => setTimeout(r, PLACEMENT_RETRY_MS));
+  }
+}
+
 function isPermissionViolation(err: unknown): boolean {
   for (let e = err; e instanceof Error; e = e.cause) if (e instanceof PermissionViolationError) return true;
   return false;
@@ -79,11 +103,13 @@ function isPermissionViolation(err: unknown): boolean {
  * Runs `create` (which binds to what exists and creates what is missing). When the server refuses
  * the creation as a permission violation, polls `exists` (a read every role may make, and which
  * the server does not log as a violation: the stream's info) until a coordinator has created it,
- * then runs `create` again to bind.
+ * then runs `create` again to bind. A creation a forming cluster cannot place yet is tried again
+ * ({@link whenPlaceable}).
  * @param isFinal errors of `create` that no wait can mend (thrown at once, also while waiting)
  * @throws NatsSetupMissingError at the deadline; any other error of `create` at once
  */
-export async function createOrAwait<T>(exists: () => Promise<unknown>, what: string, create: () => Promise<T>, wait: SetupWait, isFinal: (err: unknown) => boolean = () => false): Promise<T> {
+export async function createOrAwait<T>(exists: () => Promise<unknown>, what: string, createNow: () => Promise<T>, wait: SetupWait, isFinal: (err: unknown) => boolean = () => false): Promise<T> {
+  const create = () => whenPlaceable(createNow);
   try {
     return await create();
   } catch (err) {
