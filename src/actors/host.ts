@@ -13,6 +13,7 @@ import { ensureError } from "../core/errors.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
 import type { Assignment } from "../core/records.js";
+import { createSerialSteps, type StuckStep } from "../core/serial_steps.js";
 import type { Watermark } from "../core/watermark.js";
 import { watchAssignments } from "../nats/assignments_store.js";
 import { startHeartbeat } from "../nats/members.js";
@@ -42,6 +43,8 @@ export interface SpeedNodeOptions {
   partitions: number;
   /** Ignore snapshots and rebuild every actor from the stream. @default false */
   forceReplay?: boolean;
+  /** An assignment change (an actor's stop or start) running this long is logged and fails readiness. @default STEP_STUCK_AFTER_MS */
+  stepStuckAfterMs?: number;
 }
 
 export interface SpeedNodeDeps {
@@ -85,6 +88,12 @@ export const ACTOR_RESTART_MAX_MS = 30_000;
 export const ACTOR_START_RETRY_MAX_MS = 2_000;
 /** An actor that ran this long since its last failure starts its backoff again. */
 const ACTOR_FAILURE_RESET_MS = 60_000;
+/**
+ * An actor's stop or start takes a few seconds at most (a snapshot written, NATS requests each
+ * within its own timeout); one running this long holds up every assignment change queued
+ * behind it, and is reported (logged, and the "speed node changes" readiness check fails).
+ */
+export const STEP_STUCK_AFTER_MS = 30_000;
 
 export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOptions): Promise<SpeedNode> {
   const log = deps.log.child({ component: "speed-node", node: opts.nodeId });
@@ -112,8 +121,8 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   let catalog = speedCatalog(activeDefinitions(nodeCatalog, watermark));
 
   const actors = new Map<number, RunningActor>();
-  // Assignment changes are applied one at a time, in order.
-  let reconciling: Promise<void> = Promise.resolve();
+  // Assignment changes, actor restarts and rebuilds are applied one at a time, in order.
+  const steps = createSerialSteps({ log, owner: "speed node", stuckAfterMs: opts.stepStuckAfterMs ?? STEP_STUCK_AFTER_MS });
 
   const heartbeat = await startHeartbeat(buckets.members, "speed", opts.nodeId, opts.heartbeatIntervalMs, log);
 
@@ -139,7 +148,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
     const delayMs = Math.min(maxDelayMs, ACTOR_RESTART_BASE_MS * 2 ** (count - 1));
     const timer = setTimeout(() => {
       restartTimers.delete(timer);
-      reconciling = reconciling.then(async () => {
+      void steps.queue(`restart the actor of partition ${partition}`, async () => {
         if (state !== "running" || actors.has(partition)) return;
         const owner = assigned.get(partition);
         if (owner?.node !== opts.nodeId || owner.generation !== generation) return; // moved away meanwhile
@@ -157,7 +166,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
    * keeps the partition unanswered (serving then fails the query) rather than answering stale state.
    */
   const onActorFailure = (actor: RunningActor, err: Error, rebuildFromCut: boolean) => {
-    reconciling = reconciling.then(async () => {
+    void steps.queue(`stop the failed actor of partition ${actor.partition}`, async () => {
       if (actors.get(actor.partition) === actor) actors.delete(actor.partition);
       await actor.stop(false);
     });
@@ -203,7 +212,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
     // queries waiting that a newer owner answers.
     const running = actors.get(a.partition);
     if (running && (a.node !== opts.nodeId || running.generation !== a.generation)) running.fence();
-    reconciling = reconciling.then(async () => {
+    void steps.queue(`apply the assignment of partition ${a.partition} (${a.node === "" ? "none" : a.node}, generation ${a.generation})`, async () => {
       if (state !== "running" && state !== "starting") return;
       const current = actors.get(a.partition);
       const mine = a.node === opts.nodeId;
@@ -236,7 +245,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
       }
     }
     if (rebuild.length === 0) return;
-    reconciling = reconciling.then(async () => {
+    void steps.queue(`rebuild the actors of partitions ${rebuild.map((r) => r.actor.partition).join(", ")} from the cut`, async () => {
       for (const { actor: a, why } of rebuild) {
         if (actors.get(a.partition) !== a) continue;
         log.warn(`${why}: rebuilding from the cut`, { partition: a.partition, run: w?.run ?? 0 });
@@ -258,7 +267,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   // A watermark that arrived while the assignments were read is applied now.
   reconcile(watermark);
 
-  const unobserve = deps.observe ? observeSpeedNode(deps.observe, { actors: () => [...actors.values()], mine: () => [...assigned.values()].filter((a) => a.node === opts.nodeId).map((a) => a.partition), watermark: () => watermarks.current() }) : () => {};
+  const unobserve = deps.observe ? observeSpeedNode(deps.observe, { actors: () => [...actors.values()], mine: () => [...assigned.values()].filter((a) => a.node === opts.nodeId).map((a) => a.partition), watermark: () => watermarks.current(), stuck: () => steps.stuck() }) : () => {};
   failHealthOnEnd(watermarks.ended, deps.observe?.health, "watermark watch", "the watermark");
   failHealthOnEnd(assignmentWatch.ended, deps.observe?.health, "assignment watch", "assignments");
 
@@ -273,7 +282,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
       unsubscribe?.();
       assignmentWatch.stop();
       watermarks.stop();
-      await reconciling;
+      await steps.drained();
       await Promise.all([...actors.values()].map((a) => a.stop(true)));
       actors.clear();
       // Last: the coordinator moves the partitions once the heartbeat key is gone.
@@ -292,9 +301,10 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
 /**
  * The node's actors in its metrics (per partition: applied and confirmed sequence, held events,
  * segments; actors per phase), from the status each actor answers lambdactl with, and its
- * readiness: every partition assigned here has an actor that has caught up.
+ * readiness: every partition assigned here has an actor that has caught up, and no assignment
+ * change has run for STEP_STUCK_AFTER_MS.
  */
-function observeSpeedNode(o: Observability, node: { actors(): RunningActor[]; mine(): number[]; watermark(): Watermark | null }): () => void {
+function observeSpeedNode(o: Observability, node: { actors(): RunningActor[]; mine(): number[]; watermark(): Watermark | null; stuck(): StuckStep | null }): () => void {
   const m = o.metrics;
   const stopScrape = m.onScrape(() => {
     for (const g of [m.speedAppliedSequence, m.speedConfirmedSequence, m.speedHeldEvents, m.speedSegments, m.speedActors]) g.reset();
@@ -314,9 +324,14 @@ function observeSpeedNode(o: Observability, node: { actors(): RunningActor[]; mi
     const behind = node.mine().filter((p) => running.get(p)?.phase !== "live");
     return behind.length === 0 ? null : `partitions not restored yet: ${behind.sort((a, b) => a - b).map((p) => `${p} (${running.get(p)?.phase ?? "starting"})`).join(", ")}`;
   });
+  const stopStuckCheck = o.health.addCheck("speed node changes", () => {
+    const s = node.stuck();
+    return s === null ? null : `"${s.what}" has run for ${Math.round(s.runningMs / 1000)} s; ${s.waiting} later change(s) wait behind it`;
+  });
   return () => {
     stopScrape();
     stopWatermark();
     stopCheck();
+    stopStuckCheck();
   };
 }
