@@ -1,12 +1,12 @@
 /**
- * How serving/query.ts spreads a query's keys over speed actors: each key to its partition, in runs
+ * How serving/query_plan.ts spreads a query's keys over speed actors: each key to its partition, in runs
  * below a byte budget, and a speed answer too large for one NATS message in halves.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseCatalog } from "../../src/core/catalog.js";
 import { partitionOfKey } from "../../src/core/events.js";
-import { keyChunks, partitionsFor, splitSpeedQuery } from "../../src/serving/query.js";
+import { keyChunks, partitionsFor, splitSpeedQuery } from "../../src/serving/query_plan.js";
 import { keyShard } from "../../src/actors/speed_state.js";
 import type { SpeedQuery } from "../../src/actors/index.js";
 import { encode } from "../../src/nats/codec.js";
