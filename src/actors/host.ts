@@ -13,7 +13,7 @@ import { ensureError } from "../core/errors.js";
 import { closeable, type Closeable } from "../core/lifecycle.js";
 import type { Logger } from "../core/logger.js";
 import type { Assignment } from "../core/records.js";
-import { createSerialSteps, type StuckStep } from "../core/serial_steps.js";
+import { createSerialSteps, type RunningStep } from "../core/serial_steps.js";
 import type { Watermark } from "../core/watermark.js";
 import { watchAssignments } from "../nats/assignments_store.js";
 import { startHeartbeat } from "../nats/members.js";
@@ -267,7 +267,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   // A watermark that arrived while the assignments were read is applied now.
   reconcile(watermark);
 
-  const unobserve = deps.observe ? observeSpeedNode(deps.observe, { actors: () => [...actors.values()], mine: () => [...assigned.values()].filter((a) => a.node === opts.nodeId).map((a) => a.partition), watermark: () => watermarks.current(), stuck: () => steps.stuck() }) : () => {};
+  const unobserve = deps.observe ? observeSpeedNode(deps.observe, { actors: () => [...actors.values()], mine: () => [...assigned.values()].filter((a) => a.node === opts.nodeId).map((a) => a.partition), watermark: () => watermarks.current(), steps }) : () => {};
   failHealthOnEnd(watermarks.ended, deps.observe?.health, "watermark watch", "the watermark");
   failHealthOnEnd(assignmentWatch.ended, deps.observe?.health, "assignment watch", "assignments");
 
@@ -300,13 +300,15 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
 
 /**
  * The node's actors in its metrics (per partition: applied and confirmed sequence, held events,
- * segments; actors per phase), from the status each actor answers lambdactl with, and its
+ * segments; actors per phase; how long the running assignment change has run), from the status
+ * each actor answers lambdactl with, and its
  * readiness: every partition assigned here has an actor that has caught up, and no assignment
  * change has run for STEP_STUCK_AFTER_MS.
  */
-function observeSpeedNode(o: Observability, node: { actors(): RunningActor[]; mine(): number[]; watermark(): Watermark | null; stuck(): StuckStep | null }): () => void {
+function observeSpeedNode(o: Observability, node: { actors(): RunningActor[]; mine(): number[]; watermark(): Watermark | null; steps: { running(): RunningStep | null; stuck(): RunningStep | null } }): () => void {
   const m = o.metrics;
   const stopScrape = m.onScrape(() => {
+    m.speedChangeRunningSeconds.set((node.steps.running()?.runningMs ?? 0) / 1000);
     for (const g of [m.speedAppliedSequence, m.speedConfirmedSequence, m.speedHeldEvents, m.speedSegments, m.speedActors]) g.reset();
     for (const a of node.actors()) {
       const s = a.status();
@@ -325,7 +327,7 @@ function observeSpeedNode(o: Observability, node: { actors(): RunningActor[]; mi
     return behind.length === 0 ? null : `partitions not restored yet: ${behind.sort((a, b) => a - b).map((p) => `${p} (${running.get(p)?.phase ?? "starting"})`).join(", ")}`;
   });
   const stopStuckCheck = o.health.addCheck("speed node changes", () => {
-    const s = node.stuck();
+    const s = node.steps.stuck();
     return s === null ? null : `"${s.what}" has run for ${Math.round(s.runningMs / 1000)} s; ${s.waiting} later change(s) wait behind it`;
   });
   return () => {

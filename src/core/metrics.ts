@@ -38,6 +38,7 @@ export interface Metrics {
   readonly speedHeldEvents: Gauge<"partition">;
   readonly speedSegments: Gauge<"partition">;
   readonly speedActors: Gauge<"phase">;
+  readonly speedChangeRunningSeconds: Gauge;
   readonly archiverFlushedSequence: Gauge<"partition">;
   readonly archiverRows: Gauge<"outcome">;
   readonly watermarkRun: Gauge;
@@ -80,6 +81,7 @@ export function createMetrics(): Metrics {
     speedHeldEvents: gauge("lambda_speed_held_events", "Events each speed actor here holds in memory (above the watermark's cut, and a newer run's).", ["partition"]),
     speedSegments: gauge("lambda_speed_segments", "Segments each speed actor here holds.", ["partition"]),
     speedActors: gauge("lambda_speed_actors", "Speed actors running here, by phase (replaying, live, stalled).", ["phase"]),
+    speedChangeRunningSeconds: gauge("lambda_speed_node_change_running_seconds", "How long the assignment change this speed node runs now (an actor's start, stop or rebuild) has run; 0 when none runs. Changes run one at a time: one past 30 s holds up the rest (readiness check 'speed node changes')."),
     archiverFlushedSequence: gauge("lambda_archiver_flushed_sequence", "Up to this stream sequence each partition's events are in the master dataset (the lowest head over its tables).", ["partition"]),
     archiverRows: gauge("lambda_archiver_rows", "Rows this archiver handled since it started, by outcome (archived, skipped: already archived, invalid, refused).", ["outcome"]),
     watermarkRun: gauge("lambda_watermark_run", "The batch run of the watermark this process follows (0 before the first)."),

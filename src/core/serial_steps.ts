@@ -15,11 +15,13 @@ export interface SerialSteps {
   queue(what: string, step: () => Promise<void>): Promise<void>;
   /** Resolves once every step queued so far has run. */
   drained(): Promise<void>;
+  /** The step running now; null when none runs. */
+  running(): RunningStep | null;
   /** The running step once it has run for `stuckAfterMs` or longer; null otherwise. */
-  stuck(): StuckStep | null;
+  stuck(): RunningStep | null;
 }
 
-export interface StuckStep {
+export interface RunningStep {
   /** What the step does, as queued ("stop the actor of partition 3"). */
   readonly what: string;
   readonly runningMs: number;
@@ -40,10 +42,11 @@ export function createSerialSteps(o: SerialStepsOptions): SerialSteps {
   let queued = 0;
   let running: { what: string; startedMono: number } | null = null;
   const runningMs = (r: { startedMono: number }) => Math.round(performance.now() - r.startedMono);
+  const current = (): RunningStep | null => running && { what: running.what, runningMs: runningMs(running), waiting: queued - 1 };
 
   const run = async (what: string, step: () => Promise<void>) => {
-    const current = { what, startedMono: performance.now() };
-    running = current;
+    const started = { what, startedMono: performance.now() };
+    running = started;
     let reported = false;
     const timer = setTimeout(() => {
       reported = true;
@@ -56,7 +59,7 @@ export function createSerialSteps(o: SerialStepsOptions): SerialSteps {
       o.log.error(`${o.owner}: "${what}" failed; going on with the next change`, { err: ensureError(err) });
     } finally {
       clearTimeout(timer);
-      if (reported) o.log.warn(`${o.owner}: "${what}" finished after ${runningMs(current)} ms`);
+      if (reported) o.log.warn(`${o.owner}: "${what}" finished after ${runningMs(started)} ms`);
       running = null;
       queued--;
     }
@@ -69,10 +72,10 @@ export function createSerialSteps(o: SerialStepsOptions): SerialSteps {
       return tail;
     },
     drained: () => tail,
+    running: current,
     stuck() {
-      const r = running;
-      if (!r || runningMs(r) < o.stuckAfterMs) return null;
-      return { what: r.what, runningMs: runningMs(r), waiting: queued - 1 };
+      const r = current();
+      return r && r.runningMs >= o.stuckAfterMs ? r : null;
     },
   };
 }

@@ -34,8 +34,10 @@ test("a speed node's readiness names an assignment change that hangs, and recove
     return at;
   };
   const health = createHealth();
+  const metrics = createMetrics();
+  const changeSeconds = async () => Number(/^lambda_speed_node_change_running_seconds (\S+)$/m.exec(await metrics.scrape())![1]);
   const node = await createSpeedNode(
-    { nc: cluster.nc, catalog: cluster.catalog, names: cluster.names, log: silentLogger, positions, observe: { metrics: createMetrics(), health } },
+    { nc: cluster.nc, catalog: cluster.catalog, names: cluster.names, log: silentLogger, positions, observe: { metrics, health } },
     { nodeId: "slow-node", heartbeatIntervalMs: 200, snapshotIntervalMs: 100, dedupeHorizonIds: 1_000, partitions: 2, stepStuckAfterMs: 500 },
   );
   const changes = async () => (await health.readiness()).checks.find((c) => c.name === "speed node changes")!;
@@ -49,6 +51,7 @@ test("a speed node's readiness names an assignment change that hangs, and recove
     await cluster.ingest.publishBatch("pageviews", views(0, 40));
     await caughtUp(["slow-node", "slow-node"]);
     assert.equal((await changes()).ok, true);
+    assert.equal(await changeSeconds(), 0, "no change runs");
 
     // Every snapshot now waits on the stream's leader, and a stop waits for the snapshot in flight.
     hang = true;
@@ -63,12 +66,14 @@ test("a speed node's readiness names an assignment change that hangs, and recove
     });
     assert.match(stuck.detail, /^"apply the assignment of partition [01] \(new-node, generation \d+\)" has run for \d+ s; \d+ later change\(s\) wait behind it$/);
     assert.equal((await health.readiness()).ready, false);
+    assert.ok((await changeSeconds()) >= 0.5, "the metric shows how long the change has run");
     const moved = Number(/partition (\d)/.exec(stuck.detail)![1]);
 
     // The leader answers again: the stop ends, and the node is ready with one partition.
     hang = false;
     release();
     await waitFor("the stuck change to clear", async () => (await changes()).ok);
+    await waitFor("the metric back at 0", async () => (await changeSeconds()) === 0);
     const owners = moved === 0 ? ["new-node", "slow-node"] : ["slow-node", "new-node"];
     await cluster.ingest.publishBatch("pageviews", views(80, 20));
     await caughtUp(owners);

@@ -48,6 +48,8 @@ test("a step running past the bound is reported while it runs, and cleared once 
   let behindRan = false;
   void steps.queue("start the actor of partition 4", async () => void (behindRan = true));
   assert.equal(steps.stuck(), null, "not stuck before the bound");
+  await waitFor("the step to start", () => steps.running() ?? false, { timeoutMs: 5_000 });
+  assert.equal(steps.running()!.what, "stop the actor of partition 3");
 
   const stuck = await waitFor("the step to be reported stuck", () => steps.stuck() ?? false, { timeoutMs: 5_000 });
   assert.equal(stuck.what, "stop the actor of partition 3");
@@ -60,5 +62,6 @@ test("a step running past the bound is reported while it runs, and cleared once 
   await steps.drained();
   assert.equal(behindRan, true);
   assert.equal(steps.stuck(), null);
+  assert.equal(steps.running(), null);
   assert.ok(lines.some((l) => l.level === "warn" && /"stop the actor of partition 3" finished after \d+ ms/.test(l.msg)));
 });
