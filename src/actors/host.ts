@@ -43,7 +43,10 @@ export interface SpeedNodeOptions {
   partitions: number;
   /** Ignore snapshots and rebuild every actor from the stream. @default false */
   forceReplay?: boolean;
-  /** An assignment change (an actor's stop or start) running this long is logged and fails readiness. @default STEP_STUCK_AFTER_MS */
+  /**
+   * An assignment change (an actor's stop or start) running this long is logged and fails
+   * readiness; one running STEP_RESTART_FACTOR times as long fails liveness. @default STEP_STUCK_AFTER_MS
+   */
   stepStuckAfterMs?: number;
 }
 
@@ -94,6 +97,12 @@ const ACTOR_FAILURE_RESET_MS = 60_000;
  * behind it, and is reported (logged, and the "speed node changes" readiness check fails).
  */
 export const STEP_STUCK_AFTER_MS = 30_000;
+/**
+ * A change still running after this many times STEP_STUCK_AFTER_MS (5 minutes) will not end by
+ * itself: /livez fails, so Kubernetes restarts the node, and its partitions move once its
+ * heartbeat lapses.
+ */
+export const STEP_RESTART_FACTOR = 10;
 
 export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOptions): Promise<SpeedNode> {
   const log = deps.log.child({ component: "speed-node", node: opts.nodeId });
@@ -267,7 +276,7 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
   // A watermark that arrived while the assignments were read is applied now.
   reconcile(watermark);
 
-  const unobserve = deps.observe ? observeSpeedNode(deps.observe, { actors: () => [...actors.values()], mine: () => [...assigned.values()].filter((a) => a.node === opts.nodeId).map((a) => a.partition), watermark: () => watermarks.current(), steps }) : () => {};
+  const unobserve = deps.observe ? observeSpeedNode(deps.observe, { actors: () => [...actors.values()], mine: () => [...assigned.values()].filter((a) => a.node === opts.nodeId).map((a) => a.partition), watermark: () => watermarks.current(), steps, restartAfterMs: STEP_RESTART_FACTOR * (opts.stepStuckAfterMs ?? STEP_STUCK_AFTER_MS) }) : () => {};
   failHealthOnEnd(watermarks.ended, deps.observe?.health, "watermark watch", "the watermark");
   failHealthOnEnd(assignmentWatch.ended, deps.observe?.health, "assignment watch", "assignments");
 
@@ -301,11 +310,14 @@ export async function createSpeedNode(deps: SpeedNodeDeps, opts: SpeedNodeOption
 /**
  * The node's actors in its metrics (per partition: applied and confirmed sequence, held events,
  * segments; actors per phase; how long the running assignment change has run), from the status
- * each actor answers lambdactl with, and its
- * readiness: every partition assigned here has an actor that has caught up, and no assignment
- * change has run for STEP_STUCK_AFTER_MS.
+ * each actor answers lambdactl with, and its readiness: every partition assigned here has an
+ * actor that has caught up, and no assignment change has run for STEP_STUCK_AFTER_MS. Its
+ * liveness fails once one change has run STEP_RESTART_FACTOR times as long.
  */
-function observeSpeedNode(o: Observability, node: { actors(): RunningActor[]; mine(): number[]; watermark(): Watermark | null; steps: { running(): RunningStep | null; stuck(): RunningStep | null } }): () => void {
+function observeSpeedNode(
+  o: Observability,
+  node: { actors(): RunningActor[]; mine(): number[]; watermark(): Watermark | null; steps: { running(): RunningStep | null; stuck(): RunningStep | null }; restartAfterMs: number },
+): () => void {
   const m = o.metrics;
   const stopScrape = m.onScrape(() => {
     m.speedChangeRunningSeconds.set((node.steps.running()?.runningMs ?? 0) / 1000);
@@ -326,14 +338,20 @@ function observeSpeedNode(o: Observability, node: { actors(): RunningActor[]; mi
     const behind = node.mine().filter((p) => running.get(p)?.phase !== "live");
     return behind.length === 0 ? null : `partitions not restored yet: ${behind.sort((a, b) => a - b).map((p) => `${p} (${running.get(p)?.phase ?? "starting"})`).join(", ")}`;
   });
+  const describe = (s: RunningStep) => `"${s.what}" has run for ${Math.round(s.runningMs / 1000)} s; ${s.waiting} later change(s) wait behind it`;
   const stopStuckCheck = o.health.addCheck("speed node changes", () => {
     const s = node.steps.stuck();
-    return s === null ? null : `"${s.what}" has run for ${Math.round(s.runningMs / 1000)} s; ${s.waiting} later change(s) wait behind it`;
+    return s === null ? null : describe(s);
+  });
+  const stopLiveCheck = o.health.addLivenessCheck("speed node changes", () => {
+    const s = node.steps.running();
+    return s === null || s.runningMs < node.restartAfterMs ? null : `${describe(s)}; a restart moves this node's partitions`;
   });
   return () => {
     stopScrape();
     stopWatermark();
     stopCheck();
     stopStuckCheck();
+    stopLiveCheck();
   };
 }

@@ -2,7 +2,9 @@
  * Readiness of one process: named checks the roles register (NATS connected, ClickHouse
  * reachable, partitions restored, the watermark readable), and failures a role reports when a
  * loop or watch that must run stops. /readyz (main/observe_http.ts) and the serving node's gRPC
- * health both read it; liveness is only that the process answers.
+ * health both read it. Liveness (/livez) is that the process answers and that no liveness
+ * check fails: those are kept for states only a restart ends (a speed node stuck on one change
+ * for minutes), never for NATS or ClickHouse being away, which a restart would not cure.
  */
 import { ensureError } from "./errors.js";
 
@@ -32,6 +34,14 @@ export interface Health {
   fail(name: string, reason: string): void;
   /** Runs every check, each within CHECK_TIMEOUT_MS. */
   readiness(): Promise<Readiness>;
+  /**
+   * Adds a check /livez runs: one that fails says the process cannot get out of where it is by
+   * itself, and should be restarted. It answers at once (/livez also proves the loop runs).
+   * @returns a function that removes it
+   */
+  addLivenessCheck(name: string, check: () => CheckResult): () => void;
+  /** Runs every liveness check. @returns the failing ones; empty while the process is live */
+  liveness(): CheckOutcome[];
 }
 
 /** A check that has not answered in this long counts as failed. */
@@ -39,6 +49,7 @@ export const CHECK_TIMEOUT_MS = 2_000;
 
 export function createHealth(): Health {
   const checks = new Map<string, HealthCheck>();
+  const livenessChecks = new Map<string, () => CheckResult>();
   const failures = new Map<string, string>();
   const run = async (name: string, check: HealthCheck): Promise<CheckOutcome> => {
     let timer: NodeJS.Timeout | undefined;
@@ -70,6 +81,24 @@ export function createHealth(): Health {
       for (const [name, detail] of failures) outcomes.push({ name, ok: false, detail });
       outcomes.sort((a, b) => a.name.localeCompare(b.name));
       return { ready: outcomes.every((o) => o.ok), checks: outcomes };
+    },
+    addLivenessCheck(name, check) {
+      if (livenessChecks.has(name)) throw new Error(`liveness check ${name} is registered twice`);
+      livenessChecks.set(name, check);
+      return () => void livenessChecks.delete(name);
+    },
+    liveness() {
+      const failing: CheckOutcome[] = [];
+      for (const [name, check] of livenessChecks) {
+        let detail: CheckResult;
+        try {
+          detail = check();
+        } catch (err) {
+          detail = ensureError(err).message;
+        }
+        if (detail !== null) failing.push({ name, ok: false, detail });
+      }
+      return failing;
     },
   };
 }

@@ -1,7 +1,8 @@
 /**
  * The metrics and health listener of a lambda-node process: GET /metrics (Prometheus text),
- * /livez (the process loop answers) and /readyz (every readiness check passes; 503 with one
- * line per failing check otherwise). Plain node:http: three fixed paths need no framework.
+ * /livez (the process loop answers and no liveness check fails; 503 with one line per failing
+ * check otherwise) and /readyz (every readiness check passes; 503 with one line per failing
+ * check otherwise). Plain node:http: three fixed paths need no framework.
  * It starts before the roles, so a slow start (serving waiting for the schema) is live but
  * not ready, as Kubernetes probes expect.
  */
@@ -25,7 +26,10 @@ export async function startObserveListener(host: string, port: number, metrics: 
       res.end(body);
     };
     if (req.method !== "GET" && req.method !== "HEAD") return send(405, "only GET\n");
-    if (path === "/livez") return send(200, "ok\n");
+    if (path === "/livez") {
+      const failing = health.liveness();
+      return failing.length === 0 ? send(200, "ok\n") : send(503, failing.map((c) => `FAIL ${c.name}: ${c.detail}`).join("\n") + "\n");
+    }
     if (path === "/readyz") {
       health.readiness().then(
         (r) => send(r.ready ? 200 : 503, r.checks.map((c) => `${c.ok ? "ok  " : "FAIL"} ${c.name}${c.ok ? "" : `: ${c.detail}`}`).join("\n") + "\n"),

@@ -2,7 +2,8 @@
  * A speed node applies assignment changes one at a time; one that hangs holds up every change
  * behind it. Here an actor's stop hangs (its snapshot waits on a stream leader that does not
  * answer) while its partition moves to a new node: the node's readiness says which change is
- * stuck, and is ready again once it ends and the partition has moved.
+ * stuck (its liveness too, once it has run 10 times the bound), and both recover once it ends
+ * and the partition has moved.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -67,12 +68,17 @@ test("a speed node's readiness names an assignment change that hangs, and recove
     assert.match(stuck.detail, /^"apply the assignment of partition [01] \(new-node, generation \d+\)" has run for \d+ s; \d+ later change\(s\) wait behind it$/);
     assert.equal((await health.readiness()).ready, false);
     assert.ok((await changeSeconds()) >= 0.5, "the metric shows how long the change has run");
+    assert.deepEqual(health.liveness(), [], "live until the change has run 10 times the bound");
+    const dead = await waitFor("liveness to fail (5 s: 10 times the bound)", () => health.liveness()[0] ?? false, { timeoutMs: 15_000 });
+    assert.equal(dead.name, "speed node changes");
+    assert.match(dead.detail, /^"apply the assignment of partition [01] \(new-node, generation \d+\)" has run for \d+ s; .*; a restart moves this node's partitions$/);
     const moved = Number(/partition (\d)/.exec(stuck.detail)![1]);
 
     // The leader answers again: the stop ends, and the node is ready with one partition.
     hang = false;
     release();
     await waitFor("the stuck change to clear", async () => (await changes()).ok);
+    assert.deepEqual(health.liveness(), []);
     await waitFor("the metric back at 0", async () => (await changeSeconds()) === 0);
     const owners = moved === 0 ? ["new-node", "slow-node"] : ["slow-node", "new-node"];
     await cluster.ingest.publishBatch("pageviews", views(80, 20));
