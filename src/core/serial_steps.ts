@@ -50,7 +50,7 @@ export function createSerialSteps(o: SerialStepsOptions): SerialSteps {
     let reported = false;
     const timer = setTimeout(() => {
       reported = true;
-      o.log.error(`${o.owner}: "${what}" has run for ${o.stuckAfterMs} ms; the changes queued behind it wait`, { waiting: queued - 1 });
+      o.log.error(`${o.owner}: "${what}" has run for ${o.stuckAfterMs} ms; the changes queued behind it wait`, { waiting: current()?.waiting ?? 0 });
     }, o.stuckAfterMs);
     timer.unref();
     try {

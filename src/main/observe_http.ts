@@ -8,7 +8,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Health } from "../core/health.js";
+import type { CheckOutcome, Health } from "../core/health.js";
 import type { Logger } from "../core/logger.js";
 import type { Metrics } from "../core/metrics.js";
 
@@ -17,6 +17,9 @@ export interface ObserveListener {
   readonly port: number;
   close(): Promise<void>;
 }
+
+/** One line per check, as /livez and /readyz write them: `ok  name` or `FAIL name: why`. */
+const checkLines = (checks: readonly CheckOutcome[]) => checks.map((c) => `${c.ok ? "ok  " : "FAIL"} ${c.name}${c.ok ? "" : `: ${c.detail}`}`).join("\n") + "\n";
 
 export async function startObserveListener(host: string, port: number, metrics: Metrics, health: Health, log: Logger): Promise<ObserveListener> {
   const server: Server = createServer((req, res) => {
@@ -28,11 +31,11 @@ export async function startObserveListener(host: string, port: number, metrics: 
     if (req.method !== "GET" && req.method !== "HEAD") return send(405, "only GET\n");
     if (path === "/livez") {
       const failing = health.liveness();
-      return failing.length === 0 ? send(200, "ok\n") : send(503, failing.map((c) => `FAIL ${c.name}: ${c.detail}`).join("\n") + "\n");
+      return failing.length === 0 ? send(200, "ok\n") : send(503, checkLines(failing));
     }
     if (path === "/readyz") {
       health.readiness().then(
-        (r) => send(r.ready ? 200 : 503, r.checks.map((c) => `${c.ok ? "ok  " : "FAIL"} ${c.name}${c.ok ? "" : `: ${c.detail}`}`).join("\n") + "\n"),
+        (r) => send(r.ready ? 200 : 503, checkLines(r.checks)),
         (err) => send(503, `readiness failed: ${String(err)}\n`),
       );
       return;
